@@ -1,0 +1,58 @@
+"""The run folder: one place for everything a run produces, so later commands need no flags."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tinyhar.errors import TinyharError
+
+RUNS_ROOT = Path("runs")
+
+# File names inside a run folder; every module uses these, none spells them again.
+KERAS_MODEL = "model.keras"
+DATASET_JSON = "dataset.json"
+WINDOWS_NPZ = "windows.npz"
+METRICS_JSON = "metrics.json"
+HISTORY_JSON = "history.json"
+CONFUSION_PNG = "confusion.png"
+HISTORY_PNG = "history.png"
+INT8_MODEL = "model_int8.tflite"
+QUANTIZE_JSON = "quantize.json"
+BUILD_JSON = "build.json"
+VERIFY_JSON = "verify.json"
+VERIFY_PNG = "verify.png"
+FIRMWARE_DIR = "firmware"
+
+
+def new_run_dir(arch: str, sensors: str, root: Path = RUNS_ROOT) -> Path:
+    """A fresh run folder name under `root`, e.g. runs/20261128-101500-tiny-arm."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{stamp}-{arch}-{sensors}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{arch}-{sensors}-{n}"
+    return path
+
+
+def latest_run(root: Path = RUNS_ROOT) -> Path | None:
+    """The most recently trained run under `root`, or None when there is none."""
+    if not root.is_dir():
+        return None
+    runs = [p for p in root.iterdir() if p.is_dir() and (p / METRICS_JSON).is_file()]
+    return max(runs, key=lambda p: (p / METRICS_JSON).stat().st_mtime, default=None)
+
+
+def require_run(run: Path | None, needs: str = METRICS_JSON, hint: str = "tinyhar train") -> Path:
+    """The given run (or the latest one), checked to hold `needs`; a one-line error otherwise."""
+    if run is None:
+        run = latest_run()
+        if run is None:
+            raise TinyharError(f"no run found under {RUNS_ROOT}/: train one first with `{hint}`")
+    run = Path(run)
+    if not run.is_dir():
+        raise TinyharError(f"run folder {run} does not exist: pass --run with a folder made by `{hint}`")
+    if not (run / needs).exists():
+        raise TinyharError(f"{run} has no {needs}: run `{hint}` for it first")
+    return run
