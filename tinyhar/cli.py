@@ -47,10 +47,50 @@ def _path(exists: bool = False, dir_okay: bool = True, file_okay: bool = True) -
 # --- data: tinyhar data synth | info | download -------------------------------------------------
 
 
+@main.group()
+def data() -> None:
+    """Get, make and inspect MHEALTH-format datasets."""
+
+
+@data.command("synth")
+@click.option("--out", type=_path(), required=True, help="Folder to write (made atomically).")
+@click.option("--subjects", type=click.IntRange(1, 99), default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+def data_synth(out: Path, subjects: int, seed: int) -> None:
+    """Write a SYNTHETIC dataset in the exact UCI MHEALTH log format (for offline use and tests)."""
+    from tinyhar.data.info import dataset_info
+    from tinyhar.data.synth import synthesize
+
+    folder = synthesize(out, subjects=subjects, seed=seed)
+    info = dataset_info(folder)
+    click.echo(
+        f"wrote SYNTHETIC data: {subjects} subjects, {info.rows} rows "
+        f"({info.rows / 50 / 60:.1f} min at 50 Hz), seed {seed} -> {folder}"
+    )
+
+
+@data.command("info")
+@click.argument("path", type=_path())
+def data_info(path: Path) -> None:
+    """Print source, subjects, rows, minutes and class counts of a dataset (folder, zip or CSV)."""
+    from tinyhar.data.info import dataset_info, format_info
+
+    click.echo(format_info(dataset_info(path)))
+
+
 # --- training: tinyhar train --------------------------------------------------------------------
 
 
 # --- deployment: tinyhar quantize | boards | build | flash ---------------------------------------
+
+
+@main.command()
+@click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest run).")
+def quantize(run: Path | None) -> None:
+    """Convert a trained run to int8 for TFLM; measure accuracy, arena and size."""
+    from tinyhar.deploy.quantize import format_report, quantize_run
+
+    click.echo(format_report(quantize_run(run)))
 
 
 # --- device: tinyhar sim | verify | monitor -----------------------------------------------------
