@@ -1,0 +1,106 @@
+"""Both architectures: structure, size, int8 conversion to TFLM ops, and budget sizing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinyhar.errors import TinyharError
+from tinyhar.model.architectures import build_model
+from tinyhar.model.keras_env import keras
+
+
+def layer_types(model) -> list[str]:
+    return [type(layer).__name__ for layer in model.layers]
+
+
+def test_paper_structure_and_params():
+    m = build_model("paper", (100, 12), 13)
+    types = layer_types(m)
+    assert types.count("LSTM") == 2 and types.count("Attention") == 2
+    assert types.count("Conv1D") == 1 and types.count("Concatenate") == 1
+    assert types.count("BatchNormalization") == 4  # conv, two dense branches, head
+    assert all(layer.rate == 0.2 for layer in m.layers if type(layer).__name__ == "Dropout")
+    assert len(m.get_layer("concat").input) == 3  # the three branches
+    assert m.output_shape == (None, 13)
+    assert 85_000 <= m.count_params() <= 100_000
+    assert m.get_layer("class").activation.__name__ == "softmax"
+    assert m.get_layer("conv").activation.__name__ == "relu"
+    assert m.loss == "sparse_categorical_crossentropy"
+    assert float(m.optimizer.learning_rate.numpy()) == pytest.approx(0.001)
+
+
+def test_tiny_is_the_same_family_sized_by_width():
+    small = build_model("tiny", (100, 6), 12, width=8)
+    big = build_model("tiny", (100, 6), 12, width=32)
+    for m in (small, big):
+        types = layer_types(m)
+        assert {"Conv1D", "LSTM", "Attention", "Dense", "Concatenate"} <= set(types)
+    assert 1_000 < small.count_params() < big.count_params() < 20_000
+    assert big.get_layer("lstm").units == 32
+    assert build_model("tiny", (100, 6), 12, batch_size=1).input_shape == (1, 100, 6)
+
+
+def test_unknown_arch_is_one_line_error():
+    with pytest.raises(TinyharError, match="unknown architecture"):
+        build_model("resnet", (100, 6), 12)
+
+
+def _convert_and_run(arch: str, channels: int, classes: int, **size):
+    from tflite_micro.python.tflite_micro import runtime
+
+    from tinyhar.deploy.convert import to_int8_tflite
+    from tinyhar.deploy.tflite_inspect import inspect_tflite
+
+    keras.utils.set_random_seed(1)
+    model = build_model(arch, (100, channels), classes, **size)
+    rep = np.random.default_rng(0).standard_normal((32, 100, channels)).astype(np.float32)
+    data = to_int8_tflite(model, rep)
+    info = inspect_tflite(data)
+    interp = runtime.Interpreter.from_bytes(data, arena_size=256 * 1024)
+    q = np.clip(np.rint(rep[0] / info.inputs[0].scale) + info.inputs[0].zero_point, -128, 127)
+    interp.set_input(q.astype(np.int8)[None], 0)
+    interp.invoke()
+    out = interp.get_output(0)
+    return data, info, out
+
+
+@pytest.mark.slow
+def test_tiny_converts_to_int8_tflm_ops_and_runs():
+    data, info, out = _convert_and_run("tiny", 6, 12, width=16)
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in info.ops and "WHILE" not in info.ops
+    assert {"BATCH_MATMUL", "SOFTMAX", "CONV_2D"} <= set(info.ops)
+    assert not [op for op in info.ops if op.startswith("Flex")]
+    assert info.inputs[0].dtype == "int8" and info.inputs[0].shape == (1, 100, 6)
+    assert out.shape == (1, 12) and out.dtype == np.int8
+    assert len(data) < 64 * 1024
+
+
+@pytest.mark.slow
+def test_paper_converts_to_int8_tflm_ops_and_runs():
+    data, info, out = _convert_and_run("paper", 12, 13)
+    assert info.ops.count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 1  # op names are listed once
+    assert "WHILE" not in info.ops and "BATCH_MATMUL" in info.ops
+    assert out.shape == (1, 13)
+    assert 80 * 1024 < len(data) < 140 * 1024
+
+
+@pytest.mark.slow
+def test_budget_refuses_impossible_budget_in_one_line():
+    from tinyhar.model.budget import fit_tiny_to_budget
+
+    with pytest.raises(TinyharError) as e:
+        fit_tiny_to_budget((100, 6), 12, max_model_kb=2, max_arena_kb=32)
+    msg = str(e.value)
+    assert "\n" not in msg and "smallest" in msg and "--max-model-kb 2" in msg
+
+
+@pytest.mark.slow
+def test_budget_picks_largest_fitting_width_by_measuring():
+    from tinyhar.model.budget import fit_tiny_to_budget, measure_tiny
+
+    size, model_bytes, arena = fit_tiny_to_budget((100, 6), 12, 20, 32, widths=(8, 16, 32))
+    assert model_bytes <= 20 * 1024 and arena <= 32 * 1024
+    bigger = measure_tiny((100, 6), 12, 32)
+    assert size == {"width": 16}, (model_bytes, bigger)
+    assert bigger[0] > 20 * 1024  # width 32 was measured and refused

@@ -1,0 +1,76 @@
+"""Size the `tiny` model to a flash and RAM budget by converting to int8 and measuring the arena."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from tinyhar.errors import TinyharError
+from tinyhar.model.architectures import TINY_WIDTHS
+
+_CACHE: dict[tuple, tuple[int, int]] = {}
+
+
+def measure_tiny(input_shape: tuple[int, int], n_classes: int, width: int) -> tuple[int, int]:
+    """(int8 flatbuffer bytes, TFLM arena bytes) of an untrained, calibrated `tiny` of `width`."""
+    key = (tuple(input_shape), int(n_classes), int(width))
+    if key not in _CACHE:
+        from tinyhar.deploy.arena import measure_arena
+        from tinyhar.deploy.convert import to_int8_tflite
+        from tinyhar.model.architectures import build_model
+        from tinyhar.model.keras_env import keras
+
+        keras.utils.set_random_seed(0)
+        model = build_model("tiny", input_shape, n_classes, width=width)
+        rep = np.random.default_rng(0).standard_normal((64, *input_shape)).astype(np.float32)
+        data = to_int8_tflite(model, rep)
+        _CACHE[key] = (len(data), measure_arena(data))
+        keras.backend.clear_session()
+    return _CACHE[key]
+
+
+def fit_tiny_to_budget(
+    input_shape: tuple[int, int],
+    n_classes: int,
+    max_model_kb: float = 64,
+    max_arena_kb: float = 32,
+    widths: tuple[int, ...] = TINY_WIDTHS,
+    log: Callable[[str], None] | None = None,
+) -> tuple[dict, int, int]:
+    """The largest `tiny` width whose int8 model and arena fit: (size params, model bytes, arena).
+
+    Size grows with width, so the ladder is bisected after checking its smallest rung.
+    """
+    max_model, max_arena = max_model_kb * 1024, max_arena_kb * 1024
+
+    def check(width: int) -> tuple[bool, int, int]:
+        model_bytes, arena = measure_tiny(input_shape, n_classes, width)
+        ok = model_bytes <= max_model and arena <= max_arena
+        if log:
+            log(
+                f"budget: tiny width {width}: int8 model {model_bytes / 1024:.1f} KB, "
+                f"arena {arena / 1024:.1f} KB -> {'fits' if ok else 'too big'}"
+            )
+        return ok, model_bytes, arena
+
+    widths = tuple(sorted(widths))
+    ok, model_bytes, arena = check(widths[0])
+    if not ok:
+        raise TinyharError(
+            f"even the smallest tiny model (width {widths[0]}: int8 {model_bytes / 1024:.1f} KB, "
+            f"arena {arena / 1024:.1f} KB) exceeds --max-model-kb {max_model_kb:g} / "
+            f"--max-arena-kb {max_arena_kb:g}: raise the budget"
+        )
+    best = (widths[0], model_bytes, arena)
+    lo, hi = 1, len(widths) - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        ok, model_bytes, arena = check(widths[mid])
+        if ok:
+            best = (widths[mid], model_bytes, arena)
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    width, model_bytes, arena = best
+    return {"width": width}, model_bytes, arena

@@ -1,0 +1,64 @@
+"""The `dataset.json` description of a run's inputs: channels, windowing, labels, normalisation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import numpy as np
+
+from tinyhar.data.windows import RATE_HZ, Split, label_ids
+
+
+def class_names(include_null: bool) -> list[str]:
+    """Class names by class index (MHEALTH's label names)."""
+    from tinyhar.data.mhealth import LABEL_NAMES
+
+    return [LABEL_NAMES[i] for i in label_ids(include_null)]
+
+
+def split_info(split: Split) -> dict:
+    """The split's kind, subject ids per set and its note."""
+    return {
+        "kind": split.kind,
+        "train": list(split.train_subjects),
+        "val": list(split.val_subjects),
+        "test": list(split.test_subjects),
+        "note": split.note,
+    }
+
+
+def dataset_spec(
+    *,
+    synthetic: bool,
+    source: str,
+    sensors: str,
+    channels: Sequence,
+    window: int,
+    stride: int,
+    include_null: bool,
+    mean: np.ndarray,
+    std: np.ndarray,
+    split: Split,
+) -> dict:
+    """The dataset.json content exactly as the run-folder contract defines it."""
+    return {
+        "synthetic": bool(synthetic),
+        "source": str(source),
+        "sensors": sensors,
+        "channels": [
+            {k: asdict(c)[k] for k in ("name", "column", "unit", "kind", "axis")} for c in channels
+        ],
+        "window": int(window),
+        "stride": int(stride),
+        "rate_hz": RATE_HZ,
+        "include_null": bool(include_null),
+        "labels": class_names(include_null),
+        "label_ids": label_ids(include_null),
+        "normalization": {
+            "mean": [float(v) for v in np.asarray(mean, np.float32)],
+            "std": [float(v) for v in np.asarray(std, np.float32)],
+        },
+        "split": split_info(split),
+        "counts": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+    }
