@@ -1,0 +1,187 @@
+"""`tinyhar quantize`: a trained run -> model_int8.tflite + quantize.json, with measured figures."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyhar import runs
+from tinyhar.deploy.crc import crc32, crc32_hex
+from tinyhar.deploy.tflite_inspect import TensorInfo
+from tinyhar.errors import TinyharError
+from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Training-unit windows -> normalised float32: (x - mean) * (1 / std), per channel."""
+    inv_std = np.float32(1.0) / np.asarray(std, dtype=np.float32)
+    return ((np.asarray(x, np.float32) - np.asarray(mean, np.float32)) * inv_std).astype(np.float32)
+
+
+def quantise_input(n: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Normalised float32 -> int8 like the firmware: clamp(rint(n * (1/scale)) + zp, -128, 127)."""
+    inv = np.float32(1.0) / np.float32(scale)
+    q = np.rint(np.asarray(n, np.float32) * inv).astype(np.int64) + int(zero_point)
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def load_run_inputs(run: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """dataset.json and windows.npz of a run, checked; TinyharError naming what is missing."""
+    for name in (runs.KERAS_MODEL, runs.DATASET_JSON, runs.WINDOWS_NPZ):
+        if not (run / name).exists():
+            raise TinyharError(f"{run} has no {name}: train the run again with `tinyhar train`")
+    try:
+        ds = read_json(run / runs.DATASET_JSON)
+        mean = np.asarray(ds["normalization"]["mean"], np.float32)
+        std = np.asarray(ds["normalization"]["std"], np.float32)
+    except (ValueError, KeyError, TypeError) as e:
+        raise TinyharError(
+            f"{run / runs.DATASET_JSON} is unreadable or lacks normalization ({e}): retrain the run"
+        ) from None
+    try:
+        with np.load(run / runs.WINDOWS_NPZ) as npz:
+            arrays = {k: npz[k] for k in ("x_test", "y_test", "x_rep")}
+    except (OSError, ValueError, KeyError) as e:
+        raise TinyharError(
+            f"{run / runs.WINDOWS_NPZ} is unreadable or incomplete ({e}): retrain the run"
+        ) from None
+    c = arrays["x_test"].shape[-1] if arrays["x_test"].ndim == 3 else -1
+    if c != len(mean) or arrays["x_rep"].ndim != 3 or len(arrays["x_rep"]) == 0:
+        raise TinyharError(
+            f"{run / runs.WINDOWS_NPZ} windows {arrays['x_test'].shape} do not match the "
+            f"{len(mean)} channels of {runs.DATASET_JSON}: retrain the run"
+        )
+    if len(arrays["x_test"]) == 0 or len(arrays["y_test"]) != len(arrays["x_test"]):
+        raise TinyharError(
+            f"{run / runs.WINDOWS_NPZ} has {len(arrays['x_test'])} test windows and "
+            f"{len(arrays['y_test'])} labels: retrain the run with a test split"
+        )
+    if np.any(std <= 0):
+        raise TinyharError(f"{run / runs.DATASET_JSON} has a std <= 0: retrain the run")
+    ds["_mean"], ds["_std"] = mean, std
+    return ds, arrays
+
+
+def quantize_run(run: Path | None, log: Callable[[str], None] = _stderr) -> dict[str, Any]:
+    """Convert R/model.keras to int8, evaluate float/TFLM/TFLite accuracy, measure the arena,
+    then write R/model_int8.tflite and R/quantize.json; returns the report."""
+    from tinyhar.deploy.arena import RESOLUTION, measure_arena
+    from tinyhar.deploy.convert import to_int8_tflite
+    from tinyhar.deploy.reference import TfliteReference, TflmReference
+    from tinyhar.deploy.tflite_inspect import inspect_tflite
+
+    run = runs.require_run(run, needs=runs.KERAS_MODEL)
+    ds, arr = load_run_inputs(run)
+    x_test = normalise(arr["x_test"], ds["_mean"], ds["_std"])
+    x_rep = normalise(arr["x_rep"], ds["_mean"], ds["_std"])
+    y_test = np.asarray(arr["y_test"]).astype(np.int64)
+
+    t0 = time.monotonic()
+    log(f"quantize: loading {run / runs.KERAS_MODEL}")
+    model = _load_keras(run / runs.KERAS_MODEL)
+    log(f"quantize: float accuracy on {len(x_test)} test windows")
+    float_pred = _argmax(model.predict(x_test, batch_size=256, verbose=0))
+    log(f"quantize: converting to int8 with {min(len(x_rep), 500)} representative windows")
+    int8 = to_int8_tflite(model, x_rep)
+    info = inspect_tflite(int8)
+    log("quantize: measuring the TFLM arena (bisection)")
+    arena = measure_arena(int8)
+    inp, out = info.inputs[0], info.outputs[0]
+    xq = quantise_input(x_test, inp.scale, inp.zero_point)
+    log(f"quantize: int8 accuracy with TFLM and TFLite ({len(xq)} windows)")
+    tflm_out = TflmReference(int8, arena).predict(xq)
+    tflite_out = TfliteReference(int8).predict(xq)
+    tflm_pred, tflite_pred = _argmax(tflm_out), _argmax(tflite_out)
+
+    report = {
+        "float_accuracy": _accuracy(float_pred, y_test),
+        "int8_accuracy": _accuracy(tflm_pred, y_test),
+        "int8_accuracy_tflite": _accuracy(tflite_pred, y_test),
+        "tflm_tflite_top1_agreement": _accuracy(tflm_pred, tflite_pred),
+        "tflm_tflite_max_abs_diff": int(
+            np.abs(tflm_out.astype(np.int32) - tflite_out.astype(np.int32)).max(initial=0)
+        ),
+        "float_int8_top1_agreement": _accuracy(tflm_pred, float_pred),
+        "test_windows": int(len(x_test)),
+        "representative_windows": int(min(len(x_rep), 500)),
+        "model_bytes": len(int8),
+        "arena_bytes": int(arena),
+        "arena_resolution": RESOLUTION,
+        "ops": info.ops,
+        "op_counts": info.op_counts,
+        "macs": info.macs,
+        "params": info.params,
+        "stateful": info.stateful,
+        "model_crc32": crc32_hex(int8),
+        "model_crc32_int": crc32(int8),
+        "input": _quant(inp),
+        "output": _quant(out),
+        "labels": ds.get("labels"),
+        "synthetic": bool(ds.get("synthetic", False)),
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+    atomic_write_bytes(run / runs.INT8_MODEL, int8)
+    atomic_write_json(run / runs.QUANTIZE_JSON, report)
+    report["run"] = str(run)
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The figures of a quantize report as a small table."""
+    synth = " (synthetic data)" if report.get("synthetic") else ""
+    rows = [
+        ("float accuracy (Keras)", f"{report['float_accuracy']:.4f}"),
+        ("int8 accuracy (TFLM)", f"{report['int8_accuracy']:.4f}"),
+        ("int8 accuracy (TFLite)", f"{report['int8_accuracy_tflite']:.4f}"),
+        ("TFLM/TFLite top-1 agreement", f"{report['tflm_tflite_top1_agreement']:.4f}"),
+        ("test windows", str(report["test_windows"])),
+        ("int8 model", f"{report['model_bytes']} B ({report['model_bytes'] / 1024:.1f} KB)"),
+        (
+            "TFLM arena (measured)",
+            f"{report['arena_bytes']} B ({report['arena_bytes'] / 1024:.1f} KB)",
+        ),
+        ("params / MACs", f"{report['params']} / {report['macs']}"),
+        ("model CRC-32", report["model_crc32"]),
+        (
+            "input scale / zero point",
+            f"{report['input']['scale']:.6g} / {report['input']['zero_point']}",
+        ),
+        ("ops", ", ".join(report["ops"])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"quantized {report.get('run', '')}{synth}"]
+    lines += [f"  {k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def _load_keras(path: Path):
+    from tinyhar.model.keras_env import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # a corrupt or foreign file fails in many ways
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise TinyharError(
+            f"cannot read {path} ({first}): train the run again with `tinyhar train`"
+        ) from None
+
+
+def _argmax(y: np.ndarray) -> np.ndarray:
+    return np.asarray(y).reshape(len(y), -1).argmax(axis=1)
+
+
+def _accuracy(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(np.asarray(a) == np.asarray(b))) if len(a) else 0.0
+
+
+def _quant(t: TensorInfo) -> dict[str, Any]:
+    return {"scale": t.scale, "zero_point": t.zero_point, "shape": list(t.shape), "dtype": t.dtype}
