@@ -1,0 +1,531 @@
+"""The serial protocol's host side: COBS frames with CRC-32, and every message's byte layout.
+
+Mirrors `firmware_templates/tinyhar_core.c`; the byte-by-byte description is `docs/protocol.md`.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from tinyhar.errors import TinyharError
+
+PROTOCOL_VERSION = 1
+HEADER_BYTES = 5  # version u8, type u8, seq u8, length u16
+CRC_BYTES = 4
+FRAME_OVERHEAD = HEADER_BYTES + CRC_BYTES
+# The default device maximum (128 x 12 window + 64 outputs + 32); a device reports its own in HELLO.
+MAX_PAYLOAD = 128 * 12 + 64 + 32
+SEQ_UNKNOWN = 0xFF  # seq of an ERROR answering a frame too broken to read
+REPLY = 0x80
+INFER_RAW_WITH_WINDOW = 0x01
+
+
+class MsgType(IntEnum):
+    HELLO = 0x01
+    LABELS = 0x02
+    INFER = 0x03
+    SAMPLES = 0x04
+    INFER_RAW = 0x05
+    GET_WINDOW = 0x06
+    RESET_BUFFER = 0x07
+    STREAM_START = 0x08
+    STREAM_STOP = 0x09
+    PREDICTION = 0xA0
+    ERROR = 0xE0
+
+
+class ErrorCode(IntEnum):
+    BAD_CRC = 1
+    BAD_FRAME = 2
+    TOO_LONG = 3
+    BAD_VERSION = 4
+    BAD_LENGTH = 5
+    UNKNOWN_TYPE = 6
+    WINDOW_NOT_FULL = 7
+    INFER_FAILED = 8
+    BAD_STATE = 9
+    BAD_ARG = 10
+    BAD_CONFIG = 11
+
+
+ERROR_TEXT = {
+    ErrorCode.BAD_CRC: "the device received a frame with a bad CRC",
+    ErrorCode.BAD_FRAME: "the device received a malformed frame",
+    ErrorCode.TOO_LONG: "the device received a frame longer than it accepts",
+    ErrorCode.BAD_VERSION: "the device speaks another protocol version",
+    ErrorCode.BAD_LENGTH: "the device rejected the payload length",
+    ErrorCode.UNKNOWN_TYPE: "the device does not know this request",
+    ErrorCode.WINDOW_NOT_FULL: "the device holds fewer samples than one window",
+    ErrorCode.INFER_FAILED: "inference failed on the device",
+    ErrorCode.BAD_STATE: "the device has no model to run",
+    ErrorCode.BAD_ARG: "the device rejected an argument",
+    ErrorCode.BAD_CONFIG: "the device's configuration is invalid",
+}
+
+# TFLite TensorType codes used in the dtype fields.
+DTYPE_NAMES = {
+    0: "float32",
+    1: "float16",
+    2: "int32",
+    3: "uint8",
+    4: "int64",
+    7: "int16",
+    9: "int8",
+}
+DTYPE_CODES = {name: code for code, name in DTYPE_NAMES.items()}
+
+
+class ProtocolError(TinyharError):
+    """A frame or payload that does not follow the protocol."""
+
+
+# --- frames --------------------------------------------------------------------------------
+
+
+def crc32(data: bytes) -> int:
+    """CRC-32 as zlib (reflected 0xEDB88320, init and final XOR 0xFFFFFFFF)."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """COBS-encode `data` (no delimiter added)."""
+    out = bytearray([0])
+    code_pos, code = 0, 1
+    for b in data:
+        if b == 0:
+            out[code_pos] = code
+            code_pos, code = len(out), 1
+            out.append(0)
+        else:
+            out.append(b)
+            code += 1
+            if code == 0xFF:
+                out[code_pos] = code
+                code_pos, code = len(out), 1
+                out.append(0)
+    out[code_pos] = code
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    """Decode one COBS block sequence (no delimiter); raises ProtocolError when malformed."""
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        code = data[i]
+        i += 1
+        if code == 0 or i + code - 1 > n:
+            raise ProtocolError("malformed COBS data")
+        block = data[i : i + code - 1]
+        if 0 in block:
+            raise ProtocolError("malformed COBS data")
+        out += block
+        i += code - 1
+        if code != 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class Frame:
+    type: int
+    seq: int
+    payload: bytes
+
+
+def encode_frame(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
+    """One frame on the wire: COBS(header + payload + CRC-32) followed by 0x00."""
+    if not 0 <= seq <= 0xFF or not 0 <= msg_type <= 0xFF:
+        raise ProtocolError(f"type {msg_type} / seq {seq} out of range 0..255")
+    if len(payload) > 0xFFFF:
+        raise ProtocolError(f"payload of {len(payload)} bytes exceeds 65535")
+    body = struct.pack("<BBBH", PROTOCOL_VERSION, msg_type, seq, len(payload)) + bytes(payload)
+    body += struct.pack("<I", crc32(body))
+    return cobs_encode(body) + b"\x00"
+
+
+def decode_frame(encoded: bytes) -> Frame:
+    """Decode one frame (with or without its 0x00); raises ProtocolError naming the defect."""
+    if encoded.endswith(b"\x00"):
+        encoded = encoded[:-1]
+    raw = cobs_decode(encoded)
+    if len(raw) < FRAME_OVERHEAD:
+        raise ProtocolError(f"frame of {len(raw)} bytes is shorter than {FRAME_OVERHEAD}")
+    (crc,) = struct.unpack_from("<I", raw, len(raw) - CRC_BYTES)
+    if crc != crc32(raw[:-CRC_BYTES]):
+        raise ProtocolError("frame CRC mismatch")
+    version, msg_type, seq, length = struct.unpack_from("<BBBH", raw)
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {version}, expected {PROTOCOL_VERSION}")
+    if length != len(raw) - FRAME_OVERHEAD:
+        raise ProtocolError(f"length field {length} but {len(raw) - FRAME_OVERHEAD} payload bytes")
+    return Frame(msg_type, seq, bytes(raw[HEADER_BYTES:-CRC_BYTES]))
+
+
+class FrameDecoder:
+    """Streaming decoder: feed any bytes, get the valid frames; garbage is counted and dropped."""
+
+    def __init__(self, max_payload: int = 0xFFFF) -> None:
+        self.max_encoded = FRAME_OVERHEAD + max_payload + (FRAME_OVERHEAD + max_payload) // 254 + 1
+        self._buf = bytearray()
+        self._overflow = False
+        self.frames = 0  # valid frames returned
+        self.bad_frames = 0  # delimited chunks that were not valid frames
+        self.dropped_bytes = 0  # bytes discarded with bad or oversized frames
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Consume bytes; return the complete valid frames among them, in order."""
+        frames: list[Frame] = []
+        for chunk_end in _split_keep(data):
+            part, complete = chunk_end
+            if not self._overflow:
+                self._buf += part
+                if len(self._buf) > self.max_encoded:
+                    self.dropped_bytes += len(self._buf)
+                    self._buf.clear()
+                    self._overflow = True
+            else:
+                self.dropped_bytes += len(part)
+            if complete:
+                frames.extend(self._finish())
+        return frames
+
+    def reset(self) -> None:
+        """Forget a partly received frame (e.g. after a timeout)."""
+        self.dropped_bytes += len(self._buf)
+        self._buf.clear()
+        self._overflow = False
+
+    def _finish(self) -> list[Frame]:
+        if self._overflow:
+            self._overflow = False
+            self.bad_frames += 1
+            return []
+        if not self._buf:
+            return []  # back-to-back delimiters
+        encoded = bytes(self._buf)
+        self._buf.clear()
+        try:
+            frame = decode_frame(encoded)
+        except ProtocolError:
+            self.bad_frames += 1
+            self.dropped_bytes += len(encoded) + 1
+            return []
+        self.frames += 1
+        return [frame]
+
+
+def _split_keep(data: bytes) -> list[tuple[bytes, bool]]:
+    """Split at 0x00: (part, ends_with_delimiter) pairs."""
+    parts = bytes(data).split(b"\x00")
+    return [(p, i < len(parts) - 1) for i, p in enumerate(parts) if p or i < len(parts) - 1]
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+def _need(payload: bytes, n: int, what: str) -> None:
+    if len(payload) < n:
+        raise ProtocolError(f"{what} payload of {len(payload)} bytes, expected at least {n}")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    dtype: int  # TFLite TensorType code
+    shape: tuple[int, ...]
+    scale: float
+    zero_point: int
+
+    @property
+    def dtype_name(self) -> str:
+        return DTYPE_NAMES.get(self.dtype, f"type{self.dtype}")
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    protocol_version: int
+    streaming: bool
+    has_model: bool
+    model_crc32: int
+    arena_bytes: int
+    window: int
+    stride: int
+    channels: int
+    n_classes: int
+    rate_hz: float
+    max_payload: int
+    samples_total: int
+    input: TensorSpec
+    output: TensorSpec
+    core_version: str
+    firmware_version: str
+    board: str
+
+
+_INFO_HEAD = struct.Struct("<BBIIHHHHfHI")
+
+
+def _pack_tensor(t: TensorSpec) -> bytes:
+    return (
+        struct.pack("<BB", t.dtype, len(t.shape))
+        + struct.pack(f"<{len(t.shape)}I", *t.shape)
+        + struct.pack("<fi", t.scale, t.zero_point)
+    )
+
+
+def _unpack_tensor(p: bytes, o: int) -> tuple[TensorSpec, int]:
+    _need(p, o + 2, "tensor")
+    dtype, ndims = struct.unpack_from("<BB", p, o)
+    o += 2
+    _need(p, o + 4 * ndims + 8, "tensor")
+    shape = struct.unpack_from(f"<{ndims}I", p, o)
+    o += 4 * ndims
+    scale, zp = struct.unpack_from("<fi", p, o)
+    return TensorSpec(dtype, tuple(shape), scale, zp), o + 8
+
+
+def _pack_str(s: str, limit: int = 255) -> bytes:
+    b = s.encode("utf-8")[:limit]
+    return bytes([len(b)]) + b
+
+
+def _unpack_str(p: bytes, o: int) -> tuple[str, int]:
+    _need(p, o + 1, "string")
+    n = p[o]
+    _need(p, o + 1 + n, "string")
+    return p[o + 1 : o + 1 + n].decode("utf-8", errors="replace"), o + 1 + n
+
+
+def pack_info(info: DeviceInfo) -> bytes:
+    """HELLO reply payload (what the device sends)."""
+    flags = (1 if info.streaming else 0) | (2 if info.has_model else 0)
+    head = _INFO_HEAD.pack(
+        info.protocol_version, flags, info.model_crc32, info.arena_bytes, info.window,
+        info.stride, info.channels, info.n_classes, info.rate_hz, info.max_payload,
+        info.samples_total,
+    )  # fmt: skip
+    return (
+        head
+        + _pack_tensor(info.input)
+        + _pack_tensor(info.output)
+        + _pack_str(info.core_version, 32)
+        + _pack_str(info.firmware_version, 64)
+        + _pack_str(info.board, 64)
+    )
+
+
+def unpack_info(p: bytes) -> DeviceInfo:
+    """Parse a HELLO reply payload."""
+    _need(p, _INFO_HEAD.size, "HELLO reply")
+    ver, flags, crc, arena, window, stride, ch, ncls, rate, maxp, total = _INFO_HEAD.unpack_from(p)
+    o = _INFO_HEAD.size
+    tin, o = _unpack_tensor(p, o)
+    tout, o = _unpack_tensor(p, o)
+    core, o = _unpack_str(p, o)
+    fw, o = _unpack_str(p, o)
+    board, o = _unpack_str(p, o)
+    return DeviceInfo(
+        ver, bool(flags & 1), bool(flags & 2), crc, arena, window, stride, ch, ncls, rate, maxp,
+        total, tin, tout, core, fw, board,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LabelsPage:
+    total: int
+    first: int
+    labels: list[str]
+
+
+def pack_labels_request(first: int = 0) -> bytes:
+    return bytes([first])
+
+
+def pack_labels(page: LabelsPage) -> bytes:
+    return bytes([page.total, page.first, len(page.labels)]) + b"".join(
+        _pack_str(s) for s in page.labels
+    )
+
+
+def unpack_labels(p: bytes) -> LabelsPage:
+    _need(p, 3, "LABELS reply")
+    total, first, count = p[0], p[1], p[2]
+    o, labels = 3, []
+    for _ in range(count):
+        s, o = _unpack_str(p, o)
+        labels.append(s)
+    return LabelsPage(total, first, labels)
+
+
+@dataclass(frozen=True)
+class Result:
+    latency_us: int
+    samples_total: int
+    output: np.ndarray  # int8 (n_classes,)
+    window: np.ndarray | None  # int8 (window*channels,) when requested
+
+    @property
+    def top_class(self) -> int:
+        return int(np.argmax(self.output))
+
+
+def pack_infer(window: np.ndarray) -> bytes:
+    """INFER payload: the int8 window, row-major (window, channels)."""
+    return np.ascontiguousarray(window, dtype=np.int8).tobytes()
+
+
+def pack_infer_raw(with_window: bool = False) -> bytes:
+    return bytes([INFER_RAW_WITH_WINDOW if with_window else 0])
+
+
+def pack_result(r: Result) -> bytes:
+    out = np.asarray(r.output, dtype=np.int8)
+    win = b"" if r.window is None else np.asarray(r.window, dtype=np.int8).tobytes()
+    return (
+        struct.pack("<IIH", r.latency_us, r.samples_total, out.size)
+        + out.tobytes()
+        + struct.pack("<H", len(win))
+        + win
+    )
+
+
+def unpack_result(p: bytes) -> Result:
+    _need(p, 10, "RESULT")
+    latency, total, n_out = struct.unpack_from("<IIH", p)
+    _need(p, 12 + n_out, "RESULT")
+    out = np.frombuffer(p, dtype=np.int8, count=n_out, offset=10).copy()
+    (n_win,) = struct.unpack_from("<H", p, 10 + n_out)
+    _need(p, 12 + n_out + n_win, "RESULT")
+    win = np.frombuffer(p, dtype=np.int8, count=n_win, offset=12 + n_out).copy() if n_win else None
+    return Result(latency, total, out, win)
+
+
+def pack_samples(samples: np.ndarray) -> bytes:
+    """SAMPLES payload: (n, channels) float32 little-endian, row-major."""
+    return np.ascontiguousarray(samples, dtype="<f4").tobytes()
+
+
+def samples_chunks(samples: np.ndarray, max_payload: int = MAX_PAYLOAD) -> list[bytes]:
+    """SAMPLES payloads carrying all of `samples` (n, channels), each within `max_payload`."""
+    samples = np.asarray(samples, dtype=np.float32)
+    per = max(1, max_payload // (4 * samples.shape[1]))
+    return [pack_samples(samples[i : i + per]) for i in range(0, len(samples), per)]
+
+
+def unpack_samples(p: bytes, channels: int) -> np.ndarray:
+    if len(p) == 0 or len(p) % (4 * channels):
+        raise ProtocolError(f"SAMPLES payload of {len(p)} bytes is not n x {channels} float32")
+    return np.frombuffer(p, dtype="<f4").reshape(-1, channels).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Status:
+    samples_total: int
+    fill: int
+    streaming: bool
+
+
+_STATUS = struct.Struct("<IHB")
+
+
+def pack_status(s: Status) -> bytes:
+    return _STATUS.pack(s.samples_total, s.fill, 1 if s.streaming else 0)
+
+
+def unpack_status(p: bytes) -> Status:
+    _need(p, _STATUS.size, "STATUS")
+    total, fill, streaming = _STATUS.unpack_from(p)
+    return Status(total, fill, bool(streaming))
+
+
+@dataclass(frozen=True)
+class WindowReply:
+    samples_total: int
+    window: np.ndarray  # int8 (window*channels,)
+
+
+def pack_window_reply(w: WindowReply) -> bytes:
+    data = np.asarray(w.window, dtype=np.int8).tobytes()
+    return struct.pack("<IH", w.samples_total, len(data)) + data
+
+
+def unpack_window_reply(p: bytes) -> WindowReply:
+    _need(p, 6, "WINDOW")
+    total, n = struct.unpack_from("<IH", p)
+    _need(p, 6 + n, "WINDOW")
+    return WindowReply(total, np.frombuffer(p, dtype=np.int8, count=n, offset=6).copy())
+
+
+@dataclass(frozen=True)
+class Prediction:
+    class_index: int
+    confidence: int  # the top class's int8 output
+    latency_us: int
+    sample_counter: int
+
+
+_PREDICTION = struct.Struct("<BbII")
+
+
+def pack_prediction(p: Prediction) -> bytes:
+    return _PREDICTION.pack(p.class_index, p.confidence, p.latency_us, p.sample_counter)
+
+
+def unpack_prediction(p: bytes) -> Prediction:
+    _need(p, _PREDICTION.size, "PREDICTION")
+    return Prediction(*_PREDICTION.unpack_from(p))
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    code: int
+    request_type: int  # 0 when the frame could not be read
+    detail: int
+
+    def describe(self) -> str:
+        """One line for users."""
+        try:
+            text = ERROR_TEXT[ErrorCode(self.code)]
+        except ValueError:
+            text = f"the device reported error {self.code}"
+        return f"{text} (code {self.code}, request 0x{self.request_type:02x}, detail {self.detail})"
+
+
+_ERROR = struct.Struct("<BBI")
+
+
+def pack_error(e: ErrorReply) -> bytes:
+    return _ERROR.pack(e.code, e.request_type, e.detail)
+
+
+def unpack_error(p: bytes) -> ErrorReply:
+    _need(p, _ERROR.size, "ERROR")
+    return ErrorReply(*_ERROR.unpack_from(p))
+
+
+_REPLY_PARSERS = {
+    MsgType.HELLO | REPLY: unpack_info,
+    MsgType.LABELS | REPLY: unpack_labels,
+    MsgType.INFER | REPLY: unpack_result,
+    MsgType.INFER_RAW | REPLY: unpack_result,
+    MsgType.SAMPLES | REPLY: unpack_status,
+    MsgType.GET_WINDOW | REPLY: unpack_window_reply,
+    MsgType.RESET_BUFFER | REPLY: unpack_status,
+    MsgType.STREAM_START | REPLY: unpack_status,
+    MsgType.STREAM_STOP | REPLY: unpack_status,
+    MsgType.PREDICTION: unpack_prediction,
+    MsgType.ERROR: unpack_error,
+}
+
+
+def parse_message(frame: Frame):
+    """The message a device frame carries (DeviceInfo, Result, Status, ..., ErrorReply)."""
+    parser = _REPLY_PARSERS.get(frame.type)
+    if parser is None:
+        raise ProtocolError(f"unexpected frame type 0x{frame.type:02x} from the device")
+    return parser(frame.payload)
