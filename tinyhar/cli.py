@@ -78,7 +78,125 @@ def data_info(path: Path) -> None:
     click.echo(format_info(dataset_info(path)))
 
 
+@data.command("download")
+@click.option(
+    "--dest",
+    type=_path(file_okay=False),
+    default=None,
+    help="Folder for the logs [default: $TINYHAR_CACHE/mhealth or ~/.cache/tinyhar/mhealth].",
+)
+@click.option(
+    "--url",
+    envvar="TINYHAR_MHEALTH_URL",
+    default=None,
+    help="A mirror of the UCI MHEALTH zip (also $TINYHAR_MHEALTH_URL) [default: UCI's own].",
+)
+def data_download(dest: Path | None, url: str | None) -> None:
+    """Download MHEALTH from UCI, verify every log by SHA-256, keep it in the user cache."""
+    from tinyhar.data.download import default_data_dir, default_url, download_mhealth, is_downloaded
+
+    dest = dest or default_data_dir()
+    if is_downloaded(dest):
+        click.echo(f"MHEALTH already downloaded and verified in {dest}; nothing to do")
+        return
+    click.echo(f"downloading MHEALTH from {url or default_url()}")
+    folder = download_mhealth(dest, url=url)
+    click.echo(f"MHEALTH: every subject log verified (SHA-256) in {folder}")
+    click.echo(f"train on it with: tinyhar train --data {folder}")
+
+
 # --- training: tinyhar train --------------------------------------------------------------------
+
+
+def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise click.BadParameter("give subject ids separated by commas, e.g. 1,2,3") from None
+
+
+@main.command()
+@click.option(
+    "--data",
+    type=_path(),
+    default=None,
+    help="MHEALTH folder, zip or CSV  [default: the `tinyhar data download` cache]",
+)
+@click.option(
+    "--sensors",
+    type=click.Choice(["arm", "ankle", "both"]),
+    default="arm",
+    show_default=True,
+    help="arm = what one wrist-worn board sees; both = the paper's 12",
+)
+@click.option("--arch", type=click.Choice(["tiny", "paper"]), default="tiny", show_default=True)
+@click.option(
+    "--run",
+    "run_dir",
+    type=_path(file_okay=False),
+    default=None,
+    help="Run folder to write  [default: runs/<time>-<arch>-<sensors>]",
+)
+@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option(
+    "--stride",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="Samples between window starts (windows are 100 samples, 2 s)",
+)
+@click.option("--include-null", is_flag=True, help="Keep the null class as class 0 (13 classes).")
+@click.option(
+    "--split",
+    type=click.Choice(["subjects", "loso", "random"]),
+    default="subjects",
+    show_default=True,
+    help="subjects: named subjects per set; loso: leave one out; random: the paper's "
+    "window shuffle (leaks)",
+)
+@click.option("--train-subjects", callback=_subject_ids, help="e.g. 1,2,3,4,5,6")
+@click.option("--val-subjects", callback=_subject_ids, help="e.g. 7,8")
+@click.option("--test-subjects", callback=_subject_ids, help="e.g. 9,10 (loso: one id)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--patience",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="Early stopping: epochs without a better validation loss",
+)
+@click.option(
+    "--max-model-kb",
+    type=click.FloatRange(min=1),
+    default=64.0,
+    show_default=True,
+    help="tiny: int8 flatbuffer budget",
+)
+@click.option(
+    "--max-arena-kb",
+    type=click.FloatRange(min=1),
+    default=32.0,
+    show_default=True,
+    help="tiny: TFLM arena budget",
+)
+def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null, split,
+          train_subjects, val_subjects, test_subjects, seed, patience, max_model_kb,
+          max_arena_kb) -> None:  # fmt: skip
+    """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
+    from tinyhar.model.train import TrainConfig, summary
+    from tinyhar.model.train import train as run_training
+
+    cfg = TrainConfig(
+        data=data, sensors=sensors, arch=arch, run=run_dir, epochs=epochs, batch_size=batch_size,
+        stride=stride, include_null=include_null, split=split, train_subjects=train_subjects,
+        val_subjects=val_subjects, test_subjects=test_subjects, seed=seed, patience=patience,
+        max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
+    )  # fmt: skip
+    result = run_training(cfg, log=lambda line: click.echo(line, err=True))
+    click.echo(summary(result))
 
 
 # --- deployment: tinyhar quantize | boards | build | flash ---------------------------------------
