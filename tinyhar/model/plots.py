@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _png(fig) -> bytes:
@@ -51,6 +52,7 @@ def history_png(history: dict[str, list[float]], title: str) -> bytes:
                 epochs = range(1, len(values) + 1)
                 ax.plot(epochs, values, style, marker="o", ms=3, label=(prefix or "train_") + key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend()

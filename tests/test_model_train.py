@@ -1,0 +1,142 @@
+"""`tinyhar train` end to end on a small synthetic dataset; failed and interrupted runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinyhar import runs
+from tinyhar.cli import main
+from tinyhar.errors import TinyharError
+from tinyhar.model.train import TrainConfig, prepare
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    from tinyhar.data.synth import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("data") / "synth", subjects=4, seed=0)
+
+
+@pytest.fixture(scope="module")
+def loaded(synth):
+    from tinyhar.data.mhealth import load_mhealth
+
+    return load_mhealth(synth)
+
+
+@pytest.fixture(scope="module")
+def trained_run(synth, tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "R"
+    run.mkdir()
+    (run / runs.INT8_MODEL).write_bytes(b"from an older model")
+    args = ["train", "--data", str(synth), "--sensors", "arm", "--arch", "tiny"]
+    result = CliRunner().invoke(main, [*args, "--run", str(run), "--epochs", "2"])
+    return run, result
+
+
+FILES = [
+    runs.KERAS_MODEL,
+    runs.DATASET_JSON,
+    runs.WINDOWS_NPZ,
+    runs.METRICS_JSON,
+    runs.HISTORY_JSON,
+    runs.CONFUSION_PNG,
+    runs.HISTORY_PNG,
+]
+
+
+def snapshot(run) -> dict[str, bytes]:
+    return {name: (run / name).read_bytes() for name in FILES}
+
+
+@pytest.mark.slow
+def test_train_writes_every_artifact(trained_run):
+    run, result = trained_run
+    assert result.exit_code == 0, result.output
+    for name in FILES:
+        assert (run / name).is_file() and (run / name).stat().st_size > 0, name
+    assert not (run / runs.INT8_MODEL).exists()  # stale: made from the previous model
+    ds = json.loads((run / runs.DATASET_JSON).read_text())
+    assert len(ds["channels"]) == 6 and ds["synthetic"] is True
+    assert [c["column"] for c in ds["channels"]] == [14, 15, 16, 17, 18, 19]
+    assert ds["split"] == {
+        **ds["split"],
+        "kind": "subjects",
+        "train": [1, 2],
+        "val": [3],
+        "test": [4],
+    }
+    assert len(ds["normalization"]["std"]) == 6 and len(ds["labels"]) == 12
+    m = json.loads((run / runs.METRICS_JSON).read_text())
+    assert 0.0 <= m["accuracy"] <= 1.0 and 0.0 <= m["macro_f1"] <= 1.0
+    assert m["epochs_run"] == 2 and m["synthetic"] is True and m["arch"] == "tiny"
+    assert np.sum(m["confusion"]) == ds["counts"]["test"]
+    assert sum(c["support"] for c in m["per_class"].values()) == ds["counts"]["test"]
+    assert m["budget"]["int8_model_bytes_untrained"] <= 64 * 1024
+    w = np.load(run / runs.WINDOWS_NPZ)
+    assert w["x_test"].shape == (ds["counts"]["test"], 100, 6) and w["x_test"].dtype == np.float32
+    assert len(w["y_test"]) == len(w["subject_test"]) == ds["counts"]["test"]
+    assert set(w["subject_test"].tolist()) == {4}
+    assert 0 < len(w["x_rep"]) <= 500
+    hist = json.loads((run / runs.HISTORY_JSON).read_text())
+    assert len(hist["loss"]) == 2 and len(hist["val_accuracy"]) == 2
+    assert "SYNTHETIC" in result.stdout and "accuracy" in result.stdout
+    assert "epoch   2/2" in result.stderr
+
+
+@pytest.mark.slow
+def test_failed_or_interrupted_train_leaves_earlier_artifacts(trained_run, synth, monkeypatch):
+    run, result = trained_run
+    assert result.exit_code == 0
+    before = snapshot(run)
+
+    bad = CliRunner().invoke(main, ["train", "--data", str(run / "nope"), "--run", str(run)])
+    assert bad.exit_code == 2 and "does not exist" in bad.stderr
+    assert "Traceback" not in bad.output
+
+    import tinyhar.model.train as train_mod
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "evaluate", interrupted)
+    args = ["train", "--data", str(synth), "--arch", "tiny", "--run", str(run), "--epochs", "1"]
+    stopped = CliRunner().invoke(main, args)
+    assert stopped.exit_code == 130
+    assert snapshot(run) == before
+    assert sorted(p.name for p in run.iterdir()) == sorted(FILES)  # no temp files left
+
+
+def test_random_split_and_null_class_in_dataset_json(loaded):
+    prep = prepare(TrainConfig(sensors="both", split="random", include_null=True), loaded)
+    ds = prep.dataset
+    assert ds["split"]["kind"] == "random" and "leak" in ds["split"]["note"]
+    assert ds["labels"][0] == "Null" and ds["label_ids"] == list(range(13))
+    assert len(ds["channels"]) == 12 and ds["channels"][0]["unit"] == "m/s^2"
+    assert ds["channels"][3]["unit"] == "deg/s"
+    counts = np.bincount(prep.split.train.y, minlength=13)
+    assert counts[0] == counts.max()  # the null class is the majority
+
+
+def test_loso_split_from_config(loaded):
+    prep = prepare(TrainConfig(split="loso", test_subjects=[2]), loaded)
+    assert prep.dataset["split"]["test"] == [2] and 2 not in prep.dataset["split"]["train"]
+    assert set(np.unique(prep.split.test.subject)) == {2}
+
+
+def test_missing_default_data_is_one_line_error(monkeypatch, tmp_path):
+    import tinyhar.model.train as train_mod
+
+    try:
+        import tinyhar.data.download as dl
+
+        monkeypatch.setattr(dl, "default_data_dir", lambda: tmp_path / "empty-cache")
+    except ImportError:
+        pass
+    with pytest.raises(TinyharError, match="tinyhar data download") as e:
+        train_mod.resolve_data(None)
+    assert "\n" not in str(e.value)

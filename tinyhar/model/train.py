@@ -1,0 +1,360 @@
+"""Train a model on MHEALTH windows and write the run folder's training artifacts atomically."""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tinyhar import runs
+from tinyhar.data.windows import STRIDE, WINDOW, Split, make_windows, normalization, normalize
+from tinyhar.errors import TinyharError
+from tinyhar.files import atomic_path, atomic_write_bytes, atomic_write_json
+
+DEFAULT_EPOCHS = 50  # the paper's setting
+DEFAULT_BATCH = 64
+DEFAULT_PATIENCE = 10
+MAX_REP = 500
+# Artifacts made from an earlier model: a successful retrain removes them, as they no longer match.
+DOWNSTREAM = (
+    runs.INT8_MODEL,
+    runs.QUANTIZE_JSON,
+    runs.BUILD_JSON,
+    runs.VERIFY_JSON,
+    runs.VERIFY_PNG,
+    runs.FIRMWARE_DIR,
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything `tinyhar train` accepts."""
+
+    data: Path | None = None
+    sensors: str = "arm"
+    arch: str = "tiny"
+    run: Path | None = None
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH
+    stride: int = STRIDE
+    window: int = WINDOW
+    include_null: bool = False
+    split: str = "subjects"
+    train_subjects: Sequence[int] | None = None
+    val_subjects: Sequence[int] | None = None
+    test_subjects: Sequence[int] | None = None
+    seed: int = 0
+    patience: int = DEFAULT_PATIENCE
+    max_model_kb: float = 64
+    max_arena_kb: float = 32
+
+
+@dataclass
+class Prepared:
+    """Windows split and described, ready to train on."""
+
+    split: Split
+    mean: np.ndarray
+    std: np.ndarray
+    dataset: dict
+    class_names: list[str]
+
+
+@dataclass
+class TrainResult:
+    run: Path
+    metrics: dict
+    dataset: dict
+    files: list[Path] = field(default_factory=list)
+
+
+def resolve_data(data: Path | None) -> Path:
+    """The --data folder, or the downloaded MHEALTH cache when none is given."""
+    if data is not None:
+        if not Path(data).exists():
+            raise TinyharError(
+                f"--data {data} does not exist: run `tinyhar data download` or "
+                "`tinyhar data synth --out DIR` and pass that folder"
+            )
+        return Path(data)
+    try:
+        from tinyhar.data.download import default_data_dir
+
+        cache = Path(default_data_dir())
+    except ImportError:
+        cache = None
+    if cache is not None and cache.is_dir() and any(cache.iterdir()):
+        return cache
+    raise TinyharError(
+        "no --data given and no downloaded MHEALTH found: run `tinyhar data download` "
+        "(or `tinyhar data synth --out DIR` for synthetic data) and pass --data"
+    )
+
+
+def prepare(cfg: TrainConfig, data) -> Prepared:
+    """Window, split and normalise loaded MHEALTH data (`MhealthData`) for `cfg`."""
+    from tinyhar.data.mhealth import channels
+    from tinyhar.data.windows import split_windows
+    from tinyhar.model.dataset_spec import class_names, dataset_spec
+
+    chans = channels(cfg.sensors)
+    w = make_windows(
+        data.recordings, [c.column for c in chans], cfg.window, cfg.stride, cfg.include_null
+    )
+    split = split_windows(
+        w,
+        cfg.split,
+        cfg.train_subjects,
+        cfg.val_subjects,
+        cfg.test_subjects,
+        seed=cfg.seed,
+        window=cfg.window,
+        stride=cfg.stride,
+    )
+    mean, std = normalization(split.train.x)
+    spec = dataset_spec(
+        synthetic=data.synthetic,
+        source=data.source,
+        sensors=cfg.sensors,
+        channels=chans,
+        window=cfg.window,
+        stride=cfg.stride,
+        include_null=cfg.include_null,
+        mean=mean,
+        std=std,
+        split=split,
+    )
+    return Prepared(split, mean, std, spec, class_names(cfg.include_null))
+
+
+def _epoch_logger(log: Callable[[str], None], epochs: int, seconds: list[float]):
+    from tinyhar.model.keras_env import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            dt = time.perf_counter() - self.t0
+            seconds.append(dt)
+            log(
+                f"epoch {epoch + 1:>3}/{epochs}  loss {logs.get('loss', float('nan')):.4f}  "
+                f"acc {logs.get('accuracy', float('nan')):.4f}  "
+                f"val_loss {logs.get('val_loss', float('nan')):.4f}  "
+                f"val_acc {logs.get('val_accuracy', float('nan')):.4f}  {dt:.1f}s"
+            )
+
+    return EpochLine()
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = _stderr):
+    """Size (tiny), build and train the model; returns (model, history, size params, budget)."""
+    from tinyhar.model.architectures import build_model
+    from tinyhar.model.keras_env import keras
+
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise TinyharError("--epochs and --batch-size must be at least 1")
+    n_classes = len(prep.class_names)
+    shape = (cfg.window, len(prep.dataset["channels"]))
+    size: dict = {}
+    budget: dict = {}
+    if cfg.arch == "tiny":
+        from tinyhar.model.budget import fit_tiny_to_budget
+
+        log(f"sizing tiny to {cfg.max_model_kb:g} KB model / {cfg.max_arena_kb:g} KB arena")
+        size, model_bytes, arena = fit_tiny_to_budget(
+            shape, n_classes, cfg.max_model_kb, cfg.max_arena_kb, log=log
+        )
+        budget = {
+            "max_model_kb": cfg.max_model_kb,
+            "max_arena_kb": cfg.max_arena_kb,
+            "int8_model_bytes_untrained": model_bytes,
+            "arena_bytes_untrained": arena,
+        }
+        log(f"tiny width {size['width']}: int8 {model_bytes} B, arena {arena} B")
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_model(cfg.arch, shape, n_classes, **size)
+    s = prep.split
+    x_train = normalize(s.train.x, prep.mean, prep.std)
+    x_val = normalize(s.val.x, prep.mean, prep.std)
+    seconds: list[float] = []
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.patience, restore_best_weights=True
+        ),
+        _epoch_logger(log, cfg.epochs, seconds),
+    ]
+    log(
+        f"training {cfg.arch} ({model.count_params()} params) on {len(s.train)} windows, "
+        f"validating on {len(s.val)}, up to {cfg.epochs} epochs"
+    )
+    t0 = time.perf_counter()
+    hist = model.fit(
+        x_train,
+        s.train.y,
+        validation_data=(x_val, s.val.y),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    history["epoch_seconds"] = [round(t, 3) for t in seconds]
+    history["train_seconds"] = round(time.perf_counter() - t0, 2)
+    return model, history, size, budget
+
+
+def evaluate(model, prep: Prepared, batch_size: int = 256) -> dict:
+    """Accuracy, macro-F1, per-class scores and confusion on the test split."""
+    from tinyhar.model.metrics import classification_metrics
+
+    x = normalize(prep.split.test.x, prep.mean, prep.std)
+    pred = np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=1)
+    return classification_metrics(prep.split.test.y, pred, prep.class_names)
+
+
+def windows_npz(prep: Prepared, seed: int) -> bytes:
+    """windows.npz: raw test windows, labels, subjects, and <= 500 raw training windows (x_rep)."""
+    s = prep.split
+    rng = np.random.default_rng(seed)
+    rep = np.sort(rng.permutation(len(s.train))[:MAX_REP])
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        x_test=s.test.x.astype(np.float32),
+        y_test=s.test.y.astype(np.int64),
+        subject_test=s.test.subject.astype(np.int64),
+        x_rep=s.train.x[rep].astype(np.float32),
+    )
+    return buf.getvalue()
+
+
+def data_label(synthetic: bool) -> str:
+    return "SYNTHETIC data" if synthetic else "MHEALTH data"
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] = _stderr) -> TrainResult:
+    """Load, window, split, size (tiny), train, evaluate; then write the run folder atomically."""
+    from tinyhar.data.mhealth import load_mhealth
+    from tinyhar.model import plots
+
+    if cfg.arch not in ("tiny", "paper"):
+        raise TinyharError(f"unknown architecture {cfg.arch!r}: use tiny or paper")
+    data_dir = resolve_data(cfg.data)
+    run = Path(cfg.run) if cfg.run is not None else runs.new_run_dir(cfg.arch, cfg.sensors)
+    if run.exists() and not run.is_dir():
+        raise TinyharError(f"--run {run} is a file: pass a folder")
+    data = load_mhealth(data_dir)
+    log(f"data: {data.source}{' (SYNTHETIC)' if data.synthetic else ''}")
+    prep = prepare(cfg, data)
+    c = prep.dataset["counts"]
+    sp = prep.split
+    log(
+        f"windows: train {c['train']} (subjects {_ids(sp.train_subjects)}), val {c['val']} "
+        f"({_ids(sp.val_subjects)}), test {c['test']} ({_ids(sp.test_subjects)}); "
+        f"{len(prep.dataset['channels'])} channels, {len(prep.class_names)} classes"
+    )
+    if sp.kind == "random":
+        log(f"note: {sp.note}")
+
+    model, history, size, budget = fit(cfg, prep, log)
+    scores = evaluate(model, prep)
+
+    label = data_label(data.synthetic)
+    metrics = {
+        "accuracy": scores["accuracy"],
+        "macro_f1": scores["macro_f1"],
+        "per_class": scores["per_class"],
+        "confusion": scores["confusion"],
+        "labels": prep.class_names,
+        "split": prep.dataset["split"],
+        "counts": prep.dataset["counts"],
+        "params": int(model.count_params()),
+        "arch": cfg.arch,
+        "size": size,
+        "budget": budget,
+        "sensors": cfg.sensors,
+        "epochs_run": len(history.get("loss", [])),
+        "best_epoch": int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0,
+        "synthetic": bool(data.synthetic),
+        "data": label,
+        "train_seconds": history["train_seconds"],
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+    }
+    title = f"{cfg.arch} / {cfg.sensors} on {label}"
+    confusion = plots.confusion_png(
+        scores["confusion"],
+        prep.class_names,
+        f"{title}: test accuracy {scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}",
+    )
+    history_png = plots.history_png(history, f"{title}: training history")
+    npz = windows_npz(prep, cfg.seed)
+
+    # Everything is computed: only now touch the run folder, one atomic file at a time.
+    run.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run / runs.KERAS_MODEL) as tmp:
+        model.save(tmp)
+    files = [run / runs.KERAS_MODEL]
+    for name, payload in (
+        (runs.DATASET_JSON, prep.dataset),
+        (runs.HISTORY_JSON, history),
+    ):
+        files.append(atomic_write_json(run / name, payload))
+    for name, blob in (
+        (runs.WINDOWS_NPZ, npz),
+        (runs.CONFUSION_PNG, confusion),
+        (runs.HISTORY_PNG, history_png),
+    ):
+        files.append(atomic_write_bytes(run / name, blob))
+    files.append(atomic_write_json(run / runs.METRICS_JSON, metrics))  # last: marks a done run
+    _remove_stale(run, log)
+    return TrainResult(run, metrics, prep.dataset, files)
+
+
+def _remove_stale(run: Path, log: Callable[[str], None]) -> None:
+    import shutil
+
+    stale = [run / n for n in DOWNSTREAM if (run / n).exists()]
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    if stale:
+        log(f"removed {', '.join(p.name for p in stale)} made from the previous model")
+
+
+def _ids(ids: Sequence[int]) -> str:
+    return ",".join(map(str, ids))
+
+
+def summary(result: TrainResult) -> str:
+    """The lines `tinyhar train` prints at the end."""
+    m = result.metrics
+    label = m["data"]
+    lines = [
+        f"{m['arch']} / {m['sensors']} on {label}: test accuracy {m['accuracy']:.4f}, "
+        f"macro-F1 {m['macro_f1']:.4f}, {m['params']} params, {m['epochs_run']} epochs "
+        f"in {m['train_seconds']:.1f} s",
+    ]
+    if m["synthetic"]:
+        lines.append(
+            "these figures are on SYNTHETIC data, not MHEALTH: they say nothing about real accuracy"
+        )
+    if m["split"]["kind"] == "random":
+        lines.append(f"note: {m['split']['note']}")
+    lines.append(f"run folder: {result.run}  ({', '.join(p.name for p in result.files)})")
+    return "\n".join(lines)
