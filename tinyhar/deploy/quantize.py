@@ -13,6 +13,8 @@ import numpy as np
 from tinyhar import runs
 from tinyhar.deploy.crc import crc32, crc32_hex
 from tinyhar.deploy.tflite_inspect import TensorInfo
+from tinyhar.device import preprocess
+from tinyhar.device.preprocess import PreprocessConfig
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
 
@@ -21,17 +23,33 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _preprocess_config(
+    mean: np.ndarray, std: np.ndarray, scale: float = 1.0, zero_point: int = 0
+) -> PreprocessConfig:
+    """The device's preprocessing for windows already in training units and axes."""
+    c = len(mean)
+    std = np.maximum(np.asarray(std, np.float32), np.float32(1e-6))
+    return PreprocessConfig(
+        unit_factor=np.ones(c, np.float32),
+        axis_src=np.arange(c),
+        axis_sign=np.ones(c, np.int8),
+        mean=np.asarray(mean, np.float32),
+        inv_std=np.float32(1.0) / std,
+        input_scale=scale,
+        input_zero_point=zero_point,
+    )
+
+
 def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Training-unit windows -> normalised float32: (x - mean) * (1 / std), per channel."""
-    inv_std = np.float32(1.0) / np.asarray(std, dtype=np.float32)
-    return ((np.asarray(x, np.float32) - np.asarray(mean, np.float32)) * inv_std).astype(np.float32)
+    """Training-unit windows (..., C) -> normalised float32, exactly as the device computes it."""
+    return preprocess.normalise(x, _preprocess_config(np.asarray(mean), np.asarray(std)))
 
 
 def quantise_input(n: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Normalised float32 -> int8 like the firmware: clamp(rint(n * (1/scale)) + zp, -128, 127)."""
-    inv = np.float32(1.0) / np.float32(scale)
-    q = np.rint(np.asarray(n, np.float32) * inv).astype(np.int64) + int(zero_point)
-    return np.clip(q, -128, 127).astype(np.int8)
+    c = np.shape(n)[-1]
+    cfg = _preprocess_config(np.zeros(c), np.ones(c), scale, zero_point)
+    return preprocess.quantize(n, cfg)
 
 
 def load_run_inputs(run: Path) -> tuple[dict, dict[str, np.ndarray]]:
