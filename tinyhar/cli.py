@@ -211,6 +211,95 @@ def quantize(run: Path | None) -> None:
     click.echo(format_report(quantize_run(run)))
 
 
+@main.command()
+def boards() -> None:
+    """List the boards tinyhar can build for, with their model and arena budgets."""
+    from tinyhar.deploy.boards import board_table, list_boards
+
+    click.echo("\n".join(board_table(list_boards())))
+
+
+@main.command()
+@click.option("--board", default="nano33ble", show_default=True, help="Board name or .toml path.")
+@click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest).")
+@click.option(
+    "--model",
+    type=_path(exists=True, dir_okay=False),
+    default=None,
+    help="A .tflite of your own instead of a run.",
+)
+@click.option(
+    "--out",
+    type=_path(file_okay=False),
+    default=None,
+    help="With --model: folder for firmware/ and build.json (default: beside the model).",
+)
+@click.option("--sketch-name", default="tinyhar_har", show_default=True)
+@click.option(
+    "--arena-margin",
+    default="25%",
+    show_default=True,
+    help="Added to the measured arena: bytes, KB or a percentage.",
+)
+@click.option("--no-install", is_flag=True, help="Do not install the Arduino core or libraries.")
+@click.option("--require-compile", is_flag=True, help="Fail when arduino-cli cannot compile.")
+@click.option("--stream-at-boot", is_flag=True, help="Stream predictions from reset.")
+@click.option("--labels", default=None, help="--model: class names, comma separated.")
+@click.option("--window", type=int, default=None, help="--model: samples per window.")
+@click.option("--channels", default=None, help="--model: count, or names like acc_x,...,gyro_z.")
+@click.option("--mean", default=None, help="--model: per-channel means, comma separated.")
+@click.option("--std", default=None, help="--model: per-channel stds, comma separated.")
+def build(
+    board,
+    run,
+    model,
+    out,
+    sketch_name,
+    arena_margin,
+    no_install,
+    require_compile,
+    stream_at_boot,
+    labels,
+    window,
+    channels,
+    mean,
+    std,
+) -> None:
+    """Generate (and, with arduino-cli, compile) the firmware for a board."""
+    from tinyhar.deploy.build import BuildOptions, build_firmware, format_summary
+
+    opts = BuildOptions(
+        board=board,
+        run=run,
+        model=model,
+        out=out,
+        sketch_name=sketch_name,
+        arena_margin=arena_margin,
+        install=not no_install,
+        require_compile=require_compile,
+        stream_at_boot=stream_at_boot,
+        model_options={
+            "labels": labels,
+            "window": window,
+            "channels": channels,
+            "mean": mean,
+            "std": std,
+        },
+    )
+    click.echo(format_summary(build_firmware(opts)))
+
+
+@main.command()
+@click.option("--board", default=None, help="Board (default: the one the run was built for).")
+@click.option("--port", default=None, help="Serial port (default: found by USB VID:PID).")
+@click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest).")
+def flash(board, port, run) -> None:
+    """Upload the compiled firmware with arduino-cli."""
+    from tinyhar.deploy.flash import flash_firmware
+
+    click.echo(flash_firmware(board=board, port=port, run=run))
+
+
 # --- device: tinyhar sim | verify | monitor -----------------------------------------------------
 
 

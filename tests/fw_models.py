@@ -1,0 +1,91 @@
+"""Small models and hand-made run folders for the firmware tests (built once a session)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tinyhar import runs
+
+LABELS = ["Walking", "Sitting and relaxing", "Running", "Cycling"]
+CHANNELS = [(k, a) for k in ("acc", "gyro") for a in "xyz"]
+MEAN = [0.1, 9.7, 0.3, 1.0, -2.0, 0.5]
+STD = [3.0, 2.5, 4.0, 40.0, 35.0, 30.0]
+
+
+@functools.cache
+def har_int8_model() -> bytes:
+    """A small CNN-LSTM classifier like tinyhar's, int8 I/O, window 100 x 6 channels, 4 classes."""
+    from tinyhar.deploy.convert import to_int8_tflite
+    from tinyhar.model.keras_env import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((100, 6), batch_size=1)
+    x = keras.layers.Conv1D(8, 5, activation="relu")(inp)
+    x = keras.layers.MaxPooling1D(2)(x)
+    x = keras.layers.LSTM(8)(x)
+    out = keras.layers.Dense(len(LABELS), activation="softmax")(x)
+    rep = np.random.default_rng(0).normal(size=(32, 100, 6)).astype(np.float32)
+    return to_int8_tflite(keras.Model(inp, out), rep)
+
+
+@functools.cache
+def third_party_float_model() -> bytes:
+    """A third-party-like model: a 2-D conv net (not made by tinyhar) with float32 I/O,
+    input (1, 40, 3, 1): 40 samples of a 3-axis accelerometer, 5 gesture classes."""
+    from tinyhar.deploy.convert import to_float_tflite
+    from tinyhar.model.keras_env import keras
+
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((40, 3, 1), batch_size=1)
+    x = keras.layers.Conv2D(4, (5, 3), activation="relu")(inp)
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(5, activation="softmax")(x)
+    return to_float_tflite(keras.Model(inp, out))
+
+
+def dataset_json(synthetic: bool = True) -> dict:
+    units = {"acc": "m/s^2", "gyro": "deg/s"}
+    return {
+        "synthetic": synthetic,
+        "source": "hand-made test run",
+        "sensors": "arm",
+        "channels": [
+            {"name": f"arm_{k}_{a}", "column": 14 + i, "unit": units[k], "kind": k, "axis": a}
+            for i, (k, a) in enumerate(CHANNELS)
+        ],
+        "window": 100,
+        "stride": 50,
+        "rate_hz": 50,
+        "include_null": False,
+        "labels": LABELS,
+        "label_ids": [4, 2, 11, 9],
+        "normalization": {"mean": MEAN, "std": STD},
+    }
+
+
+def make_run(root: Path, with_quantize_json: bool = True, arena_bytes: int | None = None) -> Path:
+    """A run folder as contracts.md describes it, holding the small int8 model."""
+    from tinyhar.deploy.crc import crc32
+
+    run = root / "run"
+    run.mkdir(parents=True)
+    model = har_int8_model()
+    (run / runs.INT8_MODEL).write_bytes(model)
+    (run / runs.DATASET_JSON).write_text(json.dumps(dataset_json()))
+    (run / runs.METRICS_JSON).write_text(json.dumps({"accuracy": 0.5, "synthetic": True}))
+    if with_quantize_json:
+        arena = arena_bytes if arena_bytes is not None else measured_arena()
+        q = {"arena_bytes": arena, "model_bytes": len(model), "model_crc32_int": crc32(model)}
+        (run / runs.QUANTIZE_JSON).write_text(json.dumps(q))
+    return run
+
+
+@functools.cache
+def measured_arena() -> int:
+    from tinyhar.deploy.arena import measure_arena
+
+    return measure_arena(har_int8_model())

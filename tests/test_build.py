@@ -1,0 +1,215 @@
+"""`tinyhar build`: board checks, the rendered sketch, build.json, bring-your-own model."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+from fw_models import LABELS, har_int8_model, make_run, measured_arena, third_party_float_model
+
+from tinyhar import runs
+from tinyhar.cli import main
+from tinyhar.deploy.boards import list_boards, load_board
+from tinyhar.deploy.build import check_ops, margin_bytes
+from tinyhar.deploy.codegen import c_float, parse_c_array
+from tinyhar.deploy.crc import crc32
+from tinyhar.deploy.firmware_config import channel_layout, spec_from_dataset
+from tinyhar.deploy.tflite_inspect import inspect_tflite
+from tinyhar.errors import TinyharError
+
+
+@pytest.fixture(autouse=True)
+def no_arduino_cli(monkeypatch, tmp_path):
+    """These tests run where arduino-cli is not installed (an empty PATH entry for tools)."""
+    monkeypatch.delenv("TINYHAR_ARDUINO_CLI", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+
+
+def _build(*args):
+    return CliRunner().invoke(main, ["build", *args])
+
+
+def test_build_from_run_renders_a_complete_sketch(tmp_path):
+    run = make_run(tmp_path)
+    res = _build("--board", "nano33ble", "--run", str(run))
+    assert res.exit_code == 0, res.output
+    assert "arduino-cli not found" in res.output and "install.sh" in res.output
+    rec = json.loads((run / runs.BUILD_JSON).read_text())
+    model = har_int8_model()
+    info = inspect_tflite(model)
+    sketch = run / "firmware" / "nano33ble" / "tinyhar_har"
+    assert rec["sketch_dir"] == str(sketch)
+    assert sorted(p.name for p in sketch.iterdir()) == sorted(
+        [
+            "README.md", "model_data.cpp", "model_data.h", "tinyhar_config.h", "tinyhar_core.c",
+            "tinyhar_core.h", "tinyhar_har.ino", "tinyhar_runner.cpp", "tinyhar_runner.h",
+        ]
+    )  # fmt: skip
+    assert rec["board"] == "nano33ble" and rec["fqbn"] == "arduino:mbed_nano:nano33ble"
+    assert rec["compiled"] is False and rec["flash_used"] is None and rec["synthetic"] is True
+    assert rec["model_bytes"] == len(model) and rec["model_crc32_int"] == crc32(model)
+    assert rec["ops"] == info.ops
+    # the C array is the .tflite, byte for byte, const and 16-byte aligned
+    cpp = (sketch / "model_data.cpp").read_text()
+    assert parse_c_array(cpp) == model
+    assert "alignas(16) const unsigned char g_tinyhar_model[" in cpp
+    header = (sketch / "model_data.h").read_text()
+    assert f"#define TINYHAR_MODEL_LEN {len(model)}u" in header
+    assert f"0x{crc32(model):08x}u" in header
+    # the resolver holds exactly the model's ops
+    runner = (sketch / "tinyhar_runner.cpp").read_text()
+    added = re.findall(r"resolver\.Add(\w+)\(\)", runner)
+    assert len(added) == len(set(added)) == len(info.ops)
+    assert f"constexpr int kNumOps = {len(info.ops)};" in runner
+    assert [f"Add{a}" for a in added] == check_ops(info.ops)
+    # the arena: measured + stated margin, aligned
+    measured = measured_arena()
+    assert rec["arena_measured"] == measured
+    assert rec["arena_bytes"] == -(-(measured + rec["arena_margin"]) // 16) * 16 >= measured
+    assert rec["arena_margin"] == margin_bytes("25%", measured)
+    cfg = (sketch / "tinyhar_config.h").read_text()
+    assert f"#define TINYHAR_ARENA_BYTES {rec['arena_bytes']}u" in cfg
+    for name in LABELS:
+        assert f'"{name}",' in cfg
+    assert "9.80665016f" in cfg  # g -> m/s^2 as a float32 literal
+
+
+def test_config_numbers_are_exact_float32_literals(tmp_path):
+    import numpy as np
+
+    for x in (0.1, 1 / 3, 9.80665, 1e-7, -2.5, 123456.789):
+        lit = c_float(x)
+        assert lit.endswith("f") and np.float32(lit[:-1]) == np.float32(x)
+
+
+def test_budget_overflow_is_refused_in_one_line_with_figures(tmp_path):
+    run = make_run(tmp_path)
+    small = load_board("nano33ble").path.read_text()
+    small = small.replace("model_flash_bytes = 614_400", "model_flash_bytes = 4_096")
+    small = small.replace("arena_ram_bytes = 163_840", "arena_ram_bytes = 2_048")
+    board = tmp_path / "small.toml"
+    board.write_text(small)
+    res = _build("--board", str(board), "--run", str(run))
+    assert res.exit_code != 0
+    err = res.output.strip()
+    assert err.count("\n") == 0 and err.startswith("error:")
+    over = (len(har_int8_model()) - 4096) / 1024
+    assert f"{over:.1f} KB over the 4 KB model flash budget" in err
+    assert "KB over the 2 KB arena RAM budget" in err
+    assert not (run / "firmware").exists() and not (run / runs.BUILD_JSON).exists()
+
+
+def test_unknown_board_lists_known_boards(tmp_path):
+    res = _build("--board", "nosuchboard", "--run", str(tmp_path))
+    assert res.exit_code != 0
+    assert res.output.count("\n") == 1
+    for b in list_boards():
+        assert b.name in res.output
+
+
+def test_an_op_tflm_lacks_is_named():
+    with pytest.raises(TinyharError, match="FlexRFFT") as e:
+        check_ops(["CONV_2D", "FlexRFFT"])
+    assert "\n" not in str(e.value)
+    with pytest.raises(TinyharError, match="WHILE"):
+        check_ops(["WHILE"])
+
+
+def test_require_compile_fails_without_arduino_cli_but_keeps_sources(tmp_path):
+    run = make_run(tmp_path)
+    res = _build("--run", str(run), "--require-compile")
+    assert res.exit_code != 0 and "--require-compile" in res.output
+    assert (run / "firmware" / "nano33ble" / "tinyhar_har" / "tinyhar_har.ino").is_file()
+    assert json.loads((run / runs.BUILD_JSON).read_text())["compiled"] is False
+
+
+def test_rebuild_replaces_the_sketch_atomically(tmp_path):
+    run = make_run(tmp_path)
+    assert _build("--run", str(run), "--sketch-name", "har").exit_code == 0
+    sketch = run / "firmware" / "nano33ble" / "har"
+    (sketch / "stale.txt").write_text("from an earlier build")
+    assert _build("--run", str(run), "--sketch-name", "har").exit_code == 0
+    assert not (sketch / "stale.txt").exists() and (sketch / "har.ino").is_file()
+    leftovers = [p.name for p in sketch.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+    bad = _build("--run", str(run), "--sketch-name", "bad-name")
+    assert bad.exit_code != 0 and "letters, digits and _" in bad.output
+
+
+def test_every_board_renders_its_imu_library(tmp_path):
+    run = make_run(tmp_path)
+    for b in list_boards():
+        assert _build("--board", b.name, "--run", str(run)).exit_code == 0
+        ino = (run / "firmware" / b.name / "tinyhar_har" / "tinyhar_har.ino").read_text()
+        assert f"#include <{b.imu.library.header}>" in ino
+        rec = json.loads((run / runs.BUILD_JSON).read_text())
+        assert rec["board"] == b.name and rec["ram_budget"] == b.arena_ram_bytes
+
+
+def test_channel_layout_matches_the_device_preprocessing():
+    """The generated axis map agrees with tinyhar/device/preprocess.py for every board."""
+    import tomllib
+
+    from fw_models import dataset_json
+
+    from tinyhar.device.preprocess import PreprocessConfig
+
+    ds = dataset_json()
+    spec = spec_from_dataset(ds, inspect_tflite(har_int8_model()))
+    quant = {"input": {"scale": spec.input_scale, "zero_point": spec.input_zero_point}}
+    for b in list_boards():
+        layout = channel_layout(spec, b)
+        ref = PreprocessConfig.from_run(ds, quant, tomllib.loads(b.path.read_text()))
+        assert [c["axis_src"] for c in layout] == ref.axis_src.tolist()
+        assert [c["axis_sign"] for c in layout] == ref.axis_sign.tolist()
+        assert [c["unit_factor"] for c in layout] == pytest.approx(ref.unit_factor.tolist())
+        assert [c["inv_std"] for c in layout] == ref.inv_std.tolist()
+    rev2 = channel_layout(spec, load_board("nano33ble_rev2"))
+    assert [c["axis_src"] for c in rev2] == [1, 0, 2, 4, 3, 5]
+    assert [c["axis_sign"] for c in rev2] == [-1, -1, 1, -1, -1, 1]
+
+
+def test_third_party_float_model_builds_with_options(tmp_path):
+    model = tmp_path / "thirdparty_gesture_net.tflite"
+    model.write_bytes(third_party_float_model())
+    res = _build("--model", str(model), "--labels", "wave,punch,flex,idle,shake")
+    assert res.exit_code == 0, res.output
+    assert "labels        from option" in res.output
+    assert "window        from model input shape [1, 40, 3, 1]" in res.output
+    assert "mean          from default (assumed)" in res.output
+    rec = json.loads((tmp_path / runs.BUILD_JSON).read_text())
+    assert rec["config"]["input"]["dtype"] == "float32"
+    assert [c["name"] for c in rec["config"]["channels"]] == ["acc_x", "acc_y", "acc_z"]
+    sketch = tmp_path / "firmware" / "nano33ble" / "tinyhar_har"
+    cfg = (sketch / "tinyhar_config.h").read_text()
+    assert "#define TINYHAR_INPUT_IS_FLOAT 1" in cfg and "#define TINYHAR_WINDOW 40" in cfg
+    assert parse_c_array((sketch / "model_data.cpp").read_text()) == model.read_bytes()
+
+
+def test_third_party_model_side_file_and_mismatch(tmp_path):
+    model = tmp_path / "thirdparty_gesture_net.tflite"
+    model.write_bytes(third_party_float_model())
+    side = {"labels": ["a", "b", "c", "d", "e"], "mean": [0, 0, 9.8], "std": [2, 2, 2]}
+    (tmp_path / "thirdparty_gesture_net.json").write_text(json.dumps(side))
+    out = tmp_path / "out"
+    res = _build("--model", str(model), "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert re.search(r"labels\s+from .*thirdparty_gesture_net\.json", res.output)
+    rec = json.loads((out / runs.BUILD_JSON).read_text())
+    assert rec["config"]["labels"] == side["labels"]
+    assert [c["mean"] for c in rec["config"]["channels"]] == pytest.approx([0, 0, 9.8])
+    bad = _build("--model", str(model), "--out", str(out), "--window", "50")
+    assert bad.exit_code != 0 and "takes 120" in bad.output
+    wrong = _build("--model", str(model), "--out", str(out), "--labels", "a,b")
+    assert wrong.exit_code != 0 and "2 labels for a model with 5 outputs" in wrong.output
+
+
+def test_arena_margin_forms():
+    assert margin_bytes("2048", 10_000) == 2048
+    assert margin_bytes("2KB", 10_000) == 2048
+    assert margin_bytes("25%", 10_000) == 2500
+    assert margin_bytes("1%", 10_000) == 1024  # at least 1 KB
+    with pytest.raises(TinyharError):
+        margin_bytes("lots", 1)

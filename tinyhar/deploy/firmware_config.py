@@ -1,0 +1,335 @@
+"""What the firmware needs to know about a model: window, channels, units, axes, quantisation.
+
+Built from a run folder (dataset.json + the int8 model) or, for a model of the user's own, from
+options, a side file `<model>.json` and what the .tflite itself says; every value records where it
+came from so the build can say which values were assumed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyhar.deploy.boards import AXES, Board
+from tinyhar.deploy.tflite_inspect import ModelInfo, TensorInfo
+from tinyhar.errors import TinyharError
+
+TRAINING_RATE_HZ = 50.0
+TRAINING_UNITS = {"acc": "m/s^2", "gyro": "deg/s"}
+DTYPE_CODES = {"float32": 0, "uint8": 3, "int16": 7, "int8": 9}
+# int8 transport of a float model's window: normalised values within +-4 (x 1/32 steps).
+FLOAT_INPUT_SCALE = 1.0 / 32.0
+# int8 transport of a float model's output: probabilities after SOFTMAX, otherwise scores in +-8.
+FLOAT_SOFTMAX_SCALE, FLOAT_SOFTMAX_ZP = 1.0 / 256.0, -128
+FLOAT_SCORE_SCALE = 1.0 / 16.0
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """One model input channel in the training frame."""
+
+    name: str
+    kind: str  # "acc" | "gyro"
+    axis: str  # "x" | "y" | "z"
+    unit: str  # training unit
+    mean: float = 0.0
+    std: float = 1.0
+
+
+@dataclass
+class ModelSpec:
+    """The model-side facts of a firmware build, with the origin of each value."""
+
+    window: int
+    stride: int
+    rate_hz: float
+    channels: list[ChannelSpec]
+    labels: list[str]
+    input_scale: float  # of the int8 window the core builds
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+    synthetic: bool = False
+    origin: dict[str, str] = field(default_factory=dict)
+
+
+def spec_from_dataset(dataset: dict[str, Any], info: ModelInfo) -> ModelSpec:
+    """A run's model: everything from dataset.json and the int8 model's quantisation."""
+    try:
+        norm = dataset["normalization"]
+        chans = [
+            ChannelSpec(c["name"], c["kind"], c["axis"], c["unit"], float(m), float(s))
+            for c, m, s in zip(dataset["channels"], norm["mean"], norm["std"], strict=True)
+        ]
+        window = int(dataset["window"])
+        spec = ModelSpec(
+            window=window,
+            stride=int(dataset.get("stride", window // 2)),
+            rate_hz=float(dataset.get("rate_hz", TRAINING_RATE_HZ)),
+            channels=chans,
+            labels=[str(x) for x in dataset["labels"]],
+            input_scale=0.0,
+            input_zero_point=0,
+            output_scale=0.0,
+            output_zero_point=0,
+            synthetic=bool(dataset.get("synthetic", False)),
+            origin={k: "dataset.json" for k in ("window", "stride", "channels", "labels", "mean")},
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise TinyharError(f"dataset.json is incomplete ({e}): re-run `tinyhar train`") from None
+    _set_quantisation(spec, info)
+    check_spec(spec, info)
+    return spec
+
+
+def read_side_file(model_path: Path) -> tuple[dict[str, Any], Path | None]:
+    """The optional side file `<model>.json` next to a .tflite (labels, window, channels, ...)."""
+    side = model_path.with_suffix(".json")
+    if not side.is_file():
+        return {}, None
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise TinyharError(
+            f"side file {side} is not readable JSON ({e}): fix or remove it"
+        ) from None
+    if not isinstance(data, dict):
+        raise TinyharError(f"side file {side} must hold a JSON object")
+    return data, side
+
+
+def spec_for_model(
+    info: ModelInfo, options: dict[str, Any], side: dict[str, Any], side_name: str = "side file"
+) -> ModelSpec:
+    """A model of the user's own: options beat the side file, which beats what the model says,
+    which beats defaults. `origin` tells which one each value came from."""
+    origin: dict[str, str] = {}
+
+    def pick(key: str, derived: Any = None, derived_from: str = "", default: Any = None) -> Any:
+        if options.get(key) is not None:
+            origin[key] = "option"
+            return options[key]
+        if side.get(key) is not None:
+            origin[key] = side_name
+            return side[key]
+        if derived is not None:
+            origin[key] = derived_from
+            return derived
+        origin[key] = "default (assumed)"
+        return default
+
+    inp, out = _single_io(info)
+    dims = [d for d in inp.shape]
+    if dims and dims[0] == 1 and len(dims) > 1:
+        dims = dims[1:]
+    d_window = dims[0] if dims else None
+    d_channels = math.prod(dims[1:]) if len(dims) > 1 else 1
+    n_classes = math.prod(out.shape) if out.shape else 1
+
+    window = int(pick("window", d_window, f"model input shape {list(inp.shape)}"))
+    chan_arg = pick("channels", d_channels, f"model input shape {list(inp.shape)}")
+    channels = _channel_list(chan_arg)
+    labels = pick("labels", None, "", [f"class{i}" for i in range(n_classes)])
+    if isinstance(labels, str):
+        labels = [s.strip() for s in labels.split(",") if s.strip()]
+    mean = pick("mean", None, "", [0.0] * len(channels))
+    std = pick("std", None, "", [1.0] * len(channels))
+    mean, std = _per_channel(mean, len(channels), "mean"), _per_channel(std, len(channels), "std")
+    if any(s <= 0 for s in std):
+        raise TinyharError(f"std must be > 0 for every channel, got {std}")
+    rate = float(pick("rate_hz", None, "", TRAINING_RATE_HZ))
+    stride = int(pick("stride", None, "", max(1, window // 2)))
+    spec = ModelSpec(
+        window=window,
+        stride=stride,
+        rate_hz=rate,
+        channels=[
+            ChannelSpec(c.name, c.kind, c.axis, c.unit, m, s)
+            for c, m, s in zip(channels, mean, std, strict=True)
+        ],
+        labels=[str(x) for x in labels],
+        input_scale=0.0,
+        input_zero_point=0,
+        output_scale=0.0,
+        output_zero_point=0,
+        origin=origin,
+    )
+    _set_quantisation(spec, info, options, side, side_name)
+    check_spec(spec, info)
+    return spec
+
+
+def _single_io(info: ModelInfo) -> tuple[TensorInfo, TensorInfo]:
+    if len(info.inputs) != 1 or len(info.outputs) != 1:
+        raise TinyharError(
+            f"the model has {len(info.inputs)} inputs and {len(info.outputs)} outputs: "
+            "the firmware runs models with one input window and one output vector"
+        )
+    for t in (info.inputs[0], info.outputs[0]):
+        if t.dtype not in ("int8", "float32"):
+            raise TinyharError(
+                f"tensor {t.name!r} is {t.dtype}: the firmware takes int8 or float32"
+            )
+    return info.inputs[0], info.outputs[0]
+
+
+def _set_quantisation(
+    spec: ModelSpec,
+    info: ModelInfo,
+    options: dict | None = None,
+    side: dict | None = None,
+    side_name: str = "side file",
+) -> None:
+    options, side = options or {}, side or {}
+    inp, out = _single_io(info)
+    if inp.dtype == "int8":
+        spec.input_scale, spec.input_zero_point = inp.scale, inp.zero_point
+        spec.origin["input_scale"] = "model"
+    else:
+        src = (
+            "option" if options.get("input_scale") else side_name if side.get("input_scale") else ""
+        )
+        spec.input_scale = float(
+            options.get("input_scale") or side.get("input_scale") or FLOAT_INPUT_SCALE
+        )
+        spec.origin["input_scale"] = (
+            src or "default (assumed): float input sent as int8 in steps of 1/32"
+        )
+    if out.dtype == "int8":
+        spec.output_scale, spec.output_zero_point = out.scale, out.zero_point
+        spec.origin["output_scale"] = "model"
+    elif options.get("output_scale") or side.get("output_scale"):
+        spec.output_scale = float(options.get("output_scale") or side["output_scale"])
+        spec.output_zero_point = int(
+            options.get("output_zero_point") or side.get("output_zero_point", 0)
+        )
+        spec.origin["output_scale"] = "option" if options.get("output_scale") else side_name
+    elif "SOFTMAX" in info.ops:
+        spec.output_scale, spec.output_zero_point = FLOAT_SOFTMAX_SCALE, FLOAT_SOFTMAX_ZP
+        spec.origin["output_scale"] = "default (assumed): float probabilities sent as int8 in 1/256"
+    else:
+        spec.output_scale, spec.output_zero_point = FLOAT_SCORE_SCALE, 0
+        spec.origin["output_scale"] = "default (assumed): float scores sent as int8 in 1/16"
+    if not spec.input_scale > 0 or not spec.output_scale > 0:
+        raise TinyharError("the model's input/output quantisation scale is 0: convert it again")
+
+
+def _per_channel(value: Any, n: int, name: str) -> list[float]:
+    if isinstance(value, str):
+        value = [float(v) for v in value.split(",") if v.strip()]
+    if isinstance(value, int | float):
+        value = [float(value)] * n
+    value = [float(v) for v in value]
+    if len(value) == 1:
+        value = value * n
+    if len(value) != n:
+        raise TinyharError(f"{name} has {len(value)} values for {n} channels: give one or {n}")
+    return value
+
+
+def _channel_list(arg: Any) -> list[ChannelSpec]:
+    """Channels from a count (3: acc, 6: acc+gyro, 12: two acc+gyro sets) or names like acc_x."""
+    if isinstance(arg, str) and arg.strip().isdigit():
+        arg = int(arg)
+    if isinstance(arg, int):
+        defaults = {3: ["acc"], 6: ["acc", "gyro"], 12: ["acc", "gyro", "acc", "gyro"]}
+        if arg not in defaults:
+            raise TinyharError(
+                f"{arg} input channels: name them with --channels acc_x,acc_y,...,gyro_z "
+                "(an IMU gives acc_x/y/z and gyro_x/y/z)"
+            )
+        arg = [f"{k}_{a}" for k in defaults[arg] for a in AXES]
+    if isinstance(arg, str):
+        arg = [s.strip() for s in arg.split(",") if s.strip()]
+    chans = []
+    for item in arg:
+        if isinstance(item, dict):
+            kind, axis = item.get("kind"), item.get("axis")
+            name = item.get("name", f"{kind}_{axis}")
+            unit = item.get("unit") or TRAINING_UNITS.get(str(kind), "")
+        else:
+            name = str(item)
+            kind, _, axis = name.partition("_")
+            unit = TRAINING_UNITS.get(kind, "")
+        if kind not in TRAINING_UNITS or axis not in AXES:
+            raise TinyharError(f"channel {item!r}: name it acc_x|y|z or gyro_x|y|z")
+        chans.append(ChannelSpec(name, kind, axis, unit))
+    return chans
+
+
+def check_spec(spec: ModelSpec, info: ModelInfo) -> None:
+    """The window and channels must fill the model's input; labels must match its output."""
+    inp, out = _single_io(info)
+    n_in = math.prod(inp.shape) if inp.shape else 1
+    n_out = math.prod(out.shape) if out.shape else 1
+    c = len(spec.channels)
+    if spec.window * c != n_in:
+        raise TinyharError(
+            f"window {spec.window} x {c} channels = {spec.window * c} values but the model input "
+            f"{list(inp.shape)} takes {n_in}: set --window/--channels to match"
+        )
+    if len(spec.labels) != n_out:
+        raise TinyharError(
+            f"{len(spec.labels)} labels for a model with {n_out} outputs: pass {n_out} to --labels"
+        )
+    if spec.stride < 1 or spec.rate_hz <= 0:
+        raise TinyharError(f"stride ({spec.stride}) and rate ({spec.rate_hz} Hz) must be positive")
+
+
+def channel_layout(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
+    """Per channel: which IMU reading fills raw slot c (library frame) and how the core maps the
+    raw sample to the training frame (axis_src, axis_sign, unit_factor, mean, inv_std).
+
+    Raw slot c holds the library's reading of the channel's own kind and axis; training axis a
+    comes from library axis `board.imu.axis_src[a]` with `axis_sign[a]`, found in the nearest slot
+    of the same kind. When no slot holds it (a model without all three axes), slot c itself holds
+    the needed library axis."""
+    chans = spec.channels
+    own = [(0 if ch.kind == "acc" else 3) + AXES.index(ch.axis) for ch in chans]
+    wanted = []
+    for ch in chans:
+        a = AXES.index(ch.axis)
+        wanted.append(
+            ((0 if ch.kind == "acc" else 3) + board.imu.axis_src[a], board.imu.axis_sign[a])
+        )
+    if all(w in own for w, _ in wanted):
+        slots = own
+        srcs = [
+            min((j for j, s in enumerate(own) if s == w), key=lambda j, c=c: (abs(j - c), j))
+            for c, (w, _) in enumerate(wanted)
+        ]
+    else:  # some library axis has no slot of its own: each slot holds what its channel needs
+        slots = [w for w, _ in wanted]
+        srcs = list(range(len(chans)))
+    out = [{"src": src, "sign": sign} for src, (_, sign) in zip(srcs, wanted, strict=True)]
+    layout = []
+    for c, ch in enumerate(chans):
+        layout.append(
+            {
+                "name": ch.name,
+                "kind": ch.kind,
+                "axis": ch.axis,
+                "unit": ch.unit,
+                "imu_slot": slots[c],
+                "axis_src": out[c]["src"],
+                "axis_sign": out[c]["sign"],
+                "unit_factor": board.unit_factor(ch.kind, ch.unit),
+                "mean": ch.mean,
+                "std": ch.std,
+                "inv_std": inv_std(ch.std),
+            }
+        )
+    return layout
+
+
+MIN_STD = 1e-6  # as tinyhar/device/preprocess.py: a constant channel does not divide by 0
+
+
+def inv_std(std: float) -> float:
+    """1/std as the firmware holds it: a float32 division of float32 values (std >= MIN_STD)."""
+    return float(np.float32(1.0) / max(np.float32(std), np.float32(MIN_STD)))

@@ -1,0 +1,93 @@
+"""`tinyhar flash`: upload a run's compiled firmware with arduino-cli to a board found by USB id."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tinyhar import runs
+from tinyhar.deploy import arduino
+from tinyhar.deploy.boards import Board, load_board
+from tinyhar.errors import TinyharError
+from tinyhar.files import read_json
+
+BINARY_SUFFIXES = (".bin", ".hex", ".uf2", ".elf")
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def compiled_binary(build_dir: Path, sketch_name: str) -> Path | None:
+    """The compiled image arduino-cli left in `build_dir` (`<sketch>.ino.bin` etc.), or None."""
+    for suffix in BINARY_SUFFIXES:
+        path = build_dir / f"{sketch_name}.ino{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def choose_port(board: Board, port: str | None, cli: str | None) -> str:
+    """The given port (checked), else the one port with the board's USB id; one line otherwise."""
+    if port is not None:
+        check_port(port)
+        return port
+    found = arduino.matching_ports(board, cli)
+    if not found:
+        raise TinyharError(
+            f"no {board.title} found on USB (looked for {', '.join(board.usb_id_strings())}): "
+            "plug it in (double-tap reset for the bootloader) or pass --port"
+        )
+    if len(found) > 1:
+        listed = ", ".join(f"{p.address} ({p.usb_id()})" for p in found)
+        raise TinyharError(f"several boards found: {listed}: pick one with --port")
+    check_port(found[0].address)
+    return found[0].address
+
+
+def check_port(port: str) -> None:
+    """A local device path must exist and be readable and writable by this user."""
+    path = Path(port)
+    if not port.startswith("/dev/"):
+        return  # COM3, network ports...: let arduino-cli judge
+    if not path.exists():
+        raise TinyharError(
+            f"port {port} does not exist: check the cable or run `tinyhar flash` to find it"
+        )
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise TinyharError(arduino.permission_hint(port))
+
+
+def flash_firmware(
+    board: str | None = None,
+    port: str | None = None,
+    run: Path | None = None,
+    log: Callable[[str], None] = _stderr,
+) -> str:
+    """Upload R/firmware/<board>/<sketch> (compiled by `tinyhar build`); a one-line summary."""
+    cli = arduino.find_cli()
+    if cli is None:
+        raise TinyharError(
+            f"arduino-cli not found on PATH (it uploads the firmware): {arduino.INSTALL_HINT}"
+        )
+    run = runs.require_run(run, needs=runs.BUILD_JSON, hint="tinyhar build")
+    record = read_json(run / runs.BUILD_JSON)
+    b = load_board(board or record["board"])
+    sketch_name = record.get("sketch_name") or Path(record["sketch_dir"]).name
+    if b.name == record["board"]:
+        sketch_dir = Path(record["sketch_dir"])
+    else:
+        sketch_dir = run / runs.FIRMWARE_DIR / b.name / sketch_name
+    build_dir = sketch_dir / "build"
+    binary = compiled_binary(build_dir, sketch_name)
+    if binary is None:
+        raise TinyharError(
+            f"no compiled firmware for {b.name} in {build_dir}: run "
+            f"`tinyhar build --board {b.name}` with arduino-cli installed first"
+        )
+    address = choose_port(b, port, cli)
+    log(f"flash: uploading {binary.name} to {address} with {b.upload_tool} (arduino-cli upload)")
+    arduino.upload(cli, b, address, sketch_dir, build_dir)
+    return f"flashed {b.name} on {address}: model CRC-32 {record.get('model_crc32', '?')}"
