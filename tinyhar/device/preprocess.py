@@ -68,16 +68,19 @@ class PreprocessConfig:
         cls, dataset_json: Mapping, quantize_json: Mapping, board: Mapping
     ) -> PreprocessConfig:
         """From a run's dataset.json and quantize.json and a board file (parsed TOML)."""
-        channels = dataset_json["channels"]
-        norm = dataset_json["normalization"]
-        src, sign, factor = board_mapping(channels, board)
-        std = np.maximum(np.asarray(norm["std"], dtype=np.float32), np.float32(_MIN_STD))
         scale, zp = input_quantization(quantize_json)
+        try:
+            channels = dataset_json["channels"]
+            mean, std = (dataset_json["normalization"][k] for k in ("mean", "std"))
+        except (KeyError, TypeError) as e:
+            raise TinyharError(f"dataset.json lacks {e}; re-run tinyhar train") from None
+        src, sign, factor = board_mapping(channels, board)
+        std = np.maximum(np.asarray(std, dtype=np.float32), np.float32(_MIN_STD))
         return cls(
             unit_factor=factor,
             axis_src=src,
             axis_sign=sign,
-            mean=np.asarray(norm["mean"], dtype=np.float32),
+            mean=np.asarray(mean, dtype=np.float32),
             inv_std=np.float32(1.0) / std,
             input_scale=scale,
             input_zero_point=zp,

@@ -1,0 +1,126 @@
+"""Canonical preprocessing: Python against the C core, and board files to the unit/axis mapping."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tinyhar.device import protocol as P
+from tinyhar.device.core_lib import CoreConfig, CoreDevice
+from tinyhar.device.preprocess import (
+    PreprocessConfig,
+    board_mapping,
+    normalise,
+    quantize,
+    quantize_window,
+    to_board_units,
+    to_training_units,
+)
+from tinyhar.errors import TinyharError
+from tinyhar.resources import boards_dir
+
+CHANNELS = [
+    {"name": f"{k}_{a}", "column": 14 + i, "unit": "m/s^2" if k == "acc" else "deg/s",
+     "kind": k, "axis": a}
+    for i, (k, a) in enumerate((k, a) for k in ("acc", "gyro") for a in "xyz")
+]  # fmt: skip
+
+
+def _device(cfg: PreprocessConfig) -> CoreDevice:
+    ch = cfg.channels
+    core = CoreConfig(
+        window=4, stride=1, rate_hz=50.0, preprocess=cfg,
+        input=P.TensorSpec(9, (1, 4, ch), cfg.input_scale, cfg.input_zero_point),
+        output=P.TensorSpec(9, (1, 2), 1 / 256, -128),
+    )  # fmt: skip
+    return CoreDevice(core, None)
+
+
+f32 = st.floats(width=32, allow_nan=True, allow_infinity=True)
+configs = st.integers(1, 12).flatmap(
+    lambda ch: st.builds(
+        PreprocessConfig,
+        unit_factor=st.lists(st.sampled_from([9.80665, 1.0, 180 / math.pi, 0.001, 3.7]),
+                             min_size=ch, max_size=ch),
+        axis_src=st.permutations(list(range(ch))),
+        axis_sign=st.lists(st.sampled_from([-1, 1]), min_size=ch, max_size=ch),
+        mean=st.lists(st.floats(-50, 50, width=32), min_size=ch, max_size=ch),
+        inv_std=st.lists(st.floats(0.0009765625, 1024.0, width=32), min_size=ch, max_size=ch),
+        input_scale=st.floats(0.0001220703125, 2.0, width=32),
+        input_zero_point=st.integers(-128, 127),
+    )
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(configs, st.data())
+def test_python_and_c_core_agree_bit_for_bit(cfg: PreprocessConfig, data) -> None:
+    raw = data.draw(hnp.arrays(np.float32, (data.draw(st.integers(1, 40)), cfg.channels),
+                               elements=f32))  # fmt: skip
+    np.testing.assert_array_equal(_device(cfg).preprocess(raw), quantize_window(raw, cfg))
+
+
+def test_steps_compose_and_round_half_to_even() -> None:
+    cfg = PreprocessConfig([2.0], [0], [-1], [1.0], [0.5], 0.25, 10)
+    raw = np.array([[0.0625], [-0.1875], [0.3125], [np.nan], [1e30]], np.float32)
+    v = to_training_units(raw, cfg)
+    np.testing.assert_array_equal(v[:3, 0], [-0.125, 0.375, -0.625])
+    n = normalise(v, cfg)
+    np.testing.assert_array_equal(n[:3, 0], [-0.5625, -0.3125, -0.8125])
+    # x = n * 4 = -2.25, -1.25, -3.25 -> -2, -1, -3; NaN -> zero point; huge -> clamp
+    np.testing.assert_array_equal(quantize(n, cfg)[:, 0], [8, 9, 7, 10, -128])
+    half = PreprocessConfig([1.0], [0], [1], [0.0], [1.0], 1.0, 0)
+    got = quantize_window(np.array([[0.5], [1.5], [2.5], [-0.5], [-2.5]], np.float32), half)
+    np.testing.assert_array_equal(got[:, 0], [0, 2, 2, 0, -2])
+
+
+def _board(name: str) -> dict:
+    return tomllib.loads((boards_dir() / f"{name}.toml").read_text())
+
+
+def test_rev2_board_axis_map_swaps_and_negates_x_y() -> None:
+    src, sign, factor = board_mapping(CHANNELS, _board("nano33ble_rev2"))
+    assert src == [1, 0, 2, 4, 3, 5] and sign == [-1, -1, 1, -1, -1, 1]
+    assert factor == [9.80665] * 3 + [1.0] * 3
+    src, sign, _ = board_mapping(CHANNELS, _board("nano33ble"))
+    assert src == list(range(6)) and sign == [1] * 6
+
+
+def test_from_run_and_board_units_round_trip() -> None:
+    norm = {"mean": [0.1, 9.5, -1, 2, 3, 4], "std": [2, 3, 0, 40, 50, 60]}
+    dataset = {"channels": CHANNELS, "normalization": norm}
+    cfg = PreprocessConfig.from_run(
+        dataset, {"input": {"scale": 0.05, "zero_point": -4}}, _board("nano33ble_rev2")
+    )
+    assert cfg.inv_std[2] == np.float32(1e6)  # a zero std is floored, not a division by zero
+    assert cfg.inv_std.dtype == np.float32 and cfg.inv_std[0] == np.float32(0.5)
+    training = np.random.default_rng(0).normal(0, 5, (50, 6)).astype(np.float32)
+    board = to_board_units(training, cfg)
+    # library x = -(training y) / g on the Rev2
+    np.testing.assert_allclose(board[:, 0], -training[:, 1] / 9.80665, rtol=1e-6)
+    np.testing.assert_allclose(to_training_units(board, cfg), training, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(_device(cfg).preprocess(board), quantize_window(board, cfg))
+
+
+def test_bad_inputs_are_one_line_errors() -> None:
+    with pytest.raises(TinyharError, match="axis_map entry x = 'q'"):
+        board_mapping(CHANNELS, {"imu": {"axis_map": {"x": "q"}}})
+    with pytest.raises(TinyharError, match="cannot convert the board's furlong"):
+        board_mapping(CHANNELS, {"imu": {"acc_unit": "furlong"}})
+    norm = {"mean": [0.0] * 6, "std": [1.0] * 6}
+    with pytest.raises(TinyharError, match="quantize.json lacks"):
+        PreprocessConfig.from_run({"channels": CHANNELS, "normalization": norm}, {}, {})
+    with pytest.raises(TinyharError, match="dataset.json lacks 'normalization'"):
+        PreprocessConfig.from_run(
+            {"channels": CHANNELS}, {"input_scale": 1, "input_zero_point": 0}, {}
+        )
+    with pytest.raises(TinyharError, match="expected \\(n, 1\\)"):
+        quantize_window(
+            np.zeros((3, 2), np.float32), PreprocessConfig([1], [0], [1], [0], [1], 1, 0)
+        )
