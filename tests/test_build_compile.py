@@ -1,0 +1,159 @@
+"""The generated firmware compiles: C core + config + model array with gcc/g++ and arm-none-eabi
+(-Wall -Wextra -Werror); runner and sketch syntax-checked against stand-in TFLM/Arduino headers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fw_models import dataset_json, make_run, third_party_float_model
+
+from tinyhar import runs
+from tinyhar.cli import main
+from tinyhar.deploy.boards import list_boards, load_board
+from tinyhar.device.preprocess import PreprocessConfig, quantize_window
+
+STAND_INS = Path(__file__).parent / "stand_in_headers"
+WARN = ["-Wall", "-Wextra", "-Werror"]
+M4F = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
+needs_gcc = pytest.mark.skipif(
+    shutil.which("gcc") is None or shutil.which("g++") is None, reason="host gcc/g++ not installed"
+)
+needs_arm = pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None,
+    reason="arm-none-eabi-gcc not installed (apt gcc-arm-none-eabi)",
+)
+
+# A host program around the generated header: fill the config, init the core, preprocess a raw
+# window read from a file and print the config and the int8 window.
+MAIN_C = r"""
+#include <stdio.h>
+#include "tinyhar_config.h"
+#include "model_data.h"
+
+static void sink(const uint8_t *d, size_t n, void *c) { (void)d; (void)n; (void)c; }
+
+int main(int argc, char **argv)
+{
+    static tinyhar_config_t cfg;
+    static tinyhar_dev_t dev;
+    static float raw[TINYHAR_WINDOW * TINYHAR_CHANNELS];
+    static int8_t out[TINYHAR_WINDOW * TINYHAR_CHANNELS];
+    tinyhar_platform_t plat = {sink, NULL, NULL, NULL};
+    FILE *f;
+    size_t i;
+    if (argc < 2 || (f = fopen(argv[1], "rb")) == NULL) return 3;
+    if (fread(raw, sizeof(float), TINYHAR_WINDOW * TINYHAR_CHANNELS, f) !=
+        TINYHAR_WINDOW * TINYHAR_CHANNELS) return 4;
+    fclose(f);
+    tinyhar_config_fill(&cfg);
+    if (tinyhar_init(&dev, &cfg, &plat) != TINYHAR_OK) return 5;
+    printf("%u %u %u %u %08x %u %u %s\n", cfg.window, cfg.stride, cfg.channels, cfg.n_classes,
+           (unsigned)g_tinyhar_model_crc32, g_tinyhar_model_len, (unsigned)cfg.arena_bytes,
+           cfg.labels[cfg.n_classes - 1]);
+    tinyhar_preprocess(&cfg, raw, TINYHAR_WINDOW, out);
+    for (i = 0; i < (size_t)TINYHAR_WINDOW * TINYHAR_CHANNELS; i++) printf("%d ", out[i]);
+    printf("\n");
+    return 0;
+}
+"""
+
+
+def _cc(args: list[str], cwd: Path) -> None:
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(args)}\n{proc.stderr}"
+
+
+def _render(tmp_path: Path, board: str) -> tuple[Path, dict]:
+    run = tmp_path / board
+    if not run.exists():
+        if not (tmp_path / "src" / "run").exists():
+            make_run(tmp_path / "src")
+        shutil.copytree(tmp_path / "src" / "run", run)
+    res = CliRunner().invoke(main, ["build", "--board", board, "--run", str(run)], env={"PATH": ""})
+    assert res.exit_code == 0, res.output
+    rec = json.loads((run / runs.BUILD_JSON).read_text())
+    return Path(rec["sketch_dir"]), rec
+
+
+@needs_gcc
+@pytest.mark.parametrize("board", ["nano33ble", "nano33ble_rev2"])
+def test_host_build_runs_and_preprocesses_like_python(tmp_path, board):
+    sketch, rec = _render(tmp_path, board)
+    (sketch / "main.c").write_text(MAIN_C)
+    for src in ("tinyhar_core.c", "main.c"):
+        _cc(["gcc", "-std=c99", *WARN, "-I.", "-c", src, "-o", src + ".o"], sketch)
+    _cc(["g++", "-std=c++11", *WARN, "-c", "model_data.cpp", "-o", "model_data.o"], sketch)
+    _cc(["g++", "tinyhar_core.c.o", "main.c.o", "model_data.o", "-o", "prog"], sketch)
+
+    b = load_board(board)
+    ds = dataset_json()
+    quant = {"input": rec["config"]["input"]}
+    cfg = PreprocessConfig.from_run(ds, quant, tomllib.loads(b.path.read_text()))
+    rng = np.random.default_rng(3)
+    raw = np.concatenate(  # library units: g and deg/s, around the normalisation's range
+        [rng.normal(0, 0.5, (100, 3)), rng.normal(0, 60, (100, 3))], axis=1
+    ).astype(np.float32)
+    raw[0, 0] = np.float32(0.5) * np.float32(3.0)  # a few values on rounding edges too
+    (sketch / "raw.bin").write_bytes(raw.astype("<f4").tobytes())
+    proc = subprocess.run(
+        [str(sketch / "prog"), "raw.bin"], cwd=sketch, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    head, window = proc.stdout.splitlines()
+    w, s, c, n, crc, length, arena, last = head.split(" ", 7)
+    assert (int(w), int(s), int(c), int(n)) == (100, 50, 6, 4)
+    assert int(crc, 16) == rec["model_crc32_int"] and int(length) == rec["model_bytes"]
+    assert int(arena) == rec["arena_bytes"] and last == ds["labels"][-1]
+    device = np.array([int(v) for v in window.split()], dtype=np.int8).reshape(100, 6)
+    np.testing.assert_array_equal(device, quantize_window(raw, cfg))
+    assert len(np.unique(device)) > 20  # a window that exercises the quantiser
+
+
+@needs_arm
+def test_arm_cortex_m4f_build_of_core_config_and_model(tmp_path):
+    sketch, _ = _render(tmp_path, "nano33ble")
+    (sketch / "main.c").write_text(MAIN_C)
+    arm = ["arm-none-eabi-gcc", "-std=c99", *WARN, *M4F, "-O2", "-I."]
+    _cc([*arm, "-c", "tinyhar_core.c", "-o", "core.o"], sketch)
+    _cc([*arm, "-c", "main.c", "-o", "main.o"], sketch)
+    _cc(["arm-none-eabi-g++", "-std=gnu++14", *WARN, *M4F, "-O2", "-c", "model_data.cpp", "-o",
+         "model_data.o"], sketch)  # fmt: skip
+    objdump = shutil.which("arm-none-eabi-objdump")
+    if objdump:
+        sections = subprocess.run([objdump, "-h", "model_data.o"], cwd=sketch, capture_output=True,
+                                  text=True).stdout  # fmt: skip
+        rodata = [ln for ln in sections.splitlines() if ".rodata" in ln]
+        assert rodata and rodata[0].split()[-1] == "2**4"  # the model array is 16-byte aligned
+
+
+@needs_gcc
+def test_runner_and_sketches_pass_syntax_checks_against_stand_ins(tmp_path):
+    compilers = [["g++", "-std=gnu++14"]]
+    if shutil.which("arm-none-eabi-g++"):
+        compilers.append(["arm-none-eabi-g++", "-std=gnu++14", *M4F])
+    for b in list_boards():
+        sketch, _ = _render(tmp_path, b.name)
+        for cxx in compilers:
+            flags = [*cxx, *WARN, "-fsyntax-only", f"-I{STAND_INS}", "-I."]
+            _cc([*flags, "tinyhar_runner.cpp"], sketch)
+            _cc([*flags, "-x", "c++", "tinyhar_har.ino"], sketch)
+
+
+@needs_gcc
+def test_float_io_model_compiles_too(tmp_path):
+    model = tmp_path / "thirdparty_gesture_net.tflite"
+    model.write_bytes(third_party_float_model())
+    res = CliRunner().invoke(main, ["build", "--model", str(model)], env={"PATH": ""})
+    assert res.exit_code == 0, res.output
+    sketch = tmp_path / "firmware" / "nano33ble" / "tinyhar_har"
+    flags = ["g++", "-std=gnu++14", *WARN, "-fsyntax-only", f"-I{STAND_INS}", "-I."]
+    _cc([*flags, "tinyhar_runner.cpp"], sketch)
+    _cc([*flags, "-x", "c++", "tinyhar_har.ino"], sketch)
+    _cc(["gcc", "-std=c99", *WARN, "-I.", "-fsyntax-only", "-x", "c", "tinyhar_config.h"], sketch)
