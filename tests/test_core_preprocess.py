@@ -124,3 +124,24 @@ def test_bad_inputs_are_one_line_errors() -> None:
         quantize_window(
             np.zeros((3, 2), np.float32), PreprocessConfig([1], [0], [1], [0], [1], 1, 0)
         )
+
+
+@pytest.mark.parametrize("sensors", ["arm", "ankle", "both"])
+def test_mapping_agrees_with_the_firmware_generator_for_every_board(sensors: str) -> None:
+    from tinyhar.data.mhealth import channels
+    from tinyhar.deploy.boards import board_names, load_board
+    from tinyhar.deploy.firmware_config import ChannelSpec, ModelSpec, channel_layout
+
+    chans = [{"name": c.name, "kind": c.kind, "axis": c.axis, "unit": c.unit}
+             for c in channels(sensors)]  # fmt: skip
+    spec = ModelSpec(
+        window=100, stride=50, rate_hz=50.0, labels=["a"], input_scale=0.1, input_zero_point=0,
+        output_scale=1 / 256, output_zero_point=-128,
+        channels=[ChannelSpec(c["name"], c["kind"], c["axis"], c["unit"]) for c in chans],
+    )  # fmt: skip
+    for name in board_names():
+        layout = channel_layout(spec, load_board(name))
+        src, sign, factor = board_mapping(chans, _board(name))
+        assert [ch["axis_src"] for ch in layout] == src, name
+        assert [ch["axis_sign"] for ch in layout] == sign, name
+        assert [ch["unit_factor"] for ch in layout] == pytest.approx(factor, rel=1e-12), name
