@@ -3,8 +3,10 @@ or the Kaggle single CSV. Every broken input stops with one line naming the file
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
+import itertools
 import re
 import zipfile
 from collections.abc import Callable, Iterable
@@ -65,6 +67,8 @@ KAGGLE_COLUMNS: dict[str, int] = {
 
 _LOG_NAME = re.compile(r"(?:^|/)mHealth_subject(\d+)\.log(\.gz)?$")
 _SUBJECT_VALUE = re.compile(r"^\s*(?:subject)?\s*(\d+)\s*$", re.IGNORECASE)
+_SCAN_LINES = 20_000
+_Hint = tuple[str, object] | None  # ("line", n) | ("row", i) | ("text", s): where a parse failed
 _HINT_DATA = "run `tinyhar data download` or `tinyhar data synth --out DIR`"
 
 
@@ -199,41 +203,31 @@ def _read_zip(zf: zipfile.ZipFile, zip_name: str) -> tuple[list[Recording], bool
     return recs, synthetic
 
 
+_KAGGLE_NEEDED = [*KAGGLE_COLUMNS, "Activity", "subject"]
+_KAGGLE_DTYPES = {c: np.float64 for c in KAGGLE_COLUMNS} | {"subject": str}
+
+
 def _load_kaggle(path: Path) -> MhealthData:
     name = path.name
-    try:
-        df = pd.read_csv(
-            path, dtype={c: np.float64 for c in KAGGLE_COLUMNS} | {"subject": str}, engine="c"
-        )
-    except pd.errors.EmptyDataError:
-        raise TinyharError(f"{name}: the file is empty; {_HINT_DATA}") from None
-    except Exception as e:
-        raise _kaggle_problem(path, e) from None
-    missing = [c for c in [*KAGGLE_COLUMNS, "Activity", "subject"] if c not in df.columns]
+    with _open_maybe_gz(path) as f:
+        header = f.readline().decode("utf-8", "replace").strip()
+    if not header:
+        raise TinyharError(f"{name}: the file is empty; {_HINT_DATA}")
+    missing = [c for c in _KAGGLE_NEEDED if c not in [h.strip() for h in header.split(",")]]
     if missing:
         raise TinyharError(
             f"{name} line 1: header lacks {', '.join(missing)}; expected the Kaggle MHEALTH CSV "
             "header alx,aly,alz,glx,gly,glz,arx,ary,arz,grx,gry,grz,Activity,subject"
         )
-    if len(df) == 0:
+    with _open_maybe_gz(path) as f:
+        parsed, hint = _kaggle_frame(f)
+    if parsed is None:
+        raise _kaggle_problem(path, hint)
+    sensors, labels, subjects = parsed
+    if len(labels) == 0:
         raise TinyharError(f"{name}: the file has a header but no rows; {_HINT_DATA}")
-    sensors = df[list(KAGGLE_COLUMNS)].to_numpy(np.float64)
-    subj_text = df["subject"].astype(str).str.extract(_SUBJECT_VALUE.pattern, flags=re.I)[0]
-    try:
-        labels_f = pd.to_numeric(df["Activity"], errors="raise").to_numpy(np.float64)
-    except (ValueError, TypeError):
-        raise _kaggle_problem(path, None) from None
-    if (
-        not np.isfinite(sensors).all()
-        or subj_text.isna().any()
-        or not _labels_ok(labels_f)
-        or df[list(KAGGLE_COLUMNS) + ["Activity", "subject"]].isna().any().any()
-    ):
-        raise _kaggle_problem(path, None)
-    subjects = subj_text.astype(int).to_numpy()
-    full = np.full((len(df), N_SENSOR_COLUMNS), np.nan, dtype=np.float32)
-    full[:, list(KAGGLE_COLUMNS.values())] = sensors.astype(np.float32)
-    labels = labels_f.astype(np.int16)
+    full = np.full((len(labels), N_SENSOR_COLUMNS), np.nan, dtype=np.float32)
+    full[:, list(KAGGLE_COLUMNS.values())] = sensors
     recs = []
     for s in sorted(set(subjects.tolist())):
         idx = np.flatnonzero(subjects == s)
@@ -242,83 +236,179 @@ def _load_kaggle(path: Path) -> MhealthData:
     return MhealthData(recs, synthetic, _describe("MHEALTH Kaggle CSV", path, synthetic))
 
 
+def _kaggle_frame(source) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray] | None, _Hint]:
+    """((sensors float32, labels int16, subjects int), None) of a Kaggle CSV, or (None, a hint
+    where the trouble is)."""
+    try:
+        df = pd.read_csv(source, dtype=_KAGGLE_DTYPES, engine="c")
+        sensors = df[list(KAGGLE_COLUMNS)].to_numpy(np.float64)
+        labels = pd.to_numeric(df["Activity"], errors="coerce").to_numpy(np.float64)
+        subjects = df["subject"].astype(str).str.extract(_SUBJECT_VALUE.pattern, flags=re.I)[0]
+    except Exception as e:
+        return None, _hint_from_error(e)
+    bad = ~np.isfinite(sensors).all(axis=1) | ~_label_ok(labels) | subjects.isna().to_numpy()
+    if bad.any():
+        return None, ("row", int(np.argmax(bad)))
+    return (
+        sensors.astype(np.float32),
+        labels.astype(np.int16),
+        subjects.astype(int).to_numpy(),
+    ), None
+
+
 # --- one log file -----------------------------------------------------------------------------
 
 
 def _read_log(name: str, open_: Callable[[], IO[bytes]], subject: int) -> Recording:
     """Parse one log with pandas' C parser; on any problem, find the offending line and say so."""
-    short = name
     try:
         with open_() as f:
             df = pd.read_csv(f, sep=r"\s+", header=None, dtype=np.float64, engine="c")
     except pd.errors.EmptyDataError:
         raise TinyharError(
-            f"{short}: the file is empty; delete it or re-download the data ({_HINT_DATA})"
+            f"{name}: the file is empty; delete it or re-download the data ({_HINT_DATA})"
         ) from None
     except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise TinyharError(f"{short}: cannot read the file ({e}); re-download the data") from None
-    except Exception:
-        raise _log_problem(short, open_) from None
+        raise TinyharError(f"{name}: cannot read the file ({e}); re-download the data") from None
+    except Exception as e:
+        raise _log_problem(name, open_, _hint_from_error(e)) from None
     values = df.to_numpy(np.float64)
     if values.shape[0] == 0:
-        raise TinyharError(f"{short}: the file is empty; delete it or re-download the data")
-    if (
-        values.shape[1] != N_COLUMNS
-        or not np.isfinite(values).all()
-        or not _labels_ok(values[:, -1])
-    ):
-        raise _log_problem(short, open_)
+        raise TinyharError(f"{name}: the file is empty; delete it or re-download the data")
+    if not _log_values_ok(values):
+        raise _log_problem(name, open_, ("row", _first_bad_row(values)))
     return Recording(
         subject=subject,
         signals=np.ascontiguousarray(values[:, :N_SENSOR_COLUMNS], dtype=np.float32),
         labels=values[:, -1].astype(np.int16),
-        source=short,
+        source=name,
     )
 
 
-def _log_problem(name: str, open_: Callable[[], IO[bytes]]) -> TinyharError:
-    """Scan the log line by line for the first broken row (only runs when the fast parse failed)."""
+def _hint_from_error(e: Exception) -> _Hint:
+    """Where pandas' message says the trouble is: a line number or the offending text."""
+    m = re.search(r"in line (\d+)", str(e))
+    if m:
+        return ("line", int(m.group(1)))
+    m = re.search(r"could not convert string to float: '(.+)'", str(e))
+    return ("text", m.group(1)) if m else None
+
+
+def _first_bad_row(values: np.ndarray) -> int:
+    """Index among non-blank lines of the first row that is short, long, non-finite, mislabelled."""
+    if values.shape[1] < N_COLUMNS:
+        return 0
+    bad = ~np.isfinite(values[:, :N_COLUMNS]).all(axis=1)
+    if values.shape[1] > N_COLUMNS:
+        bad |= ~np.isnan(values[:, N_COLUMNS:]).all(axis=1)
+    bad |= ~_label_ok(values[:, N_COLUMNS - 1])
+    return int(np.argmax(bad))
+
+
+def _log_frame(text: str) -> bool:
+    """Whether a piece of a log parses cleanly (blank pieces do)."""
+    try:
+        values = pd.read_csv(io.StringIO(text), sep=r"\s+", header=None, dtype=np.float64)
+    except pd.errors.EmptyDataError:
+        return True
+    except Exception:
+        return False
+    return _log_values_ok(values.to_numpy(np.float64))
+
+
+def _log_values_ok(values: np.ndarray) -> bool:
+    return (
+        values.shape[1] == N_COLUMNS
+        and bool(np.isfinite(values).all())
+        and _labels_ok(values[:, -1])
+    )
+
+
+def _log_problem(name: str, open_: Callable[[], IO[bytes]], hint: _Hint) -> TinyharError:
+    def check(line: str) -> str | None:
+        return _row_problem(line.split(), N_COLUMNS)
+
     with open_() as f:
-        lines = io.TextIOWrapper(f, encoding="utf-8", errors="replace")
-        for lineno, line in enumerate(lines, 1):
-            cells = line.split()
-            if not cells:
-                continue
-            problem = _row_problem(cells, N_COLUMNS)
-            if problem:
-                return TinyharError(f"{name} line {lineno}: {problem}; {_FIX}")
-    return TinyharError(f"{name}: cannot parse the file as an MHEALTH log; re-download the data")
+        where = _locate(f, 1, hint, check, _log_frame)
+    if where is None:
+        return TinyharError(
+            f"{name}: cannot parse the file as an MHEALTH log; re-download the data"
+        )
+    return TinyharError(f"{name} line {where[0]}: {where[1]}; {_FIX}")
 
 
-def _kaggle_problem(path: Path, err: Exception | None) -> TinyharError:
-    import csv
-
+def _kaggle_problem(path: Path, hint: _Hint) -> TinyharError:
     with _open_maybe_gz(path) as f:
-        reader = csv.reader(io.TextIOWrapper(f, encoding="utf-8", errors="replace"))
-        header = next(reader, [])
-        pos = {c: header.index(c) for c in [*KAGGLE_COLUMNS, "Activity", "subject"] if c in header}
-        for lineno, row in enumerate(reader, 2):
-            if not row:
+        header_line = f.readline().decode("utf-8", "replace")
+        header = next(csv.reader([header_line]))
+        pos = {c: header.index(c) for c in _KAGGLE_NEEDED}
+
+        def check(line: str) -> str | None:
+            return _kaggle_row_problem(next(csv.reader([line])), len(header), pos)
+
+        def piece_ok(text: str) -> bool:
+            return _kaggle_frame(io.StringIO(header_line + text))[0] is not None
+
+        where = _locate(f, 2, hint, check, piece_ok)
+    if where is None:
+        return TinyharError(f"{path.name}: cannot parse the Kaggle MHEALTH CSV; {_FIX}")
+    return TinyharError(f"{path.name} line {where[0]}: {where[1]}; {_FIX}")
+
+
+def _locate(
+    f: IO[bytes],
+    first_line: int,
+    hint: _Hint,
+    check: Callable[[str], str | None],
+    piece_ok: Callable[[str], bool],
+) -> tuple[int, str] | None:
+    """(line number, problem) of a broken row. Go straight to the line the fast parse pointed at
+    (a line number, a row index among non-blank lines, or the offending text); failing that, let
+    the C parser narrow it down to a piece of lines and check only that piece in Python."""
+    start_pos = f.tell()
+    text = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline=None)
+    if hint is not None:
+        kind, where = hint
+        row = -1
+        for lineno, line in enumerate(text, first_line):
+            if not line.strip():
                 continue
-            if len(row) != len(header):
-                return TinyharError(
-                    f"{path.name} line {lineno}: expected {len(header)} columns, found {len(row)}; "
-                    f"{_FIX}"
-                )
-            for col, i in pos.items():
-                cell = row[i]
-                if col == "subject":
-                    if not _SUBJECT_VALUE.match(cell):
-                        return TinyharError(
-                            f"{path.name} line {lineno}: subject '{cell}' is not like 'subject3'; "
-                            f"{_FIX}"
-                        )
-                    continue
-                problem = _cell_problem(cell, col, is_label=col == "Activity")
+            row += 1
+            if kind == "text":
+                hit = isinstance(where, str) and where in line
+            else:
+                hit = (lineno if kind == "line" else row) == where
+            if hit:
+                problem = check(line)
                 if problem:
-                    return TinyharError(f"{path.name} line {lineno}: {problem}; {_FIX}")
-    detail = f" ({err})" if err else ""
-    return TinyharError(f"{path.name}: cannot parse the Kaggle MHEALTH CSV{detail}; {_FIX}")
+                    return lineno, problem
+                if kind != "text":
+                    break
+        text.seek(start_pos)
+    start = first_line
+    while chunk := list(itertools.islice(text, _SCAN_LINES)):
+        if not piece_ok("".join(chunk)):
+            for lineno, line in enumerate(chunk, start):
+                problem = check(line) if line.strip() else None
+                if problem:
+                    return lineno, problem
+        start += len(chunk)
+    return None
+
+
+def _kaggle_row_problem(row: list[str], ncols: int, pos: dict[str, int]) -> str | None:
+    if len(row) != ncols:
+        return f"expected {ncols} columns, found {len(row)}"
+    for col, i in pos.items():
+        cell = row[i]
+        if col == "subject":
+            if not _SUBJECT_VALUE.match(cell):
+                return f"subject '{cell[:20]}' is not like 'subject3'"
+            continue
+        problem = _cell_problem(cell, col, is_label=col == "Activity")
+        if problem:
+            return problem
+    return None
 
 
 _FIX = "fix or remove that line, or re-download the data"
@@ -344,6 +434,11 @@ def _cell_problem(cell: str, where: str, is_label: bool) -> str | None:
     if is_label and (v != int(v) or not 0 <= v <= MAX_LABEL):
         return f"label '{cell[:20]}' is not an integer 0-{MAX_LABEL}"
     return None
+
+
+def _label_ok(labels: np.ndarray) -> np.ndarray:
+    """Per row: the label is an integer 0-12."""
+    return (labels == np.round(labels)) & (labels >= 0) & (labels <= MAX_LABEL)
 
 
 def _labels_ok(labels: np.ndarray) -> bool:
