@@ -287,7 +287,11 @@ def _fill_config(cfg: CoreConfig, struct_type: type[ctypes.Structure], keep: lis
 
 
 class CoreDevice:
-    """One instance of the firmware core; thread-safe, bytes in and bytes out."""
+    """One instance of the firmware core; thread-safe, bytes in and bytes out.
+
+    `infer` gets the flat int8 window (window * channels values, row-major) and returns the
+    n_classes int8 outputs; raising makes the device answer INFER_FAILED (kept in hook_errors).
+    """
 
     def __init__(
         self,

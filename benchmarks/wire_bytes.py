@@ -1,0 +1,93 @@
+"""Bytes on the serial wire per window, measured through the firmware core built for the host.
+
+For each sensor set (arm: 6 channels, both: 12) and request kind it sends one window's requests
+to a `CoreDevice` (the real tinyhar_core.c) and counts the encoded bytes in each direction:
+
+- int8:        INFER (ready int8 window) -> RESULT
+- raw:         SAMPLES (window x channels float32, in max_payload chunks) -> STATUS each,
+               then INFER_RAW -> RESULT
+- raw+window:  as raw, with the device's int8 window returned in the RESULT (verify --raw)
+
+    python benchmarks/wire_bytes.py [--window 100] [--classes 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from tinyhar.device import protocol as P
+from tinyhar.device.core_lib import CoreConfig, CoreDevice
+from tinyhar.device.preprocess import PreprocessConfig
+
+
+def _device(window: int, channels: int, classes: int) -> CoreDevice:
+    pre = PreprocessConfig(
+        unit_factor=[9.80665] * channels,
+        axis_src=list(range(channels)),
+        axis_sign=[1] * channels,
+        mean=[0.0] * channels,
+        inv_std=[0.1] * channels,
+        input_scale=0.05,
+        input_zero_point=0,
+    )
+    cfg = CoreConfig(
+        window=window,
+        stride=window // 2,
+        rate_hz=50.0,
+        preprocess=pre,
+        input=P.TensorSpec(9, (1, window, channels), 0.05, 0),
+        output=P.TensorSpec(9, (1, classes), 1 / 256, -128),
+    )
+    rng = np.random.default_rng(0)
+    return CoreDevice(cfg, lambda w: rng.integers(-128, 128, classes).astype(np.int8))
+
+
+def measure(window: int, channels: int, classes: int) -> dict[str, tuple[int, int, int]]:
+    """{kind: (host->device bytes, device->host bytes, frames sent)} for one window."""
+    rng = np.random.default_rng(1)
+    dev = _device(window, channels, classes)
+    int8 = rng.integers(-128, 128, window * channels).astype(np.int8)
+    raw = rng.normal(0, 1, (window, channels)).astype(np.float32)
+    results: dict[str, tuple[int, int, int]] = {}
+    seq = 0
+
+    def send(frames: list[bytes]) -> tuple[int, int]:
+        up = down = 0
+        for f in frames:
+            up += len(f)
+            down += len(dev.feed(f))
+        return up, down
+
+    up, down = send([P.encode_frame(P.MsgType.INFER, seq, P.pack_infer(int8))])
+    results["int8"] = (up, down, 1)
+    for kind, with_window in (("raw", False), ("raw+window", True)):
+        chunks = P.samples_chunks(raw, P.MAX_PAYLOAD)
+        frames = [
+            P.encode_frame(P.MsgType.SAMPLES, (seq + i) % 255, c) for i, c in enumerate(chunks)
+        ]
+        seq = (seq + len(chunks)) % 255
+        frames.append(P.encode_frame(P.MsgType.INFER_RAW, seq, P.pack_infer_raw(with_window)))
+        up, down = send(frames)
+        results[kind] = (up, down, len(frames))
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--window", type=int, default=100)
+    ap.add_argument("--classes", type=int, default=12)
+    args = ap.parse_args()
+    print(f"window {args.window} samples, {args.classes} classes, max payload {P.MAX_PAYLOAD} B")
+    print(f"{'sensors':8} {'request':11} {'frames':>6} {'host->dev':>10} {'dev->host':>10} "
+          f"{'total':>7} {'ms @115200':>10}")  # fmt: skip
+    for sensors, channels in (("arm", 6), ("both", 12)):
+        for kind, (up, down, frames) in measure(args.window, channels, args.classes).items():
+            total = up + down
+            ms = total * 10 / 115200 * 1000  # 10 bits per byte on a UART
+            print(f"{sensors:8} {kind:11} {frames:>6} {up:>10} {down:>10} {total:>7} {ms:>10.1f}")
+
+
+if __name__ == "__main__":
+    main()
