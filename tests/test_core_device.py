@@ -173,7 +173,8 @@ def test_hook_failure_and_missing_model_are_reported() -> None:
 
 
 def test_stream_pushes_a_prediction_every_stride(host: Host) -> None:
-    assert host.request(P.MsgType.STREAM_START).streaming
+    assert not host.dev.streaming
+    assert host.request(P.MsgType.STREAM_START).streaming and host.dev.streaming
     rng = np.random.default_rng(5)
     raw = rng.normal(size=(WINDOW + 20, CH)).astype(np.float32)
     preds = []
@@ -188,7 +189,7 @@ def test_stream_pushes_a_prediction_every_stride(host: Host) -> None:
         out = _model(quantize_window(raw[n - WINDOW : n], host.dev.config.preprocess).ravel())
         assert p.class_index == int(np.argmax(out)) and p.confidence == out.max()
         assert p.sample_counter == n and p.latency_us == 250
-    assert not host.request(P.MsgType.STREAM_STOP).streaming
+    assert not host.request(P.MsgType.STREAM_STOP).streaming and not host.dev.streaming
     assert host.dev.push_sample(raw[0]) == b""
 
 

@@ -164,6 +164,8 @@ def load_core(max_window: int = DEFAULT_MAX_WINDOW, max_channels: int = DEFAULT_
         lib.tinyhar_push_sample.restype = None
         lib.tinyhar_set_streaming.argtypes = [vp, ctypes.c_int]
         lib.tinyhar_set_streaming.restype = None
+        lib.tinyhar_is_streaming.argtypes = [vp]
+        lib.tinyhar_is_streaming.restype = ctypes.c_int
         lib.tinyhar_preprocess.argtypes = [vp, ctypes.POINTER(ctypes.c_float), sz,
                                            ctypes.POINTER(ctypes.c_int8)]  # fmt: skip
         lib.tinyhar_preprocess.restype = None
@@ -375,6 +377,11 @@ class CoreDevice:
     def set_streaming(self, on: bool) -> None:
         with self._lock:
             self._lib.tinyhar_set_streaming(self._dev, 1 if on else 0)
+
+    @property
+    def streaming(self) -> bool:
+        with self._lock:
+            return bool(self._lib.tinyhar_is_streaming(self._dev))
 
     def preprocess(self, raw: np.ndarray) -> np.ndarray:
         """The core's tinyhar_preprocess on raw samples (n, C) -> int8 (n, C)."""

@@ -667,6 +667,11 @@ void tinyhar_set_streaming(tinyhar_dev_t *dev, int on)
     dev->since_prediction = dev->cfg != NULL ? dev->cfg->stride : 0u;
 }
 
+int tinyhar_is_streaming(const tinyhar_dev_t *dev)
+{
+    return dev->streaming ? 1 : 0;
+}
+
 static void stream_predict(tinyhar_dev_t *dev)
 {
     const tinyhar_config_t *cfg = dev->cfg;

@@ -187,6 +187,9 @@ void tinyhar_push_sample(tinyhar_dev_t *dev, const float *raw);
 /* Start (on != 0) or stop the prediction stream, as STREAM_START / STREAM_STOP do. */
 void tinyhar_set_streaming(tinyhar_dev_t *dev, int on);
 
+/* 1 while the prediction stream is on (the board layer reads its IMU only then), else 0. */
+int tinyhar_is_streaming(const tinyhar_dev_t *dev);
+
 /* The canonical preprocessing: n_samples raw samples (n_samples x cfg->channels floats, board
    units) to int8 (same layout). float32 arithmetic, no fused multiply-add, round half to even. */
 void tinyhar_preprocess(const tinyhar_config_t *cfg, const float *raw_samples, size_t n_samples,
