@@ -111,6 +111,19 @@ def test_failed_or_interrupted_train_leaves_earlier_artifacts(trained_run, synth
     assert sorted(p.name for p in run.iterdir()) == sorted(FILES)  # no temp files left
 
 
+@pytest.mark.slow
+def test_same_seed_same_training(loaded, trained_run):
+    from tinyhar.model.train import fit
+
+    cfg = TrainConfig(epochs=1, seed=7)
+    prep = prepare(cfg, loaded)
+    first = fit(cfg, prep, log=lambda line: None)
+    second = fit(cfg, prep, log=lambda line: None)
+    assert first[1]["loss"] == second[1]["loss"]
+    for a, b in zip(first[0].get_weights(), second[0].get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_random_split_and_null_class_in_dataset_json(loaded):
     prep = prepare(TrainConfig(sensors="both", split="random", include_null=True), loaded)
     ds = prep.dataset

@@ -211,6 +211,11 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = _stderr):
         callbacks=callbacks,
     )
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    ran = len(history.get("loss", []))
+    if history.get("val_loss"):
+        best = int(np.argmin(history["val_loss"])) + 1
+        stopped = f"early stop after epoch {ran}; " if ran < cfg.epochs else ""
+        log(f"{stopped}keeping the weights of epoch {best} (lowest val_loss)")
     history["epoch_seconds"] = [round(t, 3) for t in seconds]
     history["train_seconds"] = round(time.perf_counter() - t0, 2)
     return model, history, size, budget
