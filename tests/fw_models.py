@@ -89,3 +89,31 @@ def measured_arena() -> int:
     from tinyhar.deploy.arena import measure_arena
 
     return measure_arena(har_int8_model())
+
+
+def make_keras_run(root: Path) -> Path:
+    """A run folder as `tinyhar train` leaves it (model.keras, dataset.json, windows.npz,
+    metrics.json) but not quantized yet; a small untrained CNN-LSTM."""
+    from tinyhar.model.keras_env import keras
+
+    keras.utils.set_random_seed(2)
+    run = root / "trained"
+    run.mkdir(parents=True)
+    inp = keras.Input((100, 6))
+    x = keras.layers.Conv1D(8, 5, activation="relu")(inp)
+    x = keras.layers.MaxPooling1D(2)(x)
+    x = keras.layers.LSTM(8)(x)
+    out = keras.layers.Dense(len(LABELS), activation="softmax")(x)
+    keras.Model(inp, out).save(run / runs.KERAS_MODEL)
+    rng = np.random.default_rng(4)
+    raw = (rng.normal(size=(40, 100, 6)) * STD + MEAN).astype(np.float32)
+    np.savez(
+        run / runs.WINDOWS_NPZ,
+        x_test=raw[:20],
+        y_test=rng.integers(0, len(LABELS), 20),
+        subject_test=np.full(20, 9),
+        x_rep=raw[20:],
+    )
+    (run / runs.DATASET_JSON).write_text(json.dumps(dataset_json()))
+    (run / runs.METRICS_JSON).write_text(json.dumps({"accuracy": 0.25, "synthetic": True}))
+    return run

@@ -213,3 +213,22 @@ def test_arena_margin_forms():
     assert margin_bytes("1%", 10_000) == 1024  # at least 1 KB
     with pytest.raises(TinyharError):
         margin_bytes("lots", 1)
+
+
+def test_run_without_int8_model_is_quantized_first(tmp_path, monkeypatch):
+    from fw_models import make_keras_run
+
+    run = make_keras_run(tmp_path)
+    monkeypatch.chdir(tmp_path)  # no --run: the latest run under ./runs is taken
+    (tmp_path / "runs").mkdir()
+    run = run.rename(tmp_path / "runs" / run.name)
+    res = _build()
+    assert res.exit_code == 0, res.output
+    assert f"using the latest run runs/{run.name}" in res.output
+    assert "running `tinyhar quantize" in res.output
+    model = (run / runs.INT8_MODEL).read_bytes()
+    q = json.loads((run / runs.QUANTIZE_JSON).read_text())
+    rec = json.loads((run / runs.BUILD_JSON).read_text())
+    assert rec["arena_measured"] == q["arena_bytes"] and rec["model_crc32_int"] == crc32(model)
+    sketch = run / "firmware" / "nano33ble" / "tinyhar_har"
+    assert parse_c_array((sketch / "model_data.cpp").read_text()) == model
