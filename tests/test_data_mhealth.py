@@ -67,7 +67,7 @@ def test_gzip_folder_matches_plain(synth_dir, tmp_path):
     gz = tmp_path / "gz"
     gz.mkdir()
     for f in synth_dir.glob("*.log"):
-        (gz / (f.name + ".gz")).write_bytes(gzip.compress(f.read_bytes()))
+        (gz / (f.name + ".gz")).write_bytes(gzip.compress(f.read_bytes(), compresslevel=1))
     _same(load_mhealth(gz), load_mhealth(synth_dir))
 
 
@@ -80,7 +80,7 @@ def test_single_file(synth_dir):
 
 
 def _uci_zip(synth_dir: Path, path: Path) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         zf.writestr("MHEALTHDATASET/README.txt", "readme")
         for f in sorted(synth_dir.glob("*.log")):
             zf.write(f, f"MHEALTHDATASET/{f.name}")
@@ -191,6 +191,25 @@ def test_broken_row_names_file_and_line(synth_dir, tmp_path, lineno, edit, expec
     assert f"mHealth_subject2.log line {lineno}: {expect}" in line
 
 
+def test_line_numbers_count_blank_lines(synth_dir, tmp_path):
+    folder = _copy_logs(synth_dir, tmp_path / "blank")
+    f = folder / "mHealth_subject1.log"
+    good = f.read_text().splitlines(keepends=True)
+    good[9:9] = ["\n", "  \n"]  # lines 10 and 11 are blank
+    lines = list(good)
+    lines[1202] = lines[1202].rsplit("\t", 1)[0] + "\t99\n"
+    f.write_text("".join(lines))
+    assert "mHealth_subject1.log line 1203: label '99' is not an integer 0-12" in _run_info(folder)
+    lines = list(good)
+    lines[2002] = lines[2002].replace("\t", "\tbad\t", 1)
+    f.write_text("".join(lines))
+    assert "mHealth_subject1.log line 2003: expected 24 columns, found 25" in _run_info(folder)
+    lines = list(good)
+    lines[2502] = lines[2502].replace("\t", "\t-\t", 1).rsplit("\t", 1)[0] + "\n"
+    f.write_text("".join(lines))
+    assert "mHealth_subject1.log line 2503: column 2: '-' is not a number" in _run_info(folder)
+
+
 def test_broken_row_in_gz_and_zip(synth_dir, tmp_path):
     folder = _broken_folder(synth_dir, tmp_path, 300, lambda s: s.replace("\t", "\tx1\t", 1))
     f = folder / "mHealth_subject2.log"
@@ -199,7 +218,7 @@ def test_broken_row_in_gz_and_zip(synth_dir, tmp_path):
         zf.write(f, "MHEALTHDATASET/mHealth_subject2.log")
     assert "m.zip/mHealth_subject2.log line 300: expected 24 columns, found 25" in _run_info(z)
     gz = folder / "mHealth_subject2.log.gz"
-    gz.write_bytes(gzip.compress(f.read_bytes()))
+    gz.write_bytes(gzip.compress(f.read_bytes(), compresslevel=1))
     f.unlink()
     assert "mHealth_subject2.log.gz line 300: expected 24 columns" in _run_info(folder)
 
