@@ -241,3 +241,12 @@ def test_cache_locations_and_published_list(tmp_path, monkeypatch):
     assert sorted(sums) == sorted(f"mHealth_subject{s}.log" for s in range(1, 11))
     assert sums["mHealth_subject1.log"].startswith("da8d1bbf644a2068")
     assert sums["mHealth_subject10.log"].startswith("382d3d7b58e1fe24")
+
+
+def test_unwritable_destination_is_one_line(server, tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(TinyharError, match="cannot write into") as e:
+        download_mhealth(
+            tmp_path / "file.txt" / "m", url=f"{server}/good.zip", checksums=SUMS, progress=False
+        )
+    assert "\n" not in str(e.value)

@@ -213,3 +213,11 @@ def test_learnable_but_not_trivial(data):
     assert both > arm  # the ankle adds what the arm cannot see
     for a, b in [(1, 2), (4, 5), (10, 11)]:  # standing/sitting, walking/stairs, jogging/running
         assert c[a, b] + c[b, a] > 0
+
+
+def test_cli_synth_unwritable_is_one_line(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    r = CliRunner().invoke(main, ["data", "synth", "--out", str(tmp_path / "file.txt" / "d")])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert r.stderr.count("\n") == 1 and "cannot write" in r.stderr and "--out" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]

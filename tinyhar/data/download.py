@@ -99,8 +99,13 @@ def download_mhealth(
         raise TinyharError(
             f"{dest} exists and holds files other than MHEALTH logs; choose another --dest"
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".zip")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".zip")
+    except OSError as e:
+        raise TinyharError(
+            f"cannot write into {dest.parent} ({e.strerror}); choose --dest"
+        ) from None
     tmp_zip = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -108,9 +113,20 @@ def download_mhealth(
         with atomic_path(dest) as staging:
             staging.mkdir()
             _extract_verified(tmp_zip, staging, checksums, url)
+    except OSError as e:
+        raise TinyharError(
+            f"cannot write {dest} ({e.strerror}); free some space or choose --dest"
+        ) from None
     finally:
         tmp_zip.unlink(missing_ok=True)
     return dest
+
+
+def _write(out: IO[bytes], chunk: bytes) -> None:
+    try:
+        out.write(chunk)
+    except OSError as e:
+        raise TinyharError(f"cannot store the download ({e.strerror}); free some space") from None
 
 
 def _fetch(url: str, out: IO[bytes], progress: bool, timeout: float) -> int:
@@ -136,7 +152,7 @@ def _fetch(url: str, out: IO[bytes], progress: bool, timeout: float) -> int:
                 disable=None if progress else True,
             ) as bar:
                 while chunk := resp.read(_CHUNK):
-                    out.write(chunk)
+                    _write(out, chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
     except urllib.error.HTTPError as e:

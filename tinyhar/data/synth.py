@@ -96,12 +96,15 @@ def synthesize(out_dir: str | Path, subjects: int = 10, seed: int = 0) -> Path:
         raise TinyharError(
             f"{out} exists and is not a synthetic dataset folder; choose another --out or remove it"
         )
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        for s in range(1, subjects + 1):
-            signals, labels = subject_session(s, seed)
-            _write_log(tmp / f"mHealth_subject{s}.log", signals, labels)
-        (tmp / SYNTHETIC_MARKER).write_text(_marker_text(subjects, seed), encoding="utf-8")
+    try:
+        with atomic_path(out) as tmp:
+            tmp.mkdir()
+            for s in range(1, subjects + 1):
+                signals, labels = subject_session(s, seed)
+                _write_log(tmp / f"mHealth_subject{s}.log", signals, labels)
+            (tmp / SYNTHETIC_MARKER).write_text(_marker_text(subjects, seed), encoding="utf-8")
+    except OSError as e:
+        raise TinyharError(f"cannot write {out} ({e.strerror}); choose a writable --out") from None
     return out
 
 
