@@ -235,8 +235,8 @@ def _segment(
     if impacts.any():
         at = mo.flight if mo.kind == JUMP else 0.0
         for limb in range(3):
-            ph = step_phase if limb != ANKLE else phase[ANKLE]
-            hits = _crossings(ph, at) if limb != ANKLE or mo.kind != GAIT else _crossings(ph, 0.0)
+            # the ankle lands once per its own cycle; chest and arm feel every step
+            hits = _crossings(phase[ANKLE] if limb == ANKLE else step_phase, at)
             pulse = _impact_train(hits, n) * impacts[limb] * rng.uniform(0.8, 1.2)
             lin[limb, 2] += pulse
             lin[limb, 0] += 0.4 * pulse
