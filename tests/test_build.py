@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -232,3 +233,34 @@ def test_run_without_int8_model_is_quantized_first(tmp_path, monkeypatch):
     assert rec["arena_measured"] == q["arena_bytes"] and rec["model_crc32_int"] == crc32(model)
     sketch = run / "firmware" / "nano33ble" / "tinyhar_har"
     assert parse_c_array((sketch / "model_data.cpp").read_text()) == model
+
+
+@pytest.mark.slow
+def test_no_run_at_all_trains_one_on_synthetic_data_first(tmp_path, monkeypatch):
+    import tinyhar.model.train as train_mod
+
+    real_train = train_mod.train
+
+    def quick_train(cfg, log):  # the defaults, but 1 epoch and a small budget: a short test
+        cfg.epochs, cfg.max_model_kb = 1, 12
+        return real_train(cfg, log=log)
+
+    monkeypatch.setattr(train_mod, "train", quick_train)
+    real_resolve = train_mod.resolve_data
+
+    def no_download(data):  # as on a machine where `tinyhar data download` never ran
+        if data is None:
+            raise TinyharError("no downloaded MHEALTH found")
+        return real_resolve(data)
+
+    monkeypatch.setattr(train_mod, "resolve_data", no_download)
+    monkeypatch.chdir(tmp_path)
+    res = _build()
+    assert res.exit_code == 0, res.output
+    assert "TRAINING ON SYNTHETIC DATA" in res.output
+    assert (tmp_path / "data" / "synth" / "SYNTHETIC.md").is_file()
+    run = runs.latest_run(tmp_path / "runs")
+    rec = json.loads((run / runs.BUILD_JSON).read_text())
+    assert rec["synthetic"] is True and "SYNTHETIC data" in res.output
+    model = (run / runs.INT8_MODEL).read_bytes()
+    assert parse_c_array(Path(rec["sketch_dir"], "model_data.cpp").read_text()) == model

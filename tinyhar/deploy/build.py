@@ -30,6 +30,7 @@ DEFAULT_SKETCH = "tinyhar_har"
 DEFAULT_MARGIN = "25%"
 ARENA_ALIGN = 16
 MIN_MARGIN = 1024  # a percentage margin is at least this many bytes
+SYNTH_DATA_DIR = Path("data/synth")  # where a first build without data makes synthetic data
 
 Log = Callable[[str], None]
 
@@ -237,7 +238,7 @@ def _train_default(log: Log) -> Path:
     except TinyharError:
         from tinyhar.data.synth import synthesize
 
-        data = runs.RUNS_ROOT / "synthetic-data"
+        data = SYNTH_DATA_DIR
         log(
             "build: no run and no downloaded MHEALTH found: TRAINING ON SYNTHETIC DATA "
             f"(in {data}); the firmware is a demo, not a real activity recogniser. "
