@@ -235,3 +235,12 @@ def test_parse_sizes_and_board_list_formats():
     assert (
         arduino.parse_board_list(_ports_json(("COM3", "2341", "005a")))[0].usb_id() == "2341:005a"
     )
+
+
+def test_a_library_of_another_version_is_noted(tmp_path, fake_cli):
+    run = _compiled_run(tmp_path)  # the FAKE reports every installed library as version 1.0
+    res = CliRunner().invoke(main, ["build", "--run", str(run)])
+    assert res.exit_code == 0
+    assert "note: library Arduino_LSM9DS1 1.0 is installed; nano33ble was written for 1.1.1" in (
+        res.output
+    )

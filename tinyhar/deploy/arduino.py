@@ -136,9 +136,13 @@ def ensure_installed(cli: str, board: Board, log=print) -> list[str]:
         done.append(spec)
     have = installed_libraries(cli)
     for lib in (board.imu.library, board.tflm):
-        if lib.name in have:
-            continue
-        done.append(install_library(cli, lib, log))
+        if lib.name not in have:
+            done.append(install_library(cli, lib, log))
+        elif have[lib.name] != lib.version:
+            log(
+                f"note: library {lib.name} {have[lib.name]} is installed; {board.name} was "
+                f"written for {lib.version} (`arduino-cli lib install {lib.name}@{lib.version}`)"
+            )
     return done
 
 
