@@ -303,4 +303,85 @@ def flash(board, port, run) -> None:
 # --- device: tinyhar sim | verify | monitor -----------------------------------------------------
 
 
+@main.command()
+@click.option("--board", default="nano33ble", show_default=True, help="Board name or .toml file.")
+@click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest run).")
+@click.option(
+    "--replay", type=_path(exists=True), default=None,
+    help="MHEALTH-format file or folder the IMU replays [default: the run's test recordings]",
+)  # fmt: skip
+@click.option("--model", type=_path(exists=True, dir_okay=False), default=None,
+              help="Carry this .tflite instead of the run's (a different model CRC).")  # fmt: skip
+@click.option("--drop", type=float, default=0.0, show_default=True,
+              help="Fraction of bytes dropped, both directions.")  # fmt: skip
+@click.option("--corrupt", type=float, default=0.0, show_default=True,
+              help="Fraction of bytes corrupted, both directions.")  # fmt: skip
+@click.option("--delay", type=float, default=0.0, show_default=True, help="Delay every reply (ms).")
+@click.option("--reset-after", type=click.IntRange(0), default=0, show_default=True,
+              help="Reset the device once, while it handles request N (0: never).")  # fmt: skip
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Seed of the fault injection.")  # fmt: skip
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="IMU replay speed (1 = the training rate).")  # fmt: skip
+@click.option("--link", type=_path(), default=None,
+              help="Also make this symlink to the pty (a stable --port).")  # fmt: skip
+def sim(board, run, replay, model, drop, corrupt, delay, reset_after, seed, speed, link) -> None:
+    """Start a virtual board on a pseudo-terminal and print its path (use it as --port)."""
+    from tinyhar.device.virtual_board import Faults, run_sim
+
+    faults = Faults(drop=drop, corrupt=corrupt, delay_ms=delay, reset_after=reset_after, seed=seed)
+    run_sim(board, run, faults, model=model, replay=replay, speed=speed, link=link,
+            announce=lambda path: click.echo(path))  # fmt: skip
+
+
+@main.command()
+@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
+@click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest run).")
+@click.option("--windows", type=click.IntRange(1), default=None, help="Test windows to send [all].")
+@click.option("--raw", is_flag=True,
+              help="Send raw samples in board units: checks on-device preprocessing.")  # fmt: skip
+@click.option("--board", default=None,
+              help="Board name or .toml for --raw [default: the device's board].")  # fmt: skip
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Least top-1 agreement with TFLM to pass.")  # fmt: skip
+@click.option("--max-lsb", type=click.IntRange(0), default=1, show_default=True,
+              help="Largest output difference (int8 LSB) to pass.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Seconds per attempt.")  # fmt: skip
+@click.option("--retries", type=click.IntRange(0), default=3, show_default=True,
+              help="Retries per request.")  # fmt: skip
+def verify(port, run, windows, raw, board, min_agreement, max_lsb, timeout, retries) -> None:
+    """Check that the device computes what the host computes (TFLM); write verify.json/.png."""
+    from tinyhar.device.verify import VerifyOptions, format_report, verify_device
+
+    opts = VerifyOptions(
+        port=port, run=run, windows=windows, raw=raw, board=board, min_agreement=min_agreement,
+        max_lsb=max_lsb, timeout=timeout, retries=retries,
+    )  # fmt: skip
+    report = verify_device(opts)
+    click.echo(format_report(report))
+    if not report["passed"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
+@click.option("--run", "run", type=_path(), default=None,
+              help="Run folder, for label names if the firmware has none.")  # fmt: skip
+@click.option("--last", type=click.IntRange(1, 100), default=10, show_default=True,
+              help="Predictions in the rolling view.")  # fmt: skip
+@click.option("--count", type=click.IntRange(1), default=None, help="Stop after N predictions.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after S seconds.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Seconds per request attempt.")  # fmt: skip
+def monitor(port, run, last, count, seconds, timeout) -> None:
+    """Show the board's live predictions from its IMU; Ctrl-C stops the stream and exits."""
+    from tinyhar.device.monitor import MonitorOptions, run_monitor
+
+    opts = MonitorOptions(port=port, run=run, last=last, count=count, seconds=seconds,
+                          timeout=timeout)  # fmt: skip
+    run_monitor(opts, out=click.echo)
+
+
 # --- end to end: tinyhar demo -------------------------------------------------------------------

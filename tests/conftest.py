@@ -1,0 +1,104 @@
+"""Shared fixtures: one tiny trained and quantised run per test session, and virtual boards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# The installed `tinyhar` entry point of this interpreter, as a user runs it.
+_SCRIPT = Path(sys.executable).with_name("tinyhar")
+TINYHAR = [str(_SCRIPT)] if _SCRIPT.is_file() else [shutil.which("tinyhar") or "tinyhar"]
+
+
+def tinyhar(*args: str, timeout: float = 300, check: bool = True, cwd: Path | None = None):
+    """Run the real command line in a subprocess; returns the CompletedProcess."""
+    proc = subprocess.run(
+        [*TINYHAR, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"tinyhar {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder built the way a user does: data synth -> train (tiny, 1 epoch) -> quantize."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    data, run = root / "synth", root / "run"
+    tinyhar("data", "synth", "--out", data, "--subjects", "3")
+    tinyhar("train", "--data", data, "--arch", "tiny", "--epochs", "1", "--run", run)
+    tinyhar("quantize", "--run", run)
+    return run
+
+
+# --- virtual boards (`tinyhar sim` in the background, as a user starts it) ----------------------
+
+
+@dataclass
+class Sim:
+    port: str
+    proc: subprocess.Popen
+
+    def stderr(self) -> str:
+        return self.proc.stderr.read() if self.proc.stderr and self.proc.poll() is not None else ""
+
+
+@contextmanager
+def sim_board(run: Path, *args: str, start_timeout: float = 60) -> Iterator[Sim]:
+    """`tinyhar sim --board nano33ble --run R [args]` in the background; yields its pty path."""
+    proc = subprocess.Popen(
+        [*TINYHAR, "sim", "--board", "nano33ble", "--run", str(run), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + start_timeout
+        line = ""
+        while time.monotonic() < deadline and not line:
+            line = proc.stdout.readline().strip()
+            if proc.poll() is not None and not line:
+                raise AssertionError(f"tinyhar sim exited {proc.returncode}: {proc.stderr.read()}")
+        assert line.startswith("/dev/"), f"tinyhar sim printed {line!r}, not a pty path"
+        yield Sim(line, proc)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for f in (proc.stdout, proc.stderr):
+            if f:
+                f.close()
+
+
+@pytest.fixture(scope="session")
+def make_sim() -> Callable[..., object]:
+    """The sim_board context manager, for tests that start boards with their own options."""
+    return sim_board
+
+
+@pytest.fixture(scope="session")
+def clean_sim(tiny_run: Path) -> Iterator[Sim]:
+    """One fault-free virtual board for the session's device tests."""
+    with sim_board(tiny_run) as sim:
+        yield sim
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_tf_noise() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

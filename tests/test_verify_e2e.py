@@ -1,0 +1,97 @@
+"""`tinyhar verify` end to end: the real CLI against `tinyhar sim` (pty, C core, TFLM)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import numpy as np
+from conftest import sim_board, tinyhar
+
+from tinyhar.device.verify import compare
+from tinyhar.files import read_json
+
+
+def _error_lines(stderr: str) -> list[str]:
+    lines = [ln for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
+    assert "Traceback" not in stderr
+    return [ln for ln in lines if ln.startswith("error:")]
+
+
+def test_verify_model_mode_passes_on_every_test_window(tiny_run, clean_sim) -> None:
+    proc = tinyhar("verify", "--port", clean_sim.port, "--run", tiny_run, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "PASSED" in proc.stdout
+    report = read_json(tiny_run / "verify.json")
+    with np.load(tiny_run / "windows.npz") as npz:
+        n_test, y = len(npz["x_test"]), npz["y_test"]
+    quant = read_json(tiny_run / "quantize.json")
+    assert report["passed"] is True and report["complete"] is True
+    assert report["mode"] == "model" and report["windows"] == n_test
+    assert report["top1_agreement"] == 1.0
+    assert report["max_abs_diff_lsb"] == 0 and report["mean_abs_diff_lsb"] == 0.0
+    # the device computes exactly what TFLM computes, so both score the same on the labels
+    assert report["device_accuracy"] == report["host_accuracy"]
+    assert report["host_accuracy"] == quant["int8_accuracy"]
+    assert report["device"]["model_crc32"] == quant["model_crc32"]
+    assert report["device"]["board"] == "nano33ble"
+    lat = report["latency_us"]
+    assert 0 < lat["min"] <= lat["median"] <= lat["max"]
+    assert report["windows_per_second"] > 0 and report["bytes_per_window"] > 600
+    assert report["synthetic"] is True
+    assert (tiny_run / "verify.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert y.shape == (n_test,)
+
+
+def test_verify_raw_mode_checks_the_device_preprocessing(tiny_run, clean_sim) -> None:
+    proc = tinyhar(
+        "verify", "--port", clean_sim.port, "--run", tiny_run, "--raw", "--windows", "40",
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = read_json(tiny_run / "verify.json")
+    assert report["passed"] is True and report["mode"] == "raw" and report["windows"] == 40
+    assert report["top1_agreement"] == 1.0 and report["max_abs_diff_lsb"] == 0
+    assert report["preprocess_mismatch_windows"] == 0
+    assert report["preprocess_mismatch_values"] == 0
+    # raw samples (100 x 6 float32) cost more on the wire than the int8 window (600 B)
+    assert report["bytes_per_window"] > 2400
+    assert "preprocessing mismatches     0 windows" in proc.stdout
+
+
+def test_verify_refuses_a_device_with_another_model(tiny_run, tmp_path) -> None:
+    model = (tiny_run / "model_int8.tflite").read_bytes()
+    assert model.count(b"MLIR Converted.") == 1
+    other = model.replace(b"MLIR Converted.", b"MLIR Converted!")  # same net, another flatbuffer
+    (tmp_path / "other.tflite").write_bytes(other)
+    run_crc = zlib.crc32(model) & 0xFFFFFFFF
+    dev_crc = zlib.crc32(other) & 0xFFFFFFFF
+    with sim_board(tiny_run, "--model", tmp_path / "other.tflite") as sim:
+        proc = tinyhar("verify", "--port", sim.port, "--run", tiny_run, check=False)
+    assert proc.returncode != 0
+    errors = _error_lines(proc.stderr)
+    assert len(errors) == 1, proc.stderr
+    assert f"0x{dev_crc:08x}" in errors[0] and f"0x{run_crc:08x}" in errors[0]
+    report = json.loads((tiny_run / "verify.json").read_text())
+    assert report["passed"] is False and "0x" in report["error"]
+
+
+def test_verify_nonexistent_port_is_one_line(tiny_run) -> None:
+    proc = tinyhar("verify", "--port", "/dev/does-not-exist", "--run", tiny_run, check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1 and _error_lines(proc.stderr)
+    assert "/dev/does-not-exist does not exist" in proc.stderr
+    assert read_json(tiny_run / "verify.json")["passed"] is False
+
+
+def test_compare_figures() -> None:
+    host = np.array([[10, 5, -3], [0, 9, 1], [4, 4, 2]], dtype=np.int8)
+    dev = np.array([[10, 5, -3], [0, 8, 10], [4, 3, 2]], dtype=np.int8)
+    y = np.array([0, 1, 0])
+    r = compare(dev, host, host, y, np.array([100, 300, 200]), seconds=2.0)
+    assert r["top1_agreement"] == 2 / 3  # window 1: device says class 2, TFLM class 1
+    assert r["max_abs_diff_lsb"] == 9 and r["mean_abs_diff_lsb"] == 11 / 9
+    assert r["windows_differing"] == 2
+    assert r["device_accuracy"] == 2 / 3 and r["host_accuracy"] == 1.0
+    assert r["latency_us"] == {"min": 100, "median": 200.0, "max": 300}
+    assert r["windows_per_second"] == 1.5

@@ -1,0 +1,299 @@
+"""The host side of the serial link: requests with timeouts, bounded retries and resynchronisation.
+
+Every failure ends in one `TinyharError` line: a port that cannot be opened, a device that does not
+answer, answers with an error, or disappears mid-run.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import serial
+
+from tinyhar.device import protocol as P
+from tinyhar.errors import TinyharError
+
+DEFAULT_TIMEOUT = 1.0  # seconds per attempt, plus transfer time
+DEFAULT_RETRIES = 3
+DEFAULT_BAUD = 115200  # ignored by USB CDC and ptys; used to estimate transfer time
+POLL = 0.02  # seconds one read waits at most, so deadlines are kept to this resolution
+
+
+class LinkError(TinyharError):
+    """The link failed: no reply after the retries, or the port went away."""
+
+
+class DeviceError(TinyharError):
+    """The device answered a request with an ERROR frame."""
+
+    def __init__(self, request: str, reply: P.ErrorReply) -> None:
+        super().__init__(f"{request}: {reply.describe()}")
+        self.reply = reply
+
+
+@dataclass
+class LinkStats:
+    """What crossed the wire, for reports and benchmarks."""
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    requests: int = 0
+    retries: int = 0
+
+
+def open_error(port: str, exc: BaseException) -> TinyharError:
+    """One line for a port that cannot be opened, with what to do about it."""
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    if code == errno.ENOENT or "No such file" in text:
+        return LinkError(
+            f"serial port {port} does not exist: connect the board and pass its port "
+            "(ls /dev/ttyACM* /dev/ttyUSB*), or start a virtual board with `tinyhar sim`"
+        )
+    if code in (errno.EACCES, errno.EPERM) or "Permission denied" in text:
+        return LinkError(
+            f"no permission to open {port}: add yourself to the dialout group "
+            "(sudo usermod -aG dialout $USER) and log in again"
+        )
+    if code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK) or "lock" in text.lower():
+        return LinkError(
+            f"serial port {port} is busy: close the program holding it (serial monitor, "
+            "another tinyhar) and try again"
+        )
+    return LinkError(f"cannot open serial port {port}: {text.splitlines()[0] if text else exc}")
+
+
+class Link:
+    """A request/reply session with a tinyhar device on a serial port."""
+
+    def __init__(
+        self,
+        port: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        baudrate: int = DEFAULT_BAUD,
+    ) -> None:
+        if timeout <= 0:
+            raise TinyharError(f"--timeout {timeout}: give a positive number of seconds")
+        if retries < 0:
+            raise TinyharError(f"--retries {retries}: give 0 or more")
+        self.port, self.timeout, self.retries, self.baudrate = port, timeout, retries, baudrate
+        try:
+            self._ser = serial.Serial(
+                port, baudrate=baudrate, timeout=POLL, write_timeout=timeout + 1.0,
+                exclusive=True,
+            )  # fmt: skip
+        except (serial.SerialException, OSError, ValueError) as e:
+            raise open_error(port, e) from None
+        self.decoder = P.FrameDecoder()
+        self.stats = LinkStats()
+        self.info: P.DeviceInfo | None = None
+        self.predictions: deque[P.Prediction] = deque(maxlen=4096)
+        self._seq = random.randrange(255)  # a fresh session does not reuse a stale reply's seq
+        self._pending: deque[P.Frame] = deque()
+        try:
+            self._ser.reset_input_buffer()
+        except (serial.SerialException, OSError) as e:
+            self.close()
+            raise open_error(port, e) from None
+        self._write(b"\x00")  # flush a half-received frame in the device
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        try:
+            self._ser.close()
+        except (serial.SerialException, OSError):
+            pass
+
+    def __enter__(self) -> Link:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _gone(self, what: str, exc: BaseException) -> LinkError:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return LinkError(
+            f"the device on {self.port} went away during {what} ({detail}): check the cable "
+            "and that the board (or `tinyhar sim`) is still running, then try again"
+        )
+
+    def _write(self, data: bytes, what: str = "opening") -> None:
+        try:
+            self._ser.write(data)
+            self._ser.flush()
+        except serial.SerialTimeoutException:
+            raise LinkError(
+                f"writing to {self.port} timed out during {what}: the device does not read; "
+                "reset the board and try again"
+            ) from None
+        except (serial.SerialException, OSError) as e:
+            raise self._gone(what, e) from None
+        self.stats.bytes_sent += len(data)
+
+    def _read_frames(self, deadline: float, what: str) -> list[P.Frame]:
+        """Frames arriving before `deadline` (may be empty on timeout)."""
+        if deadline <= time.monotonic():
+            return []
+        try:
+            data = self._ser.read(self._ser.in_waiting or 1)  # returns at the first byte or POLL
+        except (serial.SerialException, OSError) as e:
+            raise self._gone(what, e) from None
+        self.stats.bytes_received += len(data)
+        return self.decoder.feed(data)
+
+    def next_seq(self) -> int:
+        self._seq = (self._seq + 1) % 255  # 0..254; 0xFF is the device's "unreadable frame"
+        return self._seq
+
+    def transfer_time(self, n_bytes: int) -> float:
+        """Seconds `n_bytes` take at the nominal baud rate (10 bits per byte)."""
+        return n_bytes * 10.0 / self.baudrate
+
+    # --- requests --------------------------------------------------------------------------
+
+    def request(self, msg_type: int, payload: bytes = b"", timeout: float | None = None):
+        """Send one request and return the parsed reply; retries with the same seq on silence,
+        on an unreadable-frame ERROR, and on a garbled reply. Raises DeviceError, LinkError."""
+        name = P.MsgType(msg_type).name
+        seq = self.next_seq()
+        frame = P.encode_frame(msg_type, seq, payload)
+        per_try = (timeout or self.timeout) + self.transfer_time(len(frame) + 64 + P.MAX_PAYLOAD)
+        want = msg_type | P.REPLY
+        last_problem = "no reply"
+        self.stats.requests += 1
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats.retries += 1
+                self.decoder.reset()
+            self._write(frame, name)
+            deadline = time.monotonic() + per_try
+            resend = False
+            while not resend:
+                frames = self._read_frames(deadline, name)
+                if not frames and time.monotonic() >= deadline:
+                    break
+                for f in frames:
+                    if f.type == P.MsgType.PREDICTION:
+                        self._keep_prediction(f)
+                    elif f.type == P.MsgType.ERROR and f.seq == P.SEQ_UNKNOWN:
+                        last_problem = "the device could not read the request"
+                        resend = True  # it did not read our frame: send it again at once
+                    elif f.seq != seq:
+                        continue  # a stale reply to an earlier request
+                    elif f.type == P.MsgType.ERROR:
+                        reply = _parse(f, name)
+                        if reply is None:
+                            continue
+                        raise DeviceError(f"{name} failed", reply)
+                    elif f.type == want:
+                        reply = _parse(f, name)
+                        if reply is not None:
+                            return reply
+                        last_problem = "a reply that does not parse"
+        tries = self.retries + 1
+        raise LinkError(
+            f"{name} to {self.port} failed after {tries} attempt{'s' * (tries > 1)} "
+            f"({last_problem}, {per_try:.1f} s each): check that the board runs tinyhar "
+            "firmware and the port is right, or raise --timeout/--retries"
+        )
+
+    def _keep_prediction(self, f: P.Frame) -> None:
+        p = _parse(f, "PREDICTION")
+        if p is not None:
+            self.predictions.append(p)
+
+    # --- messages --------------------------------------------------------------------------
+
+    def hello(self) -> P.DeviceInfo:
+        """HELLO: the device's versions, model CRC, shapes and quantisation."""
+        info = self.request(P.MsgType.HELLO)
+        if info.protocol_version != P.PROTOCOL_VERSION:
+            raise TinyharError(
+                f"the device on {self.port} speaks protocol {info.protocol_version}, this tinyhar "
+                f"speaks {P.PROTOCOL_VERSION}: rebuild and flash the firmware with this tinyhar"
+            )
+        self.info = info
+        return info
+
+    def labels(self) -> list[str]:
+        """The label names the firmware carries (empty when it carries none)."""
+        out: list[str] = []
+        while True:
+            page = self.request(P.MsgType.LABELS, P.pack_labels_request(len(out)))
+            out += page.labels
+            if page.total == 0 or len(out) >= page.total or not page.labels:
+                return out[: page.total]
+
+    def infer(self, window: np.ndarray) -> P.Result:
+        """INFER on a ready int8 window."""
+        return self.request(P.MsgType.INFER, P.pack_infer(window))
+
+    def reset_buffer(self) -> P.Status:
+        return self.request(P.MsgType.RESET_BUFFER)
+
+    def send_samples(self, samples: np.ndarray, expect_total: int = 0) -> P.Status:
+        """SAMPLES in chunks within the device's max_payload; checks the device's sample count
+        (starting from `expect_total`) after each chunk and raises DeviceStateLost otherwise."""
+        max_payload = self.info.max_payload if self.info else P.MAX_PAYLOAD
+        status = None
+        total = expect_total
+        samples = np.asarray(samples, dtype=np.float32)
+        for chunk in P.samples_chunks(samples, max_payload):
+            status = self.request(P.MsgType.SAMPLES, chunk)
+            total += len(chunk) // (4 * samples.shape[1])
+            if status.samples_total != total:
+                raise DeviceStateLost(
+                    f"the device on {self.port} holds {status.samples_total} samples where "
+                    f"{total} were sent"
+                )
+        return status
+
+    def infer_raw(self, with_window: bool = True) -> P.Result:
+        return self.request(P.MsgType.INFER_RAW, P.pack_infer_raw(with_window))
+
+    def stream_start(self) -> P.Status:
+        return self.request(P.MsgType.STREAM_START)
+
+    def stream_stop(self) -> P.Status:
+        return self.request(P.MsgType.STREAM_STOP)
+
+    def read_predictions(self, timeout: float) -> Iterator[P.Prediction]:
+        """PREDICTION frames as they arrive, until `timeout` seconds pass without one."""
+        while True:
+            while self.predictions:
+                yield self.predictions.popleft()
+            deadline = time.monotonic() + timeout
+            got = False
+            while not got and time.monotonic() < deadline:
+                for f in self._read_frames(deadline, "streaming"):
+                    if f.type == P.MsgType.PREDICTION:
+                        self._keep_prediction(f)
+                        got = True
+                    elif f.type == P.MsgType.ERROR and f.payload[1:2] == bytes([0xA0]):
+                        reply = _parse(f, "PREDICTION")
+                        if reply is not None:
+                            raise DeviceError("streaming inference failed", reply)
+            if not got:
+                return
+
+
+class DeviceStateLost(LinkError):
+    """The device forgot state the host gave it (it reset or lost a request)."""
+
+
+def _parse(frame: P.Frame, name: str):
+    """The frame's message, or None when its payload does not parse (treated as garbage)."""
+    try:
+        return P.parse_message(frame)
+    except P.ProtocolError:
+        return None
+    except Exception:  # noqa: BLE001 - a malformed payload must never crash the host
+        return None

@@ -1,0 +1,406 @@
+"""`tinyhar verify`: send a run's test windows to the device and compare its outputs with TFLM's.
+
+Model mode sends the int8 windows Python's preprocessing makes; raw mode (`--raw`) sends the raw
+samples in the board's units, so the device's own unit conversion, normalisation and quantisation
+are compared with Python's bit for bit as well.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyhar import runs
+from tinyhar.device import protocol as P
+from tinyhar.device.link import DeviceError, DeviceStateLost, Link
+from tinyhar.device.preprocess import (
+    PreprocessConfig,
+    normalise,
+    quantize,
+    quantize_window,
+    to_board_units,
+)
+from tinyhar.errors import TinyharError
+from tinyhar.files import atomic_path, atomic_write_json, read_json
+
+Log = Callable[[str], None]
+WINDOW_RESTARTS = 3  # times one raw window is sent again after the device lost its samples
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class VerifyOptions:
+    port: str
+    run: Path | None = None
+    windows: int | None = None
+    raw: bool = False
+    board: str | None = None
+    min_agreement: float = 1.0
+    max_lsb: int = 1
+    timeout: float = 1.0
+    retries: int = 3
+    progress: bool = True
+
+
+@dataclass
+class RunModel:
+    """What verify needs from the run folder."""
+
+    run: Path
+    model_bytes: bytes
+    crc32: int
+    dataset: dict
+    quantize: dict
+    x: np.ndarray  # (n, window, C) float32 training units
+    y: np.ndarray  # (n,) class indices
+
+
+def load_run_model(run: Path | None, windows: int | None) -> RunModel:
+    run = runs.require_run(run, runs.QUANTIZE_JSON, "tinyhar quantize")
+    for name in (runs.INT8_MODEL, runs.DATASET_JSON, runs.WINDOWS_NPZ):
+        if not (run / name).is_file():
+            raise TinyharError(f"{run} has no {name}: run `tinyhar train` and `tinyhar quantize`")
+    model = (run / runs.INT8_MODEL).read_bytes()
+    with np.load(run / runs.WINDOWS_NPZ) as npz:
+        x, y = npz["x_test"], npz["y_test"]
+    if len(x) == 0:
+        raise TinyharError(f"{run} has no test windows to send: retrain with a test split")
+    n = len(x) if windows is None else min(windows, len(x))
+    return RunModel(
+        run, model, zlib.crc32(model) & 0xFFFFFFFF, read_json(run / runs.DATASET_JSON),
+        read_json(run / runs.QUANTIZE_JSON), x[:n].astype(np.float32), y[:n].astype(np.int64),
+    )  # fmt: skip
+
+
+def check_device(info: P.DeviceInfo, rm: RunModel, port: str) -> None:
+    """Refuse a device that does not carry the run's model, in one line."""
+    from tinyhar.deploy.tflite_inspect import inspect_tflite
+
+    if not info.has_model:
+        raise TinyharError(f"the device on {port} has no model: build and flash this run first")
+    if info.model_crc32 != rm.crc32:
+        raise TinyharError(
+            f"model mismatch: the device on {port} carries model CRC-32 0x{info.model_crc32:08x}, "
+            f"run {rm.run} has 0x{rm.crc32:08x}: flash this run's firmware (tinyhar build, "
+            "tinyhar flash) or pass the run the device was built from with --run"
+        )
+    mi = inspect_tflite(rm.model_bytes)
+    problems = []
+    for what, dev, host in (
+        ("input", info.input, mi.inputs[0]),
+        ("output", info.output, mi.outputs[0]),
+    ):
+        if tuple(dev.shape) != tuple(host.shape) or dev.dtype_name != host.dtype:
+            problems.append(
+                f"{what} {dev.dtype_name}{list(dev.shape)} vs {host.dtype}{list(host.shape)}"
+            )
+        elif dev.zero_point != host.zero_point or not np.isclose(dev.scale, host.scale, rtol=1e-6):
+            problems.append(
+                f"{what} quantisation {dev.scale:g}/{dev.zero_point} vs "
+                f"{host.scale:g}/{host.zero_point}"
+            )
+    ds = rm.dataset
+    if info.window != int(ds["window"]) or info.channels != len(ds["channels"]):
+        problems.append(
+            f"window {info.window}x{info.channels} vs {ds['window']}x{len(ds['channels'])}"
+        )
+    if problems:
+        raise TinyharError(
+            f"the device on {port} does not match run {rm.run} ({'; '.join(problems)}): "
+            "rebuild and flash the firmware from this run"
+        )
+
+
+def _board_mapping(name: str) -> dict:
+    from tinyhar.device.virtual_board import board_dict
+
+    return board_dict(name)
+
+
+def reference_outputs(
+    model_bytes: bytes, arena: int, q: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(TFLM outputs, TFLite outputs) for int8 windows q (n, window, C)."""
+    from tinyhar.deploy.reference import TfliteReference, TflmReference
+
+    tflm = TflmReference(model_bytes, arena).predict(q)
+    tflite = TfliteReference(model_bytes).predict(q)
+    return tflm.reshape(len(q), -1), tflite.reshape(len(q), -1)
+
+
+def _send_raw_window(link: Link, raw: np.ndarray, window: int) -> tuple[P.Result, int]:
+    """RESET_BUFFER, SAMPLES, INFER_RAW with the window; starts over when the device lost state.
+    Returns the result and how many times the window was started over."""
+    problem = ""
+    for restarts in range(WINDOW_RESTARTS + 1):
+        try:
+            link.reset_buffer()
+            link.send_samples(raw, expect_total=0)
+            result = link.infer_raw(with_window=True)
+            if result.samples_total != len(raw) or result.window is None:
+                raise DeviceStateLost(
+                    f"the device computed on {result.samples_total} samples, not {len(raw)}"
+                )
+            if result.window.size != window:
+                raise TinyharError(
+                    f"the device returned a window of {result.window.size} values, not {window}"
+                )
+            return result, restarts
+        except DeviceStateLost as e:
+            problem = str(e)
+        except DeviceError as e:
+            if e.reply.code != P.ErrorCode.WINDOW_NOT_FULL:
+                raise
+            problem = f"the device lost its samples ({e.reply.describe()})"
+        _recheck(link)
+    raise TinyharError(
+        f"{problem}: the device keeps losing state (resetting?) after {WINDOW_RESTARTS + 1} tries; "
+        "check its power and cable"
+    )
+
+
+def _recheck(link: Link) -> None:
+    """After a suspected reset: HELLO again and make sure it is still the same device and model."""
+    before = link.info
+    after = link.hello()
+    if before is not None and (after.model_crc32, after.board) != (
+        before.model_crc32,
+        before.board,
+    ):
+        raise TinyharError(
+            f"the device on {link.port} changed during the run (model CRC-32 "
+            f"0x{before.model_crc32:08x} -> 0x{after.model_crc32:08x}, board {after.board}): "
+            "run verify again"
+        )
+
+
+def verify_device(opts: VerifyOptions, log: Log = _stderr) -> dict[str, Any]:
+    """The whole check; writes R/verify.json (also on failure) and R/verify.png; the report."""
+    rm = load_run_model(opts.run, opts.windows)
+    out_json = rm.run / runs.VERIFY_JSON
+    mode = "raw" if opts.raw else "model"
+    report: dict[str, Any] = {
+        "passed": False,
+        "complete": False,
+        "mode": mode,
+        "port": opts.port,
+        "run": str(rm.run),
+        "synthetic": bool(rm.dataset.get("synthetic", False)),
+        "windows_requested": len(rm.x),
+    }
+    try:
+        return _verify(opts, rm, report, log)
+    except TinyharError as e:
+        report["error"] = str(e)
+        atomic_write_json(out_json, report)  # a failed run never leaves an earlier pass in place
+        raise
+
+
+def _verify(opts: VerifyOptions, rm: RunModel, report: dict, log: Log) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    with Link(opts.port, timeout=opts.timeout, retries=opts.retries) as link:
+        info = link.hello()
+        check_device(info, rm, opts.port)
+        report["device"] = _info_dict(info)
+        log(
+            f"verify: {info.board} on {opts.port}, firmware {info.firmware_version}, core "
+            f"{info.core_version}, model CRC-32 0x{info.model_crc32:08x} matches the run"
+        )
+        if info.streaming:
+            link.stream_stop()
+        if opts.raw:
+            cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize,
+                                            _board_mapping(opts.board or info.board))  # fmt: skip
+            raws = [to_board_units(w, cfg) for w in rm.x]
+            expected = np.stack([quantize_window(r, cfg) for r in raws])
+        else:
+            cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize, {})
+            expected = np.stack([quantize(normalise(w, cfg), cfg) for w in rm.x])
+        n, window = len(rm.x), expected[0].size
+        dev_out = np.zeros((n, info.n_classes), dtype=np.int8)
+        dev_win = np.zeros((n, window), dtype=np.int8)
+        latency = np.zeros(n, dtype=np.int64)
+        bar = tqdm(total=n, desc=f"verify ({report['mode']})", unit="win", file=sys.stderr,
+                   disable=not opts.progress, mininterval=0.5)  # fmt: skip
+        resets = 0
+        t0 = time.perf_counter()
+        with bar:
+            for i in range(n):
+                if opts.raw:
+                    r, restarts = _send_raw_window(link, raws[i], window)
+                    resets += restarts
+                    dev_win[i] = r.window
+                else:
+                    r = link.infer(expected[i])
+                if r.output.size != info.n_classes:
+                    raise TinyharError(
+                        f"the device returned {r.output.size} outputs, not {info.n_classes}"
+                    )
+                dev_out[i], latency[i] = r.output, r.latency_us
+                bar.update()
+        elapsed = time.perf_counter() - t0
+        _recheck(link)  # the same device and model answered to the end
+        stats = link.stats
+
+    arena = max(int(rm.quantize.get("arena_bytes", 0)) * 2, info.arena_bytes, 4096)
+    log(f"verify: host reference (TFLM) and second opinion (TFLite) on {n} windows")
+    host, tflite = reference_outputs(
+        rm.model_bytes, arena, expected.reshape(n, *info.input.shape[1:])
+    )
+    report.update(compare(dev_out, host, tflite, rm.y, latency, elapsed))
+    if opts.raw:
+        bad = np.any(dev_win != expected.reshape(n, -1), axis=1)
+        report["preprocess_mismatch_windows"] = int(bad.sum())
+        report["preprocess_mismatch_values"] = int(np.sum(dev_win != expected.reshape(n, -1)))
+    report.update(
+        complete=True,
+        bytes_sent=stats.bytes_sent,
+        bytes_received=stats.bytes_received,
+        bytes_per_window=round((stats.bytes_sent + stats.bytes_received) / n, 1),
+        retries=stats.retries,
+        device_resets_recovered=resets,
+        thresholds={"min_agreement": opts.min_agreement, "max_lsb": opts.max_lsb},
+    )
+    report["passed"] = bool(
+        report["windows"] == len(rm.x)
+        and report["top1_agreement"] >= opts.min_agreement
+        and report["max_abs_diff_lsb"] <= opts.max_lsb
+        and report.get("preprocess_mismatch_windows", 0) == 0
+    )
+    atomic_write_json(rm.run / runs.VERIFY_JSON, report)
+    plot_verify(rm.run / runs.VERIFY_PNG, dev_out, host, latency, report)
+    return report
+
+
+def compare(
+    dev: np.ndarray,
+    host: np.ndarray,
+    tflite: np.ndarray,
+    y: np.ndarray,
+    latency_us: np.ndarray,
+    seconds: float,
+) -> dict[str, Any]:
+    """The figures verify reports, from device and host int8 outputs (n, classes)."""
+    diff = np.abs(dev.astype(np.int32) - host.astype(np.int32))
+    dev_top, host_top, tfl_top = dev.argmax(1), host.argmax(1), tflite.argmax(1)
+    n = len(dev)
+    return {
+        "windows": n,
+        "top1_agreement": float(np.mean(dev_top == host_top)),
+        "max_abs_diff_lsb": int(diff.max()),
+        "mean_abs_diff_lsb": float(diff.mean()),
+        "windows_differing": int(np.sum(diff.max(1) > 0)),
+        "device_accuracy": float(np.mean(dev_top == y)),
+        "host_accuracy": float(np.mean(host_top == y)),
+        "tflite_accuracy": float(np.mean(tfl_top == y)),
+        "tflite_top1_agreement": float(np.mean(tfl_top == host_top)),
+        "tflite_device_top1_agreement": float(np.mean(tfl_top == dev_top)),
+        "tflite_max_abs_diff_lsb": int(
+            np.abs(tflite.astype(np.int32) - host.astype(np.int32)).max()
+        ),
+        "latency_us": {
+            "min": int(latency_us.min()),
+            "median": float(np.median(latency_us)),
+            "max": int(latency_us.max()),
+        },
+        "seconds": round(seconds, 3),
+        "windows_per_second": round(n / seconds, 2) if seconds > 0 else None,
+    }
+
+
+def _info_dict(info: P.DeviceInfo) -> dict[str, Any]:
+    def tensor(t: P.TensorSpec) -> dict[str, Any]:
+        return {"dtype": t.dtype_name, "shape": list(t.shape), "scale": t.scale,
+                "zero_point": t.zero_point}  # fmt: skip
+
+    return {
+        "board": info.board,
+        "firmware_version": info.firmware_version,
+        "core_version": info.core_version,
+        "protocol_version": info.protocol_version,
+        "model_crc32": f"0x{info.model_crc32:08x}",
+        "arena_bytes": info.arena_bytes,
+        "window": info.window,
+        "stride": info.stride,
+        "channels": info.channels,
+        "n_classes": info.n_classes,
+        "rate_hz": info.rate_hz,
+        "max_payload": info.max_payload,
+        "input": tensor(info.input),
+        "output": tensor(info.output),
+    }
+
+
+def plot_verify(
+    path: Path, dev: np.ndarray, host: np.ndarray, latency_us: np.ndarray, report: dict
+) -> None:
+    """LSB-difference histogram, per-window top class (device vs host), device latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    diff = (dev.astype(np.int32) - host.astype(np.int32)).ravel()
+    fig, ax = plt.subplots(1, 3, figsize=(14, 4))
+    lim = max(1, int(np.abs(diff).max()))
+    ax[0].hist(diff, bins=np.arange(-lim - 0.5, lim + 1.5, 1.0), color="tab:blue")
+    ax[0].set(title="device - TFLM (int8 LSB), all outputs", xlabel="LSB", ylabel="outputs")
+    idx = np.arange(len(dev))
+    agree = dev.argmax(1) == host.argmax(1)
+    ax[1].scatter(idx, host.argmax(1), s=18, facecolors="none", edgecolors="gray", label="TFLM")
+    ax[1].scatter(idx[agree], dev.argmax(1)[agree], s=6, color="tab:green", label="device, same")
+    ax[1].scatter(
+        idx[~agree], dev.argmax(1)[~agree], s=14, color="tab:red", label="device, differs"
+    )
+    ax[1].set(title=f"top class per window (agreement {report['top1_agreement']:.3f})",
+              xlabel="window", ylabel="class")  # fmt: skip
+    ax[1].legend(fontsize=7, loc="upper right")
+    ax[2].plot(idx, latency_us / 1000.0, ".", ms=3, color="tab:purple")
+    ax[2].set(title="device latency per inference", xlabel="window", ylabel="ms")
+    verdict = "PASSED" if report.get("passed") else "FAILED"
+    synth = " (SYNTHETIC data)" if report.get("synthetic") else ""
+    fig.suptitle(f"tinyhar verify, {report['mode']} mode: {verdict}{synth}")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The figures a user reads after verify."""
+    lat = r["latency_us"]
+    lines = [
+        f"verify ({r['mode']} mode) against {r['device']['board']} on {r['port']}: "
+        f"{'PASSED' if r['passed'] else 'FAILED'}"
+        + ("  [SYNTHETIC data]" if r.get("synthetic") else ""),
+        f"  windows                      {r['windows']}",
+        f"  top-1 agreement with TFLM    {r['top1_agreement']:.4f}  (need >= "
+        f"{r['thresholds']['min_agreement']:g})",
+        f"  output difference (LSB)      max {r['max_abs_diff_lsb']}, mean "
+        f"{r['mean_abs_diff_lsb']:.4f}  (need max <= {r['thresholds']['max_lsb']})",
+        f"  accuracy device / host       {r['device_accuracy']:.4f} / {r['host_accuracy']:.4f}",
+        f"  TFLite (second opinion)      top-1 agreement with TFLM "
+        f"{r['tflite_top1_agreement']:.4f}, max {r['tflite_max_abs_diff_lsb']} LSB",
+        f"  device latency (us)          min {lat['min']}, median {lat['median']:.0f}, "
+        f"max {lat['max']}",
+        f"  throughput                   {r['windows_per_second']} windows/s, "
+        f"{r['bytes_per_window']} bytes/window on the wire, {r['retries']} retries",
+    ]
+    if r["mode"] == "raw":
+        lines.append(
+            f"  preprocessing mismatches     {r['preprocess_mismatch_windows']} windows "
+            f"({r['preprocess_mismatch_values']} values) differ from Python's int8"
+        )
+    lines.append(f"  wrote {Path(r['run']) / runs.VERIFY_JSON} and {runs.VERIFY_PNG}")
+    return "\n".join(lines)
