@@ -66,9 +66,10 @@ class _Mangler:
     """Drops and corrupts bytes at the configured rates. Seeded, with one random stream per
     decision, so the bytes hit depend only on their position, not on how reads are chunked."""
 
-    def __init__(self, faults: Faults, seed: int) -> None:
+    def __init__(self, faults: Faults, direction: int) -> None:
         self.faults = faults
-        self._hit, self._flip, self._drop = (np.random.default_rng([seed, k]) for k in range(3))
+        streams = (np.random.default_rng([faults.seed, direction, k]) for k in range(3))
+        self._hit, self._flip, self._drop = streams
         self.dropped = self.corrupted = 0
 
     def __call__(self, data: bytes) -> bytes:
@@ -227,8 +228,7 @@ class VirtualBoard:
         if speed <= 0:
             raise TinyharError(f"--speed {speed}: give a positive factor")
         self.image, self.faults, self.speed, self.log = image, faults, speed, log
-        self._in_fault = _Mangler(faults, 2 * faults.seed)
-        self._out_fault = _Mangler(faults, 2 * faults.seed + 1)
+        self._in_fault, self._out_fault = _Mangler(faults, 0), _Mangler(faults, 1)
         self._infer = tflm_hook(image.model_bytes, image.arena_bytes, image.config.input.shape)
         self.device = self._new_device()
         self._lock = threading.RLock()
