@@ -99,10 +99,13 @@ class Link:
         self._pending: deque[P.Frame] = deque()
         try:
             self._ser.reset_input_buffer()
+            self._write(b"\x00")  # flush a half-received frame in the device
         except (serial.SerialException, OSError) as e:
             self.close()
             raise open_error(port, e) from None
-        self._write(b"\x00")  # flush a half-received frame in the device
+        except TinyharError:
+            self.close()
+            raise
 
     # --- plumbing --------------------------------------------------------------------------
 

@@ -200,8 +200,8 @@ def verify_device(opts: VerifyOptions, log: Log = _stderr) -> dict[str, Any]:
     }
     try:
         return _verify(opts, rm, report, log)
-    except TinyharError as e:
-        report["error"] = str(e)
+    except (TinyharError, KeyboardInterrupt) as e:
+        report["error"] = str(e) or "interrupted"
         atomic_write_json(out_json, report)  # a failed run never leaves an earlier pass in place
         raise
 
