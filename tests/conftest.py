@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,9 +50,6 @@ class Sim:
     port: str
     proc: subprocess.Popen
 
-    def stderr(self) -> str:
-        return self.proc.stderr.read() if self.proc.stderr and self.proc.poll() is not None else ""
-
 
 @contextmanager
 def sim_board(run: Path, *args: str, start_timeout: float = 60) -> Iterator[Sim]:
@@ -87,18 +83,7 @@ def sim_board(run: Path, *args: str, start_timeout: float = 60) -> Iterator[Sim]
 
 
 @pytest.fixture(scope="session")
-def make_sim() -> Callable[..., object]:
-    """The sim_board context manager, for tests that start boards with their own options."""
-    return sim_board
-
-
-@pytest.fixture(scope="session")
 def clean_sim(tiny_run: Path) -> Iterator[Sim]:
     """One fault-free virtual board for the session's device tests."""
     with sim_board(tiny_run) as sim:
         yield sim
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _no_tf_noise() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -202,10 +202,15 @@ class Link:
                             return reply
                         last_problem = "a reply that does not parse"
         tries = self.retries + 1
+        hint = (
+            "the line corrupts frames: try another cable or USB port, or raise --retries"
+            if last_problem != "no reply"
+            else "check that the board runs tinyhar firmware and the port is right, or raise "
+            "--timeout/--retries"
+        )
         raise LinkError(
             f"{name} to {self.port} failed after {tries} attempt{'s' * (tries > 1)} "
-            f"({last_problem}, {per_try:.1f} s each): check that the board runs tinyhar "
-            "firmware and the port is right, or raise --timeout/--retries"
+            f"({last_problem}, {per_try:.1f} s each): {hint}"
         )
 
     def _keep_prediction(self, f: P.Frame) -> None:
