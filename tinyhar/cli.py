@@ -385,3 +385,25 @@ def monitor(port, run, last, count, seconds, timeout) -> None:
 
 
 # --- end to end: tinyhar demo -------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--out", type=_path(file_okay=False), default=Path("runs/demo"), show_default=True,
+              help="Run folder for everything the demo makes (its data in OUT/data).")  # fmt: skip
+@click.option("--board", default="nano33ble", show_default=True, help="Board name or .toml file.")
+@click.option("--subjects", type=click.IntRange(3, 99), default=10, show_default=True,
+              help="Synthetic subjects.")  # fmt: skip
+@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True,
+              help="Most epochs (early stopping usually ends sooner).")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--windows", type=click.IntRange(1), default=None, help="Test windows to verify.")
+def demo(out, board, subjects, epochs, seed, windows) -> None:
+    """The whole job offline on SYNTHETIC data: train, quantize, build, verify a virtual board."""
+    from tinyhar.demo import DemoOptions, format_summary, run_demo
+
+    opts = DemoOptions(out=out, board=board, subjects=subjects, epochs=epochs, seed=seed,
+                       windows=windows)  # fmt: skip
+    summary = run_demo(opts, log=lambda line: click.echo(line, err=True))
+    click.echo(format_summary(summary))
+    if not summary["passed"]:
+        sys.exit(1)

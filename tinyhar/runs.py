@@ -52,7 +52,9 @@ def require_run(run: Path | None, needs: str = METRICS_JSON, hint: str = "tinyha
             raise TinyharError(f"no run found under {RUNS_ROOT}/: train one first with `{hint}`")
     run = Path(run)
     if not run.is_dir():
-        raise TinyharError(f"run folder {run} does not exist: pass --run with a folder made by `{hint}`")
+        raise TinyharError(
+            f"run folder {run} does not exist: pass --run with a folder made by `{hint}`"
+        )
     if not (run / needs).exists():
         raise TinyharError(f"{run} has no {needs}: run `{hint}` for it first")
     return run
