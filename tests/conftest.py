@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,28 @@ def tinyhar(*args: str, timeout: float = 300, check: bool = True, cwd: Path | No
             f"tinyhar {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+def require_tools(*tools: str, apt: str) -> None:
+    """Skip a test whose compiler or emulator is missing; in CI (`CI` set) fail it instead,
+    since .ci/run installs them and a skip there would hide a broken install step."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    if not missing:
+        return
+    msg = f"{', '.join(missing)} not installed (apt-get install -y {apt})"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI: {msg}; .ci/run must install it")
+    pytest.skip(msg)
+
+
+@pytest.fixture
+def host_gcc() -> None:
+    require_tools("gcc", "g++", apt="gcc g++")
+
+
+@pytest.fixture
+def arm_gcc() -> None:
+    require_tools("arm-none-eabi-gcc", apt="gcc-arm-none-eabi libnewlib-arm-none-eabi")
 
 
 @pytest.fixture(scope="session")

@@ -22,13 +22,8 @@ from tinyhar.device.preprocess import PreprocessConfig, quantize_window
 STAND_INS = Path(__file__).parent / "stand_in_headers"
 WARN = ["-Wall", "-Wextra", "-Werror"]
 M4F = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
-needs_gcc = pytest.mark.skipif(
-    shutil.which("gcc") is None or shutil.which("g++") is None, reason="host gcc/g++ not installed"
-)
-needs_arm = pytest.mark.skipif(
-    shutil.which("arm-none-eabi-gcc") is None,
-    reason="arm-none-eabi-gcc not installed (apt gcc-arm-none-eabi)",
-)
+needs_gcc = pytest.mark.usefixtures("host_gcc")  # skipped without them locally, failed in CI
+needs_arm = pytest.mark.usefixtures("arm_gcc")
 
 # A host program around the generated header: fill the config, init the core, preprocess a raw
 # window read from a file and print the config and the int8 window.

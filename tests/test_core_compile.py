@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
+from conftest import require_tools
 
 from tinyhar.resources import templates_dir
 
@@ -26,8 +26,7 @@ def test_host_compiles_with_strict_warnings(tmp_path, opt: str) -> None:
 
 
 def test_header_is_usable_from_cpp(tmp_path) -> None:
-    if shutil.which("g++") is None:
-        pytest.skip("g++ not installed")
+    require_tools("g++", apt="g++")
     src = tmp_path / "use.cpp"
     src.write_text(
         '#include "tinyhar_core.h"\n'
@@ -40,8 +39,7 @@ def test_header_is_usable_from_cpp(tmp_path) -> None:
 
 @pytest.mark.parametrize("opt", ["-O2", "-Os", "-O3"])
 def test_cortex_m4f_compiles_without_fused_multiply_add(tmp_path, opt: str) -> None:
-    if shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("arm-none-eabi-gcc not installed (apt install gcc-arm-none-eabi)")
+    require_tools("arm-none-eabi-gcc", apt="gcc-arm-none-eabi libnewlib-arm-none-eabi")
     obj = tmp_path / "core.o"
     # -ffp-contract=fast is what a toolchain's own flags could add; the core must still not fuse
     _compile(["arm-none-eabi-gcc", *ARM, *STRICT, opt, "-ffp-contract=fast", "-c",

@@ -8,13 +8,13 @@ tinyhar.device.preprocess. Int8 windows, encoded frames and a whole protocol ses
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_tools
 
 from tinyhar.device import protocol as P
 from tinyhar.device.preprocess import quantize_window
@@ -26,8 +26,6 @@ _spec = importlib.util.spec_from_file_location(
 V = importlib.util.module_from_spec(_spec)
 sys.modules["core_vectors"] = V
 _spec.loader.exec_module(V)
-
-NEEDS_ARM = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +50,8 @@ def host_out(gen_dir) -> dict:
 
 @pytest.fixture(scope="module")
 def qemu_out(gen_dir) -> dict:
-    if NEEDS_ARM:
-        pytest.skip(f"{' and '.join(NEEDS_ARM)} not installed (apt install gcc-arm-none-eabi "
-                    "libnewlib-arm-none-eabi qemu-system-arm)")  # fmt: skip
+    require_tools("arm-none-eabi-gcc", "qemu-system-arm",
+                  apt="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm")  # fmt: skip
     elf = V.build_arm(gen_dir, templates_dir(), gen_dir / "test.elf")
     proc = V.run_qemu(elf)
     assert proc.returncode == 0, proc.stderr[-2000:]
