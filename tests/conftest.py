@@ -32,6 +32,15 @@ def tinyhar(*args: str, timeout: float = 300, check: bool = True, cwd: Path | No
     return proc
 
 
+def one_error_line(stderr: str) -> str:
+    """The single `error:` line a failed command must end with (no traceback); returns it."""
+    assert "Traceback" not in stderr
+    lines = [ln for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], stderr
+    return errors[0]
+
+
 def require_tools(*tools: str, apt: str) -> None:
     """Skip a test whose compiler or emulator is missing; in CI (`CI` set) fail it instead,
     since .ci/run installs them and a skip there would hide a broken install step."""

@@ -14,20 +14,12 @@ import tty
 import numpy as np
 import pytest
 import serial
-from conftest import TINYHAR, sim_board, tinyhar
+from conftest import TINYHAR, one_error_line, sim_board, tinyhar
 
 from tinyhar.device import protocol as P
 from tinyhar.device.link import Link, LinkError, open_error
 from tinyhar.device.virtual_board import VirtualBoard, board_image
 from tinyhar.files import read_json
-
-
-def _one_error_line(stderr: str) -> str:
-    assert "Traceback" not in stderr
-    lines = [ln for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], stderr
-    return errors[0]
 
 
 class _GarbagePty:
@@ -71,7 +63,7 @@ def test_a_device_answering_garbage_ends_in_one_line_quickly(tiny_run) -> None:
     finally:
         dev.close()
     assert proc.returncode == 2 and seconds < 20
-    line = _one_error_line(proc.stderr)
+    line = one_error_line(proc.stderr)
     assert "HELLO" in line and "3 attempts" in line
 
 
@@ -121,7 +113,7 @@ def test_device_gone_mid_run_is_one_line(tiny_run) -> None:
         _, err = ver.communicate(timeout=30)
         assert time.monotonic() - t0 < 10
     assert ver.returncode == 2
-    assert "went away" in _one_error_line(err)
+    assert "went away" in one_error_line(err)
     report = read_json(tiny_run / "verify.json")
     assert report["passed"] is False and "went away" in report["error"]
 
@@ -133,7 +125,7 @@ def test_a_busy_port_is_one_line(tiny_run, clean_sim) -> None:
     finally:
         holder.close()
     assert proc.returncode == 2
-    assert "busy" in _one_error_line(proc.stderr)
+    assert "busy" in one_error_line(proc.stderr)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import sim_board, tinyhar
+from conftest import one_error_line, sim_board, tinyhar
 
 from tinyhar.files import read_json
 
@@ -14,14 +14,6 @@ def _verify(port: str, run, *args: str, timeout: float = 120):
     t0 = time.monotonic()
     proc = tinyhar("verify", "--port", port, "--run", run, *args, check=False, timeout=timeout)
     return proc, time.monotonic() - t0
-
-
-def _one_error_line(stderr: str) -> str:
-    assert "Traceback" not in stderr
-    lines = [ln for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], stderr
-    return errors[0]
 
 
 def _assert_clean_pass(run, windows: int) -> dict:
@@ -38,7 +30,7 @@ def test_one_percent_corruption_both_ways_recovers_or_stops_cleanly(tiny_run) ->
     if proc.returncode == 0:
         _assert_clean_pass(tiny_run, 10)
     else:
-        line = _one_error_line(proc.stderr)
+        line = one_error_line(proc.stderr)
         assert "failed after" in line or "could not read" in line
         report = read_json(tiny_run / "verify.json")
         assert report["passed"] is False and report["complete"] is False
@@ -77,7 +69,7 @@ def test_replies_later_than_the_timeout_end_in_one_line(tiny_run) -> None:
     with sim_board(tiny_run, "--delay", "2000") as sim:
         proc, seconds = _verify(sim.port, tiny_run, "--timeout", "0.3", "--retries", "1")
     assert proc.returncode == 2 and seconds < 30
-    line = _one_error_line(proc.stderr)
+    line = one_error_line(proc.stderr)
     assert "HELLO" in line and "2 attempts" in line
     assert read_json(tiny_run / "verify.json")["passed"] is False
 

@@ -6,16 +6,10 @@ import json
 import zlib
 
 import numpy as np
-from conftest import sim_board, tinyhar
+from conftest import one_error_line, sim_board, tinyhar
 
 from tinyhar.device.verify import compare
 from tinyhar.files import read_json
-
-
-def _error_lines(stderr: str) -> list[str]:
-    lines = [ln for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
-    assert "Traceback" not in stderr
-    return [ln for ln in lines if ln.startswith("error:")]
 
 
 def test_verify_model_mode_passes_on_every_test_window(tiny_run, clean_sim) -> None:
@@ -69,9 +63,8 @@ def test_verify_refuses_a_device_with_another_model(tiny_run, tmp_path) -> None:
     with sim_board(tiny_run, "--model", tmp_path / "other.tflite") as sim:
         proc = tinyhar("verify", "--port", sim.port, "--run", tiny_run, check=False)
     assert proc.returncode != 0
-    errors = _error_lines(proc.stderr)
-    assert len(errors) == 1, proc.stderr
-    assert f"0x{dev_crc:08x}" in errors[0] and f"0x{run_crc:08x}" in errors[0]
+    line = one_error_line(proc.stderr)
+    assert f"0x{dev_crc:08x}" in line and f"0x{run_crc:08x}" in line
     report = json.loads((tiny_run / "verify.json").read_text())
     assert report["passed"] is False and "0x" in report["error"]
 
@@ -79,7 +72,7 @@ def test_verify_refuses_a_device_with_another_model(tiny_run, tmp_path) -> None:
 def test_verify_nonexistent_port_is_one_line(tiny_run) -> None:
     proc = tinyhar("verify", "--port", "/dev/does-not-exist", "--run", tiny_run, check=False)
     assert proc.returncode != 0
-    assert proc.stderr.count("\n") == 1 and _error_lines(proc.stderr)
+    assert proc.stderr.count("\n") == 1 and one_error_line(proc.stderr)
     assert "/dev/does-not-exist does not exist" in proc.stderr
     assert read_json(tiny_run / "verify.json")["passed"] is False
 

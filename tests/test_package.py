@@ -1,0 +1,42 @@
+"""A plain (not editable) install carries the board files, firmware templates and data lists."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import tinyhar
+
+SRC = Path(tinyhar.__file__).parent
+REPO = SRC.parent
+
+
+def test_the_wheel_carries_boards_templates_and_checksums(tmp_path: Path) -> None:
+    # A copy of the sources alone: an egg-info left by an editable install would list the files.
+    src = tmp_path / "src"
+    shutil.copytree(SRC, src / "tinyhar", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
+         "-q", "-w", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = tmp_path.glob("tinyhar-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    wanted = [
+        *SRC.glob("boards/*.toml"),
+        *(p for p in SRC.glob("firmware_templates/**/*") if p.is_file()),
+        SRC / "data" / "mhealth_sha256.txt",
+    ]
+    assert len([p for p in wanted if p.suffix == ".toml"]) >= 3
+    assert any(p.name == "tinyhar_core.c" for p in wanted)
+    missing = [str(p.relative_to(REPO)) for p in wanted if str(p.relative_to(REPO)) not in names]
+    assert missing == []
+    assert "tinyhar/cli.py" in names
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "tinyhar = tinyhar.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
