@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from tinyhar import __version__
+from tinyhar.demo import DEMO_DIR
 from tinyhar.errors import TinyharError
 
 
@@ -388,7 +389,7 @@ def monitor(port, run, last, count, seconds, timeout) -> None:
 
 
 @main.command()
-@click.option("--out", type=_path(file_okay=False), default=Path("runs/demo"), show_default=True,
+@click.option("--out", type=_path(file_okay=False), default=DEMO_DIR, show_default=True,
               help="Run folder for everything the demo makes (its data in OUT/data).")  # fmt: skip
 @click.option("--board", default="nano33ble", show_default=True, help="Board name or .toml file.")
 @click.option("--subjects", type=click.IntRange(3, 99), default=10, show_default=True,

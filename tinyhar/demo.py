@@ -64,39 +64,33 @@ def run_demo(opts: DemoOptions, log: Log = _stderr) -> dict[str, Any]:
     run = Path(opts.out)
     seconds: dict[str, float] = {}
 
-    def step(name: str, what: str) -> float:
+    @contextlib.contextmanager
+    def step(name: str, what: str) -> Iterator[None]:
         log(f"\n== demo {len(seconds) + 1}/5: {what}")
-        seconds[name] = time.perf_counter()
-        return seconds[name]
+        t0 = time.perf_counter()
+        yield
+        seconds[name] = round(time.perf_counter() - t0, 1)
 
-    def done(name: str) -> None:
-        seconds[name] = round(time.perf_counter() - seconds[name], 1)
+    with step("data", f"SYNTHETIC data in the MHEALTH format ({opts.subjects} subjects)"):
+        data = synthesize(run / "data", subjects=opts.subjects, seed=opts.seed)
 
-    step("data", f"SYNTHETIC data in the MHEALTH format ({opts.subjects} subjects)")
-    data = synthesize(run / "data", subjects=opts.subjects, seed=opts.seed)
-    done("data")
+    with step("train", "train the tiny model on the arm sensors"):
+        cfg = TrainConfig(data=data, sensors="arm", arch="tiny", run=run, epochs=opts.epochs,
+                          seed=opts.seed)  # fmt: skip
+        trained = train(cfg, log=log)
 
-    step("train", "train the tiny model on the arm sensors")
-    cfg = TrainConfig(data=data, sensors="arm", arch="tiny", run=run, epochs=opts.epochs,
-                      seed=opts.seed)  # fmt: skip
-    trained = train(cfg, log=log)
-    done("train")
+    with step("quantize", "int8 model; float, TFLM and TFLite accuracy; measured arena"):
+        quant = quantize_run(run, log=log)
 
-    step("quantize", "int8 model; float, TFLM and TFLite accuracy; measured arena")
-    quant = quantize_run(run, log=log)
-    done("quantize")
+    with step("build", f"firmware for {opts.board}"):
+        built = build_firmware(BuildOptions(board=opts.board, run=run), log=log)
 
-    step("build", f"firmware for {opts.board}")
-    built = build_firmware(BuildOptions(board=opts.board, run=run), log=log)
-    done("build")
-
-    step("verify", f"virtual {opts.board} on a pseudo-terminal, verified over it")
     reports = {}
-    with virtual_board(opts.board, run, log=log) as port:
-        for mode in ("model", "raw"):
-            vopts = VerifyOptions(port=port, run=run, windows=opts.windows, raw=mode == "raw")
-            reports[mode] = verify_device(vopts, log=log)
-    done("verify")
+    with step("verify", f"virtual {opts.board} on a pseudo-terminal, verified over it"):
+        with virtual_board(opts.board, run, log=log) as port:
+            for mode in ("model", "raw"):
+                vopts = VerifyOptions(port=port, run=run, windows=opts.windows, raw=mode == "raw")
+                reports[mode] = verify_device(vopts, log=log)
 
     m = trained.metrics
     summary = {
