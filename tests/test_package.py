@@ -18,6 +18,8 @@ def test_the_wheel_carries_boards_templates_and_checksums(tmp_path: Path) -> Non
     # A copy of the sources alone: an egg-info left by an editable install would list the files.
     src = tmp_path / "src"
     shutil.copytree(SRC, src / "tinyhar", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("boards", "firmware_templates"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
     proc = subprocess.run(
@@ -28,14 +30,18 @@ def test_the_wheel_carries_boards_templates_and_checksums(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr[-2000:]
     (wheel,) = tmp_path.glob("tinyhar-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    wanted = [
-        *SRC.glob("boards/*.toml"),
-        *(p for p in SRC.glob("firmware_templates/**/*") if p.is_file()),
-        SRC / "data" / "mhealth_sha256.txt",
+    shipped = [
+        *REPO.glob("boards/**/*.toml"),
+        *(p for p in REPO.glob("firmware_templates/**/*") if p.is_file()),
     ]
+    wanted = [*shipped, SRC / "data" / "mhealth_sha256.txt"]
     assert len([p for p in wanted if p.suffix == ".toml"]) >= 3
     assert any(p.name == "tinyhar_core.c" for p in wanted)
-    missing = [str(p.relative_to(REPO)) for p in wanted if str(p.relative_to(REPO)) not in names]
+    def in_wheel(p: Path) -> str:  # boards/ and firmware_templates/ land inside the package
+        rel = str(p.relative_to(REPO))
+        return rel if rel.startswith("tinyhar/") else f"tinyhar/{rel}"
+
+    missing = [in_wheel(p) for p in wanted if in_wheel(p) not in names]
     assert missing == []
     assert "tinyhar/cli.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))

@@ -1,4 +1,4 @@
-"""Board description files (`tinyhar/boards/<name>.toml`): load, validate, list."""
+"""Board description files (`boards/<name>.toml`): load, validate, list."""
 
 from __future__ import annotations
 
