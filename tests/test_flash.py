@@ -16,7 +16,6 @@ from fw_models import make_run
 from tinyhar import runs
 from tinyhar.cli import main
 from tinyhar.deploy import arduino
-from tinyhar.deploy.boards import load_board
 
 FAKE_ARDUINO_CLI = r"""#!{python}
 # FAKE arduino-cli for tests: records argv, answers like arduino-cli 1.x.
@@ -134,8 +133,8 @@ def test_build_installs_compiles_and_records_sizes(tmp_path, fake_cli):
     calls = fake_cli()
     assert ["core", "install", "arduino:mbed_nano"] in calls
     assert ["lib", "install", "Arduino_LSM9DS1@1.1.1"] in calls
-    git = [c for c in calls if "--git-url" in c]
-    assert git and git[0][-1] == load_board("nano33ble").tflm.git_url
+    assert ["lib", "install", "Chirale_TensorFLowLite@2.0.0"] in calls  # Library Manager, no git
+    assert not [c for c in calls if "--git-url" in c]
     sketch = run / "firmware" / "nano33ble" / "tinyhar_har"
     compile_call = [c for c in calls if c[0] == "compile"][0]
     assert compile_call == [

@@ -1,7 +1,7 @@
 """Where the files shipped with tinyhar live (boards, firmware templates, checksums).
 
-In a checkout `boards/` and `firmware_templates/` sit beside the package; a wheel carries them inside
-it (pyproject.toml maps them), so both places are looked at.
+In a checkout `boards/` and `firmware_templates/` sit beside the package; a wheel carries them
+inside it (pyproject.toml maps them), so both places are looked at.
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tinyhar.deploy.tflm_library import known_libraries, load_library
 from tinyhar.errors import TinyharError
 from tinyhar.resources import boards_dir
 
@@ -69,6 +70,7 @@ class Board:
     core: str
     core_version: str
     tflm: Library
+    tflm_alternatives: tuple[str, ...]
     imu: Imu
     usb_ids: tuple[tuple[int, int], ...]
     upload_method: str
@@ -85,6 +87,15 @@ class Board:
                 f"board {self.name}: no conversion from {kind} unit {unit!r} to {training_unit!r}; "
                 f"known: {', '.join(f'{a}->{b}' for a, b in UNIT_FACTORS)}"
             ) from None
+
+    def with_tflm(self, name: str | None) -> Board:
+        """This board built against another TFLM library it supports (None: its default)."""
+        if name is None or name == self.tflm.name:
+            return self
+        if name not in self.tflm_alternatives:
+            choices = ", ".join((self.tflm.name, *self.tflm_alternatives))
+            raise TinyharError(f"--tflm-library {name}: {self.name} supports {choices}")
+        return replace(self, tflm=_tflm_library(name, str(self.path)))
 
     def usb_id_strings(self) -> list[str]:
         return [f"{v:04x}:{p:04x}" for v, p in self.usb_ids]
@@ -116,6 +127,18 @@ def _library(d: dict[str, Any], where: str) -> Library:
         header=_get(d, "header", str, where),
         git_url=d.get("git_url", ""),
     )
+
+
+def _tflm_library(name: str, where: str) -> Library:
+    if name not in known_libraries():
+        raise TinyharError(
+            f"{where} [tflm]: library {name!r} unknown; one of {', '.join(known_libraries())}"
+        )
+    facts = load_library(name)
+    git_url = ""
+    if "--git-url" in facts.install:
+        git_url = facts.install.split("--git-url", 1)[1].split()[0].split("#")[0]
+    return Library(facts.name, facts.version, facts.header, git_url)
 
 
 def _axis_map(d: dict[str, Any], where: str) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
@@ -181,7 +204,10 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
         fqbn=fqbn,
         core=_get(arduino, "core", str, f"{w} [arduino]"),
         core_version=arduino.get("core_version", ""),
-        tflm=_library(tflm, f"{w} [tflm]"),
+        tflm=_tflm_library(_get(tflm, "library", str, f"{w} [tflm]"), w),
+        tflm_alternatives=tuple(
+            _tflm_library(n, w).name for n in tflm.get("alternatives", []) if isinstance(n, str)
+        ),
         imu=Imu(
             chip=_get(imu, "chip", str, f"{w} [imu]"),
             library=_library(imu, f"{w} [imu]"),

@@ -1,0 +1,234 @@
+"""The Arduino TFLM libraries a board can use: their facts, where they are installed, which sources
+a model needs, and which of its ops the library runs and which tinyhar supplies.
+
+The facts live in `boards/libraries/<name>.toml`: the library's builtin ops (read from its
+`micro_mutable_op_resolver.h`, see `read_resolver_ops`) and what its kernels can do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyhar.errors import TinyharError
+from tinyhar.resources import boards_dir
+
+LIBRARIES_ENV = "TINYHAR_ARDUINO_LIBRARIES"
+# Include folders of an Arduino TFLM port, relative to its src/ (as arduino-cli adds them).
+INCLUDE_SUBDIRS = (
+    "",
+    "third_party/flatbuffers/include",
+    "third_party/gemmlowp",
+    "third_party/ruy",
+    "third_party/cmsis_nn",
+    "third_party/cmsis_nn/Include",
+    "third_party/cmsis/CMSIS/Core/Include",
+)
+DEFINES = ("ARDUINO", "CMSIS_NN", "TF_LITE_STATIC_MEMORY")
+# Kernels tinyhar brings where a library has none: op -> source file in firmware_templates/kernels/.
+OWN_KERNELS = {"BATCH_MATMUL": "tinyhar_batch_matmul.cpp"}
+# Sources an Arduino build compiles but the firmware never links: tests, audio front end, examples.
+_SKIP_PARTS = ("kissfft", "microfrontend", "test_over_serial", "examples")
+_SKIP_NAMES = {
+    "test_helpers.cpp",
+    "test_helper_custom_ops.cpp",
+    "fake_micro_context.cpp",
+    "mock_micro_graph.cpp",
+    "all_ops_resolver.cpp",
+    "kernel_runner.cpp",
+    "recording_micro_allocator.cpp",
+}
+_ADD_METHOD = re.compile(
+    r"TfLiteStatus\s+(Add\w+)\s*\([^)]*\)\s*\{\s*return\s+AddBuiltin\(\s*"
+    r"(?:tflite::)?BuiltinOperator_(\w+)\s*,"
+)
+_REGISTER_DEF = re.compile(
+    r"(?:TfLiteRegistration|TFLMRegistration)\s*\*?\s+(Register_\w+)\s*\(\s*\)\s*\{"
+)
+_REGISTER_USE = re.compile(r"(Register_\w+)\s*\(\s*\)")
+
+
+@dataclass(frozen=True)
+class TflmLibrary:
+    """One Arduino TFLM port at one version, as tinyhar knows it."""
+
+    name: str
+    version: str
+    header: str
+    install: str  # the command that installs it
+    ops: dict[str, str]  # builtin op -> MicroMutableOpResolver method
+    fc_per_channel: bool  # FULLY_CONNECTED kernels read one weight scale per output channel
+    notes: str
+    path: Path
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+def library_facts_dir() -> Path:
+    return boards_dir() / "libraries"
+
+
+def known_libraries() -> list[str]:
+    return sorted(p.stem for p in library_facts_dir().glob("*.toml"))
+
+
+def load_library(name: str) -> TflmLibrary:
+    """The facts of a TFLM library by its Arduino name; one line listing the known ones."""
+    path = library_facts_dir() / f"{name}.toml"
+    if not path.is_file():
+        raise TinyharError(
+            f"unknown TFLM library {name!r}: tinyhar knows {', '.join(known_libraries())}"
+        )
+    try:
+        d = tomllib.loads(path.read_text(encoding="utf-8"))
+        return TflmLibrary(
+            name=d["name"],
+            version=d["version"],
+            header=d["header"],
+            install=d["install"],
+            ops=dict(d["ops"]),
+            fc_per_channel=bool(d["kernels"]["fully_connected_per_channel"]),
+            notes=d.get("notes", ""),
+            path=path,
+        )
+    except (KeyError, TypeError, tomllib.TOMLDecodeError) as e:
+        raise TinyharError(f"library facts {path} are broken ({e}): reinstall tinyhar") from None
+
+
+def read_resolver_ops(src: Path) -> dict[str, str]:
+    """Builtin op -> resolver method, read from a library's `micro_mutable_op_resolver.h`."""
+    header = src / "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+    return {op: method for method, op in _ADD_METHOD.findall(header.read_text(encoding="utf-8"))}
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    """Who runs each op of a model: the library (through its resolver method) or tinyhar."""
+
+    library_methods: dict[str, str]  # op -> Add method
+    own_kernels: dict[str, str]  # op -> tinyhar kernel source
+
+    @property
+    def ops(self) -> list[str]:
+        return [*self.library_methods, *self.own_kernels]
+
+
+def plan_kernels(ops: list[str], lib: TflmLibrary) -> KernelPlan:
+    """The library's kernel where it has one, else tinyhar's; one line naming an op neither has."""
+    methods, own, missing = {}, {}, []
+    for op in ops:
+        if op in lib.ops:
+            methods[op] = lib.ops[op]
+        elif op in OWN_KERNELS:
+            own[op] = OWN_KERNELS[op]
+        else:
+            missing.append(op)
+    if missing:
+        raise TinyharError(
+            f"op {', '.join(missing)} is in neither {lib.title} nor tinyhar's own kernels: "
+            "retrain or convert the model without it"
+        )
+    return KernelPlan(methods, own)
+
+
+# --- where the libraries are ------------------------------------------------------------------
+
+
+def arduino_cli_libraries() -> Path | None:
+    """arduino-cli's libraries folder (`directories.user`/libraries), when arduino-cli is here."""
+    cli = shutil.which("arduino-cli")
+    if cli is None:
+        return None
+    try:
+        out = subprocess.run(
+            [cli, "config", "dump", "--format", "json"], capture_output=True, text=True, timeout=30
+        )
+        cfg = json.loads(out.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    cfg = cfg.get("config", cfg)
+    user = cfg.get("directories", {}).get("user")
+    return Path(user) / "libraries" if user else None
+
+
+def libraries_dir(option: Path | None = None) -> Path:
+    """--libraries, else $TINYHAR_ARDUINO_LIBRARIES, else arduino-cli's, else ~/Arduino/libraries"""
+    if option is not None:
+        return Path(option).expanduser()
+    if os.environ.get(LIBRARIES_ENV):
+        return Path(os.environ[LIBRARIES_ENV]).expanduser()
+    return arduino_cli_libraries() or Path.home() / "Arduino" / "libraries"
+
+
+def library_src(libraries: Path, lib: TflmLibrary) -> Path:
+    """The installed library's src/ folder; one line saying how to install it otherwise."""
+    folder = libraries / lib.name
+    props = folder / "library.properties"
+    if not props.is_file():
+        raise TinyharError(
+            f"{lib.name} is not in {libraries}: install it with `{lib.install}`, or point "
+            f"--libraries (or ${LIBRARIES_ENV}) at the folder that holds it"
+        )
+    text = props.read_text(encoding="utf-8", errors="replace")
+    version = re.search(r"^version=(.+)$", text, re.M)
+    found = version.group(1).strip() if version else "?"
+    if found != lib.version:
+        raise TinyharError(
+            f"{folder} is {lib.name} {found}, tinyhar needs {lib.version}: `{lib.install}`"
+        )
+    return folder / "src"
+
+
+def include_dirs(src: Path) -> list[Path]:
+    return [src / sub if sub else src for sub in INCLUDE_SUBDIRS]
+
+
+def _all_sources(src: Path) -> list[Path]:
+    files = [p for p in src.rglob("*") if p.suffix in (".c", ".cpp", ".cc")]
+    return sorted(
+        p
+        for p in files
+        if p.name not in _SKIP_NAMES and not any(part in _SKIP_PARTS for part in p.parts)
+    )
+
+
+def sources_for_ops(src: Path, ops: list[str]) -> list[Path]:
+    """The library sources a firmware with these builtin ops links: the interpreter, CMSIS-NN,
+    the kernel helpers, and the kernels that define the ops' registration functions."""
+    header = (src / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text(encoding="utf-8")
+    wanted: set[str] = set()
+    for op in ops:
+        m = re.search(rf"BuiltinOperator_{op}\s*\)?\s*,\s*([^;]*?)\)\s*;", header, re.S)
+        default = re.search(
+            rf"Add\w+\(\s*const TfLiteRegistration& registration = (Register_\w+)\(\)\)\s*\{{"
+            rf"\s*return AddBuiltin\(BuiltinOperator_{op}\b",
+            header,
+        )
+        if default:
+            wanted.add(default.group(1))
+        if m:
+            wanted.update(_REGISTER_USE.findall(m.group(1)))
+    kernels = src / "tensorflow/lite/micro/kernels"
+    chosen = []
+    for path in _all_sources(src):
+        if kernels not in path.parents:
+            chosen.append(path)
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        defined = set(_REGISTER_DEF.findall(text))
+        if defined & wanted or (not defined and not path.stem.endswith("_common")):
+            chosen.append(path)
+    # A CMSIS-NN kernel replaces the reference one of the same name: keep only the CMSIS-NN file.
+    cmsis = {p.name for p in chosen if p.parent.name == "cmsis_nn"}
+    chosen = [p for p in chosen if not (p.parent == kernels and p.name in cmsis)]
+    bases = {p.stem for p in chosen if kernels in p.parents}
+    commons = [kernels / f"{b}_common.cpp" for b in sorted(bases)]
+    return chosen + [p for p in commons if p.is_file()]
