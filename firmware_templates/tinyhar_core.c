@@ -329,6 +329,9 @@ static void handle_hello(tinyhar_dev_t *dev, uint8_t seq)
     o += put_string(p + o, TINYHAR_CORE_VERSION, 32);
     o += put_string(p + o, cfg->firmware_version, 64);
     o += put_string(p + o, cfg->board_name, 64);
+    p[o++] = dev->runner_status;
+    put_u32(p + o, dev->arena_used);
+    o += 4;
     send_frame(dev, TINYHAR_MSG_HELLO | TINYHAR_REPLY, seq, o);
 }
 
@@ -665,6 +668,12 @@ void tinyhar_set_streaming(tinyhar_dev_t *dev, int on)
     dev->streaming = on ? 1u : 0u;
     /* the first prediction comes as soon as the window is full */
     dev->since_prediction = dev->cfg != NULL ? dev->cfg->stride : 0u;
+}
+
+void tinyhar_set_runner_info(tinyhar_dev_t *dev, int status, uint32_t arena_used)
+{
+    dev->runner_status = (uint8_t)(status < 0 || status > 255 ? 255 : status);
+    dev->arena_used = arena_used;
 }
 
 int tinyhar_is_streaming(const tinyhar_dev_t *dev)

@@ -21,7 +21,12 @@
 extern "C" {
 #endif
 
-/* ---- compile-time maxima (override with -D) ------------------------------------------------ */
+/* ---- compile-time maxima (override with -D; a generated firmware sizes them to its model) --- */
+#if defined(__has_include)
+#if __has_include("tinyhar_limits.h")
+#include "tinyhar_limits.h"
+#endif
+#endif
 #ifndef TINYHAR_MAX_WINDOW
 #define TINYHAR_MAX_WINDOW 128 /* samples per window */
 #endif
@@ -40,7 +45,7 @@ extern "C" {
 #endif
 
 /* ---- protocol constants ------------------------------------------------------------------- */
-#define TINYHAR_PROTOCOL_VERSION 1
+#define TINYHAR_PROTOCOL_VERSION 2
 #define TINYHAR_CORE_VERSION "1.0.0"
 
 /* decoded frame: ver u8 | type u8 | seq u8 | len u16 LE | payload[len] | crc32 u32 LE */
@@ -160,6 +165,9 @@ typedef struct {
     uint32_t since_prediction;
     uint8_t streaming;
     uint8_t prediction_seq;
+    /* what the model runner reported at start-up (HELLO carries both) */
+    uint8_t runner_status;
+    uint32_t arena_used;
     /* duplicate SAMPLES detection */
     uint8_t last_samples_valid;
     uint8_t last_samples_seq;
@@ -186,6 +194,10 @@ void tinyhar_push_sample(tinyhar_dev_t *dev, const float *raw);
 
 /* Start (on != 0) or stop the prediction stream, as STREAM_START / STREAM_STOP do. */
 void tinyhar_set_streaming(tinyhar_dev_t *dev, int on);
+
+/* The runner's start-up code (0 = ready, else why the model cannot run) and the arena bytes it
+   uses; HELLO reports them so the host can say "the arena is too small" rather than "no model". */
+void tinyhar_set_runner_info(tinyhar_dev_t *dev, int status, uint32_t arena_used);
 
 /* 1 while the prediction stream is on (the board layer reads its IMU only then), else 0. */
 int tinyhar_is_streaming(const tinyhar_dev_t *dev);

@@ -18,6 +18,7 @@ from tinyhar.deploy.codegen import c_float, parse_c_array
 from tinyhar.deploy.crc import crc32
 from tinyhar.deploy.firmware_config import channel_layout, spec_from_dataset
 from tinyhar.deploy.tflite_inspect import inspect_tflite
+from tinyhar.deploy.tflm_library import load_library, plan_kernels
 from tinyhar.errors import TinyharError
 
 
@@ -41,13 +42,27 @@ def test_build_from_run_renders_a_complete_sketch(tmp_path):
     model = har_int8_model()
     info = inspect_tflite(model)
     sketch = run / "firmware" / "nano33ble" / "tinyhar_har"
-    assert rec["sketch_dir"] == str(sketch)
-    assert sorted(p.name for p in sketch.iterdir()) == sorted(
+    library = run / "firmware" / "nano33ble" / "libraries" / "tinyhar_model"
+    assert rec["sketch_dir"] == str(sketch) and rec["library_dir"] == str(library)
+    assert [p.name for p in sketch.glob("*") if not p.name.startswith(".")] == ["tinyhar_har.ino"]
+    assert sorted(p.name for p in (library / "src").iterdir()) == sorted(
         [
-            "README.md", "model_data.cpp", "model_data.h", "tinyhar_config.h", "tinyhar_core.c",
-            "tinyhar_core.h", "tinyhar_har.ino", "tinyhar_runner.cpp", "tinyhar_runner.h",
+            "model_data.cpp", "model_data.h", "tinyhar_config.h", "tinyhar_core.c",
+            "tinyhar_core.h", "tinyhar_runner.cpp", "tinyhar_runner.h", "tinyhar_model.h",
+            "tinyhar_limits.h", "tinyhar_op_resolver.h", "tinyhar_kernels.h",
         ]
     )  # fmt: skip
+    assert (library / "examples" / "tinyhar_har" / "tinyhar_har.ino").read_text() == (
+        sketch / "tinyhar_har.ino"
+    ).read_text()
+    assert "depends=Chirale_TensorFLowLite,Arduino_LSM9DS1" in (
+        library / "library.properties"
+    ).read_text()
+    assert rec["tflm_library"] == {"name": "Chirale_TensorFLowLite", "version": "2.0.0"}
+    assert set(rec["kernels"]) == set(info.ops) and set(rec["kernels"].values()) == {
+        "Chirale_TensorFLowLite"
+    }
+    sketch = library / "src"
     assert rec["board"] == "nano33ble" and rec["fqbn"] == "arduino:mbed_nano:nano33ble"
     assert rec["compiled"] is False and rec["flash_used"] is None and rec["synthetic"] is True
     assert rec["model_bytes"] == len(model) and rec["model_crc32_int"] == crc32(model)
@@ -61,10 +76,10 @@ def test_build_from_run_renders_a_complete_sketch(tmp_path):
     assert f"0x{crc32(model):08x}u" in header
     # the resolver holds exactly the model's ops
     runner = (sketch / "tinyhar_runner.cpp").read_text()
-    added = re.findall(r"resolver\.Add(\w+)\(\)", runner)
+    added = re.findall(r"resolver\.library\(\)\.Add(\w+)\(\)", runner)
     assert len(added) == len(set(added)) == len(info.ops)
-    assert f"constexpr int kNumOps = {len(info.ops)};" in runner
-    assert [f"Add{a}" for a in added] == check_ops(info.ops)
+    assert f"tinyhar::OpResolver<{len(info.ops)}>" in runner
+    assert "#include <Chirale_TensorFlowLite.h>" in runner
     # the arena: measured + stated margin, aligned
     measured = measured_arena()
     assert rec["arena_measured"] == measured
@@ -118,6 +133,51 @@ def test_an_op_tflm_lacks_is_named():
         check_ops(["WHILE"])
 
 
+def test_ops_go_to_the_library_or_to_tinyhar_or_are_refused_naming_op_and_library():
+    lib = load_library("Chirale_TensorFLowLite")
+    plan = plan_kernels(["CONV_2D", "BATCH_MATMUL", "MEAN"], lib)
+    assert plan.library_methods == {"CONV_2D": "AddConv2D", "MEAN": "AddMean"}
+    assert plan.own_kernels == {"BATCH_MATMUL": "tinyhar_batch_matmul.cpp"}
+    with pytest.raises(TinyharError) as e:  # an op TFLM has, but neither the library nor tinyhar
+        plan_kernels(["CONV_2D", "STABLEHLO_COMPOSITE"], lib)
+    msg = str(e.value)
+    assert "STABLEHLO_COMPOSITE" in msg and "Chirale_TensorFLowLite 2.0.0" in msg
+    assert "\n" not in msg
+
+
+def test_the_user_s_edited_sketch_survives_a_rebuild(tmp_path):
+    run = make_run(tmp_path)
+    assert _build("--run", str(run)).exit_code == 0
+    ino = run / "firmware" / "nano33ble" / "tinyhar_har" / "tinyhar_har.ino"
+    example = ino.parents[1] / "libraries/tinyhar_model/examples/tinyhar_har/tinyhar_har.ino"
+    assert _build("--run", str(run)).exit_code == 0  # unchanged: regenerated silently
+    mine = ino.read_text().replace("void loop()", "// my BLE output\nvoid loop()")
+    ino.write_text(mine)
+    res = _build("--run", str(run), "--arena-margin", "4KB")
+    assert res.exit_code == 0, res.output
+    assert ino.read_text() == mine
+    kept = [ln for ln in res.output.splitlines() if "kept your changed sketch" in ln]
+    assert len(kept) == 1 and str(example.parent) in kept[0]
+    assert example.read_text() != mine and "my BLE output" not in example.read_text()
+    assert json.loads((run / runs.BUILD_JSON).read_text())["sketch_kept"] is True
+    cfg = ino.parents[1] / "libraries/tinyhar_model/src/tinyhar_config.h"
+    assert "TINYHAR_ARENA_BYTES" in cfg.read_text()  # the library was rebuilt all the same
+
+
+def test_the_alternative_tflm_library_is_selectable_and_others_refused(tmp_path):
+    run = make_run(tmp_path)
+    res = _build("--run", str(run), "--tflm-library", "Arduino_TensorFlowLite")
+    assert res.exit_code == 0, res.output
+    rec = json.loads((run / runs.BUILD_JSON).read_text())
+    assert rec["tflm_library"]["name"] == "Arduino_TensorFlowLite"
+    runner = Path(rec["library_dir"]) / "src" / "tinyhar_runner.cpp"
+    assert "#include <TensorFlowLite.h>" in runner.read_text()
+    res = _build("--run", str(run), "--tflm-library", "NoSuchTFLM")
+    assert res.exit_code != 0 and "supports Chirale_TensorFLowLite, Arduino_TensorFlowLite" in (
+        res.output
+    )
+
+
 def test_require_compile_fails_without_arduino_cli_but_keeps_sources(tmp_path):
     run = make_run(tmp_path)
     res = _build("--run", str(run), "--require-compile")
@@ -126,14 +186,17 @@ def test_require_compile_fails_without_arduino_cli_but_keeps_sources(tmp_path):
     assert json.loads((run / runs.BUILD_JSON).read_text())["compiled"] is False
 
 
-def test_rebuild_replaces_the_sketch_atomically(tmp_path):
+def test_rebuild_replaces_the_library_atomically_and_keeps_the_user_s_files(tmp_path):
     run = make_run(tmp_path)
     assert _build("--run", str(run), "--sketch-name", "har").exit_code == 0
     sketch = run / "firmware" / "nano33ble" / "har"
-    (sketch / "stale.txt").write_text("from an earlier build")
+    library = sketch.parent / "libraries" / "tinyhar_model"
+    (library / "src" / "stale.c").write_text("from an earlier build")
+    (sketch / "my_notes.txt").write_text("the user's")
     assert _build("--run", str(run), "--sketch-name", "har").exit_code == 0
-    assert not (sketch / "stale.txt").exists() and (sketch / "har.ino").is_file()
-    leftovers = [p.name for p in sketch.parent.iterdir() if p.name.startswith(".")]
+    assert not (library / "src" / "stale.c").exists() and (sketch / "har.ino").is_file()
+    assert (sketch / "my_notes.txt").read_text() == "the user's"
+    leftovers = [p.name for p in library.parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []
     bad = _build("--run", str(run), "--sketch-name", "bad-name")
     assert bad.exit_code != 0 and "letters, digits and _" in bad.output
@@ -183,7 +246,7 @@ def test_third_party_float_model_builds_with_options(tmp_path):
     rec = json.loads((tmp_path / runs.BUILD_JSON).read_text())
     assert rec["config"]["input"]["dtype"] == "float32"
     assert [c["name"] for c in rec["config"]["channels"]] == ["acc_x", "acc_y", "acc_z"]
-    sketch = tmp_path / "firmware" / "nano33ble" / "tinyhar_har"
+    sketch = tmp_path / "firmware" / "nano33ble" / "libraries" / "tinyhar_model" / "src"
     cfg = (sketch / "tinyhar_config.h").read_text()
     assert "#define TINYHAR_INPUT_IS_FLOAT 1" in cfg and "#define TINYHAR_WINDOW 40" in cfg
     assert parse_c_array((sketch / "model_data.cpp").read_text()) == model.read_bytes()
@@ -231,7 +294,7 @@ def test_run_without_int8_model_is_quantized_first(tmp_path, monkeypatch):
     q = json.loads((run / runs.QUANTIZE_JSON).read_text())
     rec = json.loads((run / runs.BUILD_JSON).read_text())
     assert rec["arena_measured"] == q["arena_bytes"] and rec["model_crc32_int"] == crc32(model)
-    sketch = run / "firmware" / "nano33ble" / "tinyhar_har"
+    sketch = run / "firmware" / "nano33ble" / "libraries" / "tinyhar_model" / "src"
     assert parse_c_array((sketch / "model_data.cpp").read_text()) == model
 
 
@@ -263,4 +326,4 @@ def test_no_run_at_all_trains_one_on_synthetic_data_first(tmp_path, monkeypatch)
     rec = json.loads((run / runs.BUILD_JSON).read_text())
     assert rec["synthetic"] is True and "SYNTHETIC data" in res.output
     model = (run / runs.INT8_MODEL).read_bytes()
-    assert parse_c_array(Path(rec["sketch_dir"], "model_data.cpp").read_text()) == model
+    assert parse_c_array(Path(rec["library_dir"], "src", "model_data.cpp").read_text()) == model

@@ -245,6 +245,11 @@ def boards() -> None:
 @click.option("--no-install", is_flag=True, help="Do not install the Arduino core or libraries.")
 @click.option("--require-compile", is_flag=True, help="Fail when arduino-cli cannot compile.")
 @click.option("--stream-at-boot", is_flag=True, help="Stream predictions from reset.")
+@click.option(
+    "--tflm-library",
+    default=None,
+    help="Build against another TFLM library the board supports (see its board file).",
+)
 @click.option("--labels", default=None, help="--model: class names, comma separated.")
 @click.option("--window", type=int, default=None, help="--model: samples per window.")
 @click.option("--channels", default=None, help="--model: count, or names like acc_x,...,gyro_z.")
@@ -260,13 +265,15 @@ def build(
     no_install,
     require_compile,
     stream_at_boot,
+    tflm_library,
     labels,
     window,
     channels,
     mean,
     std,
 ) -> None:
-    """Generate (and, with arduino-cli, compile) the firmware for a board."""
+    """Generate the firmware for a board: the tinyhar_model Arduino library (model, config, core,
+    runner, kernels) and a sketch that is yours; compiled where arduino-cli is."""
     from tinyhar.deploy.build import BuildOptions, build_firmware, format_summary
 
     opts = BuildOptions(
@@ -279,6 +286,7 @@ def build(
         install=not no_install,
         require_compile=require_compile,
         stream_at_boot=stream_at_boot,
+        tflm_library=tflm_library,
         model_options={
             "labels": labels,
             "window": window,

@@ -180,12 +180,16 @@ def parse_sizes(text: str) -> tuple[int | None, int | None, int | None, int | No
     return flash_used, flash_max, ram_used, ram_max
 
 
-def compile_sketch(cli: str, board: Board, sketch_dir: Path, build_dir: Path) -> CompileResult:
-    """`arduino-cli compile --fqbn ... --output-dir build_dir sketch_dir`, sizes parsed."""
+def compile_sketch(
+    cli: str, board: Board, sketch_dir: Path, build_dir: Path, libraries: Path
+) -> CompileResult:
+    """`arduino-cli compile --fqbn ... --libraries L --output-dir B sketch_dir`, sizes parsed;
+    `libraries` holds the generated tinyhar_model library."""
     proc = run_cli(
         cli,
-        ["compile", "--fqbn", board.fqbn, "--output-dir", str(build_dir), str(sketch_dir)],
-    )
+        ["compile", "--fqbn", board.fqbn, "--libraries", str(libraries), "--output-dir",
+         str(build_dir), str(sketch_dir)],
+    )  # fmt: skip
     text = (proc.stdout or "") + "\n" + (proc.stderr or "")
     if proc.returncode != 0:
         raise TinyharError(f"arduino-cli compile failed for {board.fqbn}: {last_line(proc)}")

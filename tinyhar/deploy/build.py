@@ -22,6 +22,7 @@ from tinyhar.deploy.firmware_config import (
     spec_for_model,
     spec_from_dataset,
 )
+from tinyhar.deploy.tflm_library import KernelPlan, load_library, plan_kernels
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_json, read_json
 from tinyhar.resources import templates_dir
@@ -52,6 +53,7 @@ class BuildOptions:
     install: bool = True
     require_compile: bool = False
     stream_at_boot: bool = False
+    tflm_library: str | None = None  # another TFLM library the board supports
     model_options: dict[str, Any] = field(default_factory=dict)  # labels, window, channels, ...
 
 
@@ -90,9 +92,9 @@ def check_budget(board: Board, model_bytes: int, arena_bytes: int) -> None:
         )
 
 
-def check_ops(ops: list[str]) -> list[str]:
-    """The resolver methods for the model's ops; one line naming any op TFLM lacks."""
-    from tinyhar.deploy.tflite_inspect import FORBIDDEN_OPS, check_tflm_ops, resolver_method
+def check_ops(ops: list[str]) -> None:
+    """One line naming any op that no TFLM has or that makes a model unfit for a board."""
+    from tinyhar.deploy.tflite_inspect import FORBIDDEN_OPS, check_tflm_ops
 
     check_tflm_ops(ops)
     bad = [op for op in ops if op in FORBIDDEN_OPS]
@@ -101,7 +103,23 @@ def check_ops(ops: list[str]) -> list[str]:
             f"op {', '.join(bad)} makes the model unfit for the firmware (TFLM runs it very slowly "
             "or not at all): convert with tf_keras (TF_USE_LEGACY_KERAS=1) and a static batch"
         )
-    return [resolver_method(op) for op in ops]
+
+
+def kernel_plan(board: Board, model: bytes, ops: list[str]) -> KernelPlan:
+    """Which kernel runs each op on this board's TFLM library; refuses what it cannot run."""
+    from tinyhar.deploy.tflite_inspect import per_channel_fc_layers
+
+    lib = load_library(board.tflm.name)
+    plan = plan_kernels(ops, lib)
+    per_channel = per_channel_fc_layers(model) if "FULLY_CONNECTED" in ops else 0
+    if per_channel and not lib.fc_per_channel:
+        raise TinyharError(
+            f"{per_channel} FULLY_CONNECTED layer(s) have per-channel weights, which "
+            f"{lib.title}'s FC kernel computes wrongly (it reads one scale): re-quantize "
+            "(`tinyhar quantize --run RUN`) or convert with per-tensor dense weights "
+            "(converter._experimental_disable_per_channel_quantization_for_dense_layers = True)"
+        )
+    return plan
 
 
 def protocol_version() -> int:
@@ -122,6 +140,7 @@ def firmware_context(
     sketch_name: str,
     arena_measured: int,
     arena_margin: int,
+    plan: KernelPlan,
     stream_at_boot: bool = False,
 ) -> dict[str, Any]:
     """Everything the templates use; also what build.json records as the firmware config."""
@@ -141,7 +160,9 @@ def firmware_context(
         "model_crc32": crc32(model),
         "model_array": codegen.c_array(model),
         "ops": list(info.ops),
-        "resolver_methods": check_ops(list(info.ops)),
+        "library_methods": plan.library_methods,
+        "own_kernels": plan.own_kernels,
+        "own_parsers": {op: _parser_name(op) for op in plan.own_kernels},
         "stateful": bool(info.stateful),
         "arena_measured": arena_measured,
         "arena_margin": arena_margin,
@@ -158,6 +179,13 @@ def firmware_context(
         "output": _tensor(out, spec.output_scale, spec.output_zero_point),
         "stream_at_boot": stream_at_boot,
     }
+
+
+def _parser_name(op: str) -> str:
+    """TFLM's options parser for a builtin op: BATCH_MATMUL -> ParseBatchMatMul's suffix."""
+    return {"BATCH_MATMUL": "BatchMatMul"}.get(op) or "".join(
+        w.capitalize() for w in op.split("_")
+    )
 
 
 def _tensor(t: Any, scale: float, zero_point: int) -> dict[str, Any]:
@@ -309,7 +337,7 @@ def resolve_source(opts: BuildOptions, log: Log) -> Source:
 def build_firmware(opts: BuildOptions, log: Log = _stderr) -> dict[str, Any]:
     """Check, render, compile (where arduino-cli is), write build.json; returns its content."""
     t0 = time.monotonic()
-    board = load_board(opts.board)
+    board = load_board(opts.board).with_tflm(opts.tflm_library)
     if not re.fullmatch(r"[A-Za-z0-9_]+", opts.sketch_name):
         raise TinyharError(
             f"--sketch-name {opts.sketch_name!r}: use letters, digits and _ (arduino-cli needs it)"
@@ -318,6 +346,7 @@ def build_firmware(opts: BuildOptions, log: Log = _stderr) -> dict[str, Any]:
     margin = margin_bytes(opts.arena_margin, src.arena_measured)
     arena_total = align(src.arena_measured + margin)
     check_budget(board, len(src.model), arena_total)
+    plan = kernel_plan(board, src.model, list(src.info.ops))
     if len(src.spec.channels) > 6:
         log(
             f"build: note: {len(src.spec.channels)} channels from the board's single IMU: "
@@ -333,14 +362,23 @@ def build_firmware(opts: BuildOptions, log: Log = _stderr) -> dict[str, Any]:
         opts.sketch_name,
         src.arena_measured,
         margin,
+        plan,
         opts.stream_at_boot,
     )
-    sketch_dir = src.out_dir / runs.FIRMWARE_DIR / board.name / opts.sketch_name
-    codegen.render_firmware(ctx, sketch_dir)
+    board_dir = src.out_dir / runs.FIRMWARE_DIR / board.name
+    out = codegen.render_firmware(ctx, board_dir, opts.sketch_name)
+    sketch_dir = out.sketch_dir
+    own = f", {', '.join(plan.own_kernels)} from tinyhar" if plan.own_kernels else ""
     log(
-        f"build: rendered {sketch_dir} ({len(src.model)} B model, arena {arena_total} B = "
-        f"{src.arena_measured} {src.arena_origin} + {margin} margin, {len(src.info.ops)} ops)"
+        f"build: rendered {out.library_dir} ({len(src.model)} B model, arena {arena_total} B = "
+        f"{src.arena_measured} {src.arena_origin} + {margin} margin, {len(src.info.ops)} ops: "
+        f"{len(plan.library_methods)} from {board.tflm.name} {board.tflm.version}{own})"
     )
+    if out.sketch_kept:
+        log(
+            f"build: kept your changed sketch {sketch_dir / (opts.sketch_name + '.ino')}; the "
+            f"regenerated one is {out.library_dir / 'examples' / opts.sketch_name}"
+        )
 
     record: dict[str, Any] = {
         "board": board.name,
@@ -353,7 +391,12 @@ def build_firmware(opts: BuildOptions, log: Log = _stderr) -> dict[str, Any]:
         "model_crc32": f"0x{crc32(src.model):08x}",
         "model_crc32_int": crc32(src.model),
         "ops": list(src.info.ops),
-        "resolver_methods": ctx["resolver_methods"],
+        "tflm_library": {"name": board.tflm.name, "version": board.tflm.version},
+        "kernels": {
+            **{op: board.tflm.name for op in plan.library_methods},
+            **{op: "tinyhar" for op in plan.own_kernels},
+        },
+        "resolver_methods": list(plan.library_methods.values()),
         "flash_budget": board.model_flash_bytes,
         "ram_budget": board.arena_ram_bytes,
         "sketch_flash_max": board.sketch_flash_bytes,
@@ -362,6 +405,8 @@ def build_firmware(opts: BuildOptions, log: Log = _stderr) -> dict[str, Any]:
         "flash_used": None,
         "ram_used": None,
         "sketch_dir": str(sketch_dir),
+        "sketch_kept": out.sketch_kept,
+        "library_dir": str(out.library_dir),
         "sketch_name": opts.sketch_name,
         "build_dir": None,
         "synthetic": src.spec.synthetic,
@@ -383,7 +428,7 @@ def build_firmware(opts: BuildOptions, log: Log = _stderr) -> dict[str, Any]:
                 arduino.ensure_installed(cli, board, log)
             build_dir = sketch_dir / "build"
             log(f"build: arduino-cli compile --fqbn {board.fqbn} {sketch_dir}")
-            res = arduino.compile_sketch(cli, board, sketch_dir, build_dir)
+            res = arduino.compile_sketch(cli, board, sketch_dir, build_dir, out.library_dir.parent)
             record.update(
                 compiled=True,
                 flash_used=res.flash_used,

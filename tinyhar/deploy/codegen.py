@@ -1,33 +1,47 @@
-"""Render the firmware templates with Jinja into a sketch folder; C literal writers."""
+"""Render the firmware with Jinja: an Arduino library the build owns and a sketch the user owns.
+
+`firmware/<board>/libraries/tinyhar_model/` holds the model, config, core, runner and kernels and is
+rewritten by every build; `firmware/<board>/<sketch>/<sketch>.ino` is written once and then only
+while the user has not changed it (the library's `examples/` always has the fresh one).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
-import shutil
 import struct
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from tinyhar.errors import TinyharError
-from tinyhar.files import atomic_path
+from tinyhar.files import atomic_path, atomic_write_text
 from tinyhar.resources import templates_dir
 
-# Static C sources copied into every sketch (written by the core's authors, not rendered).
+LIBRARY_NAME = "tinyhar_model"  # the Arduino library every build regenerates
+# Static C sources copied into the library's src/ (written by the core's authors, not rendered).
 CORE_FILES = ("tinyhar_core.h", "tinyhar_core.c")
-# Templates rendered into every sketch; "sketch.ino.j2" becomes "<sketch>.ino".
-TEMPLATES = (
+KERNELS_DIR = "kernels"  # tinyhar's own TFLM kernels and the resolver that adds them
+KERNEL_COMMON = ("tinyhar_kernels.h", "tinyhar_op_resolver.h")
+# Templates rendered into the library's src/ (the sketch and the README are placed apart).
+LIBRARY_TEMPLATES = (
+    "tinyhar_model.h.j2",
+    "tinyhar_limits.h.j2",
     "tinyhar_config.h.j2",
     "model_data.h.j2",
     "model_data.cpp.j2",
     "tinyhar_runner.h.j2",
     "tinyhar_runner.cpp.j2",
-    "sketch.ino.j2",
-    "README.md.j2",
 )
+SKETCH_TEMPLATE = "sketch.ino.j2"
+SKETCH_MARK = ".tinyhar_generated"  # sha256 of the sketch as tinyhar last wrote it
+# Files that builds before the library layout wrote into the sketch folder.
+OLD_SKETCH_FILES = (*CORE_FILES, "tinyhar_config.h", "model_data.h", "model_data.cpp",
+                    "tinyhar_runner.h", "tinyhar_runner.cpp", "README.md")  # fmt: skip
 
 
 def c_array(data: bytes, per_line: int = 12, indent: str = "  ") -> str:
@@ -94,38 +108,71 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_files(context: Mapping[str, Any], sketch_name: str) -> dict[str, str]:
-    """Render every template to {file name: text}; the sketch template becomes `<sketch>.ino`."""
+def _render(env: jinja2.Environment, tpl: str, context: Mapping[str, Any]) -> str:
+    try:
+        return env.get_template(tpl).render(**context)
+    except jinja2.TemplateError as e:
+        raise TinyharError(f"template {tpl} failed to render: {e}") from None
+
+
+def render_library(context: Mapping[str, Any], sketch_name: str) -> dict[str, str]:
+    """The Arduino library's files as {path inside the library: text}."""
     env = environment()
-    out: dict[str, str] = {}
-    for tpl in TEMPLATES:
-        name = tpl[: -len(".j2")]
-        if name == "sketch.ino":
-            name = f"{sketch_name}.ino"
-        try:
-            out[name] = env.get_template(tpl).render(**context)
-        except jinja2.TemplateError as e:
-            raise TinyharError(f"template {tpl} failed to render: {e}") from None
+    out = {f"src/{tpl[: -len('.j2')]}": _render(env, tpl, context) for tpl in LIBRARY_TEMPLATES}
+    out["library.properties"] = _render(env, "library.properties.j2", context)
+    out["README.md"] = _render(env, "README.md.j2", context)
+    out[f"examples/{sketch_name}/{sketch_name}.ino"] = _render(env, SKETCH_TEMPLATE, context)
+    for name in CORE_FILES:
+        out[f"src/{name}"] = (templates_dir() / name).read_text(encoding="utf-8")
+    for name in (*KERNEL_COMMON, *context["own_kernels"].values()):
+        out[f"src/{name}"] = (templates_dir() / KERNELS_DIR / name).read_text(encoding="utf-8")
     return out
 
 
-def render_firmware(context: Mapping[str, Any], sketch_dir: Path) -> Path:
-    """Render the templates and copy the core into `sketch_dir`, atomically (all or nothing).
+def sketch_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    The folder name is the sketch name, as arduino-cli requires (`<name>/<name>.ino`)."""
-    sketch_dir = Path(sketch_dir)
-    if not re.fullmatch(r"[A-Za-z0-9_]+", sketch_dir.name):
+
+@dataclass(frozen=True)
+class Rendered:
+    """Where a build put the firmware, and whether the user's sketch was kept as it was."""
+
+    library_dir: Path
+    sketch_dir: Path
+    sketch_kept: bool
+
+
+def render_firmware(context: Mapping[str, Any], board_dir: Path, sketch_name: str) -> Rendered:
+    """Write `board_dir/libraries/tinyhar_model/` (replaced whole, atomically) and the sketch
+    `board_dir/<sketch>/<sketch>.ino`, which is only written when the user has not changed it."""
+    if not re.fullmatch(r"[A-Za-z0-9_]+", sketch_name):
         raise TinyharError(
-            f"sketch name {sketch_dir.name!r}: use letters, digits and _ (arduino-cli needs it)"
+            f"sketch name {sketch_name!r}: use letters, digits and _ (arduino-cli needs it)"
         )
     missing = [f for f in CORE_FILES if not (templates_dir() / f).is_file()]
     if missing:
         raise TinyharError(f"firmware core {', '.join(missing)} missing from {templates_dir()}")
-    files = render_files(context, sketch_dir.name)
-    with atomic_path(sketch_dir) as tmp:
-        tmp.mkdir(parents=True)
-        for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        for name in CORE_FILES:
-            shutil.copyfile(templates_dir() / name, tmp / name)
-    return sketch_dir
+    files = render_library(context, sketch_name)
+    library_dir = Path(board_dir) / "libraries" / LIBRARY_NAME
+    with atomic_path(library_dir) as tmp:
+        for rel, text in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text, encoding="utf-8")
+    sketch_dir = Path(board_dir) / sketch_name
+    sketch = files[f"examples/{sketch_name}/{sketch_name}.ino"]
+    return Rendered(library_dir, sketch_dir, not _write_sketch(sketch_dir, sketch_name, sketch))
+
+
+def _write_sketch(sketch_dir: Path, name: str, text: str) -> bool:
+    """Write the sketch unless the user changed the one tinyhar wrote; True when written."""
+    ino, mark = sketch_dir / f"{name}.ino", sketch_dir / SKETCH_MARK
+    if ino.is_file():
+        last = mark.read_text(encoding="utf-8").strip() if mark.is_file() else ""
+        if sketch_digest(ino.read_text(encoding="utf-8")) != last:
+            return False
+    sketch_dir.mkdir(parents=True, exist_ok=True)
+    for old in OLD_SKETCH_FILES:  # an earlier layout's copies would be compiled twice
+        (sketch_dir / old).unlink(missing_ok=True)
+    atomic_write_text(ino, text)
+    atomic_write_text(mark, sketch_digest(text) + "\n")
+    return True

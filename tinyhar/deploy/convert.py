@@ -17,10 +17,12 @@ from tinyhar.model.keras_env import keras, tf
 MAX_REPRESENTATIVE = 500
 
 
-def to_int8_tflite(model, representative: np.ndarray) -> bytes:
+def to_int8_tflite(model, representative: np.ndarray, fc_per_channel: bool = False) -> bytes:
     """Full-integer int8 flatbuffer (int8 input and output), static batch 1, TFLITE_BUILTINS_INT8.
 
-    `representative`: normalised float32 windows (n, window, C) for calibration.
+    `representative`: normalised float32 windows (n, window, C) for calibration. FULLY_CONNECTED
+    weights get one scale per tensor unless `fc_per_channel`: the Arduino TFLM libraries' CMSIS-NN
+    FC kernels read one scale (boards/libraries/*.toml).
     """
     rep = _check_representative(model, representative)
     static = static_batch_model(model)
@@ -35,6 +37,7 @@ def to_int8_tflite(model, representative: np.ndarray) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
+    conv._experimental_disable_per_channel_quantization_for_dense_layers = not fc_per_channel
     data = _convert(conv, "int8")
     info = inspect_tflite(data)
     bad = [t for t in info.inputs + info.outputs if t.dtype != "int8"]

@@ -102,8 +102,10 @@ def compile_command(
     includes: Sequence[Path],
     defines: Sequence[str],
     flags: Sequence[str] = (),
+    system_includes: Sequence[Path] = (),
 ) -> list[str]:
-    """The compiler call for one source (C or C++ by its suffix)."""
+    """The compiler call for one source (C or C++ by its suffix). Warnings are not reported for
+    headers under `system_includes` (third-party libraries), so -Werror judges our code only."""
     is_c = source.suffix == ".c"
     return [
         tc.cc if is_c else tc.cxx,
@@ -112,6 +114,7 @@ def compile_command(
         *flags,
         *(f"-D{d}" for d in defines),
         *(f"-I{p}" for p in includes),
+        *(a for p in system_includes for a in ("-isystem", str(p))),
         "-c",
         str(source),
         "-o",
@@ -119,9 +122,11 @@ def compile_command(
     ]
 
 
-def _cache_key(tc: Toolchain, source: Path, includes, defines, flags) -> str:
+def _cache_key(tc: Toolchain, source: Path, includes, defines, flags, system_includes) -> str:
     h = hashlib.sha256()
-    for part in (tc.identity(), tc.common, tc.cflags, tc.cxxflags, flags, defines, includes):
+    parts = (tc.identity(), tc.common, tc.cflags, tc.cxxflags, flags, defines, includes,
+             system_includes)  # fmt: skip
+    for part in parts:
         h.update(repr(tuple(map(str, part)) if not isinstance(part, str) else part).encode())
     h.update(str(source.resolve()).encode())
     h.update(source.read_bytes())
@@ -138,6 +143,7 @@ def compile_sources(
     what: str = "sources",
     log: Log | None = None,
     jobs: int | None = None,
+    system_includes: Sequence[Path] = (),
 ) -> list[Path]:
     """Object files for `sources`, in order. Cached by content when `out_dir` is None."""
     tc.require()
@@ -145,7 +151,7 @@ def compile_sources(
     plans: list[tuple[Path, Path]] = []
     for src in sources:
         if out_dir is None:
-            key = _cache_key(tc, src, includes, defines, flags)
+            key = _cache_key(tc, src, includes, defines, flags, system_includes)
             obj = objects_cache() / tc.name / key[:2] / f"{key}.o"
         else:
             obj = Path(out_dir) / f"{src.stem}{src.suffix.replace('.', '_')}.o"
@@ -164,7 +170,7 @@ def compile_sources(
         obj.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=obj.parent, suffix=".o.tmp")
         os.close(fd)
-        cmd = compile_command(tc, src, Path(tmp), includes, defines, flags)
+        cmd = compile_command(tc, src, Path(tmp), includes, defines, flags, system_includes)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             Path(tmp).unlink(missing_ok=True)

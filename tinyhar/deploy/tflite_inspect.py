@@ -5,7 +5,7 @@ Uses the schema that ships with the `tflite-micro` package, so it needs no Tenso
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
@@ -232,6 +232,19 @@ def inspect_tflite(model_bytes: bytes) -> ModelInfo:
     )
 
 
+def per_channel_fc_layers(model_bytes: bytes) -> int:
+    """How many FULLY_CONNECTED ops have weights quantised per output channel (several scales)."""
+    model = parse_model(model_bytes)
+    n = 0
+    for graph in model.subgraphs or []:
+        for op in graph.operators or []:
+            if _op_name(model.operatorCodes[op.opcodeIndex]) != "FULLY_CONNECTED":
+                continue
+            q = graph.tensors[op.inputs[1]].quantization
+            n += int(q is not None and q.scale is not None and len(q.scale) > 1)
+    return n
+
+
 def _op_name(opcode: schema.OperatorCodeT) -> str:
     code = max(opcode.builtinCode, opcode.deprecatedBuiltinCode)
     if code == schema.BuiltinOperator.CUSTOM:
@@ -287,3 +300,47 @@ def _op_macs(name: str, op: schema.OperatorT, tensors: list[schema.TensorT]) -> 
         weights = sum(int(np.prod(shape(k))) for k in (1, 2, 3, 4, 5, 6, 7, 8, 16) if shape(k))
         return steps_x_batch * weights
     return 0
+
+
+@dataclass(frozen=True)
+class OpOutput:
+    """One operator's output tensor in execution order (for per-op comparisons)."""
+
+    index: int  # operator index in the main subgraph
+    op: str
+    tensor: int
+    name: str
+    inputs: tuple[int, ...]  # non-constant input tensors
+    output_index: int = 0  # its position among the debug model's outputs
+
+
+def debug_model(model_bytes: bytes) -> tuple[bytes, list[OpOutput]]:
+    """A copy of the model whose main subgraph outputs every operator's output (the real output
+    stays output 0), and the list of those operators; for locating where two TFLMs differ."""
+    import flatbuffers
+
+    model = parse_model(model_bytes)
+    graph = model.subgraphs[0]
+    constant = {
+        i
+        for i, t in enumerate(graph.tensors)
+        if t.buffer < len(model.buffers)
+        and model.buffers[t.buffer].data is not None
+        and len(model.buffers[t.buffer].data)
+    }
+    variable = {i for i, t in enumerate(graph.tensors) if t.isVariable}
+    outs: list[OpOutput] = []
+    for k, op in enumerate(graph.operators):
+        for t in op.outputs:
+            tensor = graph.tensors[t]
+            name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+            ins = tuple(int(i) for i in op.inputs if i >= 0 and i not in constant | variable)
+            outs.append(OpOutput(k, _op_name(model.operatorCodes[op.opcodeIndex]), int(t), name,
+                                 ins))  # fmt: skip
+    first = list(graph.outputs)
+    graph.outputs = first + [o.tensor for o in outs if o.tensor not in first]
+    position = {int(t): i for i, t in enumerate(graph.outputs)}
+    outs = [replace(o, output_index=position[o.tensor]) for o in outs]
+    builder = flatbuffers.Builder(len(model_bytes) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), outs

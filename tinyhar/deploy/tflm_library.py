@@ -45,7 +45,7 @@ _SKIP_NAMES = {
     "recording_micro_allocator.cpp",
 }
 _ADD_METHOD = re.compile(
-    r"TfLiteStatus\s+(Add\w+)\s*\([^)]*\)\s*\{\s*return\s+AddBuiltin\(\s*"
+    r"TfLiteStatus\s+(Add\w+)\s*\((?:[^()]|\([^()]*\))*\)\s*\{\s*return\s+AddBuiltin\(\s*"
     r"(?:tflite::)?BuiltinOperator_(\w+)\s*,"
 )
 _REGISTER_DEF = re.compile(

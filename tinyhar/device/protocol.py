@@ -14,7 +14,7 @@ import numpy as np
 
 from tinyhar.errors import TinyharError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 HEADER_BYTES = 5  # version u8, type u8, seq u8, length u16
 CRC_BYTES = 4
 FRAME_OVERHEAD = HEADER_BYTES + CRC_BYTES
@@ -265,9 +265,26 @@ class DeviceInfo:
     core_version: str
     firmware_version: str
     board: str
+    runner_status: int = 0  # RunnerStatus: why a device has no runnable model
+    arena_used: int = 0  # arena bytes the device's interpreter uses (0: not reported)
+
+    def runner_problem(self) -> str:
+        """What the runner's start-up code means, for a one-line error."""
+        return RUNNER_PROBLEMS.get(self.runner_status, f"runner start-up code {self.runner_status}")
 
 
 _INFO_HEAD = struct.Struct("<BBIIHHHHfHI")
+_INFO_TAIL = struct.Struct("<BI")  # runner status, arena used
+# tinyhar_runner.h's TINYHAR_RUNNER_* codes
+RUNNER_PROBLEMS = {
+    0: "the model runs",
+    1: "the model's schema version is not the firmware's TFLM's",
+    2: "an op of the model could not be registered (resolver)",
+    3: "the tensor arena is too small for the model (AllocateTensors failed)",
+    4: "the model's input size is not window x channels",
+    5: "the model's output size is not the number of classes",
+    255: "the model runner was never started",
+}
 
 
 def _pack_tensor(t: TensorSpec) -> bytes:
@@ -316,6 +333,7 @@ def pack_info(info: DeviceInfo) -> bytes:
         + _pack_str(info.core_version, 32)
         + _pack_str(info.firmware_version, 64)
         + _pack_str(info.board, 64)
+        + _INFO_TAIL.pack(info.runner_status, info.arena_used)
     )
 
 
@@ -329,9 +347,11 @@ def unpack_info(p: bytes) -> DeviceInfo:
     core, o = _unpack_str(p, o)
     fw, o = _unpack_str(p, o)
     board, o = _unpack_str(p, o)
+    _need(p, o + _INFO_TAIL.size, "HELLO reply")
+    status, used = _INFO_TAIL.unpack_from(p, o)
     return DeviceInfo(
         ver, bool(flags & 1), bool(flags & 2), crc, arena, window, stride, ch, ncls, rate, maxp,
-        total, tin, tout, core, fw, board,
+        total, tin, tout, core, fw, board, status, used,
     )  # fmt: skip
 
 

@@ -87,7 +87,12 @@ def check_device(info: P.DeviceInfo, rm: RunModel, port: str) -> None:
     from tinyhar.deploy.tflite_inspect import inspect_tflite
 
     if not info.has_model:
-        raise TinyharError(f"the device on {port} has no model: build and flash this run first")
+        raise TinyharError(
+            f"the device on {port} cannot run its model: {info.runner_problem()}; rebuild "
+            "(`tinyhar build`) and flash"
+            if info.runner_status not in (0, 255)
+            else f"the device on {port} has no model: build and flash this run first"
+        )
     if info.model_crc32 != rm.crc32:
         raise TinyharError(
             f"model mismatch: the device on {port} carries model CRC-32 0x{info.model_crc32:08x}, "

@@ -1,0 +1,188 @@
+"""The board's own code as the host reference: the generated runner, tinyhar's kernels and the
+board's TFLM library (with its CMSIS-NN kernels) compiled for the host and called through ctypes.
+
+Built from the same sources the board compiles, it gives the board's outputs byte for byte; the
+Python TFLM interpreter, a newer TFLM, becomes a second opinion (`tensor_differences`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinyhar.deploy import native_build
+from tinyhar.deploy.native_build import HOST, OWN_WARNINGS
+from tinyhar.deploy.tflm_library import DEFINES, include_dirs, sources_for_ops
+from tinyhar.errors import TinyharError
+from tinyhar.resources import templates_dir
+
+Log = Callable[[str], None]
+HOST_DIR = "host"  # firmware_templates/host: what the host build adds (logging and clock)
+# The library's Arduino glue: replaced on the host by firmware_templates/host/tinyhar_host.cpp.
+_ARDUINO_ONLY = {"system_setup.cpp", "utility_arduino.cpp"}
+
+
+def _arduino_headers() -> Path:
+    """Arduino.h and Wire.h declarations, portable to the host (the emulator's layer)."""
+    return templates_dir() / "emulator"
+
+
+@dataclass
+class BuiltReference:
+    """A shared library built from one generated firmware library."""
+
+    path: Path
+    library_dir: Path
+
+
+def build_reference(
+    library_dir: Path, tflm_src: Path, ops: list[str], log: Log | None = None
+) -> BuiltReference:
+    """Compile the generated `tinyhar_model` library's runner and kernels with the TFLM library
+    for the host; the .so is cached by the sources' content."""
+    src = Path(library_dir) / "src"
+    own = sorted(p for p in src.glob("*.cpp"))
+    own.append(templates_dir() / HOST_DIR / "tinyhar_host.cpp")
+    includes = [src, _arduino_headers(), *include_dirs(tflm_src)]
+    own_includes = [src, _arduino_headers()]
+    lib_sources = [p for p in sources_for_ops(tflm_src, ops) if p.name not in _ARDUINO_ONLY]
+    digest = hashlib.sha256()
+    for p in own:
+        digest.update(p.read_bytes())
+    for p in sorted(src.glob("*.h")):
+        digest.update(p.read_bytes())
+    digest.update(str(tflm_src.resolve()).encode())
+    out_dir = native_build.objects_cache() / "reference" / digest.hexdigest()[:24]
+    so = out_dir / "tinyhar_reference.so"
+    if so.is_file():
+        return BuiltReference(so, Path(library_dir))
+    lib_objs = native_build.compile_sources(
+        HOST, lib_sources, includes, DEFINES, ("-w",), what="TFLM library sources", log=log
+    )
+    own_objs = native_build.compile_sources(
+        HOST,
+        own,
+        own_includes,
+        (*DEFINES, "TINYHAR_HOST_REFERENCE"),
+        OWN_WARNINGS,
+        out_dir=out_dir / "obj",
+        what="tinyhar firmware sources",
+        system_includes=include_dirs(tflm_src),
+    )
+    native_build.link(HOST, [*own_objs, *lib_objs], so.with_suffix(".tmp.so"))
+    so.with_suffix(".tmp.so").replace(so)
+    return BuiltReference(so, Path(library_dir))
+
+
+class BoardReference:
+    """Runs flatbuffers with the board's kernels on the host: one window at a time, state reset."""
+
+    def __init__(self, built: BuiltReference, model: bytes, arena_bytes: int) -> None:
+        self.built = built
+        self._lib = ctypes.CDLL(str(built.path))
+        self._lib.tinyhar_host_start.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+        self._lib.tinyhar_host_invoke.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        self._lib.tinyhar_host_outputs.restype = ctypes.c_size_t
+        self._lib.tinyhar_host_output.restype = ctypes.c_size_t
+        self._lib.tinyhar_host_output.argtypes = [ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
+        # the interpreter keeps pointers into both buffers: hold them as long as this object
+        self._model = ctypes.create_string_buffer(bytes(model), len(model) + 16)
+        self._model_ptr = _aligned(self._model, len(model))
+        self._arena = ctypes.create_string_buffer(arena_bytes + 16)
+        arena_ptr = ctypes.addressof(self._arena) + (-ctypes.addressof(self._arena) % 16)
+        rc = self._lib.tinyhar_host_start(self._model_ptr, arena_ptr, arena_bytes)
+        if rc != 0:
+            raise TinyharError(
+                f"the board's TFLM cannot start the model on the host (runner code {rc}): "
+                "rebuild the firmware (`tinyhar build`)"
+            )
+
+    def run(self, window: np.ndarray) -> list[bytes]:
+        """Every output tensor's bytes for one input window (any dtype, as the model takes it)."""
+        data = np.ascontiguousarray(window)
+        if self._lib.tinyhar_host_invoke(data.ctypes.data, data.nbytes) != 0:
+            raise TinyharError("the board's TFLM failed to run a window on the host")
+        outs = []
+        for i in range(self._lib.tinyhar_host_outputs()):
+            size = self._lib.tinyhar_host_output(i, None, 0)
+            buf = ctypes.create_string_buffer(size)
+            self._lib.tinyhar_host_output(i, buf, size)
+            outs.append(buf.raw)
+        return outs
+
+    def predict(self, x: np.ndarray, dtype: str = "int8") -> np.ndarray:
+        """Output 0 for each window of x (n, ...), as `dtype`."""
+        return np.stack([np.frombuffer(self.run(w)[0], dtype=dtype) for w in x])
+
+
+def _aligned(buf: ctypes.Array, n: int) -> int:
+    """The address of a 16-byte aligned copy of buf's first n bytes inside buf (TFLM wants
+    aligned flatbuffers); buf has 16 spare bytes."""
+    base = ctypes.addressof(buf)
+    off = -base % 16
+    ctypes.memmove(base + off, bytes(buf.raw[:n]), n)
+    return base + off
+
+
+def for_build(build: dict, model: bytes, libraries: Path | None, log: Log | None = None):
+    """The board reference for a run's build.json, or (None, why not) when it cannot be built."""
+    from tinyhar.deploy.tflm_library import libraries_dir, library_src, load_library
+
+    try:
+        lib = load_library(build["tflm_library"]["name"])
+        library_dir = Path(build["library_dir"])
+        if not (library_dir / "src").is_dir():
+            return None, f"the firmware library {library_dir} is gone: run `tinyhar build`"
+        tflm_src = library_src(libraries_dir(libraries), lib)
+        ops = [op for op, who in build["kernels"].items() if who != "tinyhar"]
+        built = build_reference(library_dir, tflm_src, ops, log)
+        return BoardReference(built, model, int(build["arena_bytes"]) * 2), ""
+    except KeyError:
+        return None, "build.json predates the board-library reference: run `tinyhar build`"
+    except TinyharError as e:
+        return None, str(e)
+
+
+def tensor_differences(
+    ref: BoardReference, model: bytes, windows: np.ndarray, arena_bytes: int
+) -> list[dict]:
+    """Per operator, how the Python TFLM interpreter differs from the board's library on the
+    same windows: windows differing, the largest difference in LSB, and in how many windows the
+    op is where a difference starts (its inputs agree, its output does not)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    from tinyhar.deploy.tflite_inspect import debug_model
+
+    dbg, outs = debug_model(model)
+    board = BoardReference(ref.built, dbg, arena_bytes)  # the same .so, the debug flatbuffer
+    py = runtime.Interpreter.from_bytes(dbg, arena_size=arena_bytes)
+    index = {o.tensor: k for k, o in enumerate(outs)}
+    stats = [{"op": o.op, "tensor": o.name, "windows_differing": 0, "max_lsb": 0, "origin": 0}
+             for o in outs]  # fmt: skip
+    for w in windows:
+        got = board.run(w)
+        py.reset()
+        py.set_input(w[None], 0)
+        py.invoke()
+        differs = {}
+        for k, o in enumerate(outs):
+            b = np.asarray(py.get_output(o.output_index)).ravel()
+            a = np.frombuffer(got[o.output_index], dtype=b.dtype)
+            if a.size != b.size:
+                d = 255
+            else:
+                d = int(np.ceil(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))))
+            differs[o.tensor] = d > 0
+            if d:
+                stats[k]["windows_differing"] += 1
+                stats[k]["max_lsb"] = max(stats[k]["max_lsb"], d)
+        for k, o in enumerate(outs):
+            upstream = [differs.get(t, False) for t in o.inputs if t in index]
+            if differs[o.tensor] and not any(upstream):
+                stats[k]["origin"] += 1
+    return stats
