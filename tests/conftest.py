@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# The real Arduino libraries (TFLM ports, IMU drivers) at their pinned versions, beside the repo.
+SHARED_LIBRARIES = Path(__file__).resolve().parents[2] / "shared" / "arduino" / "libraries"
+
 # The installed `tinyhar` entry point of this interpreter, as a user runs it.
 _SCRIPT = Path(sys.executable).with_name("tinyhar")
 TINYHAR = [str(_SCRIPT)] if _SCRIPT.is_file() else [shutil.which("tinyhar") or "tinyhar"]

@@ -353,19 +353,28 @@ def sim(board, run, replay, model, drop, corrupt, delay, reset_after, seed, spee
               help="Board name or .toml for --raw [default: the device's board].")  # fmt: skip
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Least top-1 agreement with TFLM to pass.")  # fmt: skip
-@click.option("--max-lsb", type=click.IntRange(0), default=1, show_default=True,
-              help="Largest output difference (int8 LSB) to pass.")  # fmt: skip
+@click.option("--max-lsb", type=click.IntRange(0), default=None,
+              help="Largest output difference (int8 LSB) to pass [0 against the board's own "
+              "code built for the host, 1 against the Python interpreter].")  # fmt: skip
+@click.option("--libraries", type=_path(file_okay=False), default=None,
+              help="Arduino libraries folder with the board's TFLM [arduino-cli's; "
+              "$TINYHAR_ARDUINO_LIBRARIES].")  # fmt: skip
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Seconds per attempt.")  # fmt: skip
 @click.option("--retries", type=click.IntRange(0), default=3, show_default=True,
               help="Retries per request.")  # fmt: skip
-def verify(port, run, windows, raw, board, min_agreement, max_lsb, timeout, retries) -> None:
-    """Check that the device computes what the host computes (TFLM); write verify.json/.png."""
+def verify(
+    port, run, windows, raw, board, min_agreement, max_lsb, libraries, timeout, retries
+) -> None:
+    """Check that the device computes what the host computes; write verify.json/.png.
+
+    The reference is the board's own firmware code (its TFLM library, tinyhar's kernels)
+    compiled for the host; the Python TFLM interpreter and TFLite are second opinions."""
     from tinyhar.device.verify import VerifyOptions, format_report, verify_device
 
     opts = VerifyOptions(
         port=port, run=run, windows=windows, raw=raw, board=board, min_agreement=min_agreement,
-        max_lsb=max_lsb, timeout=timeout, retries=retries,
+        max_lsb=max_lsb, libraries=libraries, timeout=timeout, retries=retries,
     )  # fmt: skip
     report = verify_device(opts)
     click.echo(format_report(report))

@@ -1,0 +1,77 @@
+"""TFLM library facts: the op lists shipped in boards/libraries/ are what the real libraries'
+resolvers hold; the sources a model needs; where the libraries are looked for."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_LIBRARIES
+
+from tinyhar.deploy import tflm_library as T
+from tinyhar.deploy.boards import list_boards
+from tinyhar.errors import TinyharError
+
+
+@pytest.mark.parametrize("name", ["Chirale_TensorFLowLite", "Arduino_TensorFlowLite"])
+def test_shipped_op_lists_are_read_from_the_real_resolver(name):
+    src = SHARED_LIBRARIES / name / "src"
+    lib = T.load_library(name)
+    assert lib.ops == T.read_resolver_ops(src)
+    assert len(lib.ops) >= 90 and "BATCH_MATMUL" not in lib.ops  # why tinyhar brings its own
+    for op in ("CONV_2D", "FULLY_CONNECTED", "UNIDIRECTIONAL_SEQUENCE_LSTM", "MEAN", "SOFTMAX"):
+        assert op in lib.ops
+    props = (SHARED_LIBRARIES / name / "library.properties").read_text()
+    assert f"version={lib.version}\n" in props and (src / lib.header).is_file()
+    assert lib.fc_per_channel is False
+
+
+def test_every_board_names_a_known_library_and_its_alternatives():
+    for board in list_boards():
+        raw = tomllib.loads(board.path.read_text())
+        assert raw["tflm"]["library"] == board.tflm.name == "Chirale_TensorFLowLite"
+        assert board.tflm.version == "2.0.0" and board.tflm.header == "Chirale_TensorFlowLite.h"
+        assert board.with_tflm("Arduino_TensorFlowLite").tflm.git_url.startswith("https://")
+
+
+def test_sources_for_a_model_are_the_interpreter_and_its_kernels_only():
+    src = SHARED_LIBRARIES / "Chirale_TensorFLowLite" / "src"
+    small = T.sources_for_ops(src, ["FULLY_CONNECTED", "SOFTMAX"])
+    names = {p.relative_to(src).as_posix() for p in small}
+    assert "tensorflow/lite/micro/micro_interpreter.cpp" in names
+    assert "tensorflow/lite/micro/kernels/cmsis_nn/fully_connected.cpp" in names
+    assert "tensorflow/lite/micro/kernels/fully_connected.cpp" not in names  # CMSIS-NN's wins
+    assert "tensorflow/lite/micro/kernels/fully_connected_common.cpp" in names
+    assert "tensorflow/lite/micro/kernels/reduce.cpp" not in names  # MEAN not asked for
+    assert not any("microfrontend" in n or "test_helpers" in n for n in names)
+    more = T.sources_for_ops(src, ["FULLY_CONNECTED", "SOFTMAX", "MEAN"])
+    assert src / "tensorflow/lite/micro/kernels/reduce.cpp" in more
+    assert len(small) < len(list(src.rglob("*.cpp"))) * 0.75
+
+
+def test_libraries_folder_precedence_and_a_missing_library_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no arduino-cli
+    monkeypatch.delenv(T.LIBRARIES_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert T.libraries_dir() == tmp_path / "Arduino" / "libraries"
+    monkeypatch.setenv(T.LIBRARIES_ENV, str(SHARED_LIBRARIES))
+    assert T.libraries_dir() == SHARED_LIBRARIES
+    assert T.libraries_dir(tmp_path) == tmp_path
+    lib = T.load_library("Chirale_TensorFLowLite")
+    assert T.library_src(SHARED_LIBRARIES, lib) == SHARED_LIBRARIES / lib.name / "src"
+    with pytest.raises(TinyharError) as e:
+        T.library_src(tmp_path, lib)
+    assert 'arduino-cli lib install "Chirale_TensorFLowLite@2.0.0"' in str(e.value)
+    assert "\n" not in str(e.value)
+    old = tmp_path / "Chirale_TensorFLowLite"
+    old.mkdir()
+    (old / "library.properties").write_text("name=Chirale_TensorFLowLite\nversion=1.0.0\n")
+    with pytest.raises(TinyharError, match="is Chirale_TensorFLowLite 1.0.0, tinyhar needs 2.0.0"):
+        T.library_src(tmp_path, lib)
+
+
+def test_unknown_library_names_the_known_ones():
+    with pytest.raises(TinyharError, match="Arduino_TensorFlowLite, Chirale_TensorFLowLite"):
+        T.load_library("TensorFlowLite_ESP32")
+    assert Path(T.library_facts_dir()).is_dir()
