@@ -51,19 +51,19 @@ def build_reference(
     includes = [src, _arduino_headers(), *include_dirs(tflm_src)]
     own_includes = [src, _arduino_headers()]
     lib_sources = [p for p in sources_for_ops(tflm_src, ops) if p.name not in _ARDUINO_ONLY]
+    lib_objs = native_build.compile_sources(
+        HOST, lib_sources, includes, DEFINES, ("-w",), what="TFLM library sources", log=log
+    )
     digest = hashlib.sha256()
     for p in own:
         digest.update(p.read_bytes())
     for p in sorted(src.glob("*.h")):
         digest.update(p.read_bytes())
-    digest.update(str(tflm_src.resolve()).encode())
+    digest.update(repr((DEFINES, OWN_WARNINGS, [o.name for o in lib_objs])).encode())
     out_dir = native_build.objects_cache() / "reference" / digest.hexdigest()[:24]
     so = out_dir / "tinyhar_reference.so"
     if so.is_file():
         return BuiltReference(so, Path(library_dir))
-    lib_objs = native_build.compile_sources(
-        HOST, lib_sources, includes, DEFINES, ("-w",), what="TFLM library sources", log=log
-    )
     own_objs = native_build.compile_sources(
         HOST,
         own,
@@ -77,6 +77,9 @@ def build_reference(
     native_build.link(HOST, [*own_objs, *lib_objs], so.with_suffix(".tmp.so"))
     so.with_suffix(".tmp.so").replace(so)
     return BuiltReference(so, Path(library_dir))
+
+
+_current: dict[str, int] = {}  # shared library -> the BoardReference its runner holds
 
 
 class BoardReference:
@@ -94,16 +97,24 @@ class BoardReference:
         self._model = ctypes.create_string_buffer(bytes(model), len(model) + 16)
         self._model_ptr = _aligned(self._model, len(model))
         self._arena = ctypes.create_string_buffer(arena_bytes + 16)
-        arena_ptr = ctypes.addressof(self._arena) + (-ctypes.addressof(self._arena) % 16)
-        rc = self._lib.tinyhar_host_start(self._model_ptr, arena_ptr, arena_bytes)
+        self._arena_ptr = ctypes.addressof(self._arena) + (-ctypes.addressof(self._arena) % 16)
+        self._arena_bytes = arena_bytes
+        self._start()
+
+    def _start(self) -> None:
+        # the runner holds one interpreter per process: (re)start it on this object's model
+        rc = self._lib.tinyhar_host_start(self._model_ptr, self._arena_ptr, self._arena_bytes)
         if rc != 0:
             raise TinyharError(
                 f"the board's TFLM cannot start the model on the host (runner code {rc}): "
                 "rebuild the firmware (`tinyhar build`)"
             )
+        _current[str(self.built.path)] = id(self)
 
     def run(self, window: np.ndarray) -> list[bytes]:
         """Every output tensor's bytes for one input window (any dtype, as the model takes it)."""
+        if _current.get(str(self.built.path)) != id(self):
+            self._start()
         data = np.ascontiguousarray(window)
         if self._lib.tinyhar_host_invoke(data.ctypes.data, data.nbytes) != 0:
             raise TinyharError("the board's TFLM failed to run a window on the host")

@@ -30,7 +30,8 @@ INCLUDE_SUBDIRS = (
     "third_party/cmsis_nn/Include",
     "third_party/cmsis/CMSIS/Core/Include",
 )
-DEFINES = ("ARDUINO", "CMSIS_NN", "TF_LITE_STATIC_MEMORY")
+# As an Arduino build compiles the library: only ARDUINO (the core adds board macros we do not need).
+DEFINES = ("ARDUINO",)
 # Kernels tinyhar brings where a library has none: op -> source file in firmware_templates/kernels/.
 OWN_KERNELS = {"BATCH_MATMUL": "tinyhar_batch_matmul.cpp"}
 # Sources an Arduino build compiles but the firmware never links: tests, audio front end, examples.
