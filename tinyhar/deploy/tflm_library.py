@@ -30,7 +30,7 @@ INCLUDE_SUBDIRS = (
     "third_party/cmsis_nn/Include",
     "third_party/cmsis/CMSIS/Core/Include",
 )
-# As an Arduino build compiles the library: only ARDUINO (the core adds board macros we do not need).
+# As an Arduino build compiles the library: ARDUINO only (the core adds board macros not needed).
 DEFINES = ("ARDUINO",)
 # Kernels tinyhar brings where a library has none: op -> source file in firmware_templates/kernels/.
 OWN_KERNELS = {"BATCH_MATMUL": "tinyhar_batch_matmul.cpp"}
