@@ -334,11 +334,27 @@ def flash(board, port, run) -> None:
               help="IMU replay speed (1 = the training rate).")  # fmt: skip
 @click.option("--link", type=_path(), default=None,
               help="Also make this symlink to the pty (a stable --port).")  # fmt: skip
-def sim(board, run, replay, model, drop, corrupt, delay, reset_after, seed, speed, link) -> None:
+@click.option("--emulate", is_flag=True,
+              help="Run the generated firmware itself (the run's `tinyhar build`) on an emulated "
+              "Cortex-M4F: QEMU mps2-an386.")  # fmt: skip
+def sim(
+    board, run, replay, model, drop, corrupt, delay, reset_after, seed, speed, link, emulate
+) -> None:
     """Start a virtual board on a pseudo-terminal and print its path (use it as --port)."""
     from tinyhar.device.virtual_board import Faults, run_sim
 
     faults = Faults(drop=drop, corrupt=corrupt, delay_ms=delay, reset_after=reset_after, seed=seed)
+    if emulate:  # the firmware itself under QEMU: tinyhar/device/emulator.py
+        from tinyhar.device.emulator import run_emulated_sim
+
+        ctx = click.get_current_context()
+        given = ctx.get_parameter_source("board") != click.core.ParameterSource.DEFAULT
+        software_only = {"--replay": replay, "--model": model, "--speed": speed != 1.0,
+                         "fault injection": faults.describe() != "none"}  # fmt: skip
+        unused = [option for option, given_ in software_only.items() if given_]
+        run_emulated_sim(board if given else None, run, link, unused,
+                         announce=lambda path: click.echo(path))  # fmt: skip
+        return
     run_sim(board, run, faults, model=model, replay=replay, speed=speed, link=link,
             announce=lambda path: click.echo(path))  # fmt: skip
 

@@ -52,8 +52,8 @@ def build_reference(
     own_includes = [src, _arduino_headers()]
     lib_sources = [p for p in sources_for_ops(tflm_src, ops) if p.name not in _ARDUINO_ONLY]
     lib_objs = native_build.compile_sources(
-        HOST, lib_sources, includes, DEFINES, ("-w",), what="TFLM library sources", log=log
-    )
+        HOST, lib_sources, includes[1:], DEFINES, ("-w",), what="TFLM library sources", log=log
+    )  # without the firmware's own src/: the objects are shared by every run
     digest = hashlib.sha256()
     for p in own:
         digest.update(p.read_bytes())
@@ -170,6 +170,7 @@ def tensor_differences(
     from tinyhar.deploy.tflite_inspect import debug_model
 
     dbg, outs = debug_model(model)
+    arena_bytes = max(4 * arena_bytes, 256 * 1024)  # every tensor is kept alive as an output
     board = BoardReference(ref.built, dbg, arena_bytes)  # the same .so, the debug flatbuffer
     py = runtime.Interpreter.from_bytes(dbg, arena_size=arena_bytes)
     index = {o.tensor: k for k, o in enumerate(outs)}

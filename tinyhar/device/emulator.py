@@ -1,13 +1,14 @@
 """The emulated board: the generated firmware itself, cross-compiled for QEMU's mps2-an386.
 
-`build_emulated_firmware` compiles the sketch, the generated model library, tinyhar's Arduino layer
-for the MPS2 (`firmware_templates/emulator/`) and the TFLM library's sources for the model's ops with
-arm-none-eabi-g++; `EmulatedBoard` runs the ELF under `qemu-system-arm -icount shift=0` with UART0 on
-a pseudo-terminal, which the host uses as the board's serial port.
+`build_emulated_firmware` compiles the sketch, the generated model library, tinyhar's Arduino
+layer for the MPS2 (`firmware_templates/emulator/`) and the TFLM library's sources for the model's
+ops with arm-none-eabi-g++; `EmulatedBoard` runs the ELF under `qemu-system-arm -icount shift=0`
+with UART0 on a pseudo-terminal, which the host uses as the board's serial port.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import re
 import signal
@@ -16,8 +17,9 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,12 @@ OWN_DEFINES = ("TINYHAR_EMULATOR=1",)
 EMULATOR_OUT = "emulator"  # runs/<run>/emulator/<board>/: objects, ELF and map
 _PTY_LINE = re.compile(r"char device redirected to (/dev/\S+)")
 _ANGLE_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
-_INCLUDES_ARDUINO = re.compile(r'#\s*include\s*[<"]Arduino\.h[>"]')
+_LAYER_HEADERS = ("Arduino.h", "Wire.h")  # what library sources take from the Arduino layer
+# TFLM ports the emulated board cannot take, and why.
+UNSUPPORTED_LIBRARIES = {
+    "Arduino_TensorFlowLite": "its TensorFlowLite.h accepts only the Nano 33 BLE's mbed core "
+    '(#error "unsupported board" elsewhere)',
+}
 # Object folders inside out_dir/obj: the footprint groups objects by them.
 _FIRMWARE_OBJ, _LAYER_OBJ = "firmware", "arduino"
 
@@ -107,15 +114,46 @@ def _forwarding_headers(folders: Sequence[Path], tflm_src: Path, out: Path) -> P
     return out
 
 
+def _includes_of(path: Path, dirs: tuple[Path, ...], memo: dict[Path, list[Path]]) -> list[Path]:
+    """The headers `path` includes directly that exist in its folder or the include dirs; the
+    layer's headers (Arduino.h, Wire.h) by name."""
+    if path not in memo:
+        found = []
+        for name in _ANGLE_INCLUDE.findall(path.read_text(encoding="utf-8", errors="replace")):
+            if name in _LAYER_HEADERS:
+                found.append(Path(name))
+                continue
+            hit = next((d / name for d in (path.parent, *dirs) if (d / name).is_file()), None)
+            if hit is not None:
+                found.append(hit.resolve())
+        memo[path] = found
+    return memo[path]
+
+
+def _uses_layer(src: Path, dirs: tuple[Path, ...], memo: dict[Path, list[Path]]) -> bool:
+    """Whether a library source includes Arduino.h or Wire.h, directly or through its headers."""
+    seen, todo = set(), [src.resolve()]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for inc in _includes_of(path, dirs, memo):
+            if inc.name in _LAYER_HEADERS and not inc.is_absolute():
+                return True
+            todo.append(inc)
+    return False
+
+
 def _compile_library(tflm_src: Path, ops: list[str], log: Log) -> tuple[list[Path], int]:
     """The TFLM library's objects for these ops (from the object cache); and how many of them were
-    compiled now. The few sources that include Arduino.h also depend on the layer's headers."""
+    compiled now. Sources that reach Arduino.h also depend on the layer's headers (a define
+    carries their digest into the cache key)."""
     sources = tflm_library.sources_for_ops(tflm_src, ops)
     includes = tflm_library.include_dirs(tflm_src)
-    arduino, plain = [], []
-    for src in sources:
-        text = src.read_text(encoding="utf-8", errors="replace")
-        (arduino if _INCLUDES_ARDUINO.search(text) else plain).append(src)
+    memo: dict[Path, list[Path]] = {}
+    arduino = [s for s in sources if _uses_layer(s, tuple(includes), memo)]
+    plain = [s for s in sources if s not in arduino]
     defines = tflm_library.DEFINES
     t0 = time.time()
     objects = compile_sources(CORTEX_M4F, plain, includes, defines, ("-w",), None,
@@ -130,7 +168,7 @@ def _compile_library(tflm_src: Path, ops: list[str], log: Log) -> tuple[list[Pat
 
 
 def _compile_own(
-    folders: Sequence[Path], tflm_src: Path, compat: Path, obj_dir: Path, log: Log
+    folders: Sequence[Path], tflm_src: Path, compat: Path, obj_dir: Path
 ) -> list[Path]:
     """The firmware folders and the Arduino layer, with -Wall -Wextra -Werror (library headers
     are -isystem so only tinyhar's own code is held to them)."""
@@ -168,6 +206,12 @@ def build_emulated_firmware(
     library and the MPS2 Arduino layer into `out_dir/<name>.elf`, with its map beside it."""
     t0 = time.monotonic()
     CORTEX_M4F.require()
+    why = UNSUPPORTED_LIBRARIES.get(Path(tflm_src).resolve().parent.name)
+    if why:
+        raise TinyharError(
+            f"the emulated board cannot build against {Path(tflm_src).parent.name}: {why}; "
+            "build the run with the default library (`tinyhar build` without --tflm-library)"
+        )
     folders = [Path(d).resolve() for d in firmware_dirs]
     missing = [str(d) for d in folders if not d.is_dir()]
     if missing:
@@ -177,9 +221,9 @@ def build_emulated_firmware(
     lib_objects, compiled = _compile_library(Path(tflm_src), ops, log)
     compat = _forwarding_headers(folders, Path(tflm_src), out_dir / "include")
     log(f"emulator: compiling the firmware in {', '.join(str(f) for f in folders)}")
-    own = _compile_own(folders, Path(tflm_src), compat, out_dir / "obj", log)
+    own = _compile_own(folders, Path(tflm_src), compat, out_dir / "obj")
     elf, map_file = out_dir / f"{name}.elf", out_dir / f"{name}.map"
-    ld = ("-nostartfiles", "-T", str(emulator_dir() / LINKER_SCRIPT), "-Wl,--no-warn-rwx-segments")
+    ld = ("-nostartfiles", "-T", str(emulator_dir() / LINKER_SCRIPT))
     link(CORTEX_M4F, [*own, *lib_objects], elf, ld, map_file)
     return EmulatedImage(
         elf=elf,
@@ -193,14 +237,19 @@ def build_emulated_firmware(
 
 # --- the linker map -----------------------------------------------------------------------
 
-GROUPS = ("model", "arena", "tflm", "tinyhar", "arduino", "runtime")
-_FLASH_SECTIONS = (".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".preinit_array",
-                   ".init_array", ".fini_array")  # fmt: skip
-_INPUT = re.compile(r"^ (\S+)?\s*(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\S.*)$")
+GROUPS = ("model", "arena", "tflm", "tinyhar", "arduino", "runtime", "padding")
+_TEXT_SECTIONS = (".text", ".ARM.extab", ".ARM.exidx", ".preinit_array", ".init_array",
+                  ".fini_array")  # fmt: skip
+_KINDS = {**{s: "text" for s in _TEXT_SECTIONS}, ".rodata": "rodata", ".data": "data",
+          ".bss": "bss"}  # fmt: skip
+_INPUT = re.compile(r"^ (\S+)?\s*(0x[0-9a-f]+)\s+(0x[0-9a-f]+)(?:\s+(\S.*))?$")
+_SECTION_NAME = re.compile(r"^ (\S+)$")
 
 
 def _group(obj: str) -> str:
     """The footprint group of an input object, by where the emulator build put it."""
+    if obj == "*fill*":
+        return "padding"
     path = Path(obj.split("(")[0])
     if obj.endswith(")") or path.suffix == ".a":
         return "runtime"  # newlib, libgcc, libstdc++ members
@@ -214,59 +263,57 @@ def _group(obj: str) -> str:
     return "runtime"  # crt and other toolchain objects
 
 
-def _map_entries(map_file: Path) -> Iterable[tuple[str, str, int, str]]:
-    """(output section, input section, size, object) for every input section the link kept."""
+def _map_entries(map_file: Path) -> list[tuple[str, str, int, int, str]]:
+    """(output section, input section, address, size, object or "*fill*") of every input section
+    the link placed in the sections the footprint counts."""
     lines = map_file.read_text(encoding="utf-8", errors="replace").splitlines()
     try:
         start = next(i for i, ln in enumerate(lines) if ln.startswith("Linker script and memory"))
     except StopIteration:
-        raise TinyharError(f"{map_file} is not a GNU ld map: relink the emulated firmware") from None
-    out_sec, pending = "", ""
-    for ln in lines[start + 1 :]:
+        raise TinyharError(
+            f"{map_file} is not a GNU ld map: rebuild the emulated firmware"
+        ) from None
+    entries, out_sec, pending = [], "", ""
+    for ln in (raw.rstrip() for raw in lines[start + 1 :]):
         if ln and not ln[0].isspace():
-            out_sec = ln.split()[0]
-            pending = ""
+            out_sec, pending = ln.split()[0], ""
             continue
         m = _INPUT.match(ln)
         if m is None:
-            stripped = ln.strip()
-            is_name = ln.startswith(" ") and stripped and " " not in stripped and not ln.startswith("  ")
-            pending = stripped if is_name else ""
+            name = _SECTION_NAME.match(ln)
+            pending = name.group(1) if name else ""
             continue
-        name = m.group(1) or pending
-        pending = ""
-        size = int(m.group(3), 16)
-        if name and name != "*fill*" and size:
-            yield out_sec, name, size, m.group(4).strip()
+        in_sec, pending = m.group(1) or pending, ""
+        obj = "*fill*" if in_sec == "*fill*" else (m.group(4) or "").strip()
+        if out_sec in _KINDS and in_sec and obj:
+            entries.append((out_sec, in_sec, int(m.group(2), 16), int(m.group(3), 16), obj))
+    return entries
 
 
 def link_map_footprint(map_file: Path) -> dict[str, dict[str, int]]:
-    """Flash (.text+.rodata+.data image) and RAM (.data+.bss) per group: model, arena (g_arena),
-    tflm (library + kernels), tinyhar (core, runner, kernels, sketch), arduino (MPS2 layer),
-    runtime (newlib, libgcc); plus "total" and "reserved" (heap and stack)."""
+    """Flash (.text + .rodata + the .data image) and RAM (.data + .bss) per group: model, arena
+    (g_arena), tflm (library + kernels), tinyhar (core, runner, kernels, sketch), arduino (the MPS2
+    layer), runtime (newlib, libgcc), padding; plus "total" and "reserved" (heap, stack)."""
     out = {g: {"text": 0, "rodata": 0, "data": 0, "bss": 0} for g in (*GROUPS, "total")}
-    reserved = {"heap": 0, "stack": 0}
-    for out_sec, in_sec, size, obj in _map_entries(Path(map_file)):
+    claimed: dict[str, int] = {}
+    # merged string sections overlap in the map: each byte counts once, for the first object
+    for out_sec, in_sec, addr, size, obj in sorted(_map_entries(Path(map_file)),
+                                                   key=lambda e: (e[0], e[2])):  # fmt: skip
+        end = claimed.get(out_sec, 0)
+        claimed[out_sec] = max(end, addr + size)
+        size = max(0, addr + size - max(addr, end))
         group = "arena" if "g_arena" in in_sec else _group(obj)
-        if out_sec in (".text", ".ARM.extab", ".ARM.exidx") or out_sec.endswith("_array"):
-            kind = "text"
-        elif out_sec in _FLASH_SECTIONS:
-            kind = "rodata"
-        elif out_sec == ".data":
-            kind = "data"
-        elif out_sec == ".bss":
-            kind = "bss"
-        else:
-            continue
+        kind = _KINDS[out_sec]
         out[group][kind] += size
         out["total"][kind] += size
+    for sizes in out.values():
+        sizes["flash"] = sizes["text"] + sizes["rodata"] + sizes["data"]
+        sizes["ram"] = sizes["data"] + sizes["bss"]
+    reserved = {"heap": 0, "stack": 0}
     for ln in Path(map_file).read_text(encoding="utf-8", errors="replace").splitlines():
         m = re.match(r"^\.(heap|stack)\s+0x[0-9a-f]+\s+(0x[0-9a-f]+)", ln)
         if m:
             reserved[m.group(1)] = int(m.group(2), 16)
-    for sizes in out.values():
-        sizes["flash"] = sizes["text"] + sizes["rodata"] + sizes["data"]
-        sizes["ram"] = sizes["data"] + sizes["bss"]
     return {**out, "reserved": reserved}
 
 
@@ -274,7 +321,8 @@ def format_footprint(fp: dict[str, dict[str, int]]) -> list[str]:
     """One line per group: flash and RAM bytes."""
     names = {"model": "model", "arena": "arena (g_arena)", "tflm": "TFLM library + kernels",
              "tinyhar": "tinyhar code", "arduino": "Arduino layer (MPS2)",
-             "runtime": "newlib/libgcc", "total": "total"}  # fmt: skip
+             "runtime": "newlib/libgcc", "padding": "alignment padding",
+             "total": "total"}  # fmt: skip
     return [
         f"{names[g]:<24} flash {fp[g]['flash']:>8} B   RAM {fp[g]['ram']:>8} B"
         for g in (*GROUPS, "total")
@@ -307,28 +355,28 @@ def require_qemu(qemu: str = QEMU) -> str:
     return path
 
 
-@dataclass
 class EmulatedBoard:
-    """QEMU running an emulated-board ELF, its UART0 on `port` (a pty); a context manager."""
+    """QEMU running an emulated-board ELF with its UART0 on a pty (`port`); a context manager.
+    QEMU's output (e.g. a fault report from the firmware) is kept in `output`."""
 
-    elf: Path
-    icount_shift: int = ICOUNT_SHIFT
-    qemu: str = QEMU
-    port: str = ""
-    proc: subprocess.Popen | None = None
-    output: deque = field(default_factory=lambda: deque(maxlen=50))
-    _found: threading.Event = field(default_factory=threading.Event)
+    def __init__(self, elf: Path, icount_shift: int = ICOUNT_SHIFT, qemu: str = QEMU) -> None:
+        self.elf, self.icount_shift, self.qemu = Path(elf), icount_shift, qemu
+        self.port = ""
+        self.proc: subprocess.Popen | None = None
+        self.output: deque[str] = deque(maxlen=50)
+        self._found = threading.Event()
 
     def start(self, timeout: float = 20.0) -> str:
-        """Start QEMU and return the pty path it put UART0 on."""
+        """Start QEMU and return the pty path of UART0 (from QEMU's "char device redirected
+        to /dev/pts/N" line)."""
         exe = require_qemu(self.qemu)
-        if not Path(self.elf).is_file():
+        if not self.elf.is_file():
             raise TinyharError(f"{self.elf} not found: build the emulated firmware first")
-        cmd = qemu_command(Path(self.elf), self.icount_shift, exe)
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,
+            qemu_command(self.elf, self.icount_shift, exe), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )  # fmt: skip
+        atexit.register(self.stop)  # an exception or exit never leaves QEMU running
         for stream in (self.proc.stdout, self.proc.stderr):
             threading.Thread(target=self._drain, args=(stream,), daemon=True).start()
         deadline = time.monotonic() + timeout
@@ -356,38 +404,40 @@ class EmulatedBoard:
         return self.proc is not None and self.proc.poll() is None
 
     def check(self) -> None:
-        """Raise a one-line error when QEMU has stopped (e.g. the firmware faulted)."""
+        """Raise a one-line error when QEMU has stopped on its own (e.g. the firmware faulted)."""
         if self.proc is not None and self.proc.poll() is not None:
+            time.sleep(0.1)  # let the output threads take QEMU's last words
             raise TinyharError(
                 f"the emulated board stopped (QEMU exit {self.proc.returncode}): "
                 f"{self.last_output() or 'no message'}"
             )
 
     def stop(self) -> None:
-        """Stop QEMU (SIGTERM, then SIGKILL after 5 s)."""
-        proc, self.proc = self.proc, None
-        if proc is None:
+        """Stop QEMU: SIGTERM, SIGKILL after 5 s. The exit code stays in `proc`."""
+        proc = self.proc
+        atexit.unregister(self.stop)
+        if proc is None or proc.poll() is not None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.proc = proc  # keep the exit code for check()
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
     def __enter__(self) -> EmulatedBoard:
         if not self.running():
             self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def start_emulator(elf: Path, icount_shift: int = ICOUNT_SHIFT, timeout: float = 20.0) -> EmulatedBoard:
-    """A started EmulatedBoard for `elf`: use `.port` as the serial port, `.stop()` when done."""
+def start_emulator(
+    elf: Path, icount_shift: int = ICOUNT_SHIFT, timeout: float = 20.0
+) -> EmulatedBoard:
+    """A started EmulatedBoard for `elf`: `.port` is its serial port; `.stop()` when done."""
     board = EmulatedBoard(Path(elf), icount_shift)
     board.start(timeout)
     return board
@@ -396,40 +446,49 @@ def start_emulator(elf: Path, icount_shift: int = ICOUNT_SHIFT, timeout: float =
 # --- tinyhar sim --emulate ------------------------------------------------------------------
 
 
-def firmware_dirs_of(record: dict[str, Any]) -> list[Path]:
-    """The folders of a build.json's firmware: the model library's src/ (when the build made one)
-    and the sketch folder."""
+def firmware_dirs_of(record: dict[str, Any], run: Path | None = None) -> list[Path]:
+    """The source folders of a build.json's firmware: the model library's src/ (when the build
+    made one) and the sketch folder. Paths recorded relative to where `tinyhar build` ran are
+    looked for in the run's own firmware/<board>/ folder too."""
+    board_dir = Path(run) / runs.FIRMWARE_DIR / record["board"] if run is not None else None
     sketch = Path(record["sketch_dir"])
-    dirs = []
-    library = record.get("library_dir")
-    candidates = [Path(library)] if library else [sketch.parent / "libraries" / "tinyhar_model"]
-    for lib in candidates:
-        src = lib / "src" if (lib / "src").is_dir() else lib
-        if src.is_dir():
-            dirs.append(src)
-    return [*dirs, sketch]
+    library = Path(record.get("library_dir") or sketch.parent / "libraries" / "tinyhar_model")
+    if board_dir is not None and not sketch.is_dir():
+        sketch = board_dir / sketch.name
+        library = board_dir / "libraries" / library.name
+    src = library / "src"
+    return [src, sketch] if src.is_dir() else [sketch]
 
 
 def tflm_source_for(record: dict[str, Any], libraries: Path | None = None) -> Path:
-    """The installed TFLM library's src/ a build.json's firmware compiles against."""
+    """The installed TFLM library's src/ that a build.json's firmware compiles against."""
     from tinyhar.deploy.boards import load_board
 
     name = record.get("tflm_library") or load_board(record["board"]).tflm.name
     if isinstance(name, dict):
-        name = name.get("name")
+        name = name["name"]
     lib = tflm_library.load_library(str(name))
     return tflm_library.library_src(tflm_library.libraries_dir(libraries), lib)
 
 
+def library_ops(record: dict[str, Any]) -> list[str]:
+    """The ops whose kernels come from the TFLM library (not tinyhar's own kernels)."""
+    kernels = record.get("kernels")
+    if isinstance(kernels, dict):
+        return [op for op, who in kernels.items() if who != "tinyhar"]
+    return list(record["ops"])
+
+
 def build_for_run(
-    run: Path, libraries: Path | None = None, log: Log = _stderr
+    run: Path | None, libraries: Path | None = None, log: Log = _stderr
 ) -> tuple[EmulatedImage, dict[str, Any]]:
-    """The emulated firmware of the run's latest `tinyhar build` (runs/<run>/build.json)."""
-    rec = read_json(runs.require_run(run, runs.BUILD_JSON, "tinyhar build") / runs.BUILD_JSON)
-    out = Path(run) / EMULATOR_OUT / rec["board"]
+    """The emulated firmware of the run's latest `tinyhar build`, in runs/<run>/emulator/<board>/;
+    also returns the build.json record."""
+    run = runs.require_run(run, runs.BUILD_JSON, "tinyhar build")
+    rec = read_json(run / runs.BUILD_JSON)
     image = build_emulated_firmware(
-        firmware_dirs_of(rec), tflm_source_for(rec, libraries), list(rec["ops"]), out, log,
-        name=rec.get("sketch_name", "firmware"),
+        firmware_dirs_of(rec, run), tflm_source_for(rec, libraries), library_ops(rec),
+        run / EMULATOR_OUT / rec["board"], log, name=rec.get("sketch_name") or "firmware",
     )  # fmt: skip
     return image, rec
 
@@ -438,42 +497,59 @@ def run_emulated_sim(
     board: str | None,
     run: Path | None,
     link_path: Path | None = None,
+    software_only: Sequence[str] = (),
     announce: Callable[[str], None] = print,
     log: Log = _stderr,
 ) -> None:
     """`tinyhar sim --emulate`: build the run's firmware for the emulated board, start QEMU,
-    announce the pty path (first line on stdout, as `tinyhar sim`) and serve until Ctrl-C."""
-    run = runs.require_run(run, runs.BUILD_JSON, "tinyhar build")
-    rec = read_json(run / runs.BUILD_JSON)
-    if board is not None and board != rec["board"]:
+    announce the pty path (first line on stdout, as `tinyhar sim` does) and serve until Ctrl-C
+    or SIGTERM. `software_only` names options given that only the software board has."""
+    if software_only:
         raise TinyharError(
-            f"{run} was built for {rec['board']}, not {board}: pass --board {rec['board']} "
+            f"{', '.join(software_only)}: only the software board (`tinyhar sim` without "
+            "--emulate) has it; the emulated board runs the firmware as built"
+        )
+    run = runs.require_run(run, runs.BUILD_JSON, "tinyhar build")
+    built_for = read_json(run / runs.BUILD_JSON)["board"]
+    if board is not None and board != built_for:
+        raise TinyharError(
+            f"{run} was built for {built_for}, not {board}: pass --board {built_for} "
             f"or run `tinyhar build --run {run} --board {board}` first"
         )
     require_qemu()
-    image, rec = build_for_run(run, log=log)
-    fp = image.footprint
-    emu = EmulatedBoard(image.elf)
+    with _sigterm_interrupts():
+        try:
+            image, rec = build_for_run(run, log=log)
+            _serve(image, rec, link_path, announce, log)
+        except KeyboardInterrupt:
+            pass
+
+
+def _serve(image: EmulatedImage, rec: dict[str, Any], link_path: Path | None,
+           announce: Callable[[str], None], log: Log) -> None:  # fmt: skip
+    fp = image.footprint["total"]
     made_link = False
-    try:
-        port = emu.start()
-        if link_path is not None:
-            made_link = _make_link(Path(link_path), port)
-        announce(port)
-        log(
-            f"sim: emulated {rec['board']} firmware ({MACHINE}, Cortex-M4F, -icount "
-            f"shift={ICOUNT_SHIFT}: latency_us x 1000 = instructions) on {port}"
-            + (f" (link {link_path})" if made_link else "")
-            + f": model CRC-32 {rec['model_crc32']}, flash {fp['total']['flash']} B, "
-            f"RAM {fp['total']['ram']} B, built in {image.seconds:.1f} s"
-        )
-        log(f"sim: verify with: tinyhar verify --port {link_path if made_link else port}; "
-            "Ctrl-C stops")  # fmt: skip
-        _wait(emu)
-    finally:
-        emu.stop()
-        if made_link and Path(link_path).is_symlink():
-            Path(link_path).unlink()
+    with EmulatedBoard(image.elf) as emu:
+        try:
+            if link_path is not None:
+                made_link = _make_link(Path(link_path), emu.port)
+            announce(emu.port)
+            log(
+                f"sim: emulated {rec['board']} on {emu.port}"
+                + (f" (link {link_path})" if made_link else "")
+                + f": the generated firmware on QEMU {MACHINE} (Cortex-M4F, -icount "
+                f"shift={ICOUNT_SHIFT}: latency_us x 1000 = instructions), model CRC-32 "
+                f"{rec['model_crc32']}, flash {fp['flash']} B, RAM {fp['ram']} B, "
+                f"built in {image.seconds:.1f} s"
+            )
+            port = link_path if made_link else emu.port
+            log(f"sim: verify with: tinyhar verify --port {port}; Ctrl-C stops")
+            while True:
+                time.sleep(0.2)
+                emu.check()
+        finally:
+            if made_link and Path(link_path).is_symlink():
+                Path(link_path).unlink()
 
 
 def _make_link(link_path: Path, port: str) -> bool:
@@ -485,25 +561,18 @@ def _make_link(link_path: Path, port: str) -> bool:
     return True
 
 
-def _wait(emu: EmulatedBoard) -> None:
-    """Until Ctrl-C or SIGTERM; raises when QEMU stops on its own."""
-    stop = threading.Event()
-    old = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, so a terminated `sim --emulate` stops QEMU too."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
     try:
-        while not stop.wait(0.2):
-            emu.check()
-    except KeyboardInterrupt:
-        pass
+        yield
     finally:
         signal.signal(signal.SIGTERM, old)
-
-
-__all__ = [
-    "EmulatedBoard",
-    "EmulatedImage",
-    "build_emulated_firmware",
-    "build_for_run",
-    "link_map_footprint",
-    "run_emulated_sim",
-    "start_emulator",
-]

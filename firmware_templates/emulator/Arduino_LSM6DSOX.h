@@ -1,0 +1,27 @@
+/*
+ * Arduino_LSM6DSOX.h - tinyhar's emulated LSM6DSOX (Nano RP2040 Connect): the Arduino_LSM6DSOX
+ * API over the IMU replay, 104 Hz, g and deg/s.
+ */
+#ifndef TINYHAR_EMU_ARDUINO_LSM6DSOX_H
+#define TINYHAR_EMU_ARDUINO_LSM6DSOX_H
+
+#include <Arduino.h>
+#include <Wire.h>
+
+#include "tinyhar_imu_replay.h"
+
+class LSM6DSOXClass : public tinyhar_emu::ImuReplay {
+public:
+    LSM6DSOXClass(TwoWire &, uint8_t) : ImuReplay(104.0f, 104.0f) {}
+
+    int readTemperature(int &temperature_deg)
+    {
+        temperature_deg = 25;
+        return 1;
+    }
+    int temperatureAvailable() { return 1; }
+};
+
+inline LSM6DSOXClass IMU(Wire, 0x6A);
+
+#endif  // TINYHAR_EMU_ARDUINO_LSM6DSOX_H
