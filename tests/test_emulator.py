@@ -30,14 +30,14 @@ from fw_models import LABELS, make_run
 from tinyhar import runs
 from tinyhar.cli import main
 from tinyhar.deploy import tflm_library
-from tinyhar.device.emulator import (
-    EmulatedBoard,
+from tinyhar.deploy.m4f_image import (
     EmulatedImage,
     build_emulated_firmware,
     firmware_dirs_of,
     library_ops,
     link_map_footprint,
 )
+from tinyhar.device.emulator import EmulatedBoard
 from tinyhar.device.link import Link
 from tinyhar.errors import TinyharError
 

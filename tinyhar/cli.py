@@ -250,6 +250,15 @@ def boards() -> None:
     default=None,
     help="Build against another TFLM library the board supports (see its board file).",
 )
+@click.option(
+    "--libraries",
+    type=_path(file_okay=False),
+    default=None,
+    help="Arduino libraries folder with the board's TFLM, to link for the Cortex-M4F and "
+    "measure flash and RAM [arduino-cli's; $TINYHAR_ARDUINO_LIBRARIES].",
+)
+@click.option("--no-measure", is_flag=True,
+              help="Skip the Cortex-M4F link that measures flash and RAM (estimate them).")  # fmt: skip
 @click.option("--labels", default=None, help="--model: class names, comma separated.")
 @click.option("--window", type=int, default=None, help="--model: samples per window.")
 @click.option("--channels", default=None, help="--model: count, or names like acc_x,...,gyro_z.")
@@ -266,6 +275,8 @@ def build(
     require_compile,
     stream_at_boot,
     tflm_library,
+    libraries,
+    no_measure,
     labels,
     window,
     channels,
@@ -287,6 +298,8 @@ def build(
         require_compile=require_compile,
         stream_at_boot=stream_at_boot,
         tflm_library=tflm_library,
+        libraries=libraries,
+        measure=not no_measure,
         model_options={
             "labels": labels,
             "window": window,

@@ -66,6 +66,8 @@ class Board:
     sketch_ram_bytes: int
     model_flash_bytes: int
     arena_ram_bytes: int
+    core_flash_bytes: int  # what the Arduino core takes (an empty sketch), for measured builds
+    core_ram_bytes: int
     fqbn: str
     core: str
     core_version: str
@@ -201,6 +203,8 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
         sketch_ram_bytes=_positive(budget, "sketch_ram_bytes", f"{w} [budget]"),
         model_flash_bytes=_positive(budget, "model_flash_bytes", f"{w} [budget]"),
         arena_ram_bytes=_positive(budget, "arena_ram_bytes", f"{w} [budget]"),
+        core_flash_bytes=_positive(budget, "core_flash_bytes", f"{w} [budget]"),
+        core_ram_bytes=_positive(budget, "core_ram_bytes", f"{w} [budget]"),
         fqbn=fqbn,
         core=_get(arduino, "core", str, f"{w} [arduino]"),
         core_version=arduino.get("core_version", ""),

@@ -54,6 +54,8 @@ class BuildOptions:
     require_compile: bool = False
     stream_at_boot: bool = False
     tflm_library: str | None = None  # another TFLM library the board supports
+    libraries: Path | None = None  # Arduino libraries folder (for the Cortex-M4F link map)
+    measure: bool = True  # link for the Cortex-M4F to measure flash and RAM where possible
     model_options: dict[str, Any] = field(default_factory=dict)  # labels, window, channels, ...
 
 
@@ -228,6 +230,76 @@ def config_record(ctx: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+# --- flash and RAM ---------------------------------------------------------------------------
+
+# Without the Cortex-M4F toolchain: TFLM with a handful of kernels and tinyhar's code (flash), and
+# tinyhar's core buffers (RAM), as measured on the link maps of the tiny and paper models.
+EST_TFLM_FLASH = 100 * 1024
+EST_TINYHAR_RAM = 8 * 1024
+
+
+def measure_footprint(
+    board: Board, rendered: codegen.Rendered, plan: KernelPlan, opts: BuildOptions, log: Log
+) -> dict[str, Any]:
+    """Flash and RAM of this firmware from its Cortex-M4F link map (all but the Arduino core);
+    estimates, labelled so, where the toolchain or the libraries are missing."""
+    from tinyhar.deploy.m4f_image import build_emulated_firmware
+    from tinyhar.deploy.tflm_library import libraries_dir, library_src
+
+    why = "--no-measure"
+    if board.cpu != "Cortex-M4F":
+        why = f"the link map is measured for Cortex-M4F boards, {board.name} has a {board.cpu}"
+    elif opts.measure:
+        try:
+            tflm_src = library_src(libraries_dir(opts.libraries), load_library(board.tflm.name))
+            image = build_emulated_firmware(
+                [rendered.library_dir / "src", rendered.sketch_dir], tflm_src,
+                list(plan.library_methods), rendered.library_dir.parents[1] / "m4f",
+                log, name=opts.sketch_name,
+            )  # fmt: skip
+        except TinyharError as e:
+            why = str(e)
+        else:
+            fp = image.footprint
+            groups = {g: {"flash": fp[g]["flash"], "ram": fp[g]["ram"]} for g in fp if g in (
+                "model", "arena", "tflm", "tinyhar", "runtime", "arduino")}  # fmt: skip
+            return {
+                "measured": True,
+                "source": f"Cortex-M4F link map ({image.map_file}); the Arduino core not included",
+                "flash": fp["total"]["flash"] - fp["arduino"]["flash"],
+                "ram": fp["total"]["ram"] - fp["arduino"]["ram"],
+                "groups": groups,
+            }
+    return {"measured": False, "why": why}
+
+
+def estimate_footprint(model_bytes: int, arena_bytes: int) -> dict[str, Any]:
+    return {
+        "measured": False,
+        "source": "estimate (no Cortex-M4F link): model + arena + typical TFLM and tinyhar sizes",
+        "flash": model_bytes + EST_TFLM_FLASH,
+        "ram": arena_bytes + EST_TINYHAR_RAM,
+    }
+
+
+def check_footprint(board: Board, fp: dict[str, Any]) -> None:
+    """With the Arduino core's share added, the firmware must fit the sketch limits."""
+    over = []
+    for what, used, core, most in (
+        ("flash", fp["flash"], board.core_flash_bytes, board.sketch_flash_bytes),
+        ("RAM", fp["ram"], board.core_ram_bytes, board.sketch_ram_bytes),
+    ):
+        if used + core > most:
+            over.append(f"{what} {(used + core) / 1024:.0f} KB of {most / 1024:.0f} KB")
+    if over:
+        kind = "measured" if fp["measured"] else "estimated"
+        raise TinyharError(
+            f"does not fit {board.name} ({kind}, with {board.core_flash_bytes // 1024} KB flash "
+            f"and {board.core_ram_bytes // 1024} KB RAM for the Arduino core): {'; '.join(over)}: "
+            "train a smaller model or pick a bigger board"
+        )
+
+
 # --- where the model comes from --------------------------------------------------------------
 
 
@@ -379,6 +451,13 @@ def build_firmware(opts: BuildOptions, log: Log = _stderr) -> dict[str, Any]:
             f"build: kept your changed sketch {sketch_dir / (opts.sketch_name + '.ino')}; the "
             f"regenerated one is {out.library_dir / 'examples' / opts.sketch_name}"
         )
+    footprint = measure_footprint(board, out, plan, opts, log)
+    if not footprint["measured"]:
+        why = footprint["why"]
+        footprint = estimate_footprint(len(src.model), arena_total)
+        footprint["why"] = why
+        log(f"build: flash and RAM are estimates: no Cortex-M4F link ({why})")
+    check_footprint(board, footprint)
 
     record: dict[str, Any] = {
         "board": board.name,
@@ -397,6 +476,7 @@ def build_firmware(opts: BuildOptions, log: Log = _stderr) -> dict[str, Any]:
             **{op: "tinyhar" for op in plan.own_kernels},
         },
         "resolver_methods": list(plan.library_methods.values()),
+        "footprint": footprint,
         "flash_budget": board.model_flash_bytes,
         "ram_budget": board.arena_ram_bytes,
         "sketch_flash_max": board.sketch_flash_bytes,
@@ -450,6 +530,22 @@ def build_firmware(opts: BuildOptions, log: Log = _stderr) -> dict[str, Any]:
     return record
 
 
+def footprint_lines(fp: dict[str, Any]) -> list[str]:
+    """The firmware's flash and RAM, measured (per part) or estimated, for the build summary."""
+    if not fp["measured"]:
+        return [f"footprint    ESTIMATE flash {fp['flash']} B, RAM {fp['ram']} B ({fp['why']})"]
+    names = {"model": "model", "arena": "arena", "tflm": "TFLM + kernels", "tinyhar": "tinyhar",
+             "runtime": "libc/libgcc"}  # fmt: skip
+    parts = ", ".join(
+        f"{names[g]} {fp['groups'][g]['flash']}/{fp['groups'][g]['ram']}" for g in names
+    )
+    return [
+        f"footprint    measured flash {fp['flash']} B, RAM {fp['ram']} B (Cortex-M4F link map, "
+        "without the Arduino core)",
+        f"             flash/RAM B: {parts}",
+    ]
+
+
 def _use(used: int | None, most: int | None) -> str:
     if used is None:
         return "not reported"
@@ -465,6 +561,7 @@ def format_summary(record: dict[str, Any]) -> str:
         f"arena        {record['arena_bytes']} B ({record['arena_measured']} measured + "
         f"{record['arena_margin']} margin)",
         f"budget       model flash {record['flash_budget']} B, arena RAM {record['ram_budget']} B",
+        *footprint_lines(record["footprint"]),
         f"sketch       {record['sketch_dir']}",
     ]
     if record["compiled"]:
