@@ -17,6 +17,8 @@ import pytest
 
 # The real Arduino libraries (TFLM ports, IMU drivers) at their pinned versions, beside the repo.
 SHARED_LIBRARIES = Path(__file__).resolve().parents[2] / "shared" / "arduino" / "libraries"
+# Where tinyhar looks for them (instead of arduino-cli's folder), in-process and in subprocesses.
+os.environ.setdefault("TINYHAR_ARDUINO_LIBRARIES", str(SHARED_LIBRARIES))
 
 # The installed `tinyhar` entry point of this interpreter, as a user runs it.
 _SCRIPT = Path(sys.executable).with_name("tinyhar")

@@ -258,7 +258,7 @@ def boards() -> None:
     "measure flash and RAM [arduino-cli's; $TINYHAR_ARDUINO_LIBRARIES].",
 )
 @click.option("--no-measure", is_flag=True,
-              help="Skip the Cortex-M4F link that measures flash and RAM (estimate them).")  # fmt: skip
+              help="Skip the Cortex-M4F link measuring flash and RAM (estimate them).")  # fmt: skip
 @click.option("--labels", default=None, help="--model: class names, comma separated.")
 @click.option("--window", type=int, default=None, help="--model: samples per window.")
 @click.option("--channels", default=None, help="--model: count, or names like acc_x,...,gyro_z.")

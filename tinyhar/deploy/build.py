@@ -22,6 +22,7 @@ from tinyhar.deploy.firmware_config import (
     spec_for_model,
     spec_from_dataset,
 )
+from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
 from tinyhar.deploy.tflm_library import KernelPlan, load_library, plan_kernels
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_json, read_json
@@ -152,6 +153,7 @@ def firmware_context(
     if abs(period - round(period)) > 1e-6:
         raise TinyharError(f"rate {spec.rate_hz} Hz has no whole-microsecond period: use e.g. 50")
     return {
+        "EMULATED_SUFFIX": EMULATED_SUFFIX,
         "firmware_version": __version__,
         "protocol_version": protocol_version(),
         "tinyhar_version": __version__,

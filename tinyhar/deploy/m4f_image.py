@@ -27,6 +27,9 @@ Log = Callable[[str], None]
 LAYER_SOURCES = ("startup_mps2.c", "arduino_mps2.cpp")
 LINKER_SCRIPT = "mps2_an386.ld"
 OWN_DEFINES = ("TINYHAR_EMULATOR=1",)
+# What tinyhar_config.h appends to the firmware version under TINYHAR_EMULATOR: HELLO then tells
+# the host that latency_us x 1000 = instructions.
+EMULATED_SUFFIX = "+qemu-mps2-an386-icount0"
 _ANGLE_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
 _LAYER_HEADERS = ("Arduino.h", "Wire.h")  # what library sources take from the Arduino layer
 # TFLM ports the emulated board cannot take, and why.

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tinyhar import runs
+from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
 from tinyhar.device import protocol as P
 from tinyhar.device.link import DeviceError, DeviceStateLost, Link
 from tinyhar.device.preprocess import (
@@ -193,7 +194,7 @@ def host_references(
         return References("TFLM Python interpreter (board library unavailable)", False, python,
                           python, tflite, note=why)  # fmt: skip
     lib = build["tflm_library"]
-    outputs = ref.predict(q).reshape(n, -1)
+    outputs = ref.predict(q.reshape(n, -1), info.n_classes)
     refs = References(f"{lib['name']} {lib['version']} built for the host (the board's code)",
                       True, outputs, python, tflite)  # fmt: skip
     if np.any(python != outputs):
@@ -325,6 +326,9 @@ def _verify(opts: VerifyOptions, rm: RunModel, report: dict, log: Log) -> dict[s
     report.update(compare(dev_out, host, refs.tflite, rm.y, latency, elapsed))
     report["reference"] = {"name": refs.name, "exact": refs.exact, "note": refs.note}
     report["python_tflm"] = second_opinion(refs.python_tflm, host, rm.y, refs.per_op)
+    timing = emulated_timing(info, latency)
+    if timing is not None:
+        report["emulated"] = timing
     max_lsb = opts.max_lsb
     if max_lsb is None:
         max_lsb = 0 if refs.exact else 1
@@ -395,6 +399,37 @@ def compare(
         "seconds": round(seconds, 3),
         "windows_per_second": round(n / seconds, 2) if seconds > 0 else None,
     }
+
+
+CPI_RANGE = (1.0, 1.5)  # cycles per instruction assumed on a Cortex-M4 running from flash
+
+
+def emulated_timing(info: P.DeviceInfo, latency_us: np.ndarray) -> dict[str, Any] | None:
+    """Instructions per inference on the emulated board (-icount shift=0: 1 instruction = 1 ns)
+    and the latency they suggest on the real board's MCU: an estimate, stated as a range."""
+    if not info.firmware_version.endswith(EMULATED_SUFFIX):
+        return None
+    from tinyhar.deploy.boards import load_board
+
+    instructions = float(np.median(latency_us)) * 1000.0
+    out: dict[str, Any] = {
+        "instructions_per_inference": int(instructions),
+        "measured_on": "QEMU mps2-an386 Cortex-M4F, -icount shift=0",
+    }
+    try:
+        board = load_board(info.board)
+    except TinyharError:
+        return out
+    lo, hi = (instructions * cpi / board.clock_hz * 1000.0 for cpi in CPI_RANGE)
+    out["estimated_latency_ms"] = {
+        "board": board.name,
+        "clock_hz": board.clock_hz,
+        "cycles_per_instruction": list(CPI_RANGE),
+        "min": round(lo, 2),
+        "max": round(hi, 2),
+        "note": "an estimate: instructions from the emulator times an assumed CPI range",
+    }
+    return out
 
 
 def second_opinion(
@@ -484,6 +519,21 @@ def plot_verify(
     plt.close(fig)
 
 
+def _timing_lines(emulated: dict[str, Any] | None) -> list[str]:
+    if not emulated:
+        return []
+    lines = [f"  instructions per inference   {emulated['instructions_per_inference']:,} "
+             "(emulated Cortex-M4F, measured)"]  # fmt: skip
+    est = emulated.get("estimated_latency_ms")
+    if est:
+        lines.append(
+            f"  latency on {est['board']:<17} {est['min']:.0f}-{est['max']:.0f} ms ESTIMATE "
+            f"(at {est['clock_hz'] / 1e6:.0f} MHz, {est['cycles_per_instruction'][0]:g}-"
+            f"{est['cycles_per_instruction'][1]:g} cycles per instruction)"
+        )
+    return lines
+
+
 def format_report(r: dict[str, Any]) -> str:
     """The figures a user reads after verify."""
     lat = r["latency_us"]
@@ -508,6 +558,7 @@ def format_report(r: dict[str, Any]) -> str:
         f"{r['tflite_top1_agreement']:.4f}, max {r['tflite_max_abs_diff_lsb']} LSB",
         f"  device latency (us)          min {lat['min']}, median {lat['median']:.0f}, "
         f"max {lat['max']}",
+        *_timing_lines(r.get("emulated")),
         f"  throughput                   {r['windows_per_second']} windows/s, "
         f"{r['bytes_per_window']} bytes/window on the wire, {r['retries']} retries",
     ]

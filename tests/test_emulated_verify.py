@@ -1,0 +1,122 @@
+"""What users flash is what is verified: the generated firmware on the emulated Cortex-M4F
+(`tinyhar sim --emulate`) against the board's own TFLM library built for the host, through the
+same `tinyhar verify` a user runs; 0 LSB on 200 windows, model and raw mode, for tiny (arm and
+both) and paper; a float-I/O model of one's own through the firmware's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require_tools, sim_board, tinyhar
+from fw_models import third_party_float_model
+
+from tinyhar import runs
+from tinyhar.deploy.board_reference import for_build
+from tinyhar.device.emulator import start_emulator
+from tinyhar.device.link import Link
+
+APT = "gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm"
+WINDOWS = 200
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def toolchain() -> None:
+    require_tools("arm-none-eabi-g++", "qemu-system-arm", "g++", apt=APT)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("synth") / "data"
+    tinyhar("data", "synth", "--out", data, "--subjects", "3")
+    return data
+
+
+def _trained(synth: Path, root: Path, *args: str) -> Path:
+    run = root / "run"
+    tinyhar("train", "--data", synth, "--epochs", "1", "--run", run, *args)
+    tinyhar("quantize", "--run", run)
+    return run
+
+
+def _verify(run: Path, port: str, *args: str) -> dict:
+    proc = tinyhar("verify", "--port", port, "--run", run, "--windows", WINDOWS, "--timeout", 30,
+                   *args, timeout=900, check=False)  # fmt: skip
+    report = json.loads((run / runs.VERIFY_JSON).read_text())
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    return report | {"stdout": proc.stdout}
+
+
+def _check(report: dict, mode: str) -> None:
+    assert report["passed"] and report["mode"] == mode and report["windows"] == WINDOWS
+    assert report["max_abs_diff_lsb"] == 0 and report["top1_agreement"] == 1.0
+    assert report["reference"]["exact"] and "Chirale_TensorFLowLite 2.0.0" in (
+        report["reference"]["name"]
+    )
+    assert report["thresholds"]["max_lsb"] == 0
+    emulated = report["emulated"]
+    assert emulated["instructions_per_inference"] > 100_000
+    est = emulated["estimated_latency_ms"]
+    assert est["clock_hz"] == 64_000_000 and 0 < est["min"] < est["max"]
+    assert "instructions per inference" in report["stdout"] and "ESTIMATE" in report["stdout"]
+    second = report["python_tflm"]
+    if second["max_abs_diff_lsb"]:  # where the Python interpreter parts from the board's library
+        origins = [s for s in second["per_op"] if s["origin"]]
+        assert origins and "differences start in" in report["stdout"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--arch", "tiny", "--sensors", "arm"),
+        ("--arch", "tiny", "--sensors", "both"),
+        ("--arch", "paper", "--sensors", "both"),
+    ],
+    ids=["tiny-arm", "tiny-both", "paper"],
+)
+def test_emulated_firmware_matches_the_board_library_bit_for_bit(synth, tmp_path, args):
+    run = _trained(synth, tmp_path, *args)
+    tinyhar("build", "--run", run, timeout=900)
+    build = json.loads((run / runs.BUILD_JSON).read_text())
+    assert build["footprint"]["measured"] is True
+    groups = build["footprint"]["groups"]
+    assert groups["model"]["flash"] == build["model_bytes"]
+    assert groups["arena"]["ram"] == build["arena_bytes"]
+    assert groups["tflm"]["flash"] > 20_000 and groups["tinyhar"]["flash"] > 1_000
+    if "BATCH_MATMUL" in build["ops"]:
+        assert build["kernels"]["BATCH_MATMUL"] == "tinyhar"
+    with sim_board(run, "--emulate", start_timeout=900) as sim:
+        _check(_verify(run, sim.port), "model")
+        _check(_verify(run, sim.port, "--raw"), "raw")
+
+
+def test_a_float_io_model_of_one_s_own_runs_through_the_firmware_s_runner(tmp_path):
+    from tinyhar.deploy.m4f_image import build_emulated_firmware, firmware_dirs_of, library_ops
+    from tinyhar.deploy.tflm_library import libraries_dir, library_src, load_library
+
+    model = tmp_path / "gesture_net.tflite"
+    model.write_bytes(third_party_float_model())
+    tinyhar("build", "--model", model, "--labels", "a,b,c,d,e", timeout=900)
+    build = json.loads((tmp_path / runs.BUILD_JSON).read_text())
+    assert build["config"]["input"]["dtype"] == "float32" and build["footprint"]["measured"]
+    tflm = library_src(libraries_dir(), load_library(build["tflm_library"]["name"]))
+    image = build_emulated_firmware(firmware_dirs_of(build, tmp_path), tflm, library_ops(build),
+                                    tmp_path / "emu")  # fmt: skip
+    ref, why = for_build(build, model.read_bytes(), None)
+    assert ref is not None, why
+    rng = np.random.default_rng(5)
+    q = rng.integers(-128, 128, (WINDOWS, 40 * 3), dtype=np.int8)
+    want = ref.predict(q, 5)
+    board = start_emulator(image.elf)
+    try:
+        with Link(board.port, timeout=30) as link:
+            info = link.hello()
+            assert info.has_model and info.runner_status == 0 and info.arena_used > 0
+            got = np.stack([link.infer(w).output for w in q])
+    finally:
+        board.stop()
+    np.testing.assert_array_equal(got, want)
+    assert len({int(np.argmax(r)) for r in want}) > 1  # windows that reach different classes
