@@ -45,6 +45,53 @@ void loop(void);
 #ifdef __cplusplus
 }  // extern "C"
 
+/* A small fixed-capacity String: what libraries use to build messages (Arduino_BMI270_BMM150's
+   error texts). Longer text is cut, not allocated. */
+class String {
+public:
+    String(const char *s = "") { set(s); }
+    String(int n) { snprintf_(n); }
+    String(long n) { snprintf_(n); }
+    String(unsigned int n) { snprintf_((long)n); }
+    String(unsigned long n) { snprintf_((long)n); }
+    const char *c_str() const { return buf_; }
+    size_t length() const { return strlen(buf_); }
+    String &operator+=(const char *s)
+    {
+        size_t n = length();
+        strncpy(buf_ + n, s, sizeof buf_ - 1 - n);
+        buf_[sizeof buf_ - 1] = 0;
+        return *this;
+    }
+    String &operator+=(const String &s) { return *this += s.c_str(); }
+    friend String operator+(String a, const String &b) { return a += b; }
+    friend String operator+(String a, const char *b) { return a += b; }
+    friend String operator+(const char *a, const String &b) { return String(a) += b; }
+
+private:
+    void set(const char *s)
+    {
+        strncpy(buf_, s ? s : "", sizeof buf_ - 1);
+        buf_[sizeof buf_ - 1] = 0;
+    }
+    void snprintf_(long n)
+    {
+        char tmp[24];
+        size_t i = sizeof tmp - 1;
+        unsigned long u = n < 0 ? 0ul - (unsigned long)n : (unsigned long)n;
+        tmp[i] = 0;
+        do {
+            tmp[--i] = (char)('0' + u % 10u);
+            u /= 10u;
+        } while (u != 0u && i > 1);
+        if (n < 0) {
+            tmp[--i] = '-';
+        }
+        set(tmp + i);
+    }
+    char buf_[96];
+};
+
 /* Text and bytes out, as Arduino's Print: everything ends in write(uint8_t). */
 class Print {
 public:
@@ -60,6 +107,8 @@ public:
     size_t print(unsigned long n, int base = 10);
     size_t print(double x, int digits = 2);
 
+    size_t print(const String &s) { return print(s.c_str()); }
+    size_t println(const String &s) { return println(s.c_str()); }
     size_t println(void) { return write("\r\n"); }
     size_t println(const char *s) { return print(s) + println(); }
     size_t println(char c) { return print(c) + println(); }

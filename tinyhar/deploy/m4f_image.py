@@ -159,12 +159,13 @@ def _compile_library(tflm_src: Path, ops: list[str], log: Log) -> tuple[list[Pat
 
 
 def _compile_own(
-    folders: Sequence[Path], tflm_src: Path, compat: Path, obj_dir: Path
+    folders: Sequence[Path], tflm_src: Path, compat: Path, obj_dir: Path, imu: Path | None = None
 ) -> list[Path]:
     """The firmware folders and the Arduino layer, with -Wall -Wextra -Werror (library headers
-    are -isystem so only tinyhar's own code is held to them)."""
+    are -isystem so only tinyhar's own code is held to them). With `imu` (a real IMU library's
+    src/), its header comes before the layer's replay of the same name."""
     layer = emulator_dir()
-    includes = [*folders, layer, compat]
+    includes = [*folders, *([imu] if imu else []), layer, compat]
     system = tflm_library.include_dirs(tflm_src)
     flags = OWN_WARNINGS
     defines = (*tflm_library.DEFINES, *OWN_DEFINES)
@@ -192,9 +193,11 @@ def build_emulated_firmware(
     out_dir: Path,
     log: Log = _stderr,
     name: str = "firmware",
+    imu_library: Path | None = None,
 ) -> EmulatedImage:
     """Compile and link the generated firmware (sketch and model library folders) with the TFLM
-    library and the MPS2 Arduino layer into `out_dir/<name>.elf`, with its map beside it."""
+    library and the MPS2 Arduino layer into `out_dir/<name>.elf`, with its map beside it.
+    `imu_library`: link a real IMU library's src/ (I2C on the stub Wire) instead of the replay."""
     t0 = time.monotonic()
     CORTEX_M4F.require()
     why = UNSUPPORTED_LIBRARIES.get(Path(tflm_src).resolve().parent.name)
@@ -212,7 +215,11 @@ def build_emulated_firmware(
     lib_objects, compiled = _compile_library(Path(tflm_src), ops, log)
     compat = _forwarding_headers(folders, Path(tflm_src), out_dir / "include")
     log(f"compiling the firmware for the Cortex-M4F: {', '.join(str(f) for f in folders)}")
-    own = _compile_own(folders, Path(tflm_src), compat, out_dir / "obj")
+    own = _compile_own(folders, Path(tflm_src), compat, out_dir / "obj", imu_library)
+    if imu_library is not None:
+        imu_sources = sorted(p for p in Path(imu_library).rglob("*") if p.suffix in (".c", ".cpp"))
+        own += compile_sources(CORTEX_M4F, imu_sources, [Path(imu_library), emulator_dir()],
+                               tflm_library.DEFINES, ("-w",), out_dir / "obj" / "imu")  # fmt: skip
     elf, map_file = out_dir / f"{name}.elf", out_dir / f"{name}.map"
     ld = ("-nostartfiles", "-T", str(emulator_dir() / LINKER_SCRIPT))
     link(CORTEX_M4F, [*own, *lib_objects], elf, ld, map_file)
