@@ -7,14 +7,20 @@ model.keras, dataset.json and windows.npz, then times three cases of `tinyhar bu
   quantize+build   no model_int8.tflite yet: runs `tinyhar quantize` first (convert, evaluate,
                    measure the arena), then renders;
   measure+build    int8 model present, no quantize.json: measures the arena, then renders;
-  render only      int8 model and quantize.json present: checks and renders.
-Compiling is not timed (arduino-cli is not installed here; `compiled` in the output says so).
+  render only      int8 model and quantize.json present: checks and renders;
+and, where arm-none-eabi-g++ and the Arduino libraries are (--libraries, default
+../shared/arduino/libraries), the build that links the firmware for the Cortex-M4F to measure
+flash and RAM:
+  link M4F, cold   an empty object cache: the TFLM library is compiled for the model's ops;
+  link M4F, warm   the cache filled: only tinyhar's files are compiled.
+arduino-cli's compile is not timed (it is not installed here; `compiled` in the output says so).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -69,10 +75,14 @@ def make_run(root: Path, arch: str) -> Path:
     return run
 
 
-def timed_build(run: Path, board: str, quiet: bool = True) -> tuple[float, dict]:
+def timed_build(
+    run: Path, board: str, libraries: Path | None = None, quiet: bool = True
+) -> tuple[float, dict]:
+    """Seconds and build.json of one build; it links for the M4F only when `libraries` is given."""
     log = (lambda _msg: None) if quiet else print
+    opts = BuildOptions(board=board, run=run, libraries=libraries, measure=libraries is not None)
     t0 = time.perf_counter()
-    record = build_firmware(BuildOptions(board=board, run=run), log=log)
+    record = build_firmware(opts, log=log)
     return time.perf_counter() - t0, record
 
 
@@ -82,6 +92,9 @@ def main() -> None:
     ap.add_argument("--arch", default="tiny", choices=("tiny", "paper"))
     ap.add_argument("--board", default="nano33ble")
     ap.add_argument("--repeat", type=int, default=3)
+    shared = Path(__file__).resolve().parents[2] / "shared" / "arduino" / "libraries"
+    ap.add_argument("--libraries", type=Path, default=shared if shared.is_dir() else None,
+                    help="Arduino libraries with the TFLM port (M4F link cases)")  # fmt: skip
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tinyhar-build-bench-") as tmp:
@@ -108,6 +121,19 @@ def main() -> None:
             hidden.rename(quantize_json)
             t = [timed_build(base, args.board) for _ in range(args.repeat)]
             rows.append(("render only", [s for s, _ in t], t[-1][1]))
+        if args.libraries is not None and shutil.which("arm-none-eabi-g++"):
+            old = os.environ.get("TINYHAR_CACHE")
+            os.environ["TINYHAR_CACHE"] = str(root / "empty-cache")
+            try:
+                cold = timed_build(base, args.board, args.libraries)
+                rows.append(("link M4F, cold", [cold[0]], cold[1]))
+                t = [timed_build(base, args.board, args.libraries) for _ in range(args.repeat)]
+                rows.append(("link M4F, warm", [s for s, _ in t], t[-1][1]))
+            finally:
+                if old is None:
+                    os.environ.pop("TINYHAR_CACHE")
+                else:
+                    os.environ["TINYHAR_CACHE"] = old
 
     rec = rows[-1][2]
     print(
@@ -117,6 +143,9 @@ def main() -> None:
     print(f"{'case':<16} {'runs':>4} {'best s':>8} {'mean s':>8}")
     for name, secs, _ in rows:
         print(f"{name:<16} {len(secs):>4} {min(secs):>8.2f} {sum(secs) / len(secs):>8.2f}")
+    fp = rec["footprint"]
+    kind = "measured (M4F link map)" if fp["measured"] else "ESTIMATE"
+    print(f"footprint {kind}: flash {fp['flash']} B, RAM {fp['ram']} B")
 
 
 if __name__ == "__main__":
