@@ -205,11 +205,16 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null
 
 @main.command()
 @click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest run).")
-def quantize(run: Path | None) -> None:
-    """Convert a trained run to int8 for TFLM; measure accuracy, arena and size."""
+@click.option("--board", default="nano33ble", show_default=True,
+              help="Also measure int8 accuracy with this board's TFLM library.")  # fmt: skip
+@click.option("--libraries", type=_path(file_okay=False), default=None,
+              help="Arduino libraries [arduino-cli's; $TINYHAR_ARDUINO_LIBRARIES].")  # fmt: skip
+def quantize(run: Path | None, board: str, libraries: Path | None) -> None:
+    """Convert a trained run to int8 for TFLM; measure accuracy (also as the board's TFLM library
+    computes it, where it can be built for the host), arena and size."""
     from tinyhar.deploy.quantize import format_report, quantize_run
 
-    click.echo(format_report(quantize_run(run)))
+    click.echo(format_report(quantize_run(run, board=board, libraries=libraries)))
 
 
 @main.command()

@@ -209,3 +209,44 @@ def tensor_differences(
             if differs[o.tensor] and not any(upstream):
                 stats[k]["origin"] += 1
     return stats
+
+
+def for_board(
+    model: bytes,
+    dataset: dict,
+    board_name: str,
+    arena_bytes: int,
+    libraries: Path | None = None,
+    log: Log | None = None,
+) -> tuple[BoardReference | None, str]:
+    """The board's own TFLM for a model that has no build yet (as `tinyhar quantize` needs it):
+    the firmware library rendered into the object cache and built for the host; or (None, why)."""
+    from tinyhar.deploy import codegen
+    from tinyhar.deploy.boards import load_board
+    from tinyhar.deploy.build import DEFAULT_SKETCH, firmware_context, kernel_plan
+    from tinyhar.deploy.crc import crc32
+    from tinyhar.deploy.firmware_config import spec_from_dataset
+    from tinyhar.deploy.tflite_inspect import inspect_tflite
+    from tinyhar.deploy.tflm_library import libraries_dir, library_src, load_library
+    from tinyhar.files import atomic_path
+
+    try:
+        HOST.require()
+        board = load_board(board_name)
+        tflm_src = library_src(libraries_dir(libraries), load_library(board.tflm.name))
+        info = inspect_tflite(model)
+        plan = kernel_plan(board, model, list(info.ops))
+        spec = spec_from_dataset(dataset, info)
+        ctx = firmware_context(board, spec, info, model, "model_int8.tflite", DEFAULT_SKETCH,
+                               arena_bytes, 0, plan)  # fmt: skip
+        files = codegen.render_library(ctx, DEFAULT_SKETCH)
+        library_dir = (native_build.objects_cache() / "boards" /
+                       f"{board.name}-{crc32(model):08x}" / codegen.LIBRARY_NAME)  # fmt: skip
+        with atomic_path(library_dir) as tmp:
+            for rel, text in files.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_text(text, encoding="utf-8")
+        built = build_reference(library_dir, tflm_src, list(plan.library_methods), log)
+        return BoardReference(built, model, 2 * arena_bytes + 4096), ""
+    except TinyharError as e:
+        return None, str(e)

@@ -89,9 +89,15 @@ def load_run_inputs(run: Path) -> tuple[dict, dict[str, np.ndarray]]:
     return ds, arrays
 
 
-def quantize_run(run: Path | None, log: Callable[[str], None] = _stderr) -> dict[str, Any]:
-    """Convert R/model.keras to int8, evaluate float/TFLM/TFLite accuracy, measure the arena,
-    then write R/model_int8.tflite and R/quantize.json; returns the report."""
+def quantize_run(
+    run: Path | None,
+    log: Callable[[str], None] = _stderr,
+    board: str = "nano33ble",
+    libraries: Path | None = None,
+) -> dict[str, Any]:
+    """Convert R/model.keras to int8, evaluate float/TFLM/TFLite accuracy and the accuracy with
+    the board's own TFLM library (where it can be built), measure the arena, then write
+    R/model_int8.tflite and R/quantize.json; returns the report."""
     from tinyhar.deploy.arena import RESOLUTION, measure_arena
     from tinyhar.deploy.convert import to_int8_tflite
     from tinyhar.deploy.reference import TfliteReference, TflmReference
@@ -119,6 +125,7 @@ def quantize_run(run: Path | None, log: Callable[[str], None] = _stderr) -> dict
     tflm_out = TflmReference(int8, arena).predict(xq)
     tflite_out = TfliteReference(int8).predict(xq)
     tflm_pred, tflite_pred = _argmax(tflm_out), _argmax(tflite_out)
+    on_board = board_accuracy(int8, ds, board, arena, libraries, xq, tflm_out, y_test, log)
 
     report = {
         "float_accuracy": _accuracy(float_pred, y_test),
@@ -129,6 +136,7 @@ def quantize_run(run: Path | None, log: Callable[[str], None] = _stderr) -> dict
             np.abs(tflm_out.astype(np.int32) - tflite_out.astype(np.int32)).max(initial=0)
         ),
         "float_int8_top1_agreement": _accuracy(tflm_pred, float_pred),
+        "board_int8": on_board,
         "test_windows": int(len(x_test)),
         "representative_windows": int(min(len(x_rep), 500)),
         "model_bytes": len(int8),
@@ -153,11 +161,60 @@ def quantize_run(run: Path | None, log: Callable[[str], None] = _stderr) -> dict
     return report
 
 
+def board_accuracy(
+    model: bytes,
+    dataset: dict,
+    board: str,
+    arena: int,
+    libraries: Path | None,
+    xq: np.ndarray,
+    python_out: np.ndarray,
+    y: np.ndarray,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """int8 accuracy as the board computes it: its TFLM library (and tinyhar's kernels) built for
+    the host; or why that could not be done."""
+    from tinyhar.deploy.board_reference import for_board
+
+    log(f"quantize: int8 accuracy with {board}'s TFLM library built for the host")
+    ref, why = for_board(model, dataset, board, arena, libraries, log)
+    if ref is None:
+        log(f"quantize: note: no board-library accuracy ({why})")
+        return {"board": board, "unavailable": why}
+    n_classes = int(np.prod(python_out.shape[1:]))
+    out = ref.predict(xq.reshape(len(xq), -1), n_classes)
+    pred = out.argmax(1)
+    diff = np.abs(out.astype(np.int32) - python_out.reshape(len(xq), -1).astype(np.int32))
+    return {
+        "board": board,
+        "library": _library_title(board),
+        "accuracy": _accuracy(pred, y),
+        "top1_agreement_with_python_tflm": _accuracy(pred, _argmax(python_out)),
+        "max_abs_diff_lsb_with_python_tflm": int(diff.max(initial=0)),
+    }
+
+
+def _library_title(board: str) -> str:
+    from tinyhar.deploy.boards import load_board
+
+    b = load_board(board)
+    return f"{b.tflm.name} {b.tflm.version}"
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The figures of a quantize report as a small table."""
     synth = " (synthetic data)" if report.get("synthetic") else ""
+    on_board = report.get("board_int8") or {}
+    board_row = (
+        (f"int8 accuracy ({on_board['board']}, its TFLM)",
+         f"{on_board['accuracy']:.4f}  ({on_board['library']} built for the host; top-1 "
+         f"agreement with TFLM {on_board['top1_agreement_with_python_tflm']:.4f})")
+        if "accuracy" in on_board
+        else ("int8 accuracy (board's TFLM)", f"not measured: {on_board.get('unavailable')}")
+    )  # fmt: skip
     rows = [
         ("float accuracy (Keras)", f"{report['float_accuracy']:.4f}"),
+        board_row,
         ("int8 accuracy (TFLM)", f"{report['int8_accuracy']:.4f}"),
         ("int8 accuracy (TFLite)", f"{report['int8_accuracy_tflite']:.4f}"),
         ("TFLM/TFLite top-1 agreement", f"{report['tflm_tflite_top1_agreement']:.4f}"),
