@@ -85,7 +85,8 @@ def test_hello_reports_the_configuration(host: Host) -> None:
     assert (info.window, info.stride, info.channels, info.n_classes) == (WINDOW, 8, CH, NCLS)
     assert info.input == P.TensorSpec(9, (1, WINDOW, CH), 0.03125, -5)
     assert info.output.shape == (1, NCLS) and info.output.zero_point == -128
-    assert info.firmware_version == "9.9.9" and info.protocol_version == 1 and info.has_model
+    assert info.firmware_version == "9.9.9" and info.protocol_version == 2 and info.has_model
+    assert (info.runner_status, info.arena_used) == (0, 0)  # no runner reported its start-up
     page = host.request(P.MsgType.LABELS, P.pack_labels_request(0))
     assert page.total == NCLS and page.labels == [f"activity {i}" for i in range(NCLS)]
     page = host.request(P.MsgType.LABELS, P.pack_labels_request(3))

@@ -27,7 +27,7 @@ def test_demo_runs_every_step_and_verifies_the_virtual_board(tmp_path: Path) -> 
     assert summary["model_bytes"] == len(model) == build["model_bytes"]
     assert build["model_crc32_int"] == zlib.crc32(model)
     assert summary["firmware_arena_bytes"] >= summary["arena_bytes"] > 0
-    assert (Path(build["sketch_dir"]) / "model_data.cpp").is_file()
+    assert (Path(build["library_dir"]) / "src" / "model_data.cpp").is_file()
     assert json.loads((out / "metrics.json").read_text())["synthetic"] is True
     assert (out / "data" / "mHealth_subject4.log").is_file()
 

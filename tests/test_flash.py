@@ -138,8 +138,8 @@ def test_build_installs_compiles_and_records_sizes(tmp_path, fake_cli):
     sketch = run / "firmware" / "nano33ble" / "tinyhar_har"
     compile_call = [c for c in calls if c[0] == "compile"][0]
     assert compile_call == [
-        "compile", "--fqbn", "arduino:mbed_nano:nano33ble", "--output-dir", str(sketch / "build"),
-        str(sketch),
+        "compile", "--fqbn", "arduino:mbed_nano:nano33ble", "--libraries",
+        str(sketch.parent / "libraries"), "--output-dir", str(sketch / "build"), str(sketch),
     ]  # fmt: skip
     rec = json.loads((run / runs.BUILD_JSON).read_text())
     assert rec["compiled"] is True

@@ -28,7 +28,7 @@ def test_frame_layout_is_the_documented_one() -> None:
     enc = P.encode_frame(P.MsgType.INFER, 7, b"\x01\x00\x02")
     assert enc.endswith(b"\x00") and enc.count(0) == 1
     raw = P.cobs_decode(enc[:-1])
-    assert raw[:5] == bytes([1, 0x03, 7, 3, 0])
+    assert raw[:5] == bytes([P.PROTOCOL_VERSION, 0x03, 7, 3, 0])
     assert raw[5:8] == b"\x01\x00\x02"
     assert struct.unpack("<I", raw[8:])[0] == zlib.crc32(raw[:8])
     assert P.decode_frame(enc) == P.Frame(0x03, 7, b"\x01\x00\x02")
@@ -40,10 +40,10 @@ def test_decode_frame_names_each_defect() -> None:
         P.decode_frame(P.cobs_encode(good[:-1] + bytes([good[-1] ^ 1])))
     with pytest.raises(P.ProtocolError, match="shorter"):
         P.decode_frame(P.cobs_encode(b"\x01\x02"))
-    body = bytes([2, 1, 2, 3, 0]) + b"abc"
-    with pytest.raises(P.ProtocolError, match="version 2"):
+    body = bytes([P.PROTOCOL_VERSION + 1, 1, 2, 3, 0]) + b"abc"
+    with pytest.raises(P.ProtocolError, match=f"version {P.PROTOCOL_VERSION + 1}"):
         P.decode_frame(P.cobs_encode(body + struct.pack("<I", zlib.crc32(body))))
-    body = bytes([1, 1, 2, 9, 0]) + b"abc"
+    body = bytes([P.PROTOCOL_VERSION, 1, 2, 9, 0]) + b"abc"
     with pytest.raises(P.ProtocolError, match="length field 9"):
         P.decode_frame(P.cobs_encode(body + struct.pack("<I", zlib.crc32(body))))
     with pytest.raises(P.ProtocolError, match="COBS"):
