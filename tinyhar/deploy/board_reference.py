@@ -151,13 +151,24 @@ def _aligned(buf: ctypes.Array, n: int) -> int:
     return base + off
 
 
-def for_build(build: dict, model: bytes, libraries: Path | None, log: Log | None = None):
-    """The board reference for a run's build.json, or (None, why not) when it cannot be built."""
+def for_build(
+    build: dict,
+    model: bytes,
+    libraries: Path | None,
+    log: Log | None = None,
+    run: Path | None = None,
+) -> tuple[BoardReference | None, str]:
+    """The board reference for a run's build.json, or (None, why not) when it cannot be built.
+    A library path recorded relative to another folder is looked for in the run's firmware/."""
+    from tinyhar.deploy.codegen import LIBRARY_NAME
     from tinyhar.deploy.tflm_library import libraries_dir, library_src, load_library
+    from tinyhar.runs import FIRMWARE_DIR
 
     try:
         lib = load_library(build["tflm_library"]["name"])
         library_dir = Path(build["library_dir"])
+        if not library_dir.is_dir() and run is not None:
+            library_dir = Path(run) / FIRMWARE_DIR / build["board"] / "libraries" / LIBRARY_NAME
         if not (library_dir / "src").is_dir():
             return None, f"the firmware library {library_dir} is gone: run `tinyhar build`"
         tflm_src = library_src(libraries_dir(libraries), lib)

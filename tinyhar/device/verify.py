@@ -183,7 +183,7 @@ def host_references(
         ref, why = None, f"{build_path} is for another model: run `tinyhar build --run {rm.run}`"
     elif build:
         log("verify: building the board's TFLM library for the host (cached after the first time)")
-        ref, why = board_reference.for_build(build, rm.model_bytes, libraries, log)
+        ref, why = board_reference.for_build(build, rm.model_bytes, libraries, log, rm.run)
     else:
         ref, why = None, f"{rm.run} has no build.json: run `tinyhar build --run {rm.run}`"
     if ref is None:
@@ -349,8 +349,9 @@ def _verify(opts: VerifyOptions, rm: RunModel, report: dict, log: Log) -> dict[s
             "why": (
                 "given" if opts.max_lsb is not None
                 else "the reference is the board's own code: bit-exact" if refs.exact
-                else "the reference is the Python interpreter, whose kernels differ from the "
-                "board library's by up to 1 LSB (MEAN)"
+                else "the reference is the Python interpreter, a newer TFLM: its MEAN differs "
+                "from the board libraries' by 1 LSB (and its LSTM by more: build the board "
+                "reference for an exact check)"
             ),
         },
     )  # fmt: skip
