@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,8 @@ def build_reference(
     return BuiltReference(so, Path(library_dir))
 
 
-_current: dict[str, int] = {}  # shared library -> the BoardReference its runner holds
+_current: dict[str, int] = {}  # shared library -> token of the BoardReference its runner holds
+_tokens = itertools.count(1)
 
 
 class BoardReference:
@@ -87,6 +89,7 @@ class BoardReference:
 
     def __init__(self, built: BuiltReference, model: bytes, arena_bytes: int) -> None:
         self.built = built
+        self._token = next(_tokens)  # not id(): ids are reused once an object is collected
         self._lib = ctypes.CDLL(str(built.path))
         self._lib.tinyhar_host_start.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
         self._lib.tinyhar_host_invoke.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
@@ -109,11 +112,11 @@ class BoardReference:
                 f"the board's TFLM cannot start the model on the host (runner code {rc}): "
                 "rebuild the firmware (`tinyhar build`)"
             )
-        _current[str(self.built.path)] = id(self)
+        _current[str(self.built.path)] = self._token
 
     def run(self, window: np.ndarray) -> list[bytes]:
         """Every output tensor's bytes for one input window (any dtype, as the model takes it)."""
-        if _current.get(str(self.built.path)) != id(self):
+        if _current.get(str(self.built.path)) != self._token:
             self._start()
         data = np.ascontiguousarray(window)
         if self._lib.tinyhar_host_invoke(data.ctypes.data, data.nbytes) != 0:
@@ -129,7 +132,7 @@ class BoardReference:
     def predict(self, q: np.ndarray, n_classes: int) -> np.ndarray:
         """int8 scores (n, n_classes) for int8 windows q (n, ...), through the firmware's own
         tinyhar_runner_infer (float-I/O models: its dequantise and requantise too)."""
-        if _current.get(str(self.built.path)) != id(self):
+        if _current.get(str(self.built.path)) != self._token:
             self._start()
         fn = self._lib.tinyhar_runner_infer
         fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
