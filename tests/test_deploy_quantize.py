@@ -49,6 +49,12 @@ def _make_run(run: Path) -> None:
         "synthetic": True,
         "source": "test",
         "sensors": "arm",
+        "channels": [
+            {"name": f"arm_{k}_{a}", "column": 14 + i, "unit": u, "kind": k, "axis": a}
+            for i, (k, u, a) in enumerate(
+                (k, u, a) for k, u in (("acc", "m/s^2"), ("gyro", "deg/s")) for a in "xyz"
+            )
+        ],
         "window": WINDOW,
         "stride": 10,
         "rate_hz": 50,
@@ -94,6 +100,27 @@ def test_quantize_writes_consistent_model_and_report(quantized_run):
     assert q["output"]["shape"] == [1, CLASSES]
     assert q["arena_bytes"] > 1024 and q["macs"] > 0 and q["params"] > 0
     assert "int8 accuracy (TFLM)" in output and q["model_crc32"] in output
+    # as the board computes it: Chirale's kernels and tinyhar's BATCH_MATMUL, built for the host
+    board = q["board_int8"]
+    assert board["board"] == "nano33ble" and board["library"] == "Chirale_TensorFLowLite 2.0.0"
+    assert abs(board["accuracy"] - q["int8_accuracy"]) <= 0.15
+    assert 0.5 <= board["top1_agreement_with_python_tflm"] <= 1.0
+    assert "int8 accuracy (nano33ble, its TFLM)" in output
+
+
+@pytest.mark.slow
+def test_quantize_without_the_board_library_says_why(quantized_run, tmp_path, monkeypatch):
+    run, _ = quantized_run
+    monkeypatch.setenv("TINYHAR_ARDUINO_LIBRARIES", str(tmp_path / "no-libraries"))
+    copy = tmp_path / "r2"
+    copy.mkdir()
+    for p in run.iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    result = CliRunner().invoke(main, ["quantize", "--run", str(copy)])
+    assert result.exit_code == 0, result.output
+    q = json.loads((copy / runs.QUANTIZE_JSON).read_text())
+    assert "Chirale_TensorFLowLite@2.0.0" in q["board_int8"]["unavailable"]
+    assert "int8 accuracy (board's TFLM)  not measured" in result.output
 
 
 @pytest.mark.slow
