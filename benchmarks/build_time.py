@@ -82,7 +82,7 @@ def timed_build(
     log = (lambda _msg: None) if quiet else print
     opts = BuildOptions(board=board, run=run, libraries=libraries, measure=libraries is not None)
     t0 = time.perf_counter()
-    record = build_firmware(opts, log=log)
+    record = build_firmware(opts, log=log).to_json()
     return time.perf_counter() - t0, record
 
 

@@ -32,11 +32,11 @@ import pandas as pd
 
 from tinyhar import runs
 from tinyhar.data.mhealth import LABEL_NAMES, N_SENSOR_COLUMNS
-from tinyhar.deploy.arena import measure_arena
-from tinyhar.deploy.convert import to_int8_tflite
 from tinyhar.deploy.quantize import load_run_inputs, normalise, quantise_input
-from tinyhar.deploy.reference import TflmReference
-from tinyhar.deploy.tflite_inspect import inspect_tflite, per_channel_fc_layers
+from tinyhar.lite.arena import measure_arena
+from tinyhar.lite.convert import to_int8_tflite
+from tinyhar.lite.reference import TflmReference
+from tinyhar.lite.tflite_inspect import inspect_tflite, per_channel_fc_layers
 from tinyhar.model.metrics import classification_metrics
 from tinyhar.model.train import DEFAULT_EPOCHS, TrainConfig, train
 
@@ -145,10 +145,18 @@ def evaluate_int8(model, x_rep, x_test, y_test, class_names, fc_per_channel: boo
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
-                    help=f"max epochs, early stopping on val_loss (default {DEFAULT_EPOCHS})")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                    help=f"work folder: data/ (MHEALTH logs) and run/ (default {DEFAULT_OUT})")
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=DEFAULT_EPOCHS,
+        help=f"max epochs, early stopping on val_loss (default {DEFAULT_EPOCHS})",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"work folder: data/ (MHEALTH logs) and run/ (default {DEFAULT_OUT})",
+    )
     ap.add_argument("--hapt", type=Path, default=HAPT_DIR, help="the HAPT CSV folder")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -167,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     t_train = time.monotonic() - t0
     m = result.metrics
 
-    from tinyhar.model.keras_env import keras
+    from tinyhar.lite.keras_env import keras
 
     t0 = time.monotonic()
     ds, arr = load_run_inputs(run_dir)
@@ -200,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     p("not synthetic); subject-independent split; 6 classes (the six basic HAPT activities)")
     p("=" * 96)
     p(f"data: {args.hapt} -> {data_dir}")
-    p(f"  {len(conv['subjects'])} subjects, {conv['sessions']} sessions; rows: "
-      f"{conv['rows']['kept']} labelled with a basic activity, "
-      f"{conv['rows']['null (transition/unlabelled)']} transitions/unlabelled -> label 0")
+    p(
+        f"  {len(conv['subjects'])} subjects, {conv['sessions']} sessions; rows: "
+        f"{conv['rows']['kept']} labelled with a basic activity, "
+        f"{conv['rows']['null (transition/unlabelled)']} transitions/unlabelled -> label 0"
+    )
     p(f"  (dropped by tinyhar), {conv['rows']['session separators']} label-0 separator rows "
       "between a subject's sessions")  # fmt: skip
     p("  waist phone acc (g x 9.80665 -> m/s^2) -> MHEALTH arm_acc cols 15-17;")
@@ -253,8 +263,10 @@ def main(argv: list[str] | None = None) -> int:
          str(n_unused["per-tensor"])),
     ]  # fmt: skip
     _table(rows)
-    p(f"top-1 agreement, int8 per-channel FC vs int8 per-tensor FC: {agree:.4f} "
-      f"({int((pc['pred'] != pt['pred']).sum())} of {len(y_test)} windows differ)")
+    p(
+        f"top-1 agreement, int8 per-channel FC vs int8 per-tensor FC: {agree:.4f} "
+        f"({int((pc['pred'] != pt['pred']).sum())} of {len(y_test)} windows differ)"
+    )
     p(f"int8 output difference between them: mean {diff.mean():.2f} LSB, "
       f"max {int(diff.max(initial=0))} LSB")  # fmt: skip
     p(f"(train's own float evaluation: accuracy {m['accuracy']:.4f}, macro-F1 "

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from tinyhar import runs
-from tinyhar.deploy.arena import measure_arena
-from tinyhar.deploy.convert import to_int8_tflite
 from tinyhar.deploy.quantize import normalise
-from tinyhar.deploy.tflite_inspect import inspect_tflite
+from tinyhar.lite.arena import measure_arena
+from tinyhar.lite.convert import to_int8_tflite
+from tinyhar.lite.keras_env import keras
+from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.model.architectures import build_model
 from tinyhar.model.budget import fit_tiny_to_budget
-from tinyhar.model.keras_env import keras
 
 PEAK_CYCLES_PER_MAC = 0.5
 PEAK_SOURCE = (

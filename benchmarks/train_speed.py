@@ -17,9 +17,9 @@ import numpy as np
 from tinyhar.data.mhealth import load_mhealth
 from tinyhar.data.synth import synthesize
 from tinyhar.data.windows import normalize
-from tinyhar.deploy.convert import to_int8_tflite
-from tinyhar.deploy.tflite_inspect import inspect_tflite
-from tinyhar.model.keras_env import keras
+from tinyhar.lite.convert import to_int8_tflite
+from tinyhar.lite.keras_env import keras
+from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.model.train import TrainConfig, fit, prepare
 
 

@@ -17,9 +17,9 @@ import argparse
 
 import numpy as np
 
-from tinyhar.device import protocol as P
+from tinyhar.board import protocol as P
+from tinyhar.board.preprocess import PreprocessConfig
 from tinyhar.device.core_lib import CoreConfig, CoreDevice
-from tinyhar.device.preprocess import PreprocessConfig
 
 
 def _device(window: int, channels: int, classes: int) -> CoreDevice:

@@ -19,8 +19,8 @@ STD = [3.0, 2.5, 4.0, 40.0, 35.0, 30.0]
 @functools.cache
 def har_int8_model() -> bytes:
     """A small CNN-LSTM classifier like tinyhar's, int8 I/O, window 100 x 6 channels, 4 classes."""
-    from tinyhar.deploy.convert import to_int8_tflite
-    from tinyhar.model.keras_env import keras
+    from tinyhar.lite.convert import to_int8_tflite
+    from tinyhar.lite.keras_env import keras
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((100, 6), batch_size=1)
@@ -36,8 +36,8 @@ def har_int8_model() -> bytes:
 def third_party_float_model() -> bytes:
     """A third-party-like model: a 2-D conv net (not made by tinyhar) with float32 I/O,
     input (1, 40, 3, 1): 40 samples of a 3-axis accelerometer, 5 gesture classes."""
-    from tinyhar.deploy.convert import to_float_tflite
-    from tinyhar.model.keras_env import keras
+    from tinyhar.lite.convert import to_float_tflite
+    from tinyhar.lite.keras_env import keras
 
     keras.utils.set_random_seed(1)
     inp = keras.Input((40, 3, 1), batch_size=1)
@@ -69,7 +69,7 @@ def dataset_json(synthetic: bool = True) -> dict:
 
 def make_run(root: Path, with_quantize_json: bool = True, arena_bytes: int | None = None) -> Path:
     """A run folder as contracts.md describes it, holding the small int8 model."""
-    from tinyhar.deploy.crc import crc32
+    from tinyhar.crc import crc32
 
     run = root / "run"
     run.mkdir(parents=True)
@@ -86,7 +86,7 @@ def make_run(root: Path, with_quantize_json: bool = True, arena_bytes: int | Non
 
 @functools.cache
 def measured_arena() -> int:
-    from tinyhar.deploy.arena import measure_arena
+    from tinyhar.lite.arena import measure_arena
 
     return measure_arena(har_int8_model())
 
@@ -94,7 +94,7 @@ def measured_arena() -> int:
 def make_keras_run(root: Path) -> Path:
     """A run folder as `tinyhar train` leaves it (model.keras, dataset.json, windows.npz,
     metrics.json) but not quantized yet; a small untrained CNN-LSTM."""
-    from tinyhar.model.keras_env import keras
+    from tinyhar.lite.keras_env import keras
 
     keras.utils.set_random_seed(2)
     run = root / "trained"

@@ -16,6 +16,7 @@ import pytest
 from conftest import require_tools
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
+from tinyhar.board.tflm_library import DEFINES, include_dirs, sources_for_ops
 from tinyhar.deploy.native_build import (
     CORTEX_M4F,
     HOST,
@@ -24,8 +25,7 @@ from tinyhar.deploy.native_build import (
     compile_sources,
     link,
 )
-from tinyhar.deploy.tflite_inspect import inspect_tflite, parse_model
-from tinyhar.deploy.tflm_library import DEFINES, include_dirs, sources_for_ops
+from tinyhar.lite.tflite_inspect import inspect_tflite, parse_model
 
 REPO = Path(__file__).resolve().parents[1]
 KERNELS = REPO / "firmware_templates" / "kernels"
@@ -103,7 +103,7 @@ CRAFTED = Case("crafted", (1, 4, 256), (1, 256, 4), seed=11, pairs=64)
 
 
 def _convert(module, rep, quantise: bool) -> bytes:
-    from tinyhar.model.keras_env import tf
+    from tinyhar.lite.keras_env import tf
 
     conv = tf.lite.TFLiteConverter.from_concrete_functions(
         [module.f.get_concrete_function()], module
@@ -118,7 +118,7 @@ def _convert(module, rep, quantise: bool) -> bytes:
 
 
 def _signature(case: Case) -> list:
-    from tinyhar.model.keras_env import tf
+    from tinyhar.lite.keras_env import tf
 
     return [tf.TensorSpec(case.lhs, tf.float32), tf.TensorSpec(case.rhs, tf.float32)]
 
@@ -135,7 +135,7 @@ def _representative(case: Case) -> Iterator[dict[str, np.ndarray]]:
 @functools.cache
 def matmul_model(case: Case, quantise: bool = True) -> bytes:
     """`tf.linalg.matmul(a, b)` with the case's shapes and adjoints, full-int8 or float."""
-    from tinyhar.model.keras_env import tf
+    from tinyhar.lite.keras_env import tf
 
     class MatMul(tf.Module):
         @tf.function(input_signature=_signature(case))
@@ -148,7 +148,7 @@ def matmul_model(case: Case, quantise: bool = True) -> bytes:
 @functools.cache
 def attention_model() -> bytes:
     """softmax(q k^T + bias): BATCH_MATMUL from tinyhar, ADD and SOFTMAX from the library."""
-    from tinyhar.model.keras_env import tf
+    from tinyhar.lite.keras_env import tf
 
     case = Case("attention", (1, 4, 6, 8), (1, 4, 6, 8), adj_y=True, seed=12)
     bias = np.random.default_rng(case.seed).normal(size=(1, 4, 6, 6)).astype(np.float32)

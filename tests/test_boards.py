@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyhar.deploy.boards import UNIT_FACTORS, board_names, list_boards, load_board
+from tinyhar.board.boards import UNIT_FACTORS, board_names, list_boards, load_board
 from tinyhar.errors import TinyharError
 
 
@@ -27,7 +27,6 @@ def test_nano33ble_facts():
     assert (b.imu.chip, b.imu.native_rate_hz) == ("LSM9DS1", 119.0)
     assert b.unit_factor("acc", "m/s^2") == 9.80665
     assert b.unit_factor("gyro", "deg/s") == 1.0
-    assert b.upload_tool == "bossac"
     assert (b.imu.axis_src, b.imu.axis_sign) == ((0, 1, 2), (1, 1, 1))
 
 
@@ -76,7 +75,7 @@ def test_user_board_file_by_path(tmp_path):
         ('x = "+x"', 'x = "+q"', "axis_map"),
         ('y = "+y"', 'y = "+x"', "used once"),
         ('"2341:805a"', '"2341-805a"', "USB id"),
-        ('tool = "bossac"', 'tool = "magic"', "tool"),
+        ("native_rate_hz = 119.0", "native_rate_hz = -1.0", "native_rate_hz"),
         ("clock_hz = 64_000_000", 'clock_hz = "fast"', "clock_hz"),
         ("model_flash_bytes = 614_400", "model_flash_bytes = 9_999_999", "model_flash_bytes"),
         ('fqbn = "arduino:mbed_nano:nano33ble"', 'fqbn = "nano33ble"', "fqbn"),
@@ -107,3 +106,11 @@ def test_boards_command_lists_budgets():
     out = res.output
     for b in list_boards():
         assert b.name in out and f"{b.model_flash_bytes / 1024:.0f} KB" in out
+
+
+def test_a_model_faster_than_the_imu_is_refused():
+    b = load_board("nano33ble_rev2")  # BMI270 at 100 Hz
+    b.check_rate(50.0)
+    b.check_rate(100.0)
+    with pytest.raises(TinyharError, match="runs at 200 Hz but nano33ble_rev2's BMI270"):
+        b.check_rate(200.0)

@@ -11,15 +11,16 @@ from click.testing import CliRunner
 from fw_models import LABELS, har_int8_model, make_run, measured_arena, third_party_float_model
 
 from tinyhar import runs
+from tinyhar.board.boards import list_boards, load_board
+from tinyhar.board.tflm_library import load_library, plan_kernels
 from tinyhar.cli import main
-from tinyhar.deploy.boards import list_boards, load_board
-from tinyhar.deploy.build import check_ops, margin_bytes
+from tinyhar.crc import crc32
 from tinyhar.deploy.codegen import c_float, parse_c_array
-from tinyhar.deploy.crc import crc32
+from tinyhar.deploy.firmware import check_ops
 from tinyhar.deploy.firmware_config import channel_layout, spec_from_dataset
-from tinyhar.deploy.tflite_inspect import inspect_tflite
-from tinyhar.deploy.tflm_library import load_library, plan_kernels
+from tinyhar.deploy.footprint import margin_bytes
 from tinyhar.errors import TinyharError
+from tinyhar.lite.tflite_inspect import inspect_tflite
 
 
 @pytest.fixture(autouse=True)
@@ -55,9 +56,10 @@ def test_build_from_run_renders_a_complete_sketch(tmp_path):
     assert (library / "examples" / "tinyhar_har" / "tinyhar_har.ino").read_text() == (
         sketch / "tinyhar_har.ino"
     ).read_text()
-    assert "depends=Chirale_TensorFLowLite,Arduino_LSM9DS1" in (
-        library / "library.properties"
-    ).read_text()
+    assert (
+        "depends=Chirale_TensorFLowLite,Arduino_LSM9DS1"
+        in (library / "library.properties").read_text()
+    )
     assert rec["tflm_library"] == {"name": "Chirale_TensorFLowLite", "version": "2.0.0"}
     assert set(rec["kernels"]) == set(info.ops) and set(rec["kernels"].values()) == {
         "Chirale_TensorFLowLite"
@@ -213,19 +215,17 @@ def test_every_board_renders_its_imu_library(tmp_path):
 
 
 def test_channel_layout_matches_the_device_preprocessing():
-    """The generated axis map agrees with tinyhar/device/preprocess.py for every board."""
-    import tomllib
-
+    """The generated axis map agrees with tinyhar/board/preprocess.py for every board."""
     from fw_models import dataset_json
 
-    from tinyhar.device.preprocess import PreprocessConfig
+    from tinyhar.board.preprocess import PreprocessConfig
 
     ds = dataset_json()
     spec = spec_from_dataset(ds, inspect_tflite(har_int8_model()))
     quant = {"input": {"scale": spec.input_scale, "zero_point": spec.input_zero_point}}
     for b in list_boards():
         layout = channel_layout(spec, b)
-        ref = PreprocessConfig.from_run(ds, quant, tomllib.loads(b.path.read_text()))
+        ref = PreprocessConfig.from_run(ds, quant, b)
         assert [c["axis_src"] for c in layout] == ref.axis_src.tolist()
         assert [c["axis_sign"] for c in layout] == ref.axis_sign.tolist()
         assert [c["unit_factor"] for c in layout] == pytest.approx(ref.unit_factor.tolist())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,11 @@ from conftest import SHARED_LIBRARIES
 from fw_models import dataset_json, make_run, third_party_float_model
 
 from tinyhar import runs
+from tinyhar.board import tflm_library
+from tinyhar.board.boards import list_boards, load_board
+from tinyhar.board.preprocess import PreprocessConfig, quantize_window
 from tinyhar.cli import main
-from tinyhar.deploy import tflm_library
-from tinyhar.deploy.boards import list_boards, load_board
 from tinyhar.deploy.m4f_image import build_emulated_firmware, firmware_dirs_of, library_ops
-from tinyhar.device.preprocess import PreprocessConfig, quantize_window
 from tinyhar.resources import templates_dir
 
 STAND_INS = Path(__file__).parent / "stand_in_headers"  # the Arduino core only: no source here
@@ -97,7 +96,7 @@ def test_host_build_runs_and_preprocesses_like_python(tmp_path, board):
     b = load_board(board)
     ds = dataset_json()
     quant = {"input": rec["config"]["input"]}
-    cfg = PreprocessConfig.from_run(ds, quant, tomllib.loads(b.path.read_text()))
+    cfg = PreprocessConfig.from_run(ds, quant, b)
     rng = np.random.default_rng(3)
     raw = np.concatenate(  # library units: g and deg/s, around the normalisation's range
         [rng.normal(0, 0.5, (100, 3)), rng.normal(0, 60, (100, 3))], axis=1

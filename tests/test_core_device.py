@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyhar.device import protocol as P
+from tinyhar.board import protocol as P
+from tinyhar.board.preprocess import PreprocessConfig, quantize_window
 from tinyhar.device.core_lib import CoreConfig, CoreDevice, build_core_library
-from tinyhar.device.preprocess import PreprocessConfig, quantize_window
 from tinyhar.errors import TinyharError
 
 WINDOW, CH, NCLS = 20, 6, 5

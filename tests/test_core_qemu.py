@@ -2,7 +2,7 @@
 
 One set of vectors (tests/c/vectors.py) runs in three places: the host build of tests/c/test_main.c,
 the same harness cross-compiled with arm-none-eabi-gcc and run on QEMU with semihosting, and
-tinyhar.device.preprocess. Int8 windows, encoded frames and a whole protocol session must agree.
+tinyhar.board.preprocess. Int8 windows, encoded frames and a whole protocol session must agree.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from conftest import require_tools
 
-from tinyhar.device import protocol as P
-from tinyhar.device.preprocess import quantize_window
+from tinyhar.board import protocol as P
+from tinyhar.board.preprocess import quantize_window
 from tinyhar.resources import templates_dir
 
 _spec = importlib.util.spec_from_file_location(

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyhar.deploy.arena import RESOLUTION, arena_works, measure_arena
-from tinyhar.deploy.convert import _convert, tf, to_float_tflite, to_int8_tflite
-from tinyhar.deploy.tflite_inspect import (
+from tinyhar.errors import TinyharError
+from tinyhar.lite.arena import RESOLUTION, arena_works, measure_arena
+from tinyhar.lite.convert import _convert, tf, to_float_tflite, to_int8_tflite
+from tinyhar.lite.keras_env import keras
+from tinyhar.lite.tflite_inspect import (
     check_tflm_ops,
     inspect_tflite,
     resolver_method,
     unsupported_ops,
 )
-from tinyhar.errors import TinyharError
-from tinyhar.model.keras_env import keras
 
 L = keras.layers
 WINDOW, CHANNELS, CLASSES = 24, 3, 4

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyhar.deploy.convert import to_float_tflite, to_int8_tflite
-from tinyhar.deploy.reference import TfliteReference, TflmReference
 from tinyhar.errors import TinyharError
-from tinyhar.model.keras_env import keras
+from tinyhar.lite.convert import to_float_tflite, to_int8_tflite
+from tinyhar.lite.keras_env import keras
+from tinyhar.lite.reference import TfliteReference, TflmReference
 
 L = keras.layers
 

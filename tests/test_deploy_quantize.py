@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from tinyhar import runs
 from tinyhar.cli import main
 from tinyhar.deploy.quantize import normalise, quantise_input
-from tinyhar.deploy.reference import TfliteReference, TflmReference
-from tinyhar.model.keras_env import keras
+from tinyhar.lite.keras_env import keras
+from tinyhar.lite.reference import TfliteReference, TflmReference
 
 L = keras.layers
 WINDOW, CHANNELS, CLASSES = 20, 6, 3

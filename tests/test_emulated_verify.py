@@ -53,8 +53,9 @@ def _verify(run: Path, port: str, *args: str) -> dict:
 def _check(report: dict, mode: str) -> None:
     assert report["passed"] and report["mode"] == mode and report["windows"] == WINDOWS
     assert report["max_abs_diff_lsb"] == 0 and report["top1_agreement"] == 1.0
-    assert report["reference"]["exact"] and "Chirale_TensorFLowLite 2.0.0" in (
-        report["reference"]["name"]
+    assert (
+        report["reference"]["exact"]
+        and "Chirale_TensorFLowLite 2.0.0" in (report["reference"]["name"])
     )
     assert report["thresholds"]["max_lsb"] == 0
     emulated = report["emulated"]
@@ -94,8 +95,8 @@ def test_emulated_firmware_matches_the_board_library_bit_for_bit(synth, tmp_path
 
 
 def test_a_float_io_model_of_one_s_own_runs_through_the_firmware_s_runner(tmp_path):
+    from tinyhar.board.tflm_library import libraries_dir, library_src, load_library
     from tinyhar.deploy.m4f_image import build_emulated_firmware, firmware_dirs_of, library_ops
-    from tinyhar.deploy.tflm_library import libraries_dir, library_src, load_library
 
     model = tmp_path / "gesture_net.tflite"
     model.write_bytes(third_party_float_model())

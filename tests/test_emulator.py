@@ -28,8 +28,8 @@ from conftest import SHARED_LIBRARIES, one_error_line, require_tools, sim_board
 from fw_models import LABELS, make_run
 
 from tinyhar import runs
+from tinyhar.board import tflm_library
 from tinyhar.cli import main
-from tinyhar.deploy import tflm_library
 from tinyhar.deploy.m4f_image import (
     EmulatedImage,
     build_emulated_firmware,
@@ -207,7 +207,7 @@ def test_inference_against_the_python_tflm_interpreter(
     results: list, windows: np.ndarray, built: Built
 ) -> None:
     """A second opinion from a newer TFLM: its LSTM kernel differs from Chirale's by some LSB."""
-    from tinyhar.deploy.reference import TflmReference
+    from tinyhar.lite.reference import TflmReference
 
     want = TflmReference(built.model, built.record["arena_bytes"]).predict(windows)
     want = want.reshape(len(windows), -1).astype(int)

@@ -16,7 +16,7 @@ import pytest
 import serial
 from conftest import TINYHAR, one_error_line, sim_board, tinyhar
 
-from tinyhar.device import protocol as P
+from tinyhar.board import protocol as P
 from tinyhar.device.link import Link, LinkError, open_error
 from tinyhar.device.virtual_board import VirtualBoard, board_image
 from tinyhar.files import read_json

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tinyhar.errors import TinyharError
+from tinyhar.lite.keras_env import keras
 from tinyhar.model.architectures import build_model
-from tinyhar.model.keras_env import keras
 
 
 def layer_types(model) -> list[str]:
@@ -49,8 +49,8 @@ def test_unknown_arch_is_one_line_error():
 def _convert_and_run(arch: str, channels: int, classes: int, **size):
     from tflite_micro.python.tflite_micro import runtime
 
-    from tinyhar.deploy.convert import to_int8_tflite
-    from tinyhar.deploy.tflite_inspect import inspect_tflite
+    from tinyhar.lite.convert import to_int8_tflite
+    from tinyhar.lite.tflite_inspect import inspect_tflite
 
     keras.utils.set_random_seed(1)
     model = build_model(arch, (100, channels), classes, **size)

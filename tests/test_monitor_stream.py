@@ -10,11 +10,12 @@ import time
 import numpy as np
 from conftest import TINYHAR, sim_board, tinyhar
 
-from tinyhar.deploy.reference import TflmReference
+from tinyhar.board.boards import load_board
+from tinyhar.board.preprocess import PreprocessConfig, quantize_window, to_board_units
 from tinyhar.device.link import Link
-from tinyhar.device.preprocess import PreprocessConfig, quantize_window, to_board_units
-from tinyhar.device.virtual_board import board_dict, replay_training_units
+from tinyhar.device.virtual_board import replay_training_units
 from tinyhar.files import read_json
+from tinyhar.lite.reference import TflmReference
 
 LINE = re.compile(r"^\s*([\d.]+)s\s+#(\d+)\s+(.+?)\s+([\d.]+)% [#.]+\s+([\d.]+) ms\s+last (\d+): ")
 
@@ -22,7 +23,7 @@ LINE = re.compile(r"^\s*([\d.]+)s\s+#(\d+)\s+(.+?)\s+([\d.]+)% [#.]+\s+([\d.]+) 
 def _expected_labels(run, counters: list[int]) -> list[str]:
     """What the board must predict after `k` replayed samples: TFLM on the last window of them."""
     ds, quant = read_json(run / "dataset.json"), read_json(run / "quantize.json")
-    cfg = PreprocessConfig.from_run(ds, quant, board_dict("nano33ble"))
+    cfg = PreprocessConfig.from_run(ds, quant, load_board("nano33ble"))
     stream = to_board_units(replay_training_units(run), cfg)
     w = int(ds["window"])
     q = np.stack([quantize_window(stream[k - w : k], cfg) for k in counters])

@@ -37,6 +37,7 @@ def test_the_wheel_carries_boards_templates_and_checksums(tmp_path: Path) -> Non
     wanted = [*shipped, SRC / "data" / "mhealth_sha256.txt"]
     assert len([p for p in wanted if p.suffix == ".toml"]) >= 3
     assert any(p.name == "tinyhar_core.c" for p in wanted)
+
     def in_wheel(p: Path) -> str:  # boards/ and firmware_templates/ land inside the package
         rel = str(p.relative_to(REPO))
         return rel if rel.startswith("tinyhar/") else f"tinyhar/{rel}"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyhar.device import protocol as P
+from tinyhar.board import protocol as P
 
 
 @pytest.mark.parametrize(

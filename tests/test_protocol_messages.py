@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyhar.device import protocol as P
+from tinyhar.board import protocol as P
 
 
 def _info() -> P.DeviceInfo:

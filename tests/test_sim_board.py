@@ -11,12 +11,11 @@ import pytest
 from conftest import sim_board, tinyhar
 
 from tinyhar.data.mhealth import load_mhealth
-from tinyhar.deploy.build import DEFAULT_MARGIN, align, margin_bytes
+from tinyhar.deploy.footprint import DEFAULT_MARGIN, align, firmware_arena, margin_bytes
 from tinyhar.device.link import Link
 from tinyhar.device.virtual_board import (
     Faults,
     _Mangler,
-    firmware_arena,
     replay_training_units,
     stream_from_windows,
 )

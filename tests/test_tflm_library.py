@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_LIBRARIES
 
-from tinyhar.deploy import tflm_library as T
-from tinyhar.deploy.boards import list_boards
+from tinyhar.board import tflm_library as T
+from tinyhar.board.boards import list_boards
 from tinyhar.errors import TinyharError
 
 

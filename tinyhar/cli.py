@@ -1,4 +1,8 @@
-"""The `tinyhar` command line: parse options, call the library, print. No logic lives here."""
+"""The `tinyhar` command line: parse options, call the library, print. No logic lives here.
+
+Each command imports its module when it runs (`# lazy: fast --help`): TensorFlow alone takes
+seconds to import, and `tinyhar --help` should not wait for it.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from pathlib import Path
 import click
 
 from tinyhar import __version__
-from tinyhar.demo import DEMO_DIR
 from tinyhar.errors import TinyharError
+from tinyhar.runs import DEMO_DIR
 
 
 class _Group(click.Group):
@@ -59,8 +63,8 @@ def data() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
 def data_synth(out: Path, subjects: int, seed: int) -> None:
     """Write a SYNTHETIC dataset in the exact UCI MHEALTH log format (for offline use and tests)."""
-    from tinyhar.data.info import dataset_info
-    from tinyhar.data.synth import synthesize
+    from tinyhar.data.info import dataset_info  # lazy: fast --help
+    from tinyhar.data.synth import synthesize  # lazy: fast --help
 
     folder = synthesize(out, subjects=subjects, seed=seed)
     info = dataset_info(folder)
@@ -74,7 +78,7 @@ def data_synth(out: Path, subjects: int, seed: int) -> None:
 @click.argument("path", type=_path())
 def data_info(path: Path) -> None:
     """Print source, subjects, rows, minutes and class counts of a dataset (folder, zip or CSV)."""
-    from tinyhar.data.info import dataset_info, format_info
+    from tinyhar.data.info import dataset_info, format_info  # lazy: fast --help
 
     click.echo(format_info(dataset_info(path)))
 
@@ -94,7 +98,12 @@ def data_info(path: Path) -> None:
 )
 def data_download(dest: Path | None, url: str | None) -> None:
     """Download MHEALTH from UCI, verify every log by SHA-256, keep it in the user cache."""
-    from tinyhar.data.download import default_data_dir, default_url, download_mhealth, is_downloaded
+    from tinyhar.data.download import (  # lazy: fast --help
+        default_data_dir,
+        default_url,
+        download_mhealth,
+        is_downloaded,
+    )
 
     dest = dest or default_data_dir()
     if is_downloaded(dest):
@@ -187,8 +196,8 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null
           train_subjects, val_subjects, test_subjects, seed, patience, max_model_kb,
           max_arena_kb) -> None:  # fmt: skip
     """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
-    from tinyhar.model.train import TrainConfig, summary
-    from tinyhar.model.train import train as run_training
+    from tinyhar.model.train import TrainConfig, summary  # lazy: fast --help
+    from tinyhar.model.train import train as run_training  # lazy: fast --help
 
     cfg = TrainConfig(
         data=data, sensors=sensors, arch=arch, run=run_dir, epochs=epochs, batch_size=batch_size,
@@ -212,7 +221,7 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null
 def quantize(run: Path | None, board: str, libraries: Path | None) -> None:
     """Convert a trained run to int8 for TFLM; measure accuracy (also as the board's TFLM library
     computes it, where it can be built for the host), arena and size."""
-    from tinyhar.deploy.quantize import format_report, quantize_run
+    from tinyhar.deploy.quantize import format_report, quantize_run  # lazy: fast --help
 
     click.echo(format_report(quantize_run(run, board=board, libraries=libraries)))
 
@@ -220,7 +229,7 @@ def quantize(run: Path | None, board: str, libraries: Path | None) -> None:
 @main.command()
 def boards() -> None:
     """List the boards tinyhar can build for, with their model and arena budgets."""
-    from tinyhar.deploy.boards import board_table, list_boards
+    from tinyhar.board.boards import board_table, list_boards  # lazy: fast --help
 
     click.echo("\n".join(board_table(list_boards())))
 
@@ -290,7 +299,11 @@ def build(
 ) -> None:
     """Generate the firmware for a board: the tinyhar_model Arduino library (model, config, core,
     runner, kernels) and a sketch that is yours; compiled where arduino-cli is."""
-    from tinyhar.deploy.build import BuildOptions, build_firmware, format_summary
+    from tinyhar.deploy.build import (  # lazy: fast --help
+        BuildOptions,
+        build_firmware,
+        format_summary,
+    )
 
     opts = BuildOptions(
         board=board,
@@ -322,7 +335,7 @@ def build(
 @click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest).")
 def flash(board, port, run) -> None:
     """Upload the compiled firmware with arduino-cli."""
-    from tinyhar.deploy.flash import flash_firmware
+    from tinyhar.deploy.flash import flash_firmware  # lazy: fast --help
 
     click.echo(flash_firmware(board=board, port=port, run=run))
 
@@ -359,11 +372,11 @@ def sim(
     board, run, replay, model, drop, corrupt, delay, reset_after, seed, speed, link, emulate
 ) -> None:
     """Start a virtual board on a pseudo-terminal and print its path (use it as --port)."""
-    from tinyhar.device.virtual_board import Faults, run_sim
+    from tinyhar.device.virtual_board import Faults, run_sim  # lazy: fast --help
 
     faults = Faults(drop=drop, corrupt=corrupt, delay_ms=delay, reset_after=reset_after, seed=seed)
     if emulate:  # the firmware itself under QEMU: tinyhar/device/emulator.py
-        from tinyhar.device.emulator import run_emulated_sim
+        from tinyhar.device.emulator import run_emulated_sim  # lazy: fast --help
 
         ctx = click.get_current_context()
         given = ctx.get_parameter_source("board") != click.core.ParameterSource.DEFAULT
@@ -404,7 +417,11 @@ def verify(
 
     The reference is the board's own firmware code (its TFLM library, tinyhar's kernels)
     compiled for the host; the Python TFLM interpreter and TFLite are second opinions."""
-    from tinyhar.device.verify import VerifyOptions, format_report, verify_device
+    from tinyhar.device.verify import (  # lazy: fast --help
+        VerifyOptions,
+        format_report,
+        verify_device,
+    )
 
     opts = VerifyOptions(
         port=port, run=run, windows=windows, raw=raw, board=board, min_agreement=min_agreement,
@@ -429,7 +446,7 @@ def verify(
               show_default=True, help="Seconds per request attempt.")  # fmt: skip
 def monitor(port, run, last, count, seconds, timeout) -> None:
     """Show the board's live predictions from its IMU; Ctrl-C stops the stream and exits."""
-    from tinyhar.device.monitor import MonitorOptions, run_monitor
+    from tinyhar.device.monitor import MonitorOptions, run_monitor  # lazy: fast --help
 
     opts = MonitorOptions(port=port, run=run, last=last, count=count, seconds=seconds,
                           timeout=timeout)  # fmt: skip
@@ -451,7 +468,7 @@ def monitor(port, run, last, count, seconds, timeout) -> None:
 @click.option("--windows", type=click.IntRange(1), default=None, help="Test windows to verify.")
 def demo(out, board, subjects, epochs, seed, windows) -> None:
     """The whole job offline on SYNTHETIC data: train, quantize, build, verify a virtual board."""
-    from tinyhar.demo import DemoOptions, format_summary, run_demo
+    from tinyhar.demo import DemoOptions, format_summary, run_demo  # lazy: fast --help
 
     opts = DemoOptions(out=out, board=board, subjects=subjects, epochs=epochs, seed=seed,
                        windows=windows)  # fmt: skip

@@ -3,31 +3,32 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tinyhar import runs
+from tinyhar.board.boards import load_board
+from tinyhar.data.synth import synthesize
+from tinyhar.deploy.build import BuildOptions, build_firmware
+from tinyhar.deploy.quantize import quantize_run
+from tinyhar.device.verify import VerifyOptions, verify_device
+from tinyhar.device.virtual_board import Faults, VirtualBoard, board_image
 from tinyhar.files import atomic_write_json
+from tinyhar.log import Log, inf
+from tinyhar.model.train import TrainConfig, train
 
-Log = Callable[[str], None]
-DEMO_DIR = runs.RUNS_ROOT / "demo"
 DEMO_JSON = "demo.json"
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass
 class DemoOptions:
     """What `tinyhar demo` accepts."""
 
-    out: Path = DEMO_DIR
+    out: Path = runs.DEMO_DIR
     board: str = "nano33ble"
     subjects: int = 10
     epochs: int = 50
@@ -36,9 +37,8 @@ class DemoOptions:
 
 
 @contextlib.contextmanager
-def virtual_board(board: str, run: Path, log: Log = _stderr) -> Iterator[str]:
+def virtual_board(board: str, run: Path, log: Log = inf) -> Iterator[str]:
     """A virtual board for `run` served from a background thread; yields its pty path."""
-    from tinyhar.device.virtual_board import Faults, VirtualBoard, board_image
 
     vb = VirtualBoard(board_image(board, run, log=log), Faults(), log=log)
     server = threading.Thread(target=vb.serve, name="virtual-board", daemon=True)
@@ -51,14 +51,8 @@ def virtual_board(board: str, run: Path, log: Log = _stderr) -> Iterator[str]:
         vb.close()
 
 
-def run_demo(opts: DemoOptions, log: Log = _stderr) -> dict[str, Any]:
+def run_demo(opts: DemoOptions, log: Log = inf) -> dict[str, Any]:
     """Synthesise, train tiny/arm, quantise, build, verify (model and raw mode); the figures."""
-    from tinyhar.data.synth import synthesize
-    from tinyhar.deploy.boards import load_board
-    from tinyhar.deploy.build import BuildOptions, build_firmware
-    from tinyhar.deploy.quantize import quantize_run
-    from tinyhar.device.verify import VerifyOptions, verify_device
-    from tinyhar.model.train import TrainConfig, train
 
     load_board(opts.board)  # an unknown board fails now, not after training
     run = Path(opts.out)
@@ -96,7 +90,7 @@ def run_demo(opts: DemoOptions, log: Log = _stderr) -> dict[str, Any]:
     summary = {
         "run": str(run),
         "synthetic": True,
-        "board": built["board"],
+        "board": built.board,
         "params": m["params"],
         "accuracy": m["accuracy"],
         "macro_f1": m["macro_f1"],
@@ -104,11 +98,11 @@ def run_demo(opts: DemoOptions, log: Log = _stderr) -> dict[str, Any]:
         "int8_accuracy": quant["int8_accuracy"],
         "model_bytes": quant["model_bytes"],
         "arena_bytes": quant["arena_bytes"],
-        "firmware_arena_bytes": built["arena_bytes"],
-        "flash_budget": built["flash_budget"],
-        "ram_budget": built["ram_budget"],
-        "compiled": built["compiled"],
-        "sketch_dir": built["sketch_dir"],
+        "firmware_arena_bytes": built.arena_bytes,
+        "flash_budget": built.flash_budget,
+        "ram_budget": built.ram_budget,
+        "compiled": built.compiled,
+        "sketch_dir": built.sketch_dir,
         "verify": {mode: _verify_figures(r) for mode, r in reports.items()},
         "seconds": seconds,
         "passed": all(r["passed"] for r in reports.values()),

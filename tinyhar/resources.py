@@ -1,4 +1,4 @@
-"""Where the files shipped with tinyhar live (boards, firmware templates, checksums).
+"""Where tinyhar's files live: those it ships (boards, firmware templates, checksums), its cache.
 
 In a checkout `boards/` and `firmware_templates/` sit beside the package; a wheel carries them
 inside it (pyproject.toml maps them), so both places are looked at.
@@ -6,6 +6,7 @@ inside it (pyproject.toml maps them), so both places are looked at.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -29,3 +30,11 @@ def templates_dir() -> Path:
 def package_data(name: str) -> Path:
     """A data file shipped in `tinyhar/data/`."""
     return PACKAGE_DIR / "data" / name
+
+
+def cache_dir() -> Path:
+    """$TINYHAR_CACHE, else $XDG_CACHE_HOME/tinyhar, else ~/.cache/tinyhar."""
+    if os.environ.get("TINYHAR_CACHE"):
+        return Path(os.environ["TINYHAR_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "tinyhar"

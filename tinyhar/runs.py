@@ -8,6 +8,7 @@ from pathlib import Path
 from tinyhar.errors import TinyharError
 
 RUNS_ROOT = Path("runs")
+DEMO_DIR = RUNS_ROOT / "demo"  # the run folder of `tinyhar demo`
 
 # File names inside a run folder; every module uses these, none spells them again.
 KERAS_MODEL = "model.keras"

@@ -1,7 +1,7 @@
 """Test vectors for the C harness (test_main.c): generated here, written as vectors.h.
 
 Used by tests/test_core_qemu.py; the same vectors run in the host build, on the Cortex-M4F under
-QEMU and through tinyhar.device.preprocess, and the three must agree bit for bit.
+QEMU and through tinyhar.board.preprocess, and the three must agree bit for bit.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyhar.device import protocol as P
-from tinyhar.device.preprocess import PreprocessConfig
+from tinyhar.board import protocol as P
+from tinyhar.board.preprocess import PreprocessConfig
 
 HERE = Path(__file__).resolve().parent
 SESSION_CHUNK = 7

@@ -19,23 +19,17 @@ import zipfile
 from pathlib import Path
 from typing import IO
 
+from tqdm import tqdm
+
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path
-from tinyhar.resources import package_data
+from tinyhar.resources import cache_dir, package_data
 
 MHEALTH_URL = "https://archive.ics.uci.edu/static/public/319/mhealth+dataset.zip"
 URL_ENV = "TINYHAR_MHEALTH_URL"
 CHECKSUMS_FILE = "mhealth_sha256.txt"
 _CHUNK = 1 << 20
 _MIRROR_HINT = f"try again later, or point --url (or {URL_ENV}) at a mirror of the UCI zip"
-
-
-def cache_dir() -> Path:
-    """$TINYHAR_CACHE, else $XDG_CACHE_HOME/tinyhar, else ~/.cache/tinyhar."""
-    if os.environ.get("TINYHAR_CACHE"):
-        return Path(os.environ["TINYHAR_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "tinyhar"
 
 
 def default_data_dir() -> Path:
@@ -131,7 +125,6 @@ def _write(out: IO[bytes], chunk: bytes) -> None:
 
 def _fetch(url: str, out: IO[bytes], progress: bool, timeout: float) -> int:
     """Stream `url` into `out` with a progress bar; every network failure becomes one line."""
-    from tqdm import tqdm
 
     host = urllib.parse.urlsplit(url).netloc or url
     if urllib.parse.urlsplit(url).scheme not in ("http", "https", "file"):

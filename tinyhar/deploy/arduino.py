@@ -10,7 +10,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyhar.deploy.boards import Board, Library
+from serial.tools import list_ports
+
+from tinyhar.board.boards import Board, Library
 from tinyhar.errors import TinyharError
 
 INSTALL_HINT = (
@@ -267,7 +269,6 @@ def cli_ports(cli: str) -> list[Port]:
 
 def serial_ports() -> list[Port]:
     """Serial ports with USB ids as pyserial sees them."""
-    from serial.tools import list_ports
 
     return [
         Port(p.device, p.vid, p.pid, p.description or "") for p in list_ports.comports() if p.device

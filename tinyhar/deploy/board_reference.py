@@ -10,19 +10,34 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tflite_micro.python.tflite_micro import runtime
 
-from tinyhar.deploy import native_build
+from tinyhar.board.boards import load_board
+from tinyhar.board.tflm_library import (
+    DEFINES,
+    include_dirs,
+    libraries_dir,
+    library_src,
+    load_library,
+    sources_for_ops,
+)
+from tinyhar.crc import crc32
+from tinyhar.deploy import codegen, native_build
+from tinyhar.deploy.codegen import LIBRARY_NAME
+from tinyhar.deploy.firmware import DEFAULT_SKETCH, firmware_context, kernel_plan
+from tinyhar.deploy.firmware_config import spec_from_dataset
 from tinyhar.deploy.native_build import HOST, OWN_WARNINGS
-from tinyhar.deploy.tflm_library import DEFINES, include_dirs, sources_for_ops
 from tinyhar.errors import TinyharError
+from tinyhar.files import atomic_path
+from tinyhar.lite.tflite_inspect import debug_model, inspect_tflite
+from tinyhar.log import Log
 from tinyhar.resources import templates_dir
+from tinyhar.runs import FIRMWARE_DIR
 
-Log = Callable[[str], None]
 HOST_DIR = "host"  # firmware_templates/host: what the host build adds (logging and clock)
 # The library's Arduino glue: replaced on the host by firmware_templates/host/tinyhar_host.cpp.
 _ARDUINO_ONLY = {"system_setup.cpp", "utility_arduino.cpp"}
@@ -163,9 +178,6 @@ def for_build(
 ) -> tuple[BoardReference | None, str]:
     """The board reference for a run's build.json, or (None, why not) when it cannot be built.
     A library path recorded relative to another folder is looked for in the run's firmware/."""
-    from tinyhar.deploy.codegen import LIBRARY_NAME
-    from tinyhar.deploy.tflm_library import libraries_dir, library_src, load_library
-    from tinyhar.runs import FIRMWARE_DIR
 
     try:
         lib = load_library(build["tflm_library"]["name"])
@@ -190,9 +202,6 @@ def tensor_differences(
     """Per operator, how the Python TFLM interpreter differs from the board's library on the
     same windows: windows differing, the largest difference in LSB, and in how many windows the
     op is where a difference starts (its inputs agree, its output does not)."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    from tinyhar.deploy.tflite_inspect import debug_model
 
     dbg, outs = debug_model(model)
     arena_bytes = max(4 * arena_bytes, 256 * 1024)  # every tensor is kept alive as an output
@@ -235,14 +244,6 @@ def for_board(
 ) -> tuple[BoardReference | None, str]:
     """The board's own TFLM for a model that has no build yet (as `tinyhar quantize` needs it):
     the firmware library rendered into the object cache and built for the host; or (None, why)."""
-    from tinyhar.deploy import codegen
-    from tinyhar.deploy.boards import load_board
-    from tinyhar.deploy.build import DEFAULT_SKETCH, firmware_context, kernel_plan
-    from tinyhar.deploy.crc import crc32
-    from tinyhar.deploy.firmware_config import spec_from_dataset
-    from tinyhar.deploy.tflite_inspect import inspect_tflite
-    from tinyhar.deploy.tflm_library import libraries_dir, library_src, load_library
-    from tinyhar.files import atomic_path
 
     try:
         HOST.require()

@@ -142,13 +142,22 @@ class Rendered:
     sketch_kept: bool
 
 
+_SKETCH_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def check_sketch_name(name: str) -> str:
+    """The sketch name, refused in one line unless arduino-cli can use it."""
+    if not _SKETCH_NAME.fullmatch(name):
+        raise TinyharError(
+            f"--sketch-name {name!r}: use letters, digits and _ (arduino-cli needs it)"
+        )
+    return name
+
+
 def render_firmware(context: Mapping[str, Any], board_dir: Path, sketch_name: str) -> Rendered:
     """Write `board_dir/libraries/tinyhar_model/` (replaced whole, atomically) and the sketch
     `board_dir/<sketch>/<sketch>.ino`, which is only written when the user has not changed it."""
-    if not re.fullmatch(r"[A-Za-z0-9_]+", sketch_name):
-        raise TinyharError(
-            f"sketch name {sketch_name!r}: use letters, digits and _ (arduino-cli needs it)"
-        )
+    check_sketch_name(sketch_name)
     missing = [f for f in CORE_FILES if not (templates_dir() / f).is_file()]
     if missing:
         raise TinyharError(f"firmware core {', '.join(missing)} missing from {templates_dir()}")

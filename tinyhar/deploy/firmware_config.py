@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from tinyhar.deploy.boards import AXES, Board
-from tinyhar.deploy.tflite_inspect import ModelInfo, TensorInfo
+from tinyhar.board.boards import AXES, Board
+from tinyhar.board.preprocess import channel_map, inv_std
 from tinyhar.errors import TinyharError
+from tinyhar.lite.tflite_inspect import ModelInfo, TensorInfo
 
 TRAINING_RATE_HZ = 50.0
 TRAINING_UNITS = {"acc": "m/s^2", "gyro": "deg/s"}
@@ -282,54 +281,22 @@ def check_spec(spec: ModelSpec, info: ModelInfo) -> None:
 
 
 def channel_layout(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
-    """Per channel: which IMU reading fills raw slot c (library frame) and how the core maps the
-    raw sample to the training frame (axis_src, axis_sign, unit_factor, mean, inv_std).
-
-    Raw slot c holds the library's reading of the channel's own kind and axis; training axis a
-    comes from library axis `board.imu.axis_src[a]` with `axis_sign[a]`, found in the nearest slot
-    of the same kind. When no slot holds it (a model without all three axes), slot c itself holds
-    the needed library axis."""
-    chans = spec.channels
-    own = [(0 if ch.kind == "acc" else 3) + AXES.index(ch.axis) for ch in chans]
-    wanted = []
-    for ch in chans:
-        a = AXES.index(ch.axis)
-        wanted.append(
-            ((0 if ch.kind == "acc" else 3) + board.imu.axis_src[a], board.imu.axis_sign[a])
-        )
-    if all(w in own for w, _ in wanted):
-        slots = own
-        srcs = [
-            min((j for j, s in enumerate(own) if s == w), key=lambda j, c=c: (abs(j - c), j))
-            for c, (w, _) in enumerate(wanted)
-        ]
-    else:  # some library axis has no slot of its own: each slot holds what its channel needs
-        slots = [w for w, _ in wanted]
-        srcs = list(range(len(chans)))
-    out = [{"src": src, "sign": sign} for src, (_, sign) in zip(srcs, wanted, strict=True)]
-    layout = []
-    for c, ch in enumerate(chans):
-        layout.append(
-            {
-                "name": ch.name,
-                "kind": ch.kind,
-                "axis": ch.axis,
-                "unit": ch.unit,
-                "imu_slot": slots[c],
-                "axis_src": out[c]["src"],
-                "axis_sign": out[c]["sign"],
-                "unit_factor": board.unit_factor(ch.kind, ch.unit),
-                "mean": ch.mean,
-                "std": ch.std,
-                "inv_std": inv_std(ch.std),
-            }
-        )
-    return layout
-
-
-MIN_STD = 1e-6  # as tinyhar/device/preprocess.py: a constant channel does not divide by 0
-
-
-def inv_std(std: float) -> float:
-    """1/std as the firmware holds it: a float32 division of float32 values (std >= MIN_STD)."""
-    return float(np.float32(1.0) / max(np.float32(std), np.float32(MIN_STD)))
+    """Per channel, what the templates and build.json hold: the channel, its IMU slot and mapping
+    (`board.preprocess.channel_map`) and its normalisation."""
+    maps = channel_map([(ch.kind, ch.axis, ch.unit) for ch in spec.channels], board)
+    return [
+        {
+            "name": ch.name,
+            "kind": ch.kind,
+            "axis": ch.axis,
+            "unit": ch.unit,
+            "imu_slot": m.imu_slot,
+            "axis_src": m.axis_src,
+            "axis_sign": m.axis_sign,
+            "unit_factor": m.unit_factor,
+            "mean": ch.mean,
+            "std": ch.std,
+            "inv_std": float(inv_std(ch.std)),
+        }
+        for ch, m in zip(spec.channels, maps, strict=True)
+    ]

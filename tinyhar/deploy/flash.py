@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from tinyhar import runs
+from tinyhar.board.boards import Board, load_board
 from tinyhar.deploy import arduino
-from tinyhar.deploy.boards import Board, load_board
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
+from tinyhar.log import inf
 
 BINARY_SUFFIXES = (".bin", ".hex", ".uf2", ".elf")
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def compiled_binary(build_dir: Path, sketch_name: str) -> Path | None:
@@ -64,7 +60,7 @@ def flash_firmware(
     board: str | None = None,
     port: str | None = None,
     run: Path | None = None,
-    log: Callable[[str], None] = _stderr,
+    log: Callable[[str], None] = inf,
 ) -> str:
     """Upload R/firmware/<board>/<sketch> (compiled by `tinyhar build`); a one-line summary."""
     cli = arduino.find_cli()
@@ -88,6 +84,6 @@ def flash_firmware(
             f"`tinyhar build --board {b.name}` with arduino-cli installed first"
         )
     address = choose_port(b, port, cli)
-    log(f"flash: uploading {binary.name} to {address} with {b.upload_tool} (arduino-cli upload)")
+    log(f"flash: uploading {binary.name} to {address} (arduino-cli upload --fqbn {b.fqbn})")
     arduino.upload(cli, b, address, sketch_dir, build_dir)
     return f"flashed {b.name} on {address}: model CRC-32 {record.get('model_crc32', '?')}"

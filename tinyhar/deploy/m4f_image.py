@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tinyhar import runs
-from tinyhar.deploy import tflm_library
+from tinyhar.board import tflm_library
+from tinyhar.board.boards import load_board
 from tinyhar.deploy.native_build import CORTEX_M4F, OWN_WARNINGS, compile_sources, link
 from tinyhar.errors import TinyharError
+from tinyhar.log import Log, inf
 from tinyhar.resources import templates_dir
 
-Log = Callable[[str], None]
 LAYER_SOURCES = ("startup_mps2.c", "arduino_mps2.cpp")
 LINKER_SCRIPT = "mps2_an386.ld"
 OWN_DEFINES = ("TINYHAR_EMULATOR=1",)
@@ -39,11 +39,6 @@ UNSUPPORTED_LIBRARIES = {
 }
 # Object folders inside out_dir/obj: the footprint groups objects by them.
 _FIRMWARE_OBJ, _LAYER_OBJ = "firmware", "arduino"
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
 
 
 def emulator_dir() -> Path:
@@ -191,7 +186,7 @@ def build_emulated_firmware(
     tflm_src: Path,
     ops: list[str],
     out_dir: Path,
-    log: Log = _stderr,
+    log: Log = inf,
     name: str = "firmware",
     imu_library: Path | None = None,
 ) -> EmulatedImage:
@@ -346,7 +341,6 @@ def firmware_dirs_of(record: dict[str, Any], run: Path | None = None) -> list[Pa
 
 def tflm_source_for(record: dict[str, Any], libraries: Path | None = None) -> Path:
     """The installed TFLM library's src/ that a build.json's firmware compiles against."""
-    from tinyhar.deploy.boards import load_board
 
     name = record.get("tflm_library") or load_board(record["board"]).tflm.name
     if isinstance(name, dict):

@@ -12,16 +12,16 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from tinyhar.data.download import cache_dir
 from tinyhar.errors import TinyharError
+from tinyhar.log import Log
+from tinyhar.resources import cache_dir
 
-Log = Callable[[str], None]
 OWN_WARNINGS = ("-Wall", "-Wextra", "-Werror")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,44 +10,31 @@ from typing import Any
 import numpy as np
 
 from tinyhar import runs
-from tinyhar.deploy.crc import crc32, crc32_hex
-from tinyhar.deploy.tflite_inspect import TensorInfo
-from tinyhar.device import preprocess
-from tinyhar.device.preprocess import PreprocessConfig
+from tinyhar.board import preprocess
+from tinyhar.board.boards import load_board
+from tinyhar.board.preprocess import PreprocessConfig
+from tinyhar.crc import crc32, crc32_hex
+from tinyhar.deploy.board_reference import for_board
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _preprocess_config(
-    mean: np.ndarray, std: np.ndarray, scale: float = 1.0, zero_point: int = 0
-) -> PreprocessConfig:
-    """The device's preprocessing for windows already in training units and axes."""
-    c = len(mean)
-    std = np.maximum(np.asarray(std, np.float32), np.float32(1e-6))
-    return PreprocessConfig(
-        unit_factor=np.ones(c, np.float32),
-        axis_src=np.arange(c),
-        axis_sign=np.ones(c, np.int8),
-        mean=np.asarray(mean, np.float32),
-        inv_std=np.float32(1.0) / std,
-        input_scale=scale,
-        input_zero_point=zero_point,
-    )
+from tinyhar.lite.arena import RESOLUTION, measure_arena
+from tinyhar.lite.convert import to_int8_tflite
+from tinyhar.lite.reference import TfliteReference, TflmReference
+from tinyhar.lite.tflite_inspect import TensorInfo, inspect_tflite
+from tinyhar.log import inf
 
 
 def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """Training-unit windows (..., C) -> normalised float32, exactly as the device computes it."""
-    return preprocess.normalise(x, _preprocess_config(np.asarray(mean), np.asarray(std)))
+    return preprocess.normalise(
+        x, PreprocessConfig.in_training_frame(np.asarray(mean), np.asarray(std))
+    )
 
 
 def quantise_input(n: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Normalised float32 -> int8 like the firmware: clamp(rint(n * (1/scale)) + zp, -128, 127)."""
     c = np.shape(n)[-1]
-    cfg = _preprocess_config(np.zeros(c), np.ones(c), scale, zero_point)
+    cfg = PreprocessConfig.in_training_frame(np.zeros(c), np.ones(c), scale, zero_point)
     return preprocess.quantize(n, cfg)
 
 
@@ -91,17 +77,13 @@ def load_run_inputs(run: Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 def quantize_run(
     run: Path | None,
-    log: Callable[[str], None] = _stderr,
+    log: Callable[[str], None] = inf,
     board: str = "nano33ble",
     libraries: Path | None = None,
 ) -> dict[str, Any]:
     """Convert R/model.keras to int8, evaluate float/TFLM/TFLite accuracy and the accuracy with
     the board's own TFLM library (where it can be built), measure the arena, then write
     R/model_int8.tflite and R/quantize.json; returns the report."""
-    from tinyhar.deploy.arena import RESOLUTION, measure_arena
-    from tinyhar.deploy.convert import to_int8_tflite
-    from tinyhar.deploy.reference import TfliteReference, TflmReference
-    from tinyhar.deploy.tflite_inspect import inspect_tflite
 
     run = runs.require_run(run, needs=runs.KERAS_MODEL)
     ds, arr = load_run_inputs(run)
@@ -174,7 +156,6 @@ def board_accuracy(
 ) -> dict[str, Any]:
     """int8 accuracy as the board computes it: its TFLM library (and tinyhar's kernels) built for
     the host; or why that could not be done."""
-    from tinyhar.deploy.board_reference import for_board
 
     log(f"quantize: int8 accuracy with {board}'s TFLM library built for the host")
     ref, why = for_board(model, dataset, board, arena, libraries, log)
@@ -195,7 +176,6 @@ def board_accuracy(
 
 
 def _library_title(board: str) -> str:
-    from tinyhar.deploy.boards import load_board
 
     b = load_board(board)
     return f"{b.tflm.name} {b.tflm.version}"
@@ -239,7 +219,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def _load_keras(path: Path):
-    from tinyhar.model.keras_env import keras
+    from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
 
     try:
         return keras.models.load_model(path, compile=False)

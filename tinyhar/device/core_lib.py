@@ -15,17 +15,20 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from tinyhar.device.preprocess import PreprocessConfig
-from tinyhar.device.protocol import DTYPE_CODES, TensorSpec
+from tinyhar.board.boards import Board
+from tinyhar.board.preprocess import PreprocessConfig
+from tinyhar.board.protocol import DTYPE_CODES, TensorSpec
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, read_json
+from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.resources import templates_dir
+from tinyhar.runs import DATASET_JSON, INT8_MODEL, QUANTIZE_JSON
 
 CORE_C = "tinyhar_core.c"
 CORE_H = "tinyhar_core.h"
@@ -211,15 +214,13 @@ class CoreConfig:
 
 
 def core_config_from_run(
-    run_dir: Path, board: Mapping, model_bytes: bytes | None = None, firmware_version: str = "sim"
+    run_dir: Path, board: Board, model_bytes: bytes | None = None, firmware_version: str = "sim"
 ) -> CoreConfig:
     """The configuration the firmware built from run R for `board` carries.
 
     `model_bytes` defaults to the run's int8 model; passing another model makes a device that
     carries it (its CRC-32 and tensors), with the run's preprocessing.
     """
-    from tinyhar.deploy.tflite_inspect import inspect_tflite
-    from tinyhar.runs import DATASET_JSON, INT8_MODEL, QUANTIZE_JSON
 
     run_dir = Path(run_dir)
     if model_bytes is None:
@@ -244,7 +245,7 @@ def core_config_from_run(
         ),
         model_crc32=zlib.crc32(model_bytes) & 0xFFFFFFFF,
         arena_bytes=int(quant.get("arena_bytes", 0)),
-        board_name=str(board.get("name", "virtual")),
+        board_name=board.name,
         firmware_version=firmware_version,
         labels=list(dataset.get("labels", [])) or None,
     )

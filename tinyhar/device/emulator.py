@@ -12,13 +12,13 @@ import atexit
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from shutil import which
 from typing import Any
 
 from tinyhar import runs
@@ -31,20 +31,14 @@ from tinyhar.deploy.m4f_image import (
 )
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
+from tinyhar.log import Log, inf
 
-Log = Callable[[str], None]
 QEMU = "qemu-system-arm"
 QEMU_APT = "qemu-system-arm"
 MACHINE = "mps2-an386"
 ICOUNT_SHIFT = 0  # one instruction = 2**0 ns of virtual time: micros() * 1000 = instructions
 EMULATOR_OUT = "emulator"  # runs/<run>/emulator/<board>/: objects, ELF and map
 _PTY_LINE = re.compile(r"char device redirected to (/dev/\S+)")
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 
 
 def qemu_command(elf: Path, icount_shift: int = ICOUNT_SHIFT, qemu: str = QEMU) -> list[str]:
@@ -59,7 +53,6 @@ def qemu_command(elf: Path, icount_shift: int = ICOUNT_SHIFT, qemu: str = QEMU) 
 
 def require_qemu(qemu: str = QEMU) -> str:
     """The QEMU binary's path; one line saying how to install it otherwise."""
-    from shutil import which
 
     path = which(qemu)
     if path is None:
@@ -162,7 +155,7 @@ def start_emulator(
 
 
 def build_for_run(
-    run: Path | None, libraries: Path | None = None, log: Log = _stderr
+    run: Path | None, libraries: Path | None = None, log: Log = inf
 ) -> tuple[EmulatedImage, dict[str, Any]]:
     """The emulated firmware of the run's latest `tinyhar build`, in runs/<run>/emulator/<board>/;
     also returns the build.json record."""
@@ -181,7 +174,7 @@ def run_emulated_sim(
     link_path: Path | None = None,
     software_only: Sequence[str] = (),
     announce: Callable[[str], None] = print,
-    log: Log = _stderr,
+    log: Log = inf,
 ) -> None:
     """`tinyhar sim --emulate`: build the run's firmware for the emulated board, start QEMU,
     announce the pty path (first line on stdout, as `tinyhar sim` does) and serve until Ctrl-C

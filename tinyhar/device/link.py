@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import serial
 
-from tinyhar.device import protocol as P
+from tinyhar.board import protocol as P
 from tinyhar.errors import TinyharError
 
 DEFAULT_TIMEOUT = 1.0  # seconds per attempt, plus transfer time

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyhar import runs
-from tinyhar.device import protocol as P
+from tinyhar.board import protocol as P
 from tinyhar.device.link import Link
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json

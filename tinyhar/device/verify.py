@@ -10,33 +10,33 @@ from __future__ import annotations
 import sys
 import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from tinyhar import runs
-from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
-from tinyhar.device import protocol as P
-from tinyhar.device.link import DeviceError, DeviceStateLost, Link
-from tinyhar.device.preprocess import (
+from tinyhar.board import protocol as P
+from tinyhar.board.boards import load_board
+from tinyhar.board.preprocess import (
     PreprocessConfig,
     normalise,
     quantize,
     quantize_window,
     to_board_units,
 )
+from tinyhar.deploy import board_reference
+from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
+from tinyhar.device.link import DeviceError, DeviceStateLost, Link
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, atomic_write_json, read_json
+from tinyhar.lite.reference import TfliteReference, TflmReference
+from tinyhar.lite.tflite_inspect import inspect_tflite
+from tinyhar.log import Log, inf
 
-Log = Callable[[str], None]
 WINDOW_RESTARTS = 3  # times one raw window is sent again after the device lost its samples
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -86,7 +86,6 @@ def load_run_model(run: Path | None, windows: int | None) -> RunModel:
 
 def check_device(info: P.DeviceInfo, rm: RunModel, port: str) -> None:
     """Refuse a device that does not carry the run's model, in one line."""
-    from tinyhar.deploy.tflite_inspect import inspect_tflite
 
     if not info.has_model:
         raise TinyharError(
@@ -128,17 +127,10 @@ def check_device(info: P.DeviceInfo, rm: RunModel, port: str) -> None:
         )
 
 
-def _board_mapping(name: str) -> dict:
-    from tinyhar.device.virtual_board import board_dict
-
-    return board_dict(name)
-
-
 def reference_outputs(
     model_bytes: bytes, arena: int, q: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(TFLM outputs, TFLite outputs) for int8 windows q (n, window, C)."""
-    from tinyhar.deploy.reference import TfliteReference, TflmReference
 
     tflm = TflmReference(model_bytes, arena).predict(q)
     tflite = TfliteReference(model_bytes).predict(q)
@@ -168,7 +160,6 @@ def host_references(
 
     A virtual board (`tinyhar sim`, firmware "sim") runs the Python TFLM interpreter itself; a
     firmware runs its TFLM library, compiled for the host from the same sources (build.json)."""
-    from tinyhar.deploy import board_reference
 
     n = len(q)
     arena = max(int(rm.quantize.get("arena_bytes", 0)) * 2, info.arena_bytes, 4096)
@@ -251,7 +242,7 @@ def _recheck(link: Link) -> None:
         )
 
 
-def verify_device(opts: VerifyOptions, log: Log = _stderr) -> dict[str, Any]:
+def verify_device(opts: VerifyOptions, log: Log = inf) -> dict[str, Any]:
     """The whole check; writes R/verify.json (also on failure) and R/verify.png; the report."""
     rm = load_run_model(opts.run, opts.windows)
     out_json = rm.run / runs.VERIFY_JSON
@@ -274,7 +265,6 @@ def verify_device(opts: VerifyOptions, log: Log = _stderr) -> dict[str, Any]:
 
 
 def _verify(opts: VerifyOptions, rm: RunModel, report: dict, log: Log) -> dict[str, Any]:
-    from tqdm import tqdm
 
     with Link(opts.port, timeout=opts.timeout, retries=opts.retries) as link:
         info = link.hello()
@@ -288,11 +278,11 @@ def _verify(opts: VerifyOptions, rm: RunModel, report: dict, log: Log) -> dict[s
             link.stream_stop()
         if opts.raw:
             cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize,
-                                            _board_mapping(opts.board or info.board))  # fmt: skip
+                                            load_board(opts.board or info.board))  # fmt: skip
             raws = [to_board_units(w, cfg) for w in rm.x]
             expected = np.stack([quantize_window(r, cfg) for r in raws])
         else:
-            cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize, {})
+            cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize, None)
             expected = np.stack([quantize(normalise(w, cfg), cfg) for w in rm.x])
         n, window = len(rm.x), expected[0].size
         dev_out = np.zeros((n, info.n_classes), dtype=np.int8)
@@ -410,7 +400,6 @@ def emulated_timing(info: P.DeviceInfo, latency_us: np.ndarray) -> dict[str, Any
     and the latency they suggest on the real board's MCU: an estimate, stated as a range."""
     if not info.firmware_version.endswith(EMULATED_SUFFIX):
         return None
-    from tinyhar.deploy.boards import load_board
 
     instructions = float(np.median(latency_us)) * 1000.0
     out: dict[str, Any] = {
@@ -489,10 +478,10 @@ def plot_verify(
     path: Path, dev: np.ndarray, host: np.ndarray, latency_us: np.ndarray, report: dict
 ) -> None:
     """LSB-difference histogram, per-window top class (device vs host), device latency."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib takes 0.4 s to import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib takes 0.4 s to import
 
     diff = (dev.astype(np.int32) - host.astype(np.int32)).ravel()
     fig, ax = plt.subplots(1, 3, figsize=(14, 4))
@@ -553,8 +542,11 @@ def format_report(r: dict[str, Any]) -> str:
         f"  Python TFLM (second opinion) top-1 agreement {r['python_tflm']['top1_agreement']:.4f}"
         f", max {r['python_tflm']['max_abs_diff_lsb']} LSB, "
         f"{r['python_tflm']['windows_differing']} windows differ"
-        + (f"; differences start in: {op_summary(r['python_tflm'])}"
-           if "per_op" in r["python_tflm"] else ""),
+        + (
+            f"; differences start in: {op_summary(r['python_tflm'])}"
+            if "per_op" in r["python_tflm"]
+            else ""
+        ),
         f"  TFLite (second opinion)      top-1 agreement "
         f"{r['tflite_top1_agreement']:.4f}, max {r['tflite_max_abs_diff_lsb']} LSB",
         f"  device latency (us)          min {lat['min']}, median {lat['median']:.0f}, "

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import os
 import select
-import sys
+import signal
 import threading
 import time
-import tomllib
 import tty
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,21 +16,21 @@ from pathlib import Path
 import numpy as np
 
 from tinyhar import runs
-from tinyhar.device import protocol as P
+from tinyhar.board import protocol as P
+from tinyhar.board.boards import load_board
+from tinyhar.board.preprocess import to_board_units
+from tinyhar.data.mhealth import load_mhealth
+from tinyhar.deploy.footprint import firmware_arena
 from tinyhar.device.core_lib import CoreConfig, CoreDevice, core_config_from_run
-from tinyhar.device.preprocess import to_board_units
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
+from tinyhar.lite.reference import TflmReference
+from tinyhar.log import Log, inf
 
-Log = Callable[[str], None]
 WRITE_WAIT = 1.0  # seconds a write waits for a reader before the bytes are dropped
 _STATUS_REQUESTS = (P.MsgType.SAMPLES, P.MsgType.RESET_BUFFER, P.MsgType.STREAM_START,
                     P.MsgType.STREAM_STOP)  # fmt: skip
 _STATUS_REPLIES = {int(t) | P.REPLY for t in _STATUS_REQUESTS}
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -92,38 +90,6 @@ class _Mangler:
 # --- what the board carries ----------------------------------------------------------------
 
 
-def board_dict(name: str) -> dict:
-    """The board file (validated by load_board) as the parsed TOML mapping the core config uses."""
-    from tinyhar.deploy.boards import load_board
-
-    board = load_board(name)
-    return tomllib.loads(board.path.read_text(encoding="utf-8"))
-
-
-def firmware_arena(run: Path, model_bytes: bytes, board: str, log: Log = _stderr) -> int:
-    """The arena the firmware for this model has: build.json's, else measured + the build margin."""
-    from tinyhar.deploy.build import DEFAULT_MARGIN, align, margin_bytes
-
-    crc = zlib.crc32(model_bytes) & 0xFFFFFFFF
-    build = run / runs.BUILD_JSON
-    if build.is_file():
-        rec = read_json(build)
-        if (
-            rec.get("model_crc32_int") == crc
-            and rec.get("board") == board
-            and rec.get("arena_bytes")
-        ):
-            return int(rec["arena_bytes"])
-    quant = read_json(run / runs.QUANTIZE_JSON)
-    measured = int(quant.get("arena_bytes", 0))
-    if quant.get("model_crc32_int") != crc or not measured:
-        from tinyhar.deploy.arena import measure_arena
-
-        log("sim: measuring the TFLM arena of the model")
-        measured = measure_arena(model_bytes)
-    return align(measured + margin_bytes(DEFAULT_MARGIN, measured))
-
-
 def stream_from_windows(x: np.ndarray, stride: int) -> np.ndarray:
     """The recording behind overlapping windows: consecutive windows that overlap by
     `window - stride` samples are joined, others are concatenated whole."""
@@ -149,7 +115,6 @@ def replay_training_units(run: Path, replay: Path | None = None) -> np.ndarray:
         if len(x) == 0:
             raise TinyharError(f"{run} has no test windows to replay: pass --replay FILE")
         return stream_from_windows(x, int(dataset["stride"]))
-    from tinyhar.data.mhealth import load_mhealth
 
     data = load_mhealth(replay)
     cols = [int(ch["column"]) for ch in dataset["channels"]]
@@ -184,11 +149,11 @@ def board_image(
     run: Path,
     model: Path | None = None,
     replay: Path | None = None,
-    log: Log = _stderr,
+    log: Log = inf,
 ) -> BoardImage:
     """Everything the firmware built for `run` on `board` would hold (or with another model)."""
     run = runs.require_run(run, runs.QUANTIZE_JSON, "tinyhar quantize")
-    bdict = board_dict(board)
+    spec = load_board(board)
     if model is not None:
         try:
             model_bytes = Path(model).read_bytes()
@@ -196,8 +161,9 @@ def board_image(
             raise TinyharError(f"cannot read --model {model}: {e.strerror}") from None
     else:
         model_bytes = (run / runs.INT8_MODEL).read_bytes()
-    config = core_config_from_run(run, bdict, model_bytes, firmware_version="sim")
-    arena = firmware_arena(run, model_bytes, str(bdict.get("name", board)), log)
+    config = core_config_from_run(run, spec, model_bytes, firmware_version="sim")
+    spec.check_rate(config.rate_hz)
+    arena = firmware_arena(run, model_bytes, spec.name, log)
     config.arena_bytes = arena
     stream = replay_training_units(run, replay)
     return BoardImage(config, model_bytes, arena, to_board_units(stream, config.preprocess))
@@ -205,7 +171,6 @@ def board_image(
 
 def tflm_hook(model_bytes: bytes, arena_bytes: int, input_shape: tuple[int, ...]):
     """The inference hook: the TFLM interpreter with the firmware's arena."""
-    from tinyhar.deploy.reference import TflmReference
 
     ref = TflmReference(model_bytes, arena_bytes)
     shape = (1, *input_shape[1:])
@@ -223,7 +188,7 @@ class VirtualBoard:
     """The core behind a pseudo-terminal; `serve()` runs until `stop()`."""
 
     def __init__(
-        self, image: BoardImage, faults: Faults = Faults(), speed: float = 1.0, log: Log = _stderr
+        self, image: BoardImage, faults: Faults = Faults(), speed: float = 1.0, log: Log = inf
     ) -> None:
         if speed <= 0:
             raise TinyharError(f"--speed {speed}: give a positive factor")
@@ -388,10 +353,9 @@ def run_sim(
     speed: float = 1.0,
     link: Path | None = None,
     announce: Callable[[str], None] = print,
-    log: Log = _stderr,
+    log: Log = inf,
 ) -> None:
     """Start a virtual board and serve until interrupted; announces the pty path first."""
-    import signal
 
     image = board_image(board, runs.require_run(run, runs.QUANTIZE_JSON, "tinyhar quantize"),
                         model, replay, log)  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tinyhar.errors import TinyharError
-from tinyhar.model.keras_env import keras
+from tinyhar.lite.keras_env import keras
 
 ARCHS = ("tiny", "paper")
 LEARNING_RATE = 0.001

@@ -7,7 +7,9 @@ from collections.abc import Callable
 import numpy as np
 
 from tinyhar.errors import TinyharError
-from tinyhar.model.architectures import TINY_WIDTHS
+from tinyhar.lite.arena import measure_arena
+from tinyhar.lite.convert import to_int8_tflite
+from tinyhar.model.architectures import TINY_WIDTHS, build_model
 
 _CACHE: dict[tuple, tuple[int, int]] = {}
 
@@ -19,10 +21,7 @@ def measure_tiny(input_shape: tuple[int, int], n_classes: int, width: int) -> tu
     """
     key = (tuple(input_shape), int(n_classes), int(width))
     if key not in _CACHE:
-        from tinyhar.deploy.arena import measure_arena
-        from tinyhar.deploy.convert import to_int8_tflite
-        from tinyhar.model.architectures import build_model
-        from tinyhar.model.keras_env import keras
+        from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
 
         keras.utils.set_random_seed(0)
         model = build_model("tiny", input_shape, n_classes, width=width)

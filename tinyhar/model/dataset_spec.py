@@ -7,12 +7,12 @@ from dataclasses import asdict
 
 import numpy as np
 
+from tinyhar.data.mhealth import LABEL_NAMES
 from tinyhar.data.windows import RATE_HZ, Split, label_ids
 
 
 def class_names(include_null: bool) -> list[str]:
     """Class names by class index (MHEALTH's label names)."""
-    from tinyhar.data.mhealth import LABEL_NAMES
 
     return [LABEL_NAMES[i] for i in label_ids(include_null)]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import sys
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,9 +12,25 @@ from pathlib import Path
 import numpy as np
 
 from tinyhar import runs
-from tinyhar.data.windows import STRIDE, WINDOW, Split, make_windows, normalization, normalize
+from tinyhar.data.download import default_data_dir
+from tinyhar.data.mhealth import channels, load_mhealth
+from tinyhar.data.windows import (
+    STRIDE,
+    WINDOW,
+    Split,
+    make_windows,
+    normalization,
+    normalize,
+    split_windows,
+)
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, atomic_write_bytes, atomic_write_json
+from tinyhar.log import inf
+from tinyhar.model import plots
+from tinyhar.model.architectures import build_model
+from tinyhar.model.budget import fit_tiny_to_budget
+from tinyhar.model.dataset_spec import class_names, dataset_spec
+from tinyhar.model.metrics import classification_metrics
 
 DEFAULT_EPOCHS = 50  # the paper's setting
 DEFAULT_BATCH = 64
@@ -83,8 +99,6 @@ def resolve_data(data: Path | None) -> Path:
             )
         return Path(data)
     try:
-        from tinyhar.data.download import default_data_dir
-
         cache = Path(default_data_dir())
     except ImportError:
         cache = None
@@ -98,9 +112,6 @@ def resolve_data(data: Path | None) -> Path:
 
 def prepare(cfg: TrainConfig, data) -> Prepared:
     """Window, split and normalise loaded MHEALTH data (`MhealthData`) for `cfg`."""
-    from tinyhar.data.mhealth import channels
-    from tinyhar.data.windows import split_windows
-    from tinyhar.model.dataset_spec import class_names, dataset_spec
 
     chans = channels(cfg.sensors)
     w = make_windows(
@@ -133,7 +144,7 @@ def prepare(cfg: TrainConfig, data) -> Prepared:
 
 
 def _epoch_logger(log: Callable[[str], None], epochs: int, seconds: list[float]):
-    from tinyhar.model.keras_env import keras
+    from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
 
     class EpochLine(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -153,14 +164,9 @@ def _epoch_logger(log: Callable[[str], None], epochs: int, seconds: list[float])
     return EpochLine()
 
 
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = _stderr):
+def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
     """Size (tiny), build and train the model; returns (model, history, size params, budget)."""
-    from tinyhar.model.architectures import build_model
-    from tinyhar.model.keras_env import keras
+    from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
 
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise TinyharError("--epochs and --batch-size must be at least 1")
@@ -169,8 +175,6 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = _stderr):
     size: dict = {}
     budget: dict = {}
     if cfg.arch == "tiny":
-        from tinyhar.model.budget import fit_tiny_to_budget
-
         log(f"sizing tiny to {cfg.max_model_kb:g} KB model / {cfg.max_arena_kb:g} KB arena")
         size, model_bytes, arena = fit_tiny_to_budget(
             shape, n_classes, cfg.max_model_kb, cfg.max_arena_kb, log=log
@@ -223,7 +227,6 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = _stderr):
 
 def evaluate(model, prep: Prepared, batch_size: int = 256) -> dict:
     """Accuracy, macro-F1, per-class scores and confusion on the test split."""
-    from tinyhar.model.metrics import classification_metrics
 
     x = normalize(prep.split.test.x, prep.mean, prep.std)
     pred = np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=1)
@@ -250,10 +253,8 @@ def data_label(synthetic: bool) -> str:
     return "SYNTHETIC data" if synthetic else "MHEALTH data"
 
 
-def train(cfg: TrainConfig, log: Callable[[str], None] = _stderr) -> TrainResult:
+def train(cfg: TrainConfig, log: Callable[[str], None] = inf) -> TrainResult:
     """Load, window, split, size (tiny), train, evaluate; then write the run folder atomically."""
-    from tinyhar.data.mhealth import load_mhealth
-    from tinyhar.model import plots
 
     if cfg.arch not in ("tiny", "paper"):
         raise TinyharError(f"unknown architecture {cfg.arch!r}: use tiny or paper")
@@ -330,7 +331,6 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = _stderr) -> TrainResult
 
 
 def _remove_stale(run: Path, log: Callable[[str], None]) -> None:
-    import shutil
 
     stale = [run / n for n in DOWNSTREAM if (run / n).exists()]
     for p in stale:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tinyhar.deploy.tflm_library import known_libraries, load_library
+from tinyhar.board.tflm_library import known_libraries, load_library
 from tinyhar.errors import TinyharError
 from tinyhar.resources import boards_dir
 
@@ -22,7 +22,6 @@ UNIT_FACTORS: dict[tuple[str, str], float] = {
     ("rad/s", "rad/s"): 1.0,
     ("deg/s", "rad/s"): 0.017453292519943295,
 }
-UPLOAD_TOOLS = ("bossac", "picotool", "dfu-util", "openocd", "avrdude", "esptool")
 _USB_ID = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
 _AXIS = re.compile(r"^([+-])([xyz])$")
 
@@ -52,7 +51,7 @@ class Imu:
 
 @dataclass(frozen=True)
 class Board:
-    """One board: MCU, memory budgets, toolchain, IMU, USB ids, upload method."""
+    """One board: MCU, memory budgets, toolchain, IMU, USB ids."""
 
     name: str
     title: str
@@ -75,9 +74,6 @@ class Board:
     tflm_alternatives: tuple[str, ...]
     imu: Imu
     usb_ids: tuple[tuple[int, int], ...]
-    upload_method: str
-    upload_tool: str
-    touch_1200bps: bool
 
     def unit_factor(self, kind: str, training_unit: str) -> float:
         """Factor turning this board's IMU reading of `kind` ("acc"|"gyro") into `training_unit`."""
@@ -98,6 +94,14 @@ class Board:
             choices = ", ".join((self.tflm.name, *self.tflm_alternatives))
             raise TinyharError(f"--tflm-library {name}: {self.name} supports {choices}")
         return replace(self, tflm=_tflm_library(name, str(self.path)))
+
+    def check_rate(self, rate_hz: float) -> None:
+        """Refuse a model rate above what the board's IMU delivers (it resamples down, not up)."""
+        if rate_hz > self.imu.native_rate_hz:
+            raise TinyharError(
+                f"the model runs at {rate_hz:g} Hz but {self.name}'s {self.imu.chip} delivers "
+                f"{self.imu.native_rate_hz:g} Hz: train at {self.imu.native_rate_hz:g} Hz or less"
+            )
 
     def usb_id_strings(self) -> list[str]:
         return [f"{v:04x}:{p:04x}" for v, p in self.usb_ids]
@@ -166,7 +170,6 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
     tflm = _get(data, "tflm", dict, w)
     imu = _get(data, "imu", dict, w)
     usb = _get(data, "usb", dict, w)
-    upload = _get(data, "upload", dict, w)
     axis_src, axis_sign = _axis_map(
         _get(imu, "axis_map", dict, f"{w} [imu]"), f"{w} [imu.axis_map]"
     )
@@ -178,12 +181,6 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
         ids.append((int(vid, 16), int(pid, 16)))
     if not ids:
         raise TinyharError(f"{w} [usb]: ids is empty; list the board's VID:PID pairs")
-    tool = _get(upload, "tool", str, f"{w} [upload]")
-    if tool not in UPLOAD_TOOLS:
-        raise TinyharError(f"{w} [upload]: tool {tool!r} unknown; one of {', '.join(UPLOAD_TOOLS)}")
-    method = _get(upload, "method", str, f"{w} [upload]")
-    if method != "arduino-cli":
-        raise TinyharError(f'{w} [upload]: method {method!r} unsupported; use "arduino-cli"')
     rate = _get(imu, "native_rate_hz", float, f"{w} [imu]")
     if rate <= 0:
         raise TinyharError(f"{w} [imu]: native_rate_hz must be > 0, got {rate}")
@@ -222,9 +219,6 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
             axis_sign=axis_sign,
         ),
         usb_ids=tuple(ids),
-        upload_method=method,
-        upload_tool=tool,
-        touch_1200bps=bool(upload.get("touch_1200bps", False)),
     )
     if board.model_flash_bytes > board.sketch_flash_bytes:
         raise TinyharError(f"{w} [budget]: model_flash_bytes exceeds sketch_flash_bytes")

@@ -8,23 +8,63 @@ rint rounds half to even; NaN maps to the zero point.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from tinyhar.board.boards import AXES, Board
+from tinyhar.data.windows import STD_FLOOR
 from tinyhar.errors import TinyharError
 
-# factor from a board unit to a training unit
-UNIT_FACTORS: dict[tuple[str, str], float] = {
-    ("g", "m/s^2"): 9.80665,
-    ("m/s^2", "m/s^2"): 1.0,
-    ("deg/s", "deg/s"): 1.0,
-    ("rad/s", "deg/s"): 180.0 / math.pi,
-}
-_AXES = "xyz"
-_MIN_STD = 1e-6
+# Slots of the raw sample the IMU library reads: acc x, y, z, then gyro x, y, z.
+_KIND_SLOT = {"acc": 0, "gyro": 3}
+
+
+@dataclass(frozen=True)
+class ChannelMap:
+    """How training channel c is made from the board's IMU, in the firmware and on the host."""
+
+    imu_slot: int  # the library reading (0-2 acc x, y, z; 3-5 gyro) in raw slot c
+    axis_src: int  # the raw slot training channel c is taken from
+    axis_sign: int  # +1 or -1
+    unit_factor: float  # library unit -> training unit
+
+
+def channel_map(channels: Sequence[tuple[str, str, str]], board: Board) -> list[ChannelMap]:
+    """Per training channel (kind, axis, unit): which IMU reading fills raw slot c and how the
+    raw sample maps to the training frame.
+
+    Raw slot c holds the library's reading of the channel's own kind and axis; training axis a
+    comes from library axis `board.imu.axis_src[a]` with `axis_sign[a]`, found in the nearest slot
+    of the same kind. When no slot holds it (a model without all three axes), slot c itself holds
+    the needed library axis."""
+    own = [_KIND_SLOT[kind] + AXES.index(axis) for kind, axis, _ in channels]
+    wanted = [
+        (
+            _KIND_SLOT[kind] + board.imu.axis_src[AXES.index(axis)],
+            board.imu.axis_sign[AXES.index(axis)],
+        )
+        for kind, axis, _ in channels
+    ]
+    if all(w in own for w, _ in wanted):
+        slots = own
+        srcs = [
+            min((j for j, s in enumerate(own) if s == w), key=lambda j, c=c: (abs(j - c), j))
+            for c, (w, _) in enumerate(wanted)
+        ]
+    else:  # some library axis has no slot of its own: each slot holds what its channel needs
+        slots = [w for w, _ in wanted]
+        srcs = list(range(len(channels)))
+    return [
+        ChannelMap(slot, src, sign, board.unit_factor(kind, unit))
+        for slot, src, (_, sign), (kind, _, unit) in zip(slots, srcs, wanted, channels, strict=True)
+    ]
+
+
+def inv_std(std: np.ndarray | float) -> np.ndarray:
+    """1/std as the firmware holds it: a float32 division of float32 values, std floored."""
+    return np.float32(1.0) / np.maximum(np.asarray(std, np.float32), np.float32(STD_FLOOR))
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,25 +105,43 @@ class PreprocessConfig:
 
     @classmethod
     def from_run(
-        cls, dataset_json: Mapping, quantize_json: Mapping, board: Mapping
+        cls, dataset_json: Mapping, quantize_json: Mapping, board: Board | None
     ) -> PreprocessConfig:
-        """From a run's dataset.json and quantize.json and a board file (parsed TOML)."""
+        """From a run's dataset.json and quantize.json, for a board's IMU (None: windows that
+        are already in training units and axes, as model-mode verify sends them)."""
         scale, zp = input_quantization(quantize_json)
         try:
             channels = dataset_json["channels"]
             mean, std = (dataset_json["normalization"][k] for k in ("mean", "std"))
         except (KeyError, TypeError) as e:
             raise TinyharError(f"dataset.json lacks {e}; re-run tinyhar train") from None
-        src, sign, factor = board_mapping(channels, board)
-        std = np.maximum(np.asarray(std, dtype=np.float32), np.float32(_MIN_STD))
+        if board is None:
+            return cls.in_training_frame(mean, std, scale, zp)
+        maps = channel_map([(c["kind"], c["axis"], c["unit"]) for c in channels], board)
         return cls(
-            unit_factor=factor,
-            axis_src=src,
-            axis_sign=sign,
+            unit_factor=[m.unit_factor for m in maps],
+            axis_src=[m.axis_src for m in maps],
+            axis_sign=[m.axis_sign for m in maps],
             mean=np.asarray(mean, dtype=np.float32),
-            inv_std=np.float32(1.0) / std,
+            inv_std=inv_std(std),
             input_scale=scale,
             input_zero_point=zp,
+        )
+
+    @classmethod
+    def in_training_frame(
+        cls, mean: Sequence[float], std: Sequence[float], scale: float = 1.0, zero_point: int = 0
+    ) -> PreprocessConfig:
+        """The device's preprocessing for windows already in training units and axes."""
+        c = len(mean)
+        return cls(
+            unit_factor=np.ones(c, np.float32),
+            axis_src=np.arange(c),
+            axis_sign=np.ones(c, np.int8),
+            mean=np.asarray(mean, np.float32),
+            inv_std=inv_std(std),
+            input_scale=scale,
+            input_zero_point=zero_point,
         )
 
 
@@ -96,38 +154,6 @@ def input_quantization(quantize_json: Mapping) -> tuple[float, int]:
     if "input_scale" in q:
         return float(q["input_scale"]), int(q["input_zero_point"])
     raise TinyharError("quantize.json lacks the input scale and zero point; run tinyhar quantize")
-
-
-def board_mapping(
-    channels: Sequence[Mapping], board: Mapping
-) -> tuple[list[int], list[int], list[float]]:
-    """(axis_src, axis_sign, unit_factor) per training channel for a board.
-
-    The raw board sample has the training layout (same kinds, groups of x, y, z) in the IMU
-    library's axes and units; the board's `[imu.axis_map]` says which library axis (and sign)
-    is each training axis, `[imu] acc_unit / gyro_unit` the library's units.
-    """
-    imu = board.get("imu", {})
-    axis_map = imu.get("axis_map", {"x": "+x", "y": "+y", "z": "+z"})
-    src, sign, factor = [], [], []
-    for c, ch in enumerate(channels):
-        axis, kind, unit = ch["axis"], ch["kind"], ch["unit"]
-        start = c - _AXES.index(axis)
-        group = channels[start : start + 3] if start >= 0 else []
-        if [g["axis"] for g in group] != list(_AXES) or {g["kind"] for g in group} != {kind}:
-            raise TinyharError(f"channel {ch['name']} is not in an x, y, z group of its kind")
-        spec = str(axis_map.get(axis, "+" + axis)).strip()
-        neg = spec.startswith("-")
-        letter = spec.lstrip("+-")
-        if letter not in _AXES:
-            raise TinyharError(f"axis_map entry {axis} = {spec!r} is not one of +x, -x, ..., -z")
-        src.append(start + _AXES.index(letter))
-        sign.append(-1 if neg else 1)
-        board_unit = imu.get(f"{kind}_unit", unit)
-        if (board_unit, unit) not in UNIT_FACTORS:
-            raise TinyharError(f"cannot convert the board's {board_unit} to {unit} for {kind}")
-        factor.append(UNIT_FACTORS[(board_unit, unit)])
-    return src, sign, factor
 
 
 def to_training_units(raw: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:

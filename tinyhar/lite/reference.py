@@ -10,9 +10,11 @@ import warnings
 from abc import ABC, abstractmethod
 
 import numpy as np
+from tflite_micro.python.tflite_micro import runtime
 
-from tinyhar.deploy.tflite_inspect import TensorInfo, inspect_tflite
 from tinyhar.errors import TinyharError
+from tinyhar.lite.arena import measure_arena
+from tinyhar.lite.tflite_inspect import TensorInfo, inspect_tflite
 
 
 class _Reference(ABC):
@@ -61,11 +63,8 @@ class TflmReference(_Reference):
 
     def __init__(self, model_bytes: bytes, arena_size: int | None = None) -> None:
         super().__init__(model_bytes)
-        from tflite_micro.python.tflite_micro import runtime
 
         if arena_size is None:
-            from tinyhar.deploy.arena import measure_arena
-
             arena_size = measure_arena(model_bytes)
         self.arena_size = arena_size
         try:
@@ -91,7 +90,7 @@ class TfliteReference(_Reference):
 
     def __init__(self, model_bytes: bytes) -> None:
         super().__init__(model_bytes)
-        from tinyhar.model.keras_env import tf
+        from tinyhar.lite.keras_env import tf  # lazy: TensorFlow takes seconds to import
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation notice pointing to ai_edge_litert

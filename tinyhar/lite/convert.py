@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tinyhar.deploy.tflite_inspect import FORBIDDEN_OPS, check_tflm_ops, inspect_tflite
 from tinyhar.errors import TinyharError
-from tinyhar.model.keras_env import keras, tf
+from tinyhar.lite.keras_env import keras, tf
+from tinyhar.lite.tflite_inspect import FORBIDDEN_OPS, check_tflm_ops, inspect_tflite
 
 MAX_REPRESENTATIVE = 500
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import flatbuffers
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
@@ -317,7 +318,6 @@ class OpOutput:
 def debug_model(model_bytes: bytes) -> tuple[bytes, list[OpOutput]]:
     """A copy of the model whose main subgraph outputs every operator's output (the real output
     stays output 0), and the list of those operators; for locating where two TFLMs differ."""
-    import flatbuffers
 
     model = parse_model(model_bytes)
     graph = model.subgraphs[0]

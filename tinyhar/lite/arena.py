@@ -13,7 +13,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from tinyhar.errors import TinyharError
+from tinyhar.lite.tflite_inspect import inspect_tflite
 
 RESOLUTION = 16  # bytes; TFLM aligns arena allocations to 16 bytes
 MAX_ARENA = 64 * 1024 * 1024
@@ -22,8 +25,6 @@ MAX_ARENA = 64 * 1024 * 1024
 def measure_arena(model_bytes: bytes, floor: int = 1024, resolution: int = RESOLUTION) -> int:
     """Smallest arena (bytes, a multiple of `resolution`, >= floor) with which TFLM allocates
     and invokes the model; TinyharError when it does not run even with MAX_ARENA."""
-    from tinyhar.deploy.tflite_inspect import inspect_tflite
-
     n_inputs = len(inspect_tflite(model_bytes).inputs)
     floor = _round_up(max(floor, resolution), resolution)
     with tempfile.TemporaryDirectory(prefix="tinyhar-arena-") as tmp:
@@ -56,8 +57,6 @@ def measure_arena(model_bytes: bytes, floor: int = 1024, resolution: int = RESOL
 
 def arena_works(model_bytes: bytes, arena_size: int) -> bool:
     """Whether TFLM allocates and invokes the model with exactly `arena_size` bytes (in a child)."""
-    from tinyhar.deploy.tflite_inspect import inspect_tflite
-
     n_inputs = len(inspect_tflite(model_bytes).inputs)
     with tempfile.TemporaryDirectory(prefix="tinyhar-arena-") as tmp:
         path = Path(tmp) / "model.tflite"
@@ -74,7 +73,7 @@ class _Prober:
     """A child process answering 'does this arena size work?', restarted when it crashes."""
 
     def __init__(self, model_path: Path, n_inputs: int) -> None:
-        self.args = [sys.executable, "-m", "tinyhar.deploy.arena", str(model_path), str(n_inputs)]
+        self.args = [sys.executable, "-m", "tinyhar.lite.arena", str(model_path), str(n_inputs)]
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> _Prober:
@@ -124,12 +123,10 @@ class _Prober:
 
 def _child(model_path: str, n_inputs: int) -> None:
     """Answer one 'ok' / 'fail <why>' line per arena size read from stdin."""
-    import numpy as np
-
     answers = os.fdopen(os.dup(1), "w")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # TFLM prints allocation errors on stdout: keep them off the answers
-    from tflite_micro.python.tflite_micro import runtime
+    from tflite_micro.python.tflite_micro import runtime  # lazy: after stdout is redirected
 
     model = Path(model_path).read_bytes()
     for line in sys.stdin:

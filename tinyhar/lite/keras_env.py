@@ -1,4 +1,4 @@
-"""TensorFlow with legacy Keras and quiet logs: `from tinyhar.model.keras_env import tf, keras`."""
+"""TensorFlow with legacy Keras and quiet logs: `from tinyhar.lite.keras_env import tf, keras`."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def _import_quietly():
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow
-            import tf_keras
+            import tensorflow  # lazy: imported with its C++ log captured
+            import tf_keras  # lazy: imported with its C++ log captured
 
             tensorflow.config.list_physical_devices()  # probes CUDA now, while its log is captured
         except BaseException:

@@ -1,0 +1,119 @@
+"""The package layering of docs/architecture.md, checked on the source: imports point one way."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "tinyhar"
+
+# Lower layers never import higher ones; packages of one layer do not import each other.
+# The top-level modules (errors, files, log, runs, crc, resources) are the base layer.
+LAYERS: dict[str, int] = {
+    "": 0,
+    "data": 1,
+    "lite": 1,
+    "board": 2,
+    "model": 3,
+    "deploy": 4,
+    "device": 5,
+    "demo": 6,
+    "cli": 7,
+}
+BASE_MODULES = {"__init__", "errors", "files", "log", "runs", "crc", "resources"}
+LAZY_MARK = "# lazy:"  # a function-local import kept for start-up time says so on its line
+
+
+def _package_of(module: str) -> str:
+    """'tinyhar.deploy.build' -> 'deploy'; 'tinyhar.runs' -> '' (base); 'tinyhar.cli' -> 'cli'."""
+    parts = module.split(".")
+    if len(parts) == 1 or parts[1] in BASE_MODULES:
+        return ""
+    if len(parts) == 2 and not (PACKAGE / parts[1]).is_dir() and parts[1] not in LAYERS:
+        return ""  # a name from tinyhar/__init__.py, e.g. __version__
+    return parts[1]
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        out.append((".".join(rel.parts), path))
+    return out
+
+
+def _tinyhar_imports(tree: ast.AST) -> list[tuple[ast.stmt, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "tinyhar":
+                found += [(node, f"tinyhar.{a.name}") for a in node.names]
+            elif node.module.startswith("tinyhar."):
+                found.append((node, node.module))
+        elif isinstance(node, ast.Import):
+            found += [(node, a.name) for a in node.names if a.name.startswith("tinyhar")]
+    return found
+
+
+def _function_local_imports(tree: ast.AST) -> list[ast.stmt]:
+    local = []
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            local += [n for n in ast.walk(fn) if isinstance(n, ast.Import | ast.ImportFrom)]
+    return local
+
+
+def test_every_package_has_a_layer():
+    packages = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    assert packages <= set(LAYERS), f"give {packages - set(LAYERS)} a layer here and in the docs"
+    assert modules - BASE_MODULES <= set(LAYERS), "a new top-level module needs a layer"
+
+
+def test_no_import_points_up_or_sideways():
+    wrong = []
+    for module, path in _modules():
+        own = _package_of(module)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node, target in _tinyhar_imports(tree):
+            other = _package_of(target)
+            if other == own or LAYERS[other] < LAYERS[own]:
+                continue
+            wrong.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} imports {target}")
+    assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+def test_function_local_imports_are_only_those_kept_for_start_up_time():
+    unmarked = []
+    for _module, path in _modules():
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for node in _function_local_imports(ast.parse(text)):
+            if LAZY_MARK not in lines[node.lineno - 1]:
+                unmarked.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert not unmarked, (
+        f"function-local imports without '{LAZY_MARK} <why>': move them to the top of the "
+        "module, or say why start-up time needs them here:\n" + "\n".join(unmarked)
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("from tinyhar.device.verify import x\n", ["tinyhar/deploy/fake.py:1 imports"]),
+        ("from tinyhar import demo\n", ["tinyhar/deploy/fake.py:1 imports"]),
+        ("from tinyhar.model.train import x\n", []),
+        ("from tinyhar.runs import x\n", []),
+    ],
+)
+def test_the_layer_check_catches_an_upward_import(source, expected):
+    tree = ast.parse(source)
+    own = _package_of("tinyhar.deploy.fake")
+    wrong = [
+        f"tinyhar/deploy/fake.py:{n.lineno} imports"
+        for n, target in _tinyhar_imports(tree)
+        if not (_package_of(target) == own or LAYERS[_package_of(target)] < LAYERS[own])
+    ]
+    assert wrong == expected

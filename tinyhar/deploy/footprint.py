@@ -1,0 +1,175 @@
+"""What the firmware takes on the board: the arena with its margin, flash and RAM, the budgets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from tinyhar import runs
+from tinyhar.board.boards import Board
+from tinyhar.board.tflm_library import KernelPlan, libraries_dir, library_src, load_library
+from tinyhar.crc import crc32
+from tinyhar.deploy import codegen
+from tinyhar.deploy.m4f_image import build_emulated_firmware
+from tinyhar.errors import TinyharError
+from tinyhar.files import read_json
+from tinyhar.lite.arena import measure_arena
+from tinyhar.log import Log, inf
+
+DEFAULT_MARGIN = "25%"
+ARENA_ALIGN = 16
+MIN_MARGIN = 1024  # a percentage margin is at least this many bytes
+
+
+def margin_bytes(spec: str, measured: int) -> int:
+    """The arena margin: "2048" bytes, "2KB", or "25%" of the measured arena (at least 1 KB)."""
+    text = str(spec).strip().lower().replace(" ", "")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(%|kb|k|b)?", text)
+    if not m:
+        raise TinyharError(f"--arena-margin {spec!r}: give bytes (2048), kilobytes (2KB) or 25%")
+    value, unit = float(m.group(1)), m.group(2) or "b"
+    if unit == "%":
+        return max(MIN_MARGIN, int(-(-measured * value // 100)))
+    return int(value * 1024) if unit in ("kb", "k") else int(value)
+
+
+def align(n: int, k: int = ARENA_ALIGN) -> int:
+    return -(-n // k) * k
+
+
+def check_budget(board: Board, model_bytes: int, arena_bytes: int) -> None:
+    """Refuse a model whose flatbuffer or arena exceeds the board's budget, in one line."""
+    over = []
+    for what, size, budget, kind in (
+        ("model", model_bytes, board.model_flash_bytes, "model flash"),
+        ("arena", arena_bytes, board.arena_ram_bytes, "arena RAM"),
+    ):
+        if size > budget:
+            over.append(
+                f"{what} {size / 1024:.1f} KB is {(size - budget) / 1024:.1f} KB over the "
+                f"{budget / 1024:.0f} KB {kind} budget"
+            )
+    if over:
+        raise TinyharError(
+            f"does not fit {board.name}: {'; '.join(over)}: train a smaller model "
+            "(e.g. `tinyhar train --arch tiny`) or pick a bigger board"
+        )
+
+
+def measured_arena(model: bytes, quantize: dict[str, Any] | None, log: Log) -> tuple[int, str]:
+    """The measured arena: quantize.json's when it belongs to these bytes, else measured now."""
+    if quantize and quantize.get("arena_bytes"):
+        crc = quantize.get("model_crc32_int", quantize.get("model_crc32"))
+        if isinstance(crc, str):
+            crc = int(crc, 16)
+        if crc == crc32(model):
+            return int(quantize["arena_bytes"]), "quantize.json"
+
+    log("measuring the model's TFLM arena (bisection)")
+    return measure_arena(model), "measured now"
+
+
+def firmware_arena(run: Path, model: bytes, board: str, log: Log = inf) -> int:
+    """The arena of this model's firmware: build.json's for this board, else as a build sizes it."""
+    build = run / runs.BUILD_JSON
+    if build.is_file():
+        rec = read_json(build)
+        if rec.get("model_crc32_int") == crc32(model) and rec.get("board") == board:
+            if rec.get("arena_bytes"):
+                return int(rec["arena_bytes"])
+    quantize = run / runs.QUANTIZE_JSON
+    measured, _ = measured_arena(model, read_json(quantize) if quantize.is_file() else None, log)
+    return align(measured + margin_bytes(DEFAULT_MARGIN, measured))
+
+
+# Without the Cortex-M4F toolchain: TFLM with a handful of kernels and tinyhar's code (flash), and
+# tinyhar's core buffers (RAM), as measured on the link maps of the tiny and paper models.
+EST_TFLM_FLASH = 100 * 1024
+EST_TINYHAR_RAM = 8 * 1024
+
+
+def measure_footprint(
+    board: Board,
+    rendered: codegen.Rendered,
+    plan: KernelPlan,
+    sketch_name: str,
+    libraries: Path | None,
+    log: Log,
+) -> dict[str, Any]:
+    """Flash and RAM of this firmware from its Cortex-M4F link map (all but the Arduino core);
+    estimates, labelled so, where the toolchain or the libraries are missing."""
+
+    if board.cpu != "Cortex-M4F":
+        why = f"the link map is measured for Cortex-M4F boards, {board.name} has a {board.cpu}"
+    else:
+        try:
+            tflm_src = library_src(libraries_dir(libraries), load_library(board.tflm.name))
+            image = build_emulated_firmware(
+                [rendered.library_dir / "src", rendered.sketch_dir], tflm_src,
+                list(plan.library_methods), rendered.library_dir.parents[1] / "m4f",
+                log, name=sketch_name,
+            )  # fmt: skip
+        except TinyharError as e:
+            why = str(e)
+        else:
+            fp = image.footprint
+            groups = {g: {"flash": fp[g]["flash"], "ram": fp[g]["ram"]} for g in fp if g in (
+                "model", "arena", "tflm", "tinyhar", "runtime", "arduino")}  # fmt: skip
+            return {
+                "measured": True,
+                "source": f"Cortex-M4F link map ({image.map_file}); the Arduino core not included",
+                "flash": fp["total"]["flash"] - fp["arduino"]["flash"],
+                "ram": fp["total"]["ram"] - fp["arduino"]["ram"],
+                "groups": groups,
+            }
+    return {"measured": False, "why": why}
+
+
+def estimate_footprint(model_bytes: int, arena_bytes: int) -> dict[str, Any]:
+    return {
+        "measured": False,
+        "source": "estimate (no Cortex-M4F link): model + arena + typical TFLM and tinyhar sizes",
+        "flash": model_bytes + EST_TFLM_FLASH,
+        "ram": arena_bytes + EST_TINYHAR_RAM,
+    }
+
+
+def check_footprint(board: Board, fp: dict[str, Any]) -> None:
+    """With the Arduino core's share added, the firmware must fit the sketch limits."""
+    over = []
+    for what, used, core, most in (
+        ("flash", fp["flash"], board.core_flash_bytes, board.sketch_flash_bytes),
+        ("RAM", fp["ram"], board.core_ram_bytes, board.sketch_ram_bytes),
+    ):
+        if used + core > most:
+            over.append(f"{what} {(used + core) / 1024:.0f} KB of {most / 1024:.0f} KB")
+    if over:
+        kind = "measured" if fp["measured"] else "estimated"
+        raise TinyharError(
+            f"does not fit {board.name} ({kind}, with {board.core_flash_bytes // 1024} KB flash "
+            f"and {board.core_ram_bytes // 1024} KB RAM for the Arduino core): {'; '.join(over)}: "
+            "train a smaller model or pick a bigger board"
+        )
+
+
+def footprint_lines(fp: dict[str, Any]) -> list[str]:
+    """The firmware's flash and RAM, measured (per part) or estimated, for the build summary."""
+    if not fp["measured"]:
+        return [f"footprint    ESTIMATE flash {fp['flash']} B, RAM {fp['ram']} B ({fp['why']})"]
+    names = {"model": "model", "arena": "arena", "tflm": "TFLM + kernels", "tinyhar": "tinyhar",
+             "runtime": "libc/libgcc"}  # fmt: skip
+    parts = ", ".join(
+        f"{names[g]} {fp['groups'][g]['flash']}/{fp['groups'][g]['ram']}" for g in names
+    )
+    return [
+        f"footprint    measured flash {fp['flash']} B, RAM {fp['ram']} B (Cortex-M4F link map, "
+        "without the Arduino core)",
+        f"             flash/RAM B: {parts}",
+    ]
+
+
+def _use(used: int | None, most: int | None) -> str:
+    if used is None:
+        return "not reported"
+    return f"{used} B" + (f" of {most} B ({100 * used / most:.0f}%)" if most else "")
