@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from tinyhar import __version__
-from tinyhar.errors import TinyharError
+from tinyhar import __version__, log
+from tinyhar.errors import EXIT_FAILED, EXIT_INTERRUPTED, TinyharError
 from tinyhar.runs import DEMO_DIR
 
 
@@ -24,15 +24,17 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except TinyharError as e:
             click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            sys.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tinyhar")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also print debug lines.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only warnings, errors and results.")
+def main(verbose: bool, quiet: bool) -> None:
     """Activity recognition from wearable IMUs to a microcontroller, verified on the device.
 
     \b
@@ -43,6 +45,9 @@ def main() -> None:
       tinyhar flash
       tinyhar verify --port /dev/ttyACM0
     """
+    if verbose and quiet:
+        raise click.UsageError("-v and -q exclude each other")
+    log.set_verbosity(log.VERBOSE if verbose else log.QUIET if quiet else log.NORMAL)
 
 
 def _path(exists: bool = False, dir_okay: bool = True, file_okay: bool = True) -> click.Path:
@@ -205,7 +210,7 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null
         val_subjects=val_subjects, test_subjects=test_subjects, seed=seed, patience=patience,
         max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
     )  # fmt: skip
-    result = run_training(cfg, log=lambda line: click.echo(line, err=True))
+    result = run_training(cfg, log=log.inf)
     click.echo(summary(result))
 
 
@@ -430,7 +435,7 @@ def verify(
     report = verify_device(opts)
     click.echo(format_report(report))
     if not report["passed"]:
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
 
 
 @main.command()
@@ -472,7 +477,7 @@ def demo(out, board, subjects, epochs, seed, windows) -> None:
 
     opts = DemoOptions(out=out, board=board, subjects=subjects, epochs=epochs, seed=seed,
                        windows=windows)  # fmt: skip
-    summary = run_demo(opts, log=lambda line: click.echo(line, err=True))
+    summary = run_demo(opts, log=log.inf)
     click.echo(format_summary(summary))
     if not summary["passed"]:
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)

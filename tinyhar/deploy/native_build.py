@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 
 from tinyhar.errors import TinyharError
-from tinyhar.log import Log
+from tinyhar.log import Log, dbg
 from tinyhar.resources import cache_dir
 
 OWN_WARNINGS = ("-Wall", "-Wextra", "-Werror")
@@ -171,6 +171,7 @@ def compile_sources(
         fd, tmp = tempfile.mkstemp(dir=obj.parent, suffix=".o.tmp")
         os.close(fd)
         cmd = compile_command(tc, src, Path(tmp), includes, defines, flags, system_includes)
+        dbg(" ".join(cmd))
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             Path(tmp).unlink(missing_ok=True)
@@ -197,6 +198,7 @@ def link(
     if map_file is not None:
         cmd.insert(1, f"-Wl,-Map={map_file}")
     out.parent.mkdir(parents=True, exist_ok=True)
+    dbg(" ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise CompileError(f"linking {out.name} failed", [proc.stderr.strip()])
