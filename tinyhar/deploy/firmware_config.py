@@ -15,10 +15,10 @@ from typing import Any
 
 from tinyhar.board.boards import AXES, Board
 from tinyhar.board.preprocess import channel_map, inv_std
+from tinyhar.data.mhealth import RATE_HZ
 from tinyhar.errors import TinyharError
 from tinyhar.lite.tflite_inspect import ModelInfo, TensorInfo
 
-TRAINING_RATE_HZ = 50.0
 TRAINING_UNITS = {"acc": "m/s^2", "gyro": "deg/s"}
 DTYPE_CODES = {"float32": 0, "uint8": 3, "int16": 7, "int8": 9}
 # int8 transport of a float model's window: normalised values within +-4 (x 1/32 steps).
@@ -69,7 +69,7 @@ def spec_from_dataset(dataset: dict[str, Any], info: ModelInfo) -> ModelSpec:
         spec = ModelSpec(
             window=window,
             stride=int(dataset.get("stride", window // 2)),
-            rate_hz=float(dataset.get("rate_hz", TRAINING_RATE_HZ)),
+            rate_hz=float(dataset.get("rate_hz", RATE_HZ)),
             channels=chans,
             labels=[str(x) for x in dataset["labels"]],
             input_scale=0.0,
@@ -141,7 +141,7 @@ def spec_for_model(
     mean, std = _per_channel(mean, len(channels), "mean"), _per_channel(std, len(channels), "std")
     if any(s <= 0 for s in std):
         raise TinyharError(f"std must be > 0 for every channel, got {std}")
-    rate = float(pick("rate_hz", None, "", TRAINING_RATE_HZ))
+    rate = float(pick("rate_hz", None, "", RATE_HZ))
     stride = int(pick("stride", None, "", max(1, window // 2)))
     spec = ModelSpec(
         window=window,

@@ -96,7 +96,7 @@ def quantize_run(
     model = _load_keras(run / runs.KERAS_MODEL)
     log(f"quantize: float accuracy on {len(x_test)} test windows")
     float_pred = _argmax(model.predict(x_test, batch_size=256, verbose=0))
-    log(f"quantize: converting to int8 with {min(len(x_rep), 500)} representative windows")
+    log(f"quantize: converting to int8 with {len(x_rep)} representative windows")
     int8 = to_int8_tflite(model, x_rep)
     info = inspect_tflite(int8)
     log("quantize: measuring the TFLM arena (bisection)")
@@ -120,7 +120,7 @@ def quantize_run(
         "float_int8_top1_agreement": _accuracy(tflm_pred, float_pred),
         "board_int8": on_board,
         "test_windows": int(len(x_test)),
-        "representative_windows": int(min(len(x_rep), 500)),
+        "representative_windows": int(len(x_rep)),
         "model_bytes": len(int8),
         "arena_bytes": int(arena),
         "arena_resolution": RESOLUTION,

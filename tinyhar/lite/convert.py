@@ -14,8 +14,6 @@ from tinyhar.errors import TinyharError
 from tinyhar.lite.keras_env import keras, tf
 from tinyhar.lite.tflite_inspect import FORBIDDEN_OPS, check_tflm_ops, inspect_tflite
 
-MAX_REPRESENTATIVE = 500
-
 
 def to_int8_tflite(model, representative: np.ndarray, fc_per_channel: bool = False) -> bytes:
     """Full-integer int8 flatbuffer (int8 input and output), static batch 1, TFLITE_BUILTINS_INT8.
@@ -101,7 +99,7 @@ def _check_representative(model, representative: np.ndarray) -> np.ndarray:
         raise TinyharError(
             "representative windows hold NaN or infinite values: check normalisation"
         )
-    return rep[:MAX_REPRESENTATIVE].astype(np.float32)
+    return rep.astype(np.float32)
 
 
 def _convert(converter, kind: str) -> bytes:

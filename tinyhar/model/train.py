@@ -15,6 +15,7 @@ from tinyhar import runs
 from tinyhar.data.download import default_data_dir
 from tinyhar.data.mhealth import channels, load_mhealth
 from tinyhar.data.windows import (
+    REPRESENTATIVE_WINDOWS,
     STRIDE,
     WINDOW,
     Split,
@@ -35,7 +36,6 @@ from tinyhar.model.metrics import classification_metrics
 DEFAULT_EPOCHS = 50  # the paper's setting
 DEFAULT_BATCH = 64
 DEFAULT_PATIENCE = 10
-MAX_REP = 500
 # Artifacts made from an earlier model: a successful retrain removes them, as they no longer match.
 DOWNSTREAM = (
     runs.INT8_MODEL,
@@ -234,10 +234,10 @@ def evaluate(model, prep: Prepared, batch_size: int = 256) -> dict:
 
 
 def windows_npz(prep: Prepared, seed: int) -> bytes:
-    """windows.npz: raw test windows, labels, subjects, and <= 500 raw training windows (x_rep)."""
+    """windows.npz: raw test windows, labels, subjects, and some raw training windows (x_rep)."""
     s = prep.split
     rng = np.random.default_rng(seed)
-    rep = np.sort(rng.permutation(len(s.train))[:MAX_REP])
+    rep = np.sort(rng.permutation(len(s.train))[:REPRESENTATIVE_WINDOWS])
     buf = io.BytesIO()
     np.savez_compressed(
         buf,
