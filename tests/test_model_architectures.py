@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,23 @@ def test_budget_picks_largest_fitting_width_by_measuring():
     bigger = measure_tiny((100, 6), 12, 32)
     assert size == {"width": 16}, (model_bytes, bigger)
     assert bigger[0] > 20 * 1024  # width 32 was measured and refused
+
+
+@pytest.mark.slow
+def test_budget_sizes_are_cached_on_disk_for_later_trainings(tmp_path, monkeypatch):
+    from tinyhar.model import budget
+
+    monkeypatch.setenv("TINYHAR_CACHE", str(tmp_path))
+    monkeypatch.setattr(budget, "_CACHE", {})
+    measured = budget.measure_tiny((50, 3), 4, 8)
+    (cache,) = (tmp_path / "budget").glob("tiny-*.json")
+    assert list(json.loads(cache.read_text()).values()) == [list(measured)]
+
+    def no_conversion(*_args):  # a later process: nothing in memory, no conversion needed
+        raise AssertionError("converted again instead of reading the disk cache")
+
+    monkeypatch.setattr(budget, "_CACHE", {})
+    monkeypatch.setattr(budget, "to_int8_tflite", no_conversion)
+    assert budget.measure_tiny((50, 3), 4, 8) == measured
+    with pytest.raises(AssertionError, match="converted again"):
+        budget.measure_tiny((50, 3), 4, 16)  # another width is measured, not guessed

@@ -2,24 +2,52 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from tinyhar.errors import TinyharError
+from tinyhar.files import atomic_write_json
+from tinyhar.lite import convert
 from tinyhar.lite.arena import measure_arena
 from tinyhar.lite.convert import to_int8_tflite
+from tinyhar.model import architectures
 from tinyhar.model.architectures import TINY_WIDTHS, build_model
+from tinyhar.resources import cache_dir
 
-_CACHE: dict[tuple, tuple[int, int]] = {}
+_CACHE: dict[str, tuple[int, int]] = {}
+
+
+def _sizing_cache() -> Path:
+    """The disk cache of measured sizes; its name changes with the code that decides them."""
+    code = hashlib.sha256()
+    for module in (architectures, convert):
+        code.update(Path(module.__file__).read_bytes())
+    return cache_dir() / "budget" / f"tiny-{code.hexdigest()[:16]}.json"
+
+
+def _read_sizes(path: Path) -> dict[str, list[int]]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def measure_tiny(input_shape: tuple[int, int], n_classes: int, width: int) -> tuple[int, int]:
     """(int8 flatbuffer bytes, TFLM arena bytes) of an untrained, calibrated `tiny` of `width`.
 
-    The result is cached per (shape, classes, width) for the life of the process.
+    Cached per (shape, classes, width) in memory and on disk, so later trainings need not
+    convert and measure again.
     """
-    key = (tuple(input_shape), int(n_classes), int(width))
+    key = f"{tuple(input_shape)}x{int(n_classes)}@{int(width)}"
+    path = _sizing_cache()
+    if key not in _CACHE:
+        known = _read_sizes(path).get(key)
+        if known:
+            _CACHE[key] = (int(known[0]), int(known[1]))
     if key not in _CACHE:
         from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
 
@@ -33,6 +61,11 @@ def measure_tiny(input_shape: tuple[int, int], n_classes: int, width: int) -> tu
         data = to_int8_tflite(model, rep)
         _CACHE[key] = (len(data), measure_arena(data))
         keras.backend.clear_session()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(path, {**_read_sizes(path), key: list(_CACHE[key])})
+        except OSError:
+            pass  # a read-only cache costs time, not correctness
     return _CACHE[key]
 
 
