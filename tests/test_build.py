@@ -270,6 +270,24 @@ def test_third_party_model_side_file_and_mismatch(tmp_path):
     assert wrong.exit_code != 0 and "2 labels for a model with 5 outputs" in wrong.output
 
 
+def test_an_explicit_zero_option_beats_the_side_file(tmp_path):
+    """0 is a value given: --output-zero-point 0 is not 'missing', the side file's 7 loses."""
+    model = tmp_path / "thirdparty_gesture_net.tflite"
+    model.write_bytes(third_party_float_model())
+    side = {"labels": ["a", "b", "c", "d", "e"], "output_scale": 0.5, "output_zero_point": 7}
+    (tmp_path / "thirdparty_gesture_net.json").write_text(json.dumps(side))
+    res = _build("--model", str(model), "--output-zero-point", "0", "--output-scale", "0.25")
+    assert res.exit_code == 0, res.output
+    assert "output_zero_point from option" in res.output
+    rec = json.loads((tmp_path / runs.BUILD_JSON).read_text())
+    assert rec["config"]["output"]["zero_point"] == 0
+    assert rec["config"]["output"]["scale"] == pytest.approx(0.25)
+    assert rec["origin"]["output_zero_point"] == "option"
+    assert rec["origin"]["output_scale"] == "option"
+    sketch = tmp_path / "firmware" / "nano33ble" / "libraries" / "tinyhar_model" / "src"
+    assert "#define TINYHAR_OUTPUT_ZERO_POINT 0\n" in (sketch / "tinyhar_config.h").read_text()
+
+
 def test_arena_margin_forms():
     assert margin_bytes("2048", 10_000) == 2048
     assert margin_bytes("2KB", 10_000) == 2048

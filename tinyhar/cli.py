@@ -283,6 +283,10 @@ def boards() -> None:
 @click.option("--channels", default=None, help="--model: count, or names like acc_x,...,gyro_z.")
 @click.option("--mean", default=None, help="--model: per-channel means, comma separated.")
 @click.option("--std", default=None, help="--model: per-channel stds, comma separated.")
+@click.option("--input-scale", type=float, default=None, help="--model, float input: int8 step.")
+@click.option("--output-scale", type=float, default=None, help="--model, float output: int8 step.")
+@click.option("--output-zero-point", type=int, default=None,
+              help="--model, float output: int8 zero point (with an output scale).")  # fmt: skip
 def build(
     board,
     run,
@@ -301,6 +305,9 @@ def build(
     channels,
     mean,
     std,
+    input_scale,
+    output_scale,
+    output_zero_point,
 ) -> None:
     """Generate the firmware for a board: the tinyhar_model Arduino library (model, config, core,
     runner, kernels) and a sketch that is yours; compiled where arduino-cli is."""
@@ -329,6 +336,9 @@ def build(
             "channels": channels,
             "mean": mean,
             "std": std,
+            "input_scale": input_scale,
+            "output_scale": output_scale,
+            "output_zero_point": output_zero_point,
         },
     )
     click.echo(format_summary(build_firmware(opts)))

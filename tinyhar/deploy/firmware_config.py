@@ -190,24 +190,20 @@ def _set_quantisation(
         spec.input_scale, spec.input_zero_point = inp.scale, inp.zero_point
         spec.origin["input_scale"] = "model"
     else:
-        src = (
-            "option" if options.get("input_scale") else side_name if side.get("input_scale") else ""
-        )
-        spec.input_scale = float(
-            options.get("input_scale") or side.get("input_scale") or FLOAT_INPUT_SCALE
-        )
+        scale, src = _given("input_scale", options, side, side_name)
+        spec.input_scale = float(FLOAT_INPUT_SCALE if scale is None else scale)
         spec.origin["input_scale"] = (
             src or "default (assumed): float input sent as int8 in steps of 1/32"
         )
+    out_scale, out_src = _given("output_scale", options, side, side_name)
     if out.dtype == "int8":
         spec.output_scale, spec.output_zero_point = out.scale, out.zero_point
         spec.origin["output_scale"] = "model"
-    elif options.get("output_scale") or side.get("output_scale"):
-        spec.output_scale = float(options.get("output_scale") or side["output_scale"])
-        spec.output_zero_point = int(
-            options.get("output_zero_point") or side.get("output_zero_point", 0)
-        )
-        spec.origin["output_scale"] = "option" if options.get("output_scale") else side_name
+    elif out_scale is not None:
+        zero_point, zp_src = _given("output_zero_point", options, side, side_name)
+        spec.output_scale, spec.origin["output_scale"] = float(out_scale), out_src
+        spec.output_zero_point = int(0 if zero_point is None else zero_point)
+        spec.origin["output_zero_point"] = zp_src or "default (assumed): 0"
     elif "SOFTMAX" in info.ops:
         spec.output_scale, spec.output_zero_point = FLOAT_SOFTMAX_SCALE, FLOAT_SOFTMAX_ZP
         spec.origin["output_scale"] = "default (assumed): float probabilities sent as int8 in 1/256"
@@ -216,6 +212,16 @@ def _set_quantisation(
         spec.origin["output_scale"] = "default (assumed): float scores sent as int8 in 1/16"
     if not spec.input_scale > 0 or not spec.output_scale > 0:
         raise TinyharError("the model's input/output quantisation scale is 0: convert it again")
+
+
+def _given(key: str, options: dict, side: dict, side_name: str) -> tuple[Any, str]:
+    """(value, origin) of a value the option or else the side file gives (0 is a value given),
+    or (None, "") when neither does."""
+    if options.get(key) is not None:
+        return options[key], "option"
+    if side.get(key) is not None:
+        return side[key], side_name
+    return None, ""
 
 
 def _per_channel(value: Any, n: int, name: str) -> list[float]:
