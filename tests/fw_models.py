@@ -68,7 +68,7 @@ def dataset_json(synthetic: bool = True) -> dict:
 
 
 def make_run(root: Path, with_quantize_json: bool = True, arena_bytes: int | None = None) -> Path:
-    """A run folder as contracts.md describes it, holding the small int8 model."""
+    """A run folder as docs/architecture.md describes it, holding the small int8 model."""
     from tinyhar.crc import crc32
 
     run = root / "run"

@@ -1,4 +1,4 @@
-"""`tinyhar quantize` on a small run folder laid out as contracts.md describes."""
+"""`tinyhar quantize` on a small run folder laid out as docs/architecture.md describes."""
 
 from __future__ import annotations
 

@@ -21,8 +21,6 @@ from tinyhar.files import atomic_write_json
 from tinyhar.log import Log, inf
 from tinyhar.model.train import TrainConfig, train
 
-DEMO_JSON = "demo.json"
-
 
 @dataclass
 class DemoOptions:
@@ -107,7 +105,7 @@ def run_demo(opts: DemoOptions, log: Log = inf) -> dict[str, Any]:
         "seconds": seconds,
         "passed": all(r["passed"] for r in reports.values()),
     }
-    atomic_write_json(run / DEMO_JSON, summary)
+    atomic_write_json(run / runs.DEMO_JSON, summary)
     return summary
 
 
@@ -146,8 +144,8 @@ def format_summary(s: dict[str, Any]) -> str:
     secs = ", ".join(f"{k} {t:g}" for k, t in s["seconds"].items())
     lines += [
         f"  seconds            {secs}",
-        f"  everything is in {s['run']}/ ({DEMO_JSON}, metrics.json, quantize.json, build.json, "
-        "verify.json, plots)",
+        f"  everything is in {s['run']}/ ({runs.DEMO_JSON}, {runs.METRICS_JSON}, "
+        f"{runs.QUANTIZE_JSON}, {runs.BUILD_JSON}, {runs.VERIFY_JSON}, plots)",
         "  next: `tinyhar data download` and `tinyhar train` for the real data; "
         "`tinyhar sim` + `tinyhar verify --port` by hand",
     ]

@@ -24,6 +24,7 @@ BUILD_JSON = "build.json"
 VERIFY_JSON = "verify.json"
 VERIFY_PNG = "verify.png"
 FIRMWARE_DIR = "firmware"
+DEMO_JSON = "demo.json"
 
 
 def new_run_dir(arch: str, sensors: str, root: Path = RUNS_ROOT) -> Path:

@@ -41,7 +41,7 @@ def dataset_spec(
     std: np.ndarray,
     split: Split,
 ) -> dict:
-    """The dataset.json content exactly as the run-folder contract defines it."""
+    """The dataset.json content as docs/architecture.md (the run folder) describes it."""
     return {
         "synthetic": bool(synthetic),
         "source": str(source),
