@@ -6,12 +6,12 @@ Mirrors `firmware_templates/tinyhar_core.c`; the byte-by-byte description is `do
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 
+from tinyhar.crc import crc32
 from tinyhar.errors import TinyharError
 
 PROTOCOL_VERSION = 2
@@ -85,11 +85,6 @@ class ProtocolError(TinyharError):
 
 
 # --- frames --------------------------------------------------------------------------------
-
-
-def crc32(data: bytes) -> int:
-    """CRC-32 as zlib (reflected 0xEDB88320, init and final XOR 0xFFFFFFFF)."""
-    return zlib.crc32(data) & 0xFFFFFFFF
 
 
 def cobs_encode(data: bytes) -> bytes:

@@ -10,7 +10,7 @@ from tinyhar.board.boards import Board
 from tinyhar.board.tflm_library import KernelPlan, load_library, plan_kernels
 from tinyhar.crc import crc32
 from tinyhar.deploy import codegen
-from tinyhar.deploy.firmware_config import DTYPE_CODES, ModelSpec, channel_layout
+from tinyhar.deploy.firmware_config import ModelSpec, channel_layout
 from tinyhar.deploy.footprint import align
 from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
 from tinyhar.errors import TinyharError
@@ -109,7 +109,7 @@ def _tensor(t: Any, scale: float, zero_point: int) -> dict[str, Any]:
         "name": t.name,
         "shape": [int(d) for d in t.shape],
         "dtype": t.dtype,
-        "dtype_code": DTYPE_CODES[t.dtype],
+        "dtype_code": protocol.DTYPE_CODES[t.dtype],
         "scale": float(scale),
         "zero_point": int(zero_point),
     }

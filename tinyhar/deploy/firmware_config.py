@@ -20,7 +20,6 @@ from tinyhar.errors import TinyharError
 from tinyhar.lite.tflite_inspect import ModelInfo, TensorInfo
 
 TRAINING_UNITS = {"acc": "m/s^2", "gyro": "deg/s"}
-DTYPE_CODES = {"float32": 0, "uint8": 3, "int16": 7, "int8": 9}
 # int8 transport of a float model's window: normalised values within +-4 (x 1/32 steps).
 FLOAT_INPUT_SCALE = 1.0 / 32.0
 # int8 transport of a float model's output: probabilities after SOFTMAX, otherwise scores in +-8.

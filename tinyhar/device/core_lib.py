@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 from tinyhar.board.boards import Board
 from tinyhar.board.preprocess import PreprocessConfig
 from tinyhar.board.protocol import DTYPE_CODES, TensorSpec
+from tinyhar.crc import crc32
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, read_json
 from tinyhar.lite.tflite_inspect import inspect_tflite
@@ -243,7 +243,7 @@ def core_config_from_run(
         output=TensorSpec(
             DTYPE_CODES.get(tout.dtype, 9), tuple(tout.shape), tout.scale, tout.zero_point
         ),
-        model_crc32=zlib.crc32(model_bytes) & 0xFFFFFFFF,
+        model_crc32=crc32(model_bytes),
         arena_bytes=int(quant.get("arena_bytes", 0)),
         board_name=board.name,
         firmware_version=firmware_version,

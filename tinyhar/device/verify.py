@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from tinyhar.board.preprocess import (
     quantize_window,
     to_board_units,
 )
+from tinyhar.crc import crc32
 from tinyhar.deploy import board_reference
 from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
 from tinyhar.device.link import DeviceError, DeviceStateLost, Link
@@ -79,7 +79,7 @@ def load_run_model(run: Path | None, windows: int | None) -> RunModel:
         raise TinyharError(f"{run} has no test windows to send: retrain with a test split")
     n = len(x) if windows is None else min(windows, len(x))
     return RunModel(
-        run, model, zlib.crc32(model) & 0xFFFFFFFF, read_json(run / runs.DATASET_JSON),
+        run, model, crc32(model), read_json(run / runs.DATASET_JSON),
         read_json(run / runs.QUANTIZE_JSON), x[:n].astype(np.float32), y[:n].astype(np.int64),
     )  # fmt: skip
 
