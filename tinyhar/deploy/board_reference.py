@@ -30,6 +30,7 @@ from tinyhar.deploy import codegen, native_build
 from tinyhar.deploy.codegen import LIBRARY_NAME
 from tinyhar.deploy.firmware import DEFAULT_SKETCH, firmware_context, kernel_plan
 from tinyhar.deploy.firmware_config import spec_from_dataset
+from tinyhar.deploy.m4f_image import emulator_dir
 from tinyhar.deploy.native_build import HOST, OWN_WARNINGS
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path
@@ -39,13 +40,9 @@ from tinyhar.resources import templates_dir
 from tinyhar.runs import FIRMWARE_DIR
 
 HOST_DIR = "host"  # firmware_templates/host: what the host build adds (logging and clock)
+# Arduino.h and Wire.h declarations portable to the host come from the emulator's layer.
 # The library's Arduino glue: replaced on the host by firmware_templates/host/tinyhar_host.cpp.
 _ARDUINO_ONLY = {"system_setup.cpp", "utility_arduino.cpp"}
-
-
-def _arduino_headers() -> Path:
-    """Arduino.h and Wire.h declarations, portable to the host (the emulator's layer)."""
-    return templates_dir() / "emulator"
 
 
 @dataclass
@@ -64,8 +61,8 @@ def build_reference(
     src = Path(library_dir) / "src"
     own = sorted(p for p in src.glob("*.cpp"))
     own.append(templates_dir() / HOST_DIR / "tinyhar_host.cpp")
-    includes = [src, _arduino_headers(), *include_dirs(tflm_src)]
-    own_includes = [src, _arduino_headers()]
+    includes = [src, emulator_dir(), *include_dirs(tflm_src)]
+    own_includes = [src, emulator_dir()]
     lib_sources = [p for p in sources_for_ops(tflm_src, ops) if p.name not in _ARDUINO_ONLY]
     lib_objs = native_build.compile_sources(
         HOST, lib_sources, includes[1:], DEFINES, ("-w",), what="TFLM library sources", log=log
