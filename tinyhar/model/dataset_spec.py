@@ -7,8 +7,8 @@ from dataclasses import asdict
 
 import numpy as np
 
-from tinyhar.data.mhealth import LABEL_NAMES
-from tinyhar.data.windows import RATE_HZ, Split, label_ids
+from tinyhar.data.mhealth import LABEL_NAMES, RATE_HZ
+from tinyhar.data.windows import Split, label_ids
 
 
 def class_names(include_null: bool) -> list[str]:
