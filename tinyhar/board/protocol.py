@@ -133,15 +133,28 @@ class Frame:
     payload: bytes
 
 
-def encode_frame(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
-    """One frame on the wire: COBS(header + payload + CRC-32) followed by 0x00."""
+def type_name(msg_type: int) -> str:
+    """A message type's name for traces: HELLO, HELLO_REPLY, PREDICTION, ERROR, or 0x42."""
+    if msg_type in MsgType.__members__.values():
+        return MsgType(msg_type).name
+    if msg_type & REPLY and (msg_type & ~REPLY) in MsgType.__members__.values():
+        return MsgType(msg_type & ~REPLY).name + "_REPLY"
+    return f"0x{msg_type:02x}"
+
+
+def frame_bytes(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
+    """A decoded frame: header + payload + CRC-32 (what COBS encodes)."""
     if not 0 <= seq <= 0xFF or not 0 <= msg_type <= 0xFF:
         raise ProtocolError(f"type {msg_type} / seq {seq} out of range 0..255")
     if len(payload) > 0xFFFF:
         raise ProtocolError(f"payload of {len(payload)} bytes exceeds 65535")
     body = struct.pack("<BBBH", PROTOCOL_VERSION, msg_type, seq, len(payload)) + bytes(payload)
-    body += struct.pack("<I", crc32(body))
-    return cobs_encode(body) + b"\x00"
+    return body + struct.pack("<I", crc32(body))
+
+
+def encode_frame(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
+    """One frame on the wire: COBS(header + payload + CRC-32) followed by 0x00."""
+    return cobs_encode(frame_bytes(msg_type, seq, payload)) + b"\x00"
 
 
 def decode_frame(encoded: bytes) -> Frame:

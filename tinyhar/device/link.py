@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import errno
 import random
+import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,9 @@ DEFAULT_TIMEOUT = 1.0  # seconds per attempt, plus transfer time
 DEFAULT_RETRIES = 3
 DEFAULT_BAUD = 115200  # ignored by USB CDC and ptys; used to estimate transfer time
 POLL = 0.02  # seconds one read waits at most, so deadlines are kept to this resolution
+TRACE_WIDTH = 32  # bytes per line of a --trace hex dump
+_UNREAD = "the device could not read the request"  # its ERROR with seq 0xFF: send again at once
+_GARBLED = "a reply that does not parse"
 
 
 class LinkError(TinyharError):
@@ -78,12 +82,17 @@ class Link:
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         baudrate: int = DEFAULT_BAUD,
+        trace: bool | Callable[[str], None] = False,
     ) -> None:
+        """`trace`: True prints a hex dump of every frame sent and received on stderr (--trace);
+        a callable gets each dump's text instead."""
         if timeout <= 0:
             raise TinyharError(f"--timeout {timeout}: give a positive number of seconds")
         if retries < 0:
             raise TinyharError(f"--retries {retries}: give 0 or more")
         self.port, self.timeout, self.retries, self.baudrate = port, timeout, retries, baudrate
+        self._trace = _stderr_line if trace is True else trace or None
+        self._t0 = time.monotonic()
         try:
             self._ser = serial.Serial(
                 port, baudrate=baudrate, timeout=POLL, write_timeout=timeout + 1.0,
@@ -150,7 +159,34 @@ class Link:
         except (serial.SerialException, OSError) as e:
             raise self._gone(what, e) from None
         self.stats.bytes_received += len(data)
-        return self.decoder.feed(data)
+        if self._trace is None:
+            return self.decoder.feed(data)
+        bad, dropped = self.decoder.bad_frames, self.decoder.dropped_bytes
+        frames = self.decoder.feed(data)
+        for f in frames:
+            self._trace_frame("<<", f.type, f.seq, f.payload)
+        if self.decoder.bad_frames > bad:
+            self._trace(
+                f"TRACE {self._since()} << {self.decoder.bad_frames - bad} unreadable frame(s), "
+                f"{self.decoder.dropped_bytes - dropped} bytes dropped"
+            )
+        return frames
+
+    def _since(self) -> str:
+        return f"+{time.monotonic() - self._t0:.3f}s"
+
+    def _trace_frame(self, direction: str, msg_type: int, seq: int, payload: bytes) -> None:
+        """One frame's dump: direction, time, type name, seq, payload length, then the decoded
+        frame's bytes (header, payload, CRC-32; before COBS), TRACE_WIDTH bytes a line."""
+        if self._trace is None:
+            return
+        raw = P.frame_bytes(msg_type, seq, payload)
+        rows = [raw[i : i + TRACE_WIDTH].hex(" ") for i in range(0, len(raw), TRACE_WIDTH)]
+        head = (
+            f"TRACE {self._since()} {direction} {P.type_name(msg_type)} seq {seq} "
+            f"len {len(payload)}: "
+        )
+        self._trace(head + "\n    ".join(rows))
 
     def next_seq(self) -> int:
         self._seq = (self._seq + 1) % 255  # 0..254; 0xFF is the device's "unreadable frame"
@@ -169,48 +205,76 @@ class Link:
         seq = self.next_seq()
         frame = P.encode_frame(msg_type, seq, payload)
         per_try = (timeout or self.timeout) + self.transfer_time(len(frame) + 64 + P.MAX_PAYLOAD)
-        want = msg_type | P.REPLY
-        last_problem = "no reply"
+        problem = "no reply"
         self.stats.requests += 1
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats.retries += 1
                 self.decoder.reset()
-            self._write(frame, name)
-            deadline = time.monotonic() + per_try
+            self._send(frame, msg_type, seq, payload, name)
+            reply, seen = self._await_reply(msg_type, seq, time.monotonic() + per_try, name)
+            if reply is not None:
+                return reply
+            problem = seen or problem
+        raise self._failed(name, problem, per_try)
+
+    def _send(self, frame: bytes, msg_type: int, seq: int, payload: bytes, name: str) -> None:
+        """Write one encoded request frame (and trace it)."""
+        self._trace_frame(">>", msg_type, seq, payload)
+        self._write(frame, name)
+
+    def _await_reply(self, msg_type: int, seq: int, deadline: float, name: str):
+        """Read until the reply to request `seq` arrives, the device says it could not read a
+        request (send again), or `deadline` passes. Returns (reply or None, the last problem seen
+        or None); raises DeviceError when the device answers `seq` with an ERROR."""
+        problem = None
+        while True:
+            frames = self._read_frames(deadline, name)
+            if not frames and time.monotonic() >= deadline:
+                return None, problem
             resend = False
-            while not resend:
-                frames = self._read_frames(deadline, name)
-                if not frames and time.monotonic() >= deadline:
-                    break
-                for f in frames:
-                    if f.type == P.MsgType.PREDICTION:
-                        self._keep_prediction(f)
-                    elif f.type == P.MsgType.ERROR and f.seq == P.SEQ_UNKNOWN:
-                        last_problem = "the device could not read the request"
-                        resend = True  # it did not read our frame: send it again at once
-                    elif f.seq != seq:
-                        continue  # a stale reply to an earlier request
-                    elif f.type == P.MsgType.ERROR:
-                        reply = _parse(f, name)
-                        if reply is None:
-                            continue
-                        raise DeviceError(f"{name} failed", reply)
-                    elif f.type == want:
-                        reply = _parse(f, name)
-                        if reply is not None:
-                            return reply
-                        last_problem = "a reply that does not parse"
+            for f in frames:  # the whole batch: a reply after an unreadable-frame ERROR counts
+                reply, seen = self._match(f, msg_type | P.REPLY, seq, name)
+                if reply is not None:
+                    return reply, problem
+                problem = seen or problem
+                resend = resend or seen == _UNREAD
+            if resend:
+                return None, problem
+
+    def _match(self, f: P.Frame, want: int, seq: int, name: str):
+        """What one incoming frame means for request `seq`: (its parsed reply, None), (None, a
+        problem: _UNREAD or _GARBLED), or (None, None) for frames of no concern (stale replies;
+        predictions, which are kept). Raises DeviceError on the device's ERROR for `seq`."""
+        if f.type == P.MsgType.PREDICTION:
+            self._keep_prediction(f)
+            return None, None
+        if f.type == P.MsgType.ERROR and f.seq == P.SEQ_UNKNOWN:
+            return None, _UNREAD
+        if f.seq != seq:
+            return None, None  # a stale reply to an earlier request
+        if f.type == P.MsgType.ERROR:
+            error = _parse(f, name)
+            if error is not None:
+                raise DeviceError(f"{name} failed", error)
+            return None, None
+        if f.type == want:
+            reply = _parse(f, name)
+            return (reply, None) if reply is not None else (None, _GARBLED)
+        return None, None
+
+    def _failed(self, name: str, problem: str, per_try: float) -> LinkError:
+        """The one line for a request that got no usable reply after every attempt."""
         tries = self.retries + 1
         hint = (
             "the line corrupts frames: try another cable or USB port, or raise --retries"
-            if last_problem != "no reply"
+            if problem != "no reply"
             else "check that the board runs tinyhar firmware and the port is right, or raise "
             "--timeout/--retries"
         )
-        raise LinkError(
+        return LinkError(
             f"{name} to {self.port} failed after {tries} attempt{'s' * (tries > 1)} "
-            f"({last_problem}, {per_try:.1f} s each): {hint}"
+            f"({problem}, {per_try:.1f} s each): {hint}"
         )
 
     def _keep_prediction(self, f: P.Frame) -> None:
@@ -285,16 +349,20 @@ class Link:
                     if f.type == P.MsgType.PREDICTION:
                         self._keep_prediction(f)
                         got = True
-                    elif f.type == P.MsgType.ERROR and f.payload[1:2] == bytes([0xA0]):
-                        reply = _parse(f, "PREDICTION")
-                        if reply is not None:
-                            raise DeviceError("streaming inference failed", reply)
+                    elif f.type == P.MsgType.ERROR:
+                        error = _parse(f, "PREDICTION")
+                        if error is not None and error.request_type == P.MsgType.PREDICTION:
+                            raise DeviceError("streaming inference failed", error)
             if not got:
                 return
 
 
 class DeviceStateLost(LinkError):
     """The device forgot state the host gave it (it reset or lost a request)."""
+
+
+def _stderr_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def _parse(frame: P.Frame, name: str):

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from tinyhar import runs
-from tinyhar.board import protocol as P
 from tinyhar.board.boards import load_board
 from tinyhar.board.preprocess import to_board_units
 from tinyhar.data.mhealth import load_mhealth
@@ -28,9 +27,6 @@ from tinyhar.lite.reference import TflmReference
 from tinyhar.log import Log, inf
 
 WRITE_WAIT = 1.0  # seconds a write waits for a reader before the bytes are dropped
-_STATUS_REQUESTS = (P.MsgType.SAMPLES, P.MsgType.RESET_BUFFER, P.MsgType.STREAM_START,
-                    P.MsgType.STREAM_STOP)  # fmt: skip
-_STATUS_REPLIES = {int(t) | P.REPLY for t in _STATUS_REQUESTS}
 
 
 @dataclass(frozen=True)
@@ -200,7 +196,6 @@ class VirtualBoard:
         self._stop = threading.Event()
         self._streaming = False
         self._replay_pos = 0
-        self._watch = P.FrameDecoder()
         self.requests = 0
         self.resets = 0
         self._in_frame = False
@@ -223,15 +218,11 @@ class VirtualBoard:
             except OSError:
                 pass
 
-    # output: watch the device's state, apply faults, write to the pty
+    # output: follow the device's streaming state, apply faults, write to the pty
     def _emit(self, data: bytes, reply: bool) -> None:
         if not data:
             return
-        for f in self._watch.feed(data):
-            if f.type == P.MsgType.HELLO | P.REPLY and len(f.payload) > 1:
-                self._set_streaming(bool(f.payload[1] & 1))
-            elif f.type in _STATUS_REPLIES and len(f.payload) >= 7:
-                self._set_streaming(bool(f.payload[6]))
+        self._set_streaming(self.device.streaming)
         if reply and self.faults.delay_ms:
             time.sleep(self.faults.delay_ms / 1000.0)
         self._write(self._out_fault(data))
@@ -287,7 +278,6 @@ class VirtualBoard:
         self.resets += 1
         self.log(f"sim: reset (fault injection) while handling request {self.faults.reset_after}")
         self.device = self._new_device()
-        self._watch = P.FrameDecoder()
         self._streaming = False
 
     def _imu(self) -> None:
