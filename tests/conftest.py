@@ -7,13 +7,18 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tinyhar.device.virtual_board import Faults, VirtualBoard
 
 # The real Arduino libraries (TFLM ports, IMU drivers) at their pinned versions, beside the repo.
 SHARED_LIBRARIES = Path(__file__).resolve().parents[2] / "shared" / "arduino" / "libraries"
@@ -124,3 +129,28 @@ def clean_sim(tiny_run: Path) -> Iterator[Sim]:
     """One fault-free virtual board for the session's device tests."""
     with sim_board(tiny_run) as sim:
         yield sim
+
+
+@contextmanager
+def virtual_board(
+    run: Path, faults: Faults | None = None
+) -> Iterator[tuple[VirtualBoard, list[str]]]:
+    """A virtual nano33ble for `run` on a pty, served by a thread of this process (what `tinyhar
+    sim` runs, without starting a process); yields the board and the lines it logged."""
+    from tinyhar.device.virtual_board import (  # lazy: 0.6 s (pandas) for every test session
+        Faults,
+        VirtualBoard,
+        board_image,
+    )
+
+    lines: list[str] = []
+    image = board_image("nano33ble", run, log=lines.append)
+    vb = VirtualBoard(image, faults or Faults(), log=lines.append)
+    server = threading.Thread(target=vb.serve, name="virtual-board", daemon=True)
+    server.start()
+    try:
+        yield vb, lines
+    finally:
+        vb.stop()
+        server.join(timeout=5)
+        vb.close()

@@ -1,19 +1,28 @@
-"""Faults injected by `tinyhar sim` (corrupt, drop, delay, reset): verify recovers or stops with
-one line, within a bounded time, and never reports a partial run as a pass."""
+"""Faults injected on a virtual board's wire (corrupt, drop, delay, reset): verify recovers or
+stops with one line, within a bounded time, and never reports a partial run as a pass.
+
+The board is served by a thread of this process and verify runs in-process (what `tinyhar sim`
+and `tinyhar verify` run); one test runs both as commands, for the exit code and the one line."""
 
 from __future__ import annotations
 
 import time
 
-from conftest import one_error_line, sim_board, tinyhar
+import pytest
+from conftest import one_error_line, sim_board, tinyhar, virtual_board
 
+from tinyhar.device.verify import VerifyOptions, verify_device
+from tinyhar.device.virtual_board import Faults
+from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
 
 
-def _verify(port: str, run, *args: str, timeout: float = 120):
+def _verify(port: str, run, **options):
+    """verify_device in-process, quietly; (report, seconds)."""
     t0 = time.monotonic()
-    proc = tinyhar("verify", "--port", port, "--run", run, *args, check=False, timeout=timeout)
-    return proc, time.monotonic() - t0
+    report = verify_device(VerifyOptions(port=port, run=run, progress=False, **options),
+                           log=lambda _: None)  # fmt: skip
+    return report, time.monotonic() - t0
 
 
 def _assert_clean_pass(run, windows: int) -> dict:
@@ -23,51 +32,49 @@ def _assert_clean_pass(run, windows: int) -> dict:
     return report
 
 
-def test_one_percent_corruption_both_ways_recovers_or_stops_cleanly(tiny_run) -> None:
-    with sim_board(tiny_run, "--corrupt", "0.01", "--seed", "3") as sim:
-        proc, seconds = _verify(sim.port, tiny_run, "--windows", "10", "--timeout", "0.5")
-    assert seconds < 90  # bounded: 4 attempts of 0.5 s (+ transfer) per request at most
-    if proc.returncode == 0:
-        _assert_clean_pass(tiny_run, 10)
-    else:
-        line = one_error_line(proc.stderr)
-        assert "failed after" in line or "could not read" in line
-        report = read_json(tiny_run / "verify.json")
-        assert report["passed"] is False and report["complete"] is False
+def test_one_percent_corruption_both_ways_stops_cleanly_at_hello(tiny_run) -> None:
+    # With seed 3, 1% of bytes corrupted spoils every HELLO reply (~90 bytes each way, 4 tries):
+    # verify stops at the first request, in bounded time, and leaves a failed verify.json.
+    t0 = time.monotonic()
+    with virtual_board(tiny_run, Faults(corrupt=0.01, seed=3)) as (vb, _):
+        with pytest.raises(TinyharError, match="HELLO .*failed after 4 attempts"):
+            _verify(vb.path, tiny_run, windows=10, timeout=0.5)
+    assert time.monotonic() - t0 < 30  # 4 attempts of 0.5 s (+ transfer)
+    assert vb.requests == 4 and vb.resets == 0
+    report = read_json(tiny_run / "verify.json")
+    assert report["passed"] is False and report["complete"] is False
+    assert "failed after 4 attempts" in report["error"]
 
 
 def test_light_corruption_is_retried_to_the_same_result(tiny_run) -> None:
-    with sim_board(tiny_run, "--corrupt", "0.0005", "--seed", "1") as sim:
-        proc, _ = _verify(
-            sim.port, tiny_run, "--windows", "30", "--timeout", "0.5", "--retries", "8"
-        )
-    assert proc.returncode == 0, proc.stderr
+    with virtual_board(tiny_run, Faults(corrupt=0.0005, seed=1)) as (vb, _):
+        _verify(vb.path, tiny_run, windows=30, timeout=0.5, retries=8)
     report = _assert_clean_pass(tiny_run, 30)
     assert report["retries"] > 0  # bytes were corrupted, and the link recovered
 
 
 def test_dropped_bytes_are_retried_to_the_same_result(tiny_run) -> None:
-    with sim_board(tiny_run, "--drop", "0.0002", "--seed", "2") as sim:
-        proc, _ = _verify(
-            sim.port, tiny_run, "--raw", "--windows", "15", "--timeout", "0.5", "--retries", "8"
-        )
-    assert proc.returncode == 0, proc.stderr
+    with virtual_board(tiny_run, Faults(drop=0.0002, seed=2)) as (vb, _):
+        _verify(vb.path, tiny_run, raw=True, windows=15, timeout=0.5, retries=8)
     report = _assert_clean_pass(tiny_run, 15)
     assert report["retries"] > 0 and report["preprocess_mismatch_windows"] == 0
 
 
 def test_delayed_replies_within_the_timeout_pass(tiny_run) -> None:
-    with sim_board(tiny_run, "--delay", "150") as sim:
-        proc, seconds = _verify(sim.port, tiny_run, "--windows", "6", "--timeout", "1")
-    assert proc.returncode == 0, proc.stderr
+    with virtual_board(tiny_run, Faults(delay_ms=150)) as (vb, _):
+        _verify(vb.path, tiny_run, windows=6, timeout=1)
     report = _assert_clean_pass(tiny_run, 6)
     assert report["retries"] == 0
     assert report["windows_per_second"] < 1 / 0.15  # every reply came 150 ms late
 
 
 def test_replies_later_than_the_timeout_end_in_one_line(tiny_run) -> None:
+    """The command line: `tinyhar sim --delay` and `tinyhar verify` as a user runs them."""
     with sim_board(tiny_run, "--delay", "2000") as sim:
-        proc, seconds = _verify(sim.port, tiny_run, "--timeout", "0.3", "--retries", "1")
+        t0 = time.monotonic()
+        proc = tinyhar("verify", "--port", sim.port, "--run", tiny_run, "--timeout", "0.3",
+                       "--retries", "1", check=False, timeout=120)  # fmt: skip
+        seconds = time.monotonic() - t0
     assert proc.returncode == 2 and seconds < 30
     line = one_error_line(proc.stderr)
     assert "HELLO" in line and "2 attempts" in line
@@ -76,20 +83,16 @@ def test_replies_later_than_the_timeout_end_in_one_line(tiny_run) -> None:
 
 def test_reset_mid_run_is_detected_and_the_window_resent(tiny_run) -> None:
     # request 12 is inside the third raw window (RESET_BUFFER, SAMPLES, INFER_RAW each)
-    with sim_board(tiny_run, "--reset-after", "12") as sim:
-        proc, _ = _verify(sim.port, tiny_run, "--raw", "--windows", "8", "--timeout", "0.5")
-        sim.proc.terminate()
-        sim.proc.wait(timeout=10)
-        sim_log = sim.proc.stderr.read()
-    assert "reset (fault injection)" in sim_log
-    assert proc.returncode == 0, proc.stderr
+    with virtual_board(tiny_run, Faults(reset_after=12)) as (vb, sim_log):
+        _verify(vb.path, tiny_run, raw=True, windows=8, timeout=0.5)
+    assert vb.resets == 1 and any("reset (fault injection)" in ln for ln in sim_log)
     report = _assert_clean_pass(tiny_run, 8)
     assert report["device_resets_recovered"] >= 1
     assert report["preprocess_mismatch_windows"] == 0
 
 
 def test_reset_in_model_mode_costs_one_retry(tiny_run) -> None:
-    with sim_board(tiny_run, "--reset-after", "5") as sim:
-        proc, _ = _verify(sim.port, tiny_run, "--windows", "10", "--timeout", "0.5")
-    assert proc.returncode == 0, proc.stderr
+    with virtual_board(tiny_run, Faults(reset_after=5)) as (vb, _):
+        _verify(vb.path, tiny_run, windows=10, timeout=0.5)
+    assert vb.resets == 1
     assert _assert_clean_pass(tiny_run, 10)["retries"] >= 1
