@@ -425,8 +425,10 @@ def sim(
               show_default=True, help="Seconds per attempt.")  # fmt: skip
 @click.option("--retries", type=click.IntRange(0), default=3, show_default=True,
               help="Retries per request.")  # fmt: skip
+@click.option("--trace", is_flag=True,
+              help="Print a hex dump of every frame sent and received on stderr.")  # fmt: skip
 def verify(
-    port, run, windows, raw, board, min_agreement, max_lsb, libraries, timeout, retries
+    port, run, windows, raw, board, min_agreement, max_lsb, libraries, timeout, retries, trace
 ) -> None:
     """Check that the device computes what the host computes; write verify.json/.png.
 
@@ -440,7 +442,8 @@ def verify(
 
     opts = VerifyOptions(
         port=port, run=run, windows=windows, raw=raw, board=board, min_agreement=min_agreement,
-        max_lsb=max_lsb, libraries=libraries, timeout=timeout, retries=retries,
+        max_lsb=max_lsb, libraries=libraries, timeout=timeout, retries=retries, trace=trace,
+        progress=not trace,  # a progress bar redrawn between trace lines garbles both
     )  # fmt: skip
     report = verify_device(opts)
     click.echo(format_report(report))
@@ -459,12 +462,14 @@ def verify(
               help="Stop after S seconds.")  # fmt: skip
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Seconds per request attempt.")  # fmt: skip
-def monitor(port, run, last, count, seconds, timeout) -> None:
+@click.option("--trace", is_flag=True,
+              help="Print a hex dump of every frame sent and received on stderr.")  # fmt: skip
+def monitor(port, run, last, count, seconds, timeout, trace) -> None:
     """Show the board's live predictions from its IMU; Ctrl-C stops the stream and exits."""
     from tinyhar.device.monitor import MonitorOptions, run_monitor  # lazy: fast --help
 
     opts = MonitorOptions(port=port, run=run, last=last, count=count, seconds=seconds,
-                          timeout=timeout)  # fmt: skip
+                          timeout=timeout, trace=trace)  # fmt: skip
     run_monitor(opts, out=click.echo)
 
 

@@ -26,6 +26,7 @@ class MonitorOptions:
     seconds: float | None = None
     timeout: float = 1.0
     retries: int = 3
+    trace: bool = False  # hex dump of every frame on stderr
 
 
 def confidence(p: P.Prediction, info: P.DeviceInfo) -> float:
@@ -66,7 +67,7 @@ def _labels(link: Link, run: Path | None, n: int) -> list[str]:
 
 def run_monitor(opts: MonitorOptions, out: Callable[[str], None] = print) -> int:
     """Stream predictions until --count/--seconds or Ctrl-C; stops the stream; returns the count."""
-    with Link(opts.port, timeout=opts.timeout, retries=opts.retries) as link:
+    with Link(opts.port, timeout=opts.timeout, retries=opts.retries, trace=opts.trace) as link:
         info = link.hello()
         if not info.has_model:
             raise TinyharError(f"the device on {opts.port} has no model: build and flash one first")

@@ -52,6 +52,7 @@ class VerifyOptions:
     timeout: float = 1.0
     retries: int = 3
     progress: bool = True
+    trace: bool = False  # hex dump of every frame on stderr
 
 
 @dataclass
@@ -266,7 +267,7 @@ def verify_device(opts: VerifyOptions, log: Log = inf) -> dict[str, Any]:
 
 def _verify(opts: VerifyOptions, rm: RunModel, report: dict, log: Log) -> dict[str, Any]:
 
-    with Link(opts.port, timeout=opts.timeout, retries=opts.retries) as link:
+    with Link(opts.port, timeout=opts.timeout, retries=opts.retries, trace=opts.trace) as link:
         info = link.hello()
         check_device(info, rm, opts.port)
         report["device"] = _info_dict(info)
