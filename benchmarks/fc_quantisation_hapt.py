@@ -239,9 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     p(f"windows: train {counts['train']}, val {counts['val']}, test {counts['test']} "
       f"(window {ds['window']} samples = {ds['window'] / ds['rate_hz']:g} s, stride "
       f"{ds['stride']}); representative windows {min(len(x_rep), 500)}")  # fmt: skip
-    p(f"model: tiny / arm (6 channels), {m['params']} params, width {m['size'].get('width')}; "
-      f"{m['epochs_run']} epochs run (max {args.epochs}), best epoch {m['best_epoch']}, "
-      f"training {m['train_seconds']:.0f} s")  # fmt: skip
+    p(f"model: tiny / arm (6 channels), {m.params} params, width {m.size.get('width')}; "
+      f"{m.epochs_run} epochs run (max {args.epochs}), best epoch {m.best_epoch}, "
+      f"training {m.train_seconds:.0f} s")  # fmt: skip
     p("")
     rows = [
         ("", "float (Keras)", "int8 FC per-channel", "int8 FC per-tensor"),
@@ -269,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p(f"int8 output difference between them: mean {diff.mean():.2f} LSB, "
       f"max {int(diff.max(initial=0))} LSB")  # fmt: skip
-    p(f"(train's own float evaluation: accuracy {m['accuracy']:.4f}, macro-F1 "
-      f"{m['macro_f1']:.4f})")  # fmt: skip
+    p(f"(train's own float evaluation: accuracy {m.accuracy:.4f}, macro-F1 "
+      f"{m.macro_f1:.4f})")  # fmt: skip
     p("")
     p("per-class recall on the test subjects:")
     rrows = [("activity", "support", "float", "int8 FC/ch", "int8 FC/tensor")]
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "int8_top1_agreement": agree,
         "epochs_max": args.epochs,
-        "epochs_run": m["epochs_run"],
+        "epochs_run": m.epochs_run,
         "seconds": round(time.monotonic() - t_start, 1),
     }
     (args.out / "fc_quantisation_hapt.json").write_text(json.dumps(report, indent=2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,45 @@ from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
 from tinyhar.lite.arena import RESOLUTION, measure_arena
 from tinyhar.lite.convert import to_int8_tflite
 from tinyhar.lite.reference import TfliteReference, TflmReference
-from tinyhar.lite.tflite_inspect import TensorInfo, inspect_tflite
+from tinyhar.lite.tflite_inspect import ModelInfo, TensorInfo, inspect_tflite
 from tinyhar.log import inf
+
+
+@dataclass
+class QuantizeReport:
+    """What quantize.json holds (and the run folder, which it does not)."""
+
+    float_accuracy: float
+    int8_accuracy: float  # the Python TFLM interpreter
+    int8_accuracy_tflite: float
+    tflm_tflite_top1_agreement: float
+    tflm_tflite_max_abs_diff: int
+    float_int8_top1_agreement: float
+    board_int8: dict[str, Any]  # the board's TFLM library's accuracy, or why it is unavailable
+    test_windows: int
+    representative_windows: int
+    model_bytes: int
+    arena_bytes: int
+    arena_resolution: int
+    ops: list[str]
+    op_counts: dict[str, int]
+    macs: int
+    params: int
+    stateful: bool
+    model_crc32: str
+    model_crc32_int: int
+    input: dict[str, Any]  # scale, zero_point, shape, dtype
+    output: dict[str, Any]
+    labels: list[str] | None
+    synthetic: bool
+    seconds: float
+    run: str = ""  # not in quantize.json
+
+    def to_json(self) -> dict[str, Any]:
+        """quantize.json's content."""
+        out = asdict(self)
+        del out["run"]
+        return out
 
 
 def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -80,7 +118,7 @@ def quantize_run(
     log: Callable[[str], None] = inf,
     board: str = "nano33ble",
     libraries: Path | None = None,
-) -> dict[str, Any]:
+) -> QuantizeReport:
     """Convert R/model.keras to int8, evaluate float/TFLM/TFLite accuracy and the accuracy with
     the board's own TFLM library (where it can be built), measure the arena, then write
     R/model_int8.tflite and R/quantize.json; returns the report."""
@@ -96,31 +134,61 @@ def quantize_run(
     model = _load_keras(run / runs.KERAS_MODEL)
     log(f"quantize: float accuracy on {len(x_test)} test windows")
     float_pred = _argmax(model.predict(x_test, batch_size=256, verbose=0))
-    log(f"quantize: converting to int8 with {len(x_rep)} representative windows")
-    int8 = to_int8_tflite(model, x_rep)
-    info = inspect_tflite(int8)
-    log("quantize: measuring the TFLM arena (bisection)")
-    arena = measure_arena(int8)
-    inp, out = info.inputs[0], info.outputs[0]
+    int8, info, arena = convert_and_measure(model, x_rep, log)
+    inp = info.inputs[0]
     xq = quantise_input(x_test, inp.scale, inp.zero_point)
     log(f"quantize: int8 accuracy with TFLM and TFLite ({len(xq)} windows)")
     tflm_out = TflmReference(int8, arena).predict(xq)
     tflite_out = TfliteReference(int8).predict(xq)
-    tflm_pred, tflite_pred = _argmax(tflm_out), _argmax(tflite_out)
     on_board = board_accuracy(int8, ds, board, arena, libraries, xq, tflm_out, y_test, log)
 
-    report = {
-        "float_accuracy": _accuracy(float_pred, y_test),
-        "int8_accuracy": _accuracy(tflm_pred, y_test),
-        "int8_accuracy_tflite": _accuracy(tflite_pred, y_test),
+    report = QuantizeReport(
+        **accuracies(float_pred, tflm_out, tflite_out, y_test),
+        board_int8=on_board,
+        test_windows=int(len(x_test)),
+        representative_windows=int(len(x_rep)),
+        **model_figures(int8, info, arena),
+        labels=ds.get("labels"),
+        synthetic=bool(ds.get("synthetic", False)),
+        seconds=round(time.monotonic() - t0, 1),
+    )
+    atomic_write_bytes(run / runs.INT8_MODEL, int8)
+    atomic_write_json(run / runs.QUANTIZE_JSON, report.to_json())
+    report.run = str(run)
+    return report
+
+
+def convert_and_measure(
+    model, x_rep: np.ndarray, log: Callable[[str], None]
+) -> tuple[bytes, ModelInfo, int]:
+    """(int8 .tflite, what it holds, its measured TFLM arena in bytes)."""
+    log(f"quantize: converting to int8 with {len(x_rep)} representative windows")
+    int8 = to_int8_tflite(model, x_rep)
+    info = inspect_tflite(int8)
+    log("quantize: measuring the TFLM arena (bisection)")
+    return int8, info, int(measure_arena(int8))
+
+
+def accuracies(
+    float_pred: np.ndarray, tflm_out: np.ndarray, tflite_out: np.ndarray, y: np.ndarray
+) -> dict[str, Any]:
+    """Float, TFLM and TFLite accuracy, and how the int8 interpreters agree."""
+    tflm_pred, tflite_pred = _argmax(tflm_out), _argmax(tflite_out)
+    return {
+        "float_accuracy": _accuracy(float_pred, y),
+        "int8_accuracy": _accuracy(tflm_pred, y),
+        "int8_accuracy_tflite": _accuracy(tflite_pred, y),
         "tflm_tflite_top1_agreement": _accuracy(tflm_pred, tflite_pred),
         "tflm_tflite_max_abs_diff": int(
             np.abs(tflm_out.astype(np.int32) - tflite_out.astype(np.int32)).max(initial=0)
         ),
         "float_int8_top1_agreement": _accuracy(tflm_pred, float_pred),
-        "board_int8": on_board,
-        "test_windows": int(len(x_test)),
-        "representative_windows": int(len(x_rep)),
+    }
+
+
+def model_figures(int8: bytes, info: ModelInfo, arena: int) -> dict[str, Any]:
+    """Size, arena, ops, cost, CRC and quantisation of the int8 model."""
+    return {
         "model_bytes": len(int8),
         "arena_bytes": int(arena),
         "arena_resolution": RESOLUTION,
@@ -131,16 +199,9 @@ def quantize_run(
         "stateful": info.stateful,
         "model_crc32": crc32_hex(int8),
         "model_crc32_int": crc32(int8),
-        "input": _quant(inp),
-        "output": _quant(out),
-        "labels": ds.get("labels"),
-        "synthetic": bool(ds.get("synthetic", False)),
-        "seconds": round(time.monotonic() - t0, 1),
+        "input": _quant(info.inputs[0]),
+        "output": _quant(info.outputs[0]),
     }
-    atomic_write_bytes(run / runs.INT8_MODEL, int8)
-    atomic_write_json(run / runs.QUANTIZE_JSON, report)
-    report["run"] = str(run)
-    return report
 
 
 def board_accuracy(
@@ -181,10 +242,11 @@ def _library_title(board: str) -> str:
     return f"{b.tflm.name} {b.tflm.version}"
 
 
-def format_report(report: dict[str, Any]) -> str:
+def format_report(report: QuantizeReport) -> str:
     """The figures of a quantize report as a small table."""
-    synth = " (synthetic data)" if report.get("synthetic") else ""
-    on_board = report.get("board_int8") or {}
+    r = report
+    synth = " (synthetic data)" if r.synthetic else ""
+    on_board = r.board_int8 or {}
     board_row = (
         (f"int8 accuracy ({on_board['board']}, its TFLM)",
          f"{on_board['accuracy']:.4f}  ({on_board['library']} built for the host; top-1 "
@@ -193,27 +255,21 @@ def format_report(report: dict[str, Any]) -> str:
         else ("int8 accuracy (board's TFLM)", f"not measured: {on_board.get('unavailable')}")
     )  # fmt: skip
     rows = [
-        ("float accuracy (Keras)", f"{report['float_accuracy']:.4f}"),
+        ("float accuracy (Keras)", f"{r.float_accuracy:.4f}"),
         board_row,
-        ("int8 accuracy (TFLM)", f"{report['int8_accuracy']:.4f}"),
-        ("int8 accuracy (TFLite)", f"{report['int8_accuracy_tflite']:.4f}"),
-        ("TFLM/TFLite top-1 agreement", f"{report['tflm_tflite_top1_agreement']:.4f}"),
-        ("test windows", str(report["test_windows"])),
-        ("int8 model", f"{report['model_bytes']} B ({report['model_bytes'] / 1024:.1f} KB)"),
-        (
-            "TFLM arena (measured)",
-            f"{report['arena_bytes']} B ({report['arena_bytes'] / 1024:.1f} KB)",
-        ),
-        ("params / MACs", f"{report['params']} / {report['macs']}"),
-        ("model CRC-32", report["model_crc32"]),
-        (
-            "input scale / zero point",
-            f"{report['input']['scale']:.6g} / {report['input']['zero_point']}",
-        ),
-        ("ops", ", ".join(report["ops"])),
+        ("int8 accuracy (TFLM)", f"{r.int8_accuracy:.4f}"),
+        ("int8 accuracy (TFLite)", f"{r.int8_accuracy_tflite:.4f}"),
+        ("TFLM/TFLite top-1 agreement", f"{r.tflm_tflite_top1_agreement:.4f}"),
+        ("test windows", str(r.test_windows)),
+        ("int8 model", f"{r.model_bytes} B ({r.model_bytes / 1024:.1f} KB)"),
+        ("TFLM arena (measured)", f"{r.arena_bytes} B ({r.arena_bytes / 1024:.1f} KB)"),
+        ("params / MACs", f"{r.params} / {r.macs}"),
+        ("model CRC-32", r.model_crc32),
+        ("input scale / zero point", f"{r.input['scale']:.6g} / {r.input['zero_point']}"),
+        ("ops", ", ".join(r.ops)),
     ]
     width = max(len(k) for k, _ in rows)
-    lines = [f"quantized {report.get('run', '')}{synth}"]
+    lines = [f"quantized {r.run}{synth}"]
     lines += [f"  {k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)
 

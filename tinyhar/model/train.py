@@ -6,8 +6,9 @@ import io
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,9 +83,37 @@ class Prepared:
 
 
 @dataclass
+class TrainMetrics:
+    """What metrics.json holds: test scores of the trained model and how it was trained."""
+
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, dict[str, float]]  # class -> precision, recall, f1, support
+    confusion: list[list[int]]
+    labels: list[str]
+    split: dict[str, Any]
+    counts: dict[str, int]
+    params: int
+    arch: str
+    size: dict[str, Any]  # tiny's width search (empty for paper)
+    budget: dict[str, Any]
+    sensors: str
+    epochs_run: int
+    best_epoch: int
+    synthetic: bool
+    data: str
+    train_seconds: float
+    seed: int
+    batch_size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class TrainResult:
     run: Path
-    metrics: dict
+    metrics: TrainMetrics
     dataset: dict
     files: list[Path] = field(default_factory=list)
 
@@ -164,6 +193,27 @@ def _epoch_logger(log: Callable[[str], None], epochs: int, seconds: list[float])
     return EpochLine()
 
 
+def size_model(
+    cfg: TrainConfig, shape: tuple[int, int], n_classes: int, log: Callable[[str], None]
+) -> tuple[dict, dict]:
+    """(size params, budget) for build_model: tiny's width fitted to the model and arena budget;
+    nothing for paper."""
+    if cfg.arch != "tiny":
+        return {}, {}
+    log(f"sizing tiny to {cfg.max_model_kb:g} KB model / {cfg.max_arena_kb:g} KB arena")
+    size, model_bytes, arena = fit_tiny_to_budget(
+        shape, n_classes, cfg.max_model_kb, cfg.max_arena_kb, log=log
+    )
+    budget = {
+        "max_model_kb": cfg.max_model_kb,
+        "max_arena_kb": cfg.max_arena_kb,
+        "int8_model_bytes_untrained": model_bytes,
+        "arena_bytes_untrained": arena,
+    }
+    log(f"tiny width {size['width']}: int8 {model_bytes} B, arena {arena} B")
+    return size, budget
+
+
 def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
     """Size (tiny), build and train the model; returns (model, history, size params, budget)."""
     from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
@@ -172,20 +222,7 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
         raise TinyharError("--epochs and --batch-size must be at least 1")
     n_classes = len(prep.class_names)
     shape = (cfg.window, len(prep.dataset["channels"]))
-    size: dict = {}
-    budget: dict = {}
-    if cfg.arch == "tiny":
-        log(f"sizing tiny to {cfg.max_model_kb:g} KB model / {cfg.max_arena_kb:g} KB arena")
-        size, model_bytes, arena = fit_tiny_to_budget(
-            shape, n_classes, cfg.max_model_kb, cfg.max_arena_kb, log=log
-        )
-        budget = {
-            "max_model_kb": cfg.max_model_kb,
-            "max_arena_kb": cfg.max_arena_kb,
-            "int8_model_bytes_untrained": model_bytes,
-            "arena_bytes_untrained": arena,
-        }
-        log(f"tiny width {size['width']}: int8 {model_bytes} B, arena {arena} B")
+    size, budget = size_model(cfg, shape, n_classes, log)
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     model = build_model(cfg.arch, shape, n_classes, **size)
@@ -276,35 +313,60 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = inf) -> TrainResult:
         log(f"note: {sp.note}")
 
     model, history, size, budget = fit(cfg, prep, log)
-    scores = evaluate(model, prep)
+    metrics = train_metrics(cfg, prep, evaluate(model, prep), model, history, size, budget)
+    files = write_run(run, cfg, prep, model, history, metrics, log)
+    return TrainResult(run, metrics, prep.dataset, files)
 
-    label = data_label(data.synthetic)
-    metrics = {
-        "accuracy": scores["accuracy"],
-        "macro_f1": scores["macro_f1"],
-        "per_class": scores["per_class"],
-        "confusion": scores["confusion"],
-        "labels": prep.class_names,
-        "split": prep.dataset["split"],
-        "counts": prep.dataset["counts"],
-        "params": int(model.count_params()),
-        "arch": cfg.arch,
-        "size": size,
-        "budget": budget,
-        "sensors": cfg.sensors,
-        "epochs_run": len(history.get("loss", [])),
-        "best_epoch": int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0,
-        "synthetic": bool(data.synthetic),
-        "data": label,
-        "train_seconds": history["train_seconds"],
-        "seed": cfg.seed,
-        "batch_size": cfg.batch_size,
-    }
-    title = f"{cfg.arch} / {cfg.sensors} on {label}"
+
+def train_metrics(
+    cfg: TrainConfig,
+    prep: Prepared,
+    scores: dict,
+    model,
+    history: dict,
+    size: dict,
+    budget: dict,
+) -> TrainMetrics:
+    """metrics.json's content, from the test scores (`evaluate`) and the training history."""
+    return TrainMetrics(
+        accuracy=scores["accuracy"],
+        macro_f1=scores["macro_f1"],
+        per_class=scores["per_class"],
+        confusion=scores["confusion"],
+        labels=prep.class_names,
+        split=prep.dataset["split"],
+        counts=prep.dataset["counts"],
+        params=int(model.count_params()),
+        arch=cfg.arch,
+        size=size,
+        budget=budget,
+        sensors=cfg.sensors,
+        epochs_run=len(history.get("loss", [])),
+        best_epoch=int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0,
+        synthetic=bool(prep.dataset.get("synthetic", False)),
+        data=data_label(bool(prep.dataset.get("synthetic", False))),
+        train_seconds=history["train_seconds"],
+        seed=cfg.seed,
+        batch_size=cfg.batch_size,
+    )
+
+
+def write_run(
+    run: Path,
+    cfg: TrainConfig,
+    prep: Prepared,
+    model,
+    history: dict,
+    metrics: TrainMetrics,
+    log: Callable[[str], None],
+) -> list[Path]:
+    """Plot, then write the run folder one atomic file at a time, metrics.json last (it marks a
+    finished run); removes what an earlier model left. Returns the files written."""
+    title = f"{cfg.arch} / {cfg.sensors} on {metrics.data}"
     confusion = plots.confusion_png(
-        scores["confusion"],
+        metrics.confusion,
         prep.class_names,
-        f"{title}: test accuracy {scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}",
+        f"{title}: test accuracy {metrics.accuracy:.3f}, macro-F1 {metrics.macro_f1:.3f}",
     )
     history_png = plots.history_png(history, f"{title}: training history")
     npz = windows_npz(prep, cfg.seed)
@@ -325,9 +387,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = inf) -> TrainResult:
         (runs.HISTORY_PNG, history_png),
     ):
         files.append(atomic_write_bytes(run / name, blob))
-    files.append(atomic_write_json(run / runs.METRICS_JSON, metrics))  # last: marks a done run
+    files.append(atomic_write_json(run / runs.METRICS_JSON, metrics.to_json()))  # last: done
     _remove_stale(run, log)
-    return TrainResult(run, metrics, prep.dataset, files)
+    return files
 
 
 def _remove_stale(run: Path, log: Callable[[str], None]) -> None:
@@ -349,17 +411,16 @@ def _ids(ids: Sequence[int]) -> str:
 def summary(result: TrainResult) -> str:
     """The lines `tinyhar train` prints at the end."""
     m = result.metrics
-    label = m["data"]
     lines = [
-        f"{m['arch']} / {m['sensors']} on {label}: test accuracy {m['accuracy']:.4f}, "
-        f"macro-F1 {m['macro_f1']:.4f}, {m['params']} params, {m['epochs_run']} epochs "
-        f"in {m['train_seconds']:.1f} s",
+        f"{m.arch} / {m.sensors} on {m.data}: test accuracy {m.accuracy:.4f}, "
+        f"macro-F1 {m.macro_f1:.4f}, {m.params} params, {m.epochs_run} epochs "
+        f"in {m.train_seconds:.1f} s",
     ]
-    if m["synthetic"]:
+    if m.synthetic:
         lines.append(
             "these figures are on SYNTHETIC data, not MHEALTH: they say nothing about real accuracy"
         )
-    if m["split"]["kind"] == "random":
-        lines.append(f"note: {m['split']['note']}")
+    if m.split["kind"] == "random":
+        lines.append(f"note: {m.split['note']}")
     lines.append(f"run folder: {result.run}  ({', '.join(p.name for p in result.files)})")
     return "\n".join(lines)
