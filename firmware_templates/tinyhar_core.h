@@ -94,7 +94,10 @@ enum {
 /* TFLite TensorType codes, used for the dtype fields */
 enum {
     TINYHAR_DTYPE_FLOAT32 = 0,
+    TINYHAR_DTYPE_FLOAT16 = 1,
+    TINYHAR_DTYPE_INT32 = 2,
     TINYHAR_DTYPE_UINT8 = 3,
+    TINYHAR_DTYPE_INT64 = 4,
     TINYHAR_DTYPE_INT16 = 7,
     TINYHAR_DTYPE_INT8 = 9
 };
