@@ -62,16 +62,16 @@ def main() -> None:
                                      raw=mode == "raw", progress=False,
                                      timeout=30.0 if args.emulate else 1.0)  # fmt: skip
                 r = verify_device(opts, log=lambda _m: None)
-                if not r["passed"]:
+                if not r.passed:
                     sys.exit(f"verify did not pass in {mode} mode: {r}")
-                wps.append(r["windows_per_second"])
-                bpw.append(r["bytes_per_window"])
-                sent.append(r["bytes_sent"] / r["windows"])
-                recv.append(r["bytes_received"] / r["windows"])
-                lat.append(r["latency_us"]["median"])
+                wps.append(r.windows_per_second)
+                bpw.append(r.bytes_per_window)
+                sent.append(r.bytes_sent / r.windows)
+                recv.append(r.bytes_received / r.windows)
+                lat.append(r.latency_us["median"])
             rows.append({
                 "mode": mode,
-                "windows": r["windows"],
+                "windows": r.windows,
                 "repeats": args.repeats,
                 "windows_per_second_median": statistics.median(wps),
                 "windows_per_second_all": wps,
@@ -79,10 +79,10 @@ def main() -> None:
                 "host_to_device_bytes_per_window": round(statistics.median(sent), 1),
                 "device_to_host_bytes_per_window": round(statistics.median(recv), 1),
                 "device_latency_us_median": statistics.median(lat),
-                "instructions_per_inference": r.get("emulated", {}).get(
+                "instructions_per_inference": (r.emulated or {}).get(
                     "instructions_per_inference"),
-                "max_abs_diff_lsb": r["max_abs_diff_lsb"],
-                "reference": r["reference"]["name"],
+                "max_abs_diff_lsb": r.max_abs_diff_lsb,
+                "reference": r.reference["name"],
             })  # fmt: skip
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -447,7 +447,7 @@ def verify(
     )  # fmt: skip
     report = verify_device(opts)
     click.echo(format_report(report))
-    if not report["passed"]:
+    if not report.passed:
         sys.exit(EXIT_FAILED)
 
 

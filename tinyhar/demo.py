@@ -15,7 +15,7 @@ from tinyhar.board.boards import load_board
 from tinyhar.data.synth import synthesize
 from tinyhar.deploy.build import BuildOptions, build_firmware
 from tinyhar.deploy.quantize import quantize_run
-from tinyhar.device.verify import VerifyOptions, verify_device
+from tinyhar.device.verify import VerifyOptions, VerifyReport, verify_device
 from tinyhar.device.virtual_board import Faults, VirtualBoard, board_image
 from tinyhar.files import atomic_write_json
 from tinyhar.log import Log, inf
@@ -103,17 +103,18 @@ def run_demo(opts: DemoOptions, log: Log = inf) -> dict[str, Any]:
         "sketch_dir": built.sketch_dir,
         "verify": {mode: _verify_figures(r) for mode, r in reports.items()},
         "seconds": seconds,
-        "passed": all(r["passed"] for r in reports.values()),
+        "passed": all(r.passed for r in reports.values()),
     }
     atomic_write_json(run / runs.DEMO_JSON, summary)
     return summary
 
 
-def _verify_figures(r: dict[str, Any]) -> dict[str, Any]:
+def _verify_figures(r: VerifyReport) -> dict[str, Any]:
     keys = ("passed", "windows", "top1_agreement", "max_abs_diff_lsb", "mean_abs_diff_lsb",
             "device_accuracy", "host_accuracy", "latency_us", "windows_per_second",
             "preprocess_mismatch_windows")  # fmt: skip
-    return {k: r[k] for k in keys if k in r}
+    figures = r.to_json()
+    return {k: figures[k] for k in keys if k in figures}
 
 
 def format_summary(s: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from tinyhar.board.preprocess import (
 from tinyhar.crc import crc32
 from tinyhar.deploy import board_reference
 from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
-from tinyhar.device.link import DeviceError, DeviceStateLost, Link
+from tinyhar.device.link import DeviceError, DeviceStateLost, Link, LinkStats
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, atomic_write_json, read_json
 from tinyhar.lite.reference import TfliteReference, TflmReference
@@ -243,97 +243,216 @@ def _recheck(link: Link) -> None:
         )
 
 
-def verify_device(opts: VerifyOptions, log: Log = inf) -> dict[str, Any]:
+# Sections a report holds only in some runs (device: after HELLO; emulated: on the emulated board;
+# preprocess_*: in raw mode; error: on failure); any other field is None only in a failed run.
+_SOMETIMES = ("device", "emulated", "preprocess_mismatch_windows", "preprocess_mismatch_values",
+              "error")  # fmt: skip
+
+
+@dataclass
+class VerifyReport:
+    """What verify.json holds. A failed run (`complete` False) has the fields up to where it
+    stopped, and `error`."""
+
+    passed: bool
+    complete: bool
+    mode: str  # "model" | "raw"
+    port: str
+    run: str
+    synthetic: bool
+    windows_requested: int
+    device: dict[str, Any] | None = None  # what HELLO said (`_info_dict`)
+    # the figures (`compare`)
+    windows: int | None = None
+    top1_agreement: float | None = None
+    max_abs_diff_lsb: int | None = None
+    mean_abs_diff_lsb: float | None = None
+    windows_differing: int | None = None
+    device_accuracy: float | None = None
+    host_accuracy: float | None = None
+    tflite_accuracy: float | None = None
+    tflite_top1_agreement: float | None = None
+    tflite_device_top1_agreement: float | None = None
+    tflite_max_abs_diff_lsb: int | None = None
+    latency_us: dict[str, float] | None = None  # min, median, max
+    seconds: float | None = None
+    windows_per_second: float | None = None
+    reference: dict[str, Any] | None = None  # name, exact, note
+    python_tflm: dict[str, Any] | None = None  # second opinion (`second_opinion`)
+    emulated: dict[str, Any] | None = None  # `emulated_timing`
+    preprocess_mismatch_windows: int | None = None
+    preprocess_mismatch_values: int | None = None
+    bytes_sent: int | None = None
+    bytes_received: int | None = None
+    bytes_per_window: float | None = None
+    retries: int | None = None
+    device_resets_recovered: int | None = None
+    thresholds: dict[str, Any] | None = None  # min_agreement, max_lsb, why
+    error: str | None = None
+
+    def set(self, **figures: Any) -> None:
+        """Set fields by name (a dict of figures); an unknown name is a bug."""
+        names = {f.name for f in fields(self)}
+        for k, v in figures.items():
+            if k not in names:
+                raise AttributeError(f"VerifyReport has no field {k!r}")
+            setattr(self, k, v)
+
+    def to_json(self) -> dict[str, Any]:
+        """verify.json's content: the sections the run has."""
+        return {
+            k: v
+            for k, v in asdict(self).items()
+            if v is not None or (self.complete and k not in _SOMETIMES)
+        }
+
+
+@dataclass
+class DeviceRun:
+    """What the device answered for the windows sent."""
+
+    info: P.DeviceInfo
+    outputs: np.ndarray  # (n, classes) int8
+    windows: np.ndarray  # (n, window) int8 the device computed from raw samples (raw mode)
+    latency_us: np.ndarray  # (n,)
+    seconds: float
+    stats: LinkStats
+    resets: int  # device resets recovered by sending a window again
+
+
+def verify_device(opts: VerifyOptions, log: Log = inf) -> VerifyReport:
     """The whole check; writes R/verify.json (also on failure) and R/verify.png; the report."""
     rm = load_run_model(opts.run, opts.windows)
-    out_json = rm.run / runs.VERIFY_JSON
-    mode = "raw" if opts.raw else "model"
-    report: dict[str, Any] = {
-        "passed": False,
-        "complete": False,
-        "mode": mode,
-        "port": opts.port,
-        "run": str(rm.run),
-        "synthetic": bool(rm.dataset.get("synthetic", False)),
-        "windows_requested": len(rm.x),
-    }
+    report = VerifyReport(
+        passed=False,
+        complete=False,
+        mode="raw" if opts.raw else "model",
+        port=opts.port,
+        run=str(rm.run),
+        synthetic=bool(rm.dataset.get("synthetic", False)),
+        windows_requested=len(rm.x),
+    )
     try:
         return _verify(opts, rm, report, log)
     except (TinyharError, KeyboardInterrupt) as e:
-        report["error"] = str(e) or "interrupted"
-        atomic_write_json(out_json, report)  # a failed run never leaves an earlier pass in place
+        report.error = str(e) or "interrupted"
+        # a failed run never leaves an earlier pass in place
+        atomic_write_json(rm.run / runs.VERIFY_JSON, report.to_json())
         raise
 
 
-def _verify(opts: VerifyOptions, rm: RunModel, report: dict, log: Log) -> dict[str, Any]:
-
+def _verify(opts: VerifyOptions, rm: RunModel, report: VerifyReport, log: Log) -> VerifyReport:
     with Link(opts.port, timeout=opts.timeout, retries=opts.retries, trace=opts.trace) as link:
-        info = link.hello()
-        check_device(info, rm, opts.port)
-        report["device"] = _info_dict(info)
-        log(
-            f"verify: {info.board} on {opts.port}, firmware {info.firmware_version}, core "
-            f"{info.core_version}, model CRC-32 0x{info.model_crc32:08x} matches the run"
-        )
-        if info.streaming:
-            link.stream_stop()
-        if opts.raw:
-            cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize,
-                                            load_board(opts.board or info.board))  # fmt: skip
-            raws = [to_board_units(w, cfg) for w in rm.x]
-            expected = np.stack([quantize_window(r, cfg) for r in raws])
-        else:
-            cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize, None)
-            expected = np.stack([quantize(normalise(w, cfg), cfg) for w in rm.x])
-        n, window = len(rm.x), expected[0].size
-        dev_out = np.zeros((n, info.n_classes), dtype=np.int8)
-        dev_win = np.zeros((n, window), dtype=np.int8)
-        latency = np.zeros(n, dtype=np.int64)
-        bar = tqdm(total=n, desc=f"verify ({report['mode']})", unit="win", file=sys.stderr,
-                   disable=not opts.progress, mininterval=0.5)  # fmt: skip
-        resets = 0
-        t0 = time.perf_counter()
-        with bar:
-            for i in range(n):
-                if opts.raw:
-                    r, restarts = _send_raw_window(link, raws[i], window)
-                    resets += restarts
-                    dev_win[i] = r.window
-                else:
-                    r = link.infer(expected[i])
-                if r.output.size != info.n_classes:
-                    raise TinyharError(
-                        f"the device returned {r.output.size} outputs, not {info.n_classes}"
-                    )
-                dev_out[i], latency[i] = r.output, r.latency_us
-                bar.update()
-        elapsed = time.perf_counter() - t0
-        _recheck(link)  # the same device and model answered to the end
-        stats = link.stats
-
+        info = _open_device(link, rm, opts, report, log)
+        expected, raws = expected_windows(rm, opts, info)
+        dev = collect_device_outputs(link, info, expected, raws, opts.progress, report.mode)
+    n = len(expected)
     refs = host_references(rm, info, expected.reshape(n, *info.input.shape[1:]), opts.libraries,
                            log)  # fmt: skip
-    host = refs.outputs
-    report.update(compare(dev_out, host, refs.tflite, rm.y, latency, elapsed))
-    report["reference"] = {"name": refs.name, "exact": refs.exact, "note": refs.note}
-    report["python_tflm"] = second_opinion(refs.python_tflm, host, rm.y, refs.per_op)
-    timing = emulated_timing(info, latency)
-    if timing is not None:
-        report["emulated"] = timing
+    judge(report, dev, expected.reshape(n, -1), refs, rm, opts)
+    write_results(rm.run, report, dev, refs.outputs)
+    return report
+
+
+def _open_device(
+    link: Link, rm: RunModel, opts: VerifyOptions, report: VerifyReport, log: Log
+) -> P.DeviceInfo:
+    """HELLO; refuse a device that does not carry the run's model; stop a running stream."""
+    info = link.hello()
+    check_device(info, rm, opts.port)
+    report.device = _info_dict(info)
+    log(
+        f"verify: {info.board} on {opts.port}, firmware {info.firmware_version}, core "
+        f"{info.core_version}, model CRC-32 0x{info.model_crc32:08x} matches the run"
+    )
+    if info.streaming:
+        link.stream_stop()
+    return info
+
+
+def expected_windows(
+    rm: RunModel, opts: VerifyOptions, info: P.DeviceInfo
+) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """(the int8 windows Python's preprocessing makes, the raw windows in the board's units to
+    send in raw mode or None): model mode sends the former, raw mode compares the device's with
+    them."""
+    if opts.raw:
+        cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize,
+                                        load_board(opts.board or info.board))  # fmt: skip
+        raws = [to_board_units(w, cfg) for w in rm.x]
+        return np.stack([quantize_window(r, cfg) for r in raws]), raws
+    cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize, None)
+    return np.stack([quantize(normalise(w, cfg), cfg) for w in rm.x]), None
+
+
+def collect_device_outputs(
+    link: Link,
+    info: P.DeviceInfo,
+    expected: np.ndarray,
+    raws: list[np.ndarray] | None,
+    progress: bool,
+    mode: str,
+) -> DeviceRun:
+    """Every window through the device (raw samples when `raws`, else the int8 windows), with a
+    progress bar; then a HELLO to make sure the same device and model answered to the end."""
+    n, window = len(expected), expected[0].size
+    dev_out = np.zeros((n, info.n_classes), dtype=np.int8)
+    dev_win = np.zeros((n, window), dtype=np.int8)
+    latency = np.zeros(n, dtype=np.int64)
+    bar = tqdm(total=n, desc=f"verify ({mode})", unit="win", file=sys.stderr,
+               disable=not progress, mininterval=0.5)  # fmt: skip
+    resets = 0
+    t0 = time.perf_counter()
+    with bar:
+        for i in range(n):
+            if raws is not None:
+                r, restarts = _send_raw_window(link, raws[i], window)
+                resets += restarts
+                dev_win[i] = r.window
+            else:
+                r = link.infer(expected[i])
+            if r.output.size != info.n_classes:
+                raise TinyharError(
+                    f"the device returned {r.output.size} outputs, not {info.n_classes}"
+                )
+            dev_out[i], latency[i] = r.output, r.latency_us
+            bar.update()
+    elapsed = time.perf_counter() - t0
+    _recheck(link)  # the same device and model answered to the end
+    return DeviceRun(info, dev_out, dev_win, latency, elapsed, link.stats, resets)
+
+
+def judge(
+    report: VerifyReport,
+    dev: DeviceRun,
+    expected: np.ndarray,
+    refs: References,
+    rm: RunModel,
+    opts: VerifyOptions,
+) -> None:
+    """The figures (agreement, LSB differences, preprocessing mismatches, the wire) and the
+    verdict against the thresholds, into `report`. `expected`: (n, window) Python's int8."""
+    n = len(expected)
+    report.set(**compare(dev.outputs, refs.outputs, refs.tflite, rm.y, dev.latency_us,
+                         dev.seconds))  # fmt: skip
+    report.reference = {"name": refs.name, "exact": refs.exact, "note": refs.note}
+    report.python_tflm = second_opinion(refs.python_tflm, refs.outputs, rm.y, refs.per_op)
+    report.emulated = emulated_timing(dev.info, dev.latency_us)
+    if opts.raw:
+        differs = dev.windows != expected
+        report.preprocess_mismatch_windows = int(np.any(differs, axis=1).sum())
+        report.preprocess_mismatch_values = int(np.sum(differs))
     max_lsb = opts.max_lsb
     if max_lsb is None:
         max_lsb = 0 if refs.exact else 1
-    if opts.raw:
-        bad = np.any(dev_win != expected.reshape(n, -1), axis=1)
-        report["preprocess_mismatch_windows"] = int(bad.sum())
-        report["preprocess_mismatch_values"] = int(np.sum(dev_win != expected.reshape(n, -1)))
-    report.update(
+    stats = dev.stats
+    report.set(
         complete=True,
         bytes_sent=stats.bytes_sent,
         bytes_received=stats.bytes_received,
         bytes_per_window=round((stats.bytes_sent + stats.bytes_received) / n, 1),
         retries=stats.retries,
-        device_resets_recovered=resets,
+        device_resets_recovered=dev.resets,
         thresholds={
             "min_agreement": opts.min_agreement,
             "max_lsb": max_lsb,
@@ -346,15 +465,18 @@ def _verify(opts: VerifyOptions, rm: RunModel, report: dict, log: Log) -> dict[s
             ),
         },
     )  # fmt: skip
-    report["passed"] = bool(
-        report["windows"] == len(rm.x)
-        and report["top1_agreement"] >= opts.min_agreement
-        and report["max_abs_diff_lsb"] <= max_lsb
-        and report.get("preprocess_mismatch_windows", 0) == 0
+    report.passed = bool(
+        report.windows == len(rm.x)
+        and report.top1_agreement >= opts.min_agreement
+        and report.max_abs_diff_lsb <= max_lsb
+        and (report.preprocess_mismatch_windows or 0) == 0
     )
-    atomic_write_json(rm.run / runs.VERIFY_JSON, report)
-    plot_verify(rm.run / runs.VERIFY_PNG, dev_out, host, latency, report)
-    return report
+
+
+def write_results(run: Path, report: VerifyReport, dev: DeviceRun, host: np.ndarray) -> None:
+    """R/verify.json and R/verify.png."""
+    atomic_write_json(run / runs.VERIFY_JSON, report.to_json())
+    plot_verify(run / runs.VERIFY_PNG, dev.outputs, host, dev.latency_us, report)
 
 
 def compare(
@@ -476,7 +598,7 @@ def _info_dict(info: P.DeviceInfo) -> dict[str, Any]:
 
 
 def plot_verify(
-    path: Path, dev: np.ndarray, host: np.ndarray, latency_us: np.ndarray, report: dict
+    path: Path, dev: np.ndarray, host: np.ndarray, latency_us: np.ndarray, report: VerifyReport
 ) -> None:
     """LSB-difference histogram, per-window top class (device vs host), device latency."""
     import matplotlib  # lazy: matplotlib takes 0.4 s to import
@@ -496,14 +618,14 @@ def plot_verify(
     ax[1].scatter(
         idx[~agree], dev.argmax(1)[~agree], s=14, color="tab:red", label="device, differs"
     )
-    ax[1].set(title=f"top class per window (agreement {report['top1_agreement']:.3f})",
+    ax[1].set(title=f"top class per window (agreement {report.top1_agreement:.3f})",
               xlabel="window", ylabel="class")  # fmt: skip
     ax[1].legend(fontsize=7, loc="upper right")
     ax[2].plot(idx, latency_us / 1000.0, ".", ms=3, color="tab:purple")
     ax[2].set(title="device latency per inference", xlabel="window", ylabel="ms")
-    verdict = "PASSED" if report.get("passed") else "FAILED"
-    synth = " (SYNTHETIC data)" if report.get("synthetic") else ""
-    fig.suptitle(f"tinyhar verify, {report['mode']} mode: {verdict}{synth}")
+    verdict = "PASSED" if report.passed else "FAILED"
+    synth = " (SYNTHETIC data)" if report.synthetic else ""
+    fig.suptitle(f"tinyhar verify, {report.mode} mode: {verdict}{synth}")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
@@ -525,41 +647,34 @@ def _timing_lines(emulated: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def format_report(r: dict[str, Any]) -> str:
+def format_report(r: VerifyReport) -> str:
     """The figures a user reads after verify."""
-    lat = r["latency_us"]
+    lat, th, second = r.latency_us, r.thresholds, r.python_tflm
     lines = [
-        f"verify ({r['mode']} mode) against {r['device']['board']} on {r['port']}: "
-        f"{'PASSED' if r['passed'] else 'FAILED'}"
-        + ("  [SYNTHETIC data]" if r.get("synthetic") else ""),
-        f"  windows                      {r['windows']}",
-        f"  reference                    {r['reference']['name']}",
-        f"  top-1 agreement              {r['top1_agreement']:.4f}  (need >= "
-        f"{r['thresholds']['min_agreement']:g})",
-        f"  output difference (LSB)      max {r['max_abs_diff_lsb']}, mean "
-        f"{r['mean_abs_diff_lsb']:.4f}  (need max <= {r['thresholds']['max_lsb']}: "
-        f"{r['thresholds']['why']})",
-        f"  accuracy device / host       {r['device_accuracy']:.4f} / {r['host_accuracy']:.4f}",
-        f"  Python TFLM (second opinion) top-1 agreement {r['python_tflm']['top1_agreement']:.4f}"
-        f", max {r['python_tflm']['max_abs_diff_lsb']} LSB, "
-        f"{r['python_tflm']['windows_differing']} windows differ"
-        + (
-            f"; differences start in: {op_summary(r['python_tflm'])}"
-            if "per_op" in r["python_tflm"]
-            else ""
-        ),
+        f"verify ({r.mode} mode) against {r.device['board']} on {r.port}: "
+        f"{'PASSED' if r.passed else 'FAILED'}" + ("  [SYNTHETIC data]" if r.synthetic else ""),
+        f"  windows                      {r.windows}",
+        f"  reference                    {r.reference['name']}",
+        f"  top-1 agreement              {r.top1_agreement:.4f}  (need >= {th['min_agreement']:g})",
+        f"  output difference (LSB)      max {r.max_abs_diff_lsb}, mean "
+        f"{r.mean_abs_diff_lsb:.4f}  (need max <= {th['max_lsb']}: {th['why']})",
+        f"  accuracy device / host       {r.device_accuracy:.4f} / {r.host_accuracy:.4f}",
+        f"  Python TFLM (second opinion) top-1 agreement {second['top1_agreement']:.4f}"
+        f", max {second['max_abs_diff_lsb']} LSB, "
+        f"{second['windows_differing']} windows differ"
+        + (f"; differences start in: {op_summary(second)}" if "per_op" in second else ""),
         f"  TFLite (second opinion)      top-1 agreement "
-        f"{r['tflite_top1_agreement']:.4f}, max {r['tflite_max_abs_diff_lsb']} LSB",
+        f"{r.tflite_top1_agreement:.4f}, max {r.tflite_max_abs_diff_lsb} LSB",
         f"  device latency (us)          min {lat['min']}, median {lat['median']:.0f}, "
         f"max {lat['max']}",
-        *_timing_lines(r.get("emulated")),
-        f"  throughput                   {r['windows_per_second']} windows/s, "
-        f"{r['bytes_per_window']} bytes/window on the wire, {r['retries']} retries",
+        *_timing_lines(r.emulated),
+        f"  throughput                   {r.windows_per_second} windows/s, "
+        f"{r.bytes_per_window} bytes/window on the wire, {r.retries} retries",
     ]
-    if r["mode"] == "raw":
+    if r.mode == "raw":
         lines.append(
-            f"  preprocessing mismatches     {r['preprocess_mismatch_windows']} windows "
-            f"({r['preprocess_mismatch_values']} values) differ from Python's int8"
+            f"  preprocessing mismatches     {r.preprocess_mismatch_windows} windows "
+            f"({r.preprocess_mismatch_values} values) differ from Python's int8"
         )
-    lines.append(f"  wrote {Path(r['run']) / runs.VERIFY_JSON} and {runs.VERIFY_PNG}")
+    lines.append(f"  wrote {Path(r.run) / runs.VERIFY_JSON} and {runs.VERIFY_PNG}")
     return "\n".join(lines)
