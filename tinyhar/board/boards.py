@@ -24,6 +24,8 @@ UNIT_FACTORS: dict[tuple[str, str], float] = {
 }
 _USB_ID = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
 _AXIS = re.compile(r"^([+-])([xyz])$")
+# Board and sketch names become C identifiers and folder names that arduino-cli accepts.
+NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,7 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
         raise TinyharError(f"{w} [budget]: model_flash_bytes exceeds sketch_flash_bytes")
     if board.arena_ram_bytes > board.sketch_ram_bytes:
         raise TinyharError(f"{w} [budget]: arena_ram_bytes exceeds sketch_ram_bytes")
-    if not re.fullmatch(r"[A-Za-z0-9_]+", board.name):
+    if not NAME.fullmatch(board.name):
         raise TinyharError(f"{w}: name {board.name!r} may hold only letters, digits and _")
     return board
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 
+from tinyhar.board.boards import NAME
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, atomic_write_text
 from tinyhar.resources import templates_dir
@@ -142,12 +143,9 @@ class Rendered:
     sketch_kept: bool
 
 
-_SKETCH_NAME = re.compile(r"[A-Za-z0-9_]+")
-
-
 def check_sketch_name(name: str) -> str:
     """The sketch name, refused in one line unless arduino-cli can use it."""
-    if not _SKETCH_NAME.fullmatch(name):
+    if not NAME.fullmatch(name):
         raise TinyharError(
             f"--sketch-name {name!r}: use letters, digits and _ (arduino-cli needs it)"
         )
