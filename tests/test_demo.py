@@ -6,7 +6,10 @@ import json
 import zlib
 from pathlib import Path
 
+import pytest
 from conftest import tinyhar
+
+pytestmark = pytest.mark.e2e  # the real command line against a virtual board
 
 
 def test_demo_runs_every_step_and_verifies_the_virtual_board(tmp_path: Path) -> None:

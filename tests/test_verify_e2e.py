@@ -6,10 +6,13 @@ import json
 import zlib
 
 import numpy as np
+import pytest
 from conftest import one_error_line, sim_board, tinyhar
 
 from tinyhar.device.verify import compare
 from tinyhar.files import read_json
+
+pytestmark = pytest.mark.e2e  # the real command line against a virtual board
 
 
 def test_verify_model_mode_passes_on_every_test_window(tiny_run, clean_sim) -> None:
