@@ -345,7 +345,7 @@ def run_sim(
     announce: Callable[[str], None] = print,
     log: Log = inf,
 ) -> None:
-    """Start a virtual board and serve until interrupted; announces the pty path first."""
+    """Start a virtual board and serve until interrupted; announces the pty path once ready."""
 
     image = board_image(board, runs.require_run(run, runs.QUANTIZE_JSON, "tinyhar quantize"),
                         model, replay, log)  # fmt: skip
@@ -361,7 +361,11 @@ def run_sim(
             link.symlink_to(vb.path)
             made_link = True
         cfg = image.config
-        announce(vb.path)
+
+        def _term(_sig, _frm) -> None:
+            vb.stop()
+
+        signal.signal(signal.SIGTERM, _term)  # before the path is out: a caller may stop us at once
         log(
             f"sim: virtual {cfg.board_name} on {vb.path}"
             + (f" (link {link})" if made_link else "")
@@ -371,11 +375,7 @@ def run_sim(
         )
         port = link if made_link else vb.path
         log(f"sim: verify with: tinyhar verify --port {port}; Ctrl-C stops")
-
-        def _term(_sig, _frm) -> None:
-            vb.stop()
-
-        signal.signal(signal.SIGTERM, _term)
+        announce(vb.path)
         try:
             vb.serve()
         except KeyboardInterrupt:
