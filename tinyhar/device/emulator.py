@@ -208,7 +208,6 @@ def _serve(image: EmulatedImage, rec: dict[str, Any], link_path: Path | None,
         try:
             if link_path is not None:
                 made_link = _make_link(Path(link_path), emu.port)
-            announce(emu.port)
             log(
                 f"sim: emulated {rec['board']} on {emu.port}"
                 + (f" (link {link_path})" if made_link else "")
@@ -219,6 +218,7 @@ def _serve(image: EmulatedImage, rec: dict[str, Any], link_path: Path | None,
             )
             port = link_path if made_link else emu.port
             log(f"sim: verify with: tinyhar verify --port {port}; Ctrl-C stops")
+            announce(emu.port)
             while True:
                 time.sleep(0.2)
                 emu.check()
