@@ -11,24 +11,22 @@ import time
 import pytest
 from conftest import one_error_line, sim_board, tinyhar, virtual_board
 
-from tinyhar.device.verify import VerifyOptions, verify_device
+from tinyhar.device.verify import VerifyOptions, VerifyReport, verify_device
 from tinyhar.device.virtual_board import Faults
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
 
 
-def _verify(port: str, run, **options):
-    """verify_device in-process, quietly; (report, seconds)."""
-    t0 = time.monotonic()
-    report = verify_device(VerifyOptions(port=port, run=run, progress=False, **options),
-                           log=lambda _: None)  # fmt: skip
-    return report, time.monotonic() - t0
+def _verify(port: str, run, **options) -> VerifyReport:
+    """verify_device in-process, quietly."""
+    opts = VerifyOptions(port=port, run=run, progress=False, **options)
+    return verify_device(opts, log=lambda _: None)
 
 
-def _assert_clean_pass(run, windows: int) -> dict:
-    report = read_json(run / "verify.json")
-    assert report["passed"] is True and report["windows"] == windows
-    assert report["top1_agreement"] == 1.0 and report["max_abs_diff_lsb"] == 0
+def _assert_clean_pass(report: VerifyReport, run, windows: int) -> VerifyReport:
+    assert report.passed is True and report.complete is True and report.windows == windows
+    assert report.top1_agreement == 1.0 and report.max_abs_diff_lsb == 0
+    assert read_json(run / "verify.json") == report.to_json()
     return report
 
 
@@ -48,24 +46,24 @@ def test_one_percent_corruption_both_ways_stops_cleanly_at_hello(tiny_run) -> No
 
 def test_light_corruption_is_retried_to_the_same_result(tiny_run) -> None:
     with virtual_board(tiny_run, Faults(corrupt=0.0005, seed=1)) as (vb, _):
-        _verify(vb.path, tiny_run, windows=30, timeout=0.5, retries=8)
-    report = _assert_clean_pass(tiny_run, 30)
-    assert report["retries"] > 0  # bytes were corrupted, and the link recovered
+        report = _verify(vb.path, tiny_run, windows=30, timeout=0.5, retries=8)
+    _assert_clean_pass(report, tiny_run, 30)
+    assert report.retries > 0  # bytes were corrupted, and the link recovered
 
 
 def test_dropped_bytes_are_retried_to_the_same_result(tiny_run) -> None:
     with virtual_board(tiny_run, Faults(drop=0.0002, seed=2)) as (vb, _):
-        _verify(vb.path, tiny_run, raw=True, windows=15, timeout=0.5, retries=8)
-    report = _assert_clean_pass(tiny_run, 15)
-    assert report["retries"] > 0 and report["preprocess_mismatch_windows"] == 0
+        report = _verify(vb.path, tiny_run, raw=True, windows=15, timeout=0.5, retries=8)
+    _assert_clean_pass(report, tiny_run, 15)
+    assert report.retries > 0 and report.preprocess_mismatch_windows == 0
 
 
 def test_delayed_replies_within_the_timeout_pass(tiny_run) -> None:
     with virtual_board(tiny_run, Faults(delay_ms=150)) as (vb, _):
-        _verify(vb.path, tiny_run, windows=6, timeout=1)
-    report = _assert_clean_pass(tiny_run, 6)
-    assert report["retries"] == 0
-    assert report["windows_per_second"] < 1 / 0.15  # every reply came 150 ms late
+        report = _verify(vb.path, tiny_run, windows=6, timeout=1)
+    _assert_clean_pass(report, tiny_run, 6)
+    assert report.retries == 0
+    assert report.windows_per_second < 1 / 0.15  # every reply came 150 ms late
 
 
 def test_replies_later_than_the_timeout_end_in_one_line(tiny_run) -> None:
@@ -84,15 +82,15 @@ def test_replies_later_than_the_timeout_end_in_one_line(tiny_run) -> None:
 def test_reset_mid_run_is_detected_and_the_window_resent(tiny_run) -> None:
     # request 12 is inside the third raw window (RESET_BUFFER, SAMPLES, INFER_RAW each)
     with virtual_board(tiny_run, Faults(reset_after=12)) as (vb, sim_log):
-        _verify(vb.path, tiny_run, raw=True, windows=8, timeout=0.5)
+        report = _verify(vb.path, tiny_run, raw=True, windows=8, timeout=0.5)
     assert vb.resets == 1 and any("reset (fault injection)" in ln for ln in sim_log)
-    report = _assert_clean_pass(tiny_run, 8)
-    assert report["device_resets_recovered"] >= 1
-    assert report["preprocess_mismatch_windows"] == 0
+    _assert_clean_pass(report, tiny_run, 8)
+    assert report.device_resets_recovered >= 1
+    assert report.preprocess_mismatch_windows == 0
 
 
 def test_reset_in_model_mode_costs_one_retry(tiny_run) -> None:
     with virtual_board(tiny_run, Faults(reset_after=5)) as (vb, _):
-        _verify(vb.path, tiny_run, windows=10, timeout=0.5)
+        report = _verify(vb.path, tiny_run, windows=10, timeout=0.5)
     assert vb.resets == 1
-    assert _assert_clean_pass(tiny_run, 10)["retries"] >= 1
+    assert _assert_clean_pass(report, tiny_run, 10).retries >= 1
