@@ -9,7 +9,7 @@
  *
  * The same file is compiled by arduino-cli for the board, by the host compiler for the virtual
  * board, and by arm-none-eabi-gcc for the Cortex-M4F under QEMU; preprocessing is bit-identical
- * in all of them and in tinyhar/device/preprocess.py.
+ * in all of them and in tinyhar/board/preprocess.py.
  */
 #ifndef TINYHAR_CORE_H
 #define TINYHAR_CORE_H
