@@ -316,6 +316,16 @@ def test_run_without_int8_model_is_quantized_first(tmp_path, monkeypatch):
     assert parse_c_array((sketch / "model_data.cpp").read_text()) == model
 
 
+def test_no_run_at_all_is_refused_with_the_commands_that_make_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = _build()
+    assert res.exit_code == 2
+    assert res.stderr.count("\n") == 1, res.stderr
+    for command in ("tinyhar demo", "tinyhar data synth", "tinyhar train", "--train-if-missing"):
+        assert command in res.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
+
+
 @pytest.mark.slow
 def test_no_run_at_all_trains_one_on_synthetic_data_first(tmp_path, monkeypatch):
     import tinyhar.model.train as train_mod
@@ -336,7 +346,7 @@ def test_no_run_at_all_trains_one_on_synthetic_data_first(tmp_path, monkeypatch)
 
     monkeypatch.setattr(train_mod, "resolve_data", no_download)
     monkeypatch.chdir(tmp_path)
-    res = _build()
+    res = _build("--train-if-missing")
     assert res.exit_code == 0, res.output
     assert "TRAINING ON SYNTHETIC DATA" in res.output
     assert (tmp_path / "data" / "synth" / "SYNTHETIC.md").is_file()

@@ -53,3 +53,20 @@ def test_an_error_is_one_line_with_its_exit_code(tmp_path):
     res = CliRunner().invoke(main, ["build", "--board", "nosuchboard", "--run", str(tmp_path)])
     assert res.exit_code == EXIT_ERROR
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: unknown board")
+
+
+def test_run_hints_name_the_command_with_the_run_it_means(tmp_path, monkeypatch):
+    from tinyhar import runs
+    from tinyhar.errors import TinyharError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        TinyharError, match="no run found under runs/: make one with `tinyhar demo`"
+    ):
+        runs.require_run(None, runs.QUANTIZE_JSON, "tinyhar quantize")
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    with pytest.raises(TinyharError, match=f"run `tinyhar quantize --run {run}` first"):
+        runs.require_run(run, runs.QUANTIZE_JSON, "tinyhar quantize")
+    with pytest.raises(TinyharError, match="has no metrics.json: run `tinyhar train` first"):
+        runs.require_run(run)

@@ -278,6 +278,9 @@ def boards() -> None:
 )
 @click.option("--no-measure", is_flag=True,
               help="Skip the Cortex-M4F link measuring flash and RAM (estimate them).")  # fmt: skip
+@click.option("--train-if-missing", is_flag=True,
+              help="With no run at all, train one with the defaults first (minutes; on synthetic "
+              "data unless MHEALTH was downloaded).")  # fmt: skip
 @click.option("--labels", default=None, help="--model: class names, comma separated.")
 @click.option("--window", type=int, default=None, help="--model: samples per window.")
 @click.option("--channels", default=None, help="--model: count, or names like acc_x,...,gyro_z.")
@@ -300,6 +303,7 @@ def build(
     tflm_library,
     libraries,
     no_measure,
+    train_if_missing,
     labels,
     window,
     channels,
@@ -310,7 +314,10 @@ def build(
     output_zero_point,
 ) -> None:
     """Generate the firmware for a board: the tinyhar_model Arduino library (model, config, core,
-    runner, kernels) and a sketch that is yours; compiled where arduino-cli is."""
+    runner, kernels) and a sketch that is yours; compiled where arduino-cli is.
+
+    Builds --run, else the latest run under runs/; with no run at all it stops and says how to
+    make one (or trains one with --train-if-missing)."""
     from tinyhar.deploy.build import (  # lazy: fast --help
         BuildOptions,
         build_firmware,
@@ -330,6 +337,7 @@ def build(
         tflm_library=tflm_library,
         libraries=libraries,
         measure=not no_measure,
+        train_if_missing=train_if_missing,
         model_options={
             "labels": labels,
             "window": window,

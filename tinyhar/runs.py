@@ -46,17 +46,27 @@ def latest_run(root: Path = RUNS_ROOT) -> Path | None:
     return max(runs, key=lambda p: (p / METRICS_JSON).stat().st_mtime, default=None)
 
 
+MAKE_A_RUN = (
+    "make one with `tinyhar demo`, or with `tinyhar data synth --out data/synth` and "
+    "`tinyhar train --data data/synth`"
+)
+
+
 def require_run(run: Path | None, needs: str = METRICS_JSON, hint: str = "tinyhar train") -> Path:
-    """The given run (or the latest one), checked to hold `needs`; a one-line error otherwise."""
+    """The given run (or the latest one), checked to hold `needs`; a one-line error otherwise.
+
+    `hint` is the command that makes `needs`; the error names it with the run's `--run`."""
     if run is None:
         run = latest_run()
         if run is None:
-            raise TinyharError(f"no run found under {RUNS_ROOT}/: train one first with `{hint}`")
+            raise TinyharError(f"no run found under {RUNS_ROOT}/: {MAKE_A_RUN}")
     run = Path(run)
     if not run.is_dir():
         raise TinyharError(
-            f"run folder {run} does not exist: pass --run with a folder made by `{hint}`"
+            f"run folder {run} does not exist: pass --run with a folder under {RUNS_ROOT}/, "
+            f"or {MAKE_A_RUN}"
         )
     if not (run / needs).exists():
-        raise TinyharError(f"{run} has no {needs}: run `{hint}` for it first")
+        command = hint if hint == "tinyhar train" else f"{hint} --run {run}"
+        raise TinyharError(f"{run} has no {needs}: run `{command}` first")
     return run

@@ -153,7 +153,9 @@ def input_quantization(quantize_json: Mapping) -> tuple[float, int]:
             return float(q[key]["scale"]), int(q[key]["zero_point"])
     if "input_scale" in q:
         return float(q["input_scale"]), int(q["input_zero_point"])
-    raise TinyharError("quantize.json lacks the input scale and zero point; run tinyhar quantize")
+    raise TinyharError(
+        "quantize.json lacks the input scale and zero point: run `tinyhar quantize --run RUN`"
+    )
 
 
 def to_training_units(raw: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:

@@ -62,6 +62,7 @@ class BuildOptions:
     tflm_library: str | None = None  # another TFLM library the board supports
     libraries: Path | None = None  # Arduino libraries folder (for the Cortex-M4F link map)
     measure: bool = True  # link for the Cortex-M4F to measure flash and RAM where possible
+    train_if_missing: bool = False  # no run at all: train one with the defaults first
     model_options: dict[str, Any] = field(default_factory=dict)  # labels, window, channels, ...
 
 
@@ -82,14 +83,19 @@ class Source:
     run: Path | None
 
 
-def _run_source(run: Path | None, log: Log) -> Path:
-    """The run to build: the given one, else the latest, else a fresh default training run."""
+def _run_source(run: Path | None, train_if_missing: bool, log: Log) -> Path:
+    """The run to build: the given one, else the latest, else (when asked) a fresh training run."""
     if run is not None:
         return runs.require_run(run, needs=runs.DATASET_JSON)
     latest = runs.latest_run()
     if latest is not None:
         log(f"build: using the latest run {latest}")
         return latest
+    if not train_if_missing:
+        raise TinyharError(
+            f"no run found under {runs.RUNS_ROOT}/: {runs.MAKE_A_RUN}; or pass "
+            "--train-if-missing to train one with the defaults now (minutes)"
+        )
     return _train_default(log)
 
 
@@ -143,7 +149,7 @@ def resolve_source(opts: BuildOptions, log: Log) -> Source:
         arena, origin = measured_arena(model, None, log)
         out = Path(opts.out) if opts.out is not None else path.parent
         return Source(model, path, out, spec, info, arena, origin, None)
-    run = _run_source(opts.run, log)
+    run = _run_source(opts.run, opts.train_if_missing, log)
     model, quantize = _quantized(run, log)
     info = inspect_tflite(model)
     check_ops(list(info.ops))
