@@ -25,7 +25,7 @@ def _import_quietly():
             import tf_keras  # lazy: imported with its C++ log captured
 
             tensorflow.config.list_physical_devices()  # probes CUDA now, while its log is captured
-        except BaseException:
+        except Exception:  # the captured log explains a failed import; after Ctrl-C it is noise
             os.dup2(saved, 2)
             captured.seek(0)
             sys.stderr.write(captured.read().decode(errors="replace"))

@@ -1,0 +1,32 @@
+"""Ctrl-C is quiet: one `interrupted` line and exit 130, no third-party log lines, at any moment."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import TINYHAR
+
+# What TensorFlow, absl and Python print when they are not kept quiet.
+THIRD_PARTY = re.compile(r"cuda|tensorflow|TF-TRT|oneDNN|absl|^[EWI]\d{4} |Traceback", re.I)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_s", [0.5, 1.5, 3.0])  # TensorFlow's import takes about 3 s
+def test_ctrl_c_during_quantize_prints_only_interrupted(tiny_run, tmp_path, after_s):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    proc = subprocess.Popen([*TINYHAR, "quantize", "--run", str(run)], stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip(f"quantize finished within {after_s} s: nothing to interrupt")
+    assert proc.returncode == 130, err
+    assert err.rstrip().splitlines()[-1] == "interrupted", err
+    assert not [line for line in err.splitlines() if THIRD_PARTY.search(line)], err
