@@ -73,6 +73,16 @@ def open_error(port: str, exc: BaseException) -> TinyharError:
     return LinkError(f"cannot open serial port {port}: {text.splitlines()[0] if text else exc}")
 
 
+@dataclass
+class _Evidence:
+    """What a request's failed attempts saw, for the one line that says why."""
+
+    problem: str  # the last problem seen: "no reply", _UNREAD or _GARBLED
+    unreadable: int  # frames that arrived but did not decode (bad CRC, broken COBS)
+    received: int  # bytes that arrived meanwhile
+    took: list[float]  # seconds each attempt really took
+
+
 class Link:
     """A request/reply session with a tinyhar device on a serial port."""
 
@@ -207,16 +217,22 @@ class Link:
         per_try = (timeout or self.timeout) + self.transfer_time(len(frame) + 64 + P.MAX_PAYLOAD)
         problem = "no reply"
         self.stats.requests += 1
+        bad, received, took = self.decoder.bad_frames, self.stats.bytes_received, []
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats.retries += 1
                 self.decoder.reset()
+            start = time.monotonic()
             self._send(frame, msg_type, seq, payload, name)
-            reply, seen = self._await_reply(msg_type, seq, time.monotonic() + per_try, name)
+            reply, seen = self._await_reply(msg_type, seq, start + per_try, name)
             if reply is not None:
                 return reply
+            took.append(time.monotonic() - start)
             problem = seen or problem
-        raise self._failed(name, problem, per_try)
+        evidence = _Evidence(
+            problem, self.decoder.bad_frames - bad, self.stats.bytes_received - received, took
+        )
+        raise self._failed(name, evidence)
 
     def _send(self, frame: bytes, msg_type: int, seq: int, payload: bytes, name: str) -> None:
         """Write one encoded request frame (and trace it)."""
@@ -263,18 +279,32 @@ class Link:
             return (reply, None) if reply is not None else (None, _GARBLED)
         return None, None
 
-    def _failed(self, name: str, problem: str, per_try: float) -> LinkError:
-        """The one line for a request that got no usable reply after every attempt."""
-        tries = self.retries + 1
-        hint = (
-            "the line corrupts frames: try another cable or USB port, or raise --retries"
-            if problem != "no reply"
-            else "check that the board runs tinyhar firmware and the port is right, or raise "
-            "--timeout/--retries"
-        )
+    def _failed(self, name: str, ev: _Evidence) -> LinkError:
+        """The one line for a request that got no usable reply after every attempt: what came
+        back (nothing, corrupted frames, or bytes that are no frames) and how long each took."""
+        tries = len(ev.took)
+        if ev.problem == _UNREAD or ev.problem == _GARBLED or ev.unreadable:
+            what = (
+                f"replies came back corrupted ({ev.unreadable} unreadable frame"
+                f"{'s' * (ev.unreadable != 1)}"
+                + (", and the device could not read the request" if ev.problem == _UNREAD else "")
+                + ")"
+            )
+            hint = "the line corrupts data: try another cable, USB port or hub, or raise --retries"
+        elif ev.received:
+            what = f"{ev.received} bytes came back but no frame"
+            hint = "check that the board runs tinyhar firmware (and the baud rate of a UART)"
+        else:
+            what = "nothing came back"
+            hint = (
+                "check that the board runs tinyhar firmware and the port is right, or raise "
+                "--timeout/--retries"
+            )
+        low, high = min(ev.took), max(ev.took)
+        each = f"{low:.2f} s" if high - low < 0.01 else f"{low:.2f}-{high:.2f} s"
         return LinkError(
-            f"{name} to {self.port} failed after {tries} attempt{'s' * (tries > 1)} "
-            f"({problem}, {per_try:.1f} s each): {hint}"
+            f"{name} to {self.port} failed after {tries} attempt{'s' * (tries > 1)} of {each} "
+            f"({what}): {hint}"
         )
 
     def _keep_prediction(self, f: P.Frame) -> None:

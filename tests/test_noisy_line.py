@@ -1,0 +1,54 @@
+"""verify over a line that corrupts and drops bytes it chose itself (tests/noisy_line.py): light
+noise is retried to the clean result, heavy noise stops in one line that names corruption."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import virtual_board
+from noisy_line import NoisyLine
+
+from tinyhar.device.verify import VerifyOptions, verify_device
+from tinyhar.errors import TinyharError
+
+
+def _verify(port: str, run, **options):
+    opts = VerifyOptions(port=port, run=run, progress=False, **options)
+    return verify_device(opts, log=lambda _: None)
+
+
+def test_the_line_mangles_at_its_rates_and_passes_the_rest():
+    line = NoisyLine("/dev/null", corrupt=0.01, drop=0.02, seed=1)
+    data = bytes(range(256)) * 400
+    out = line.mangle(data, line.to_host)
+    counts = line.to_host
+    assert counts.passed + counts.dropped == len(data) == 102_400
+    assert len(out) == counts.passed
+    assert (
+        0.008 < counts.corrupted / len(data) < 0.012 and 0.017 < counts.dropped / len(data) < 0.023
+    )
+
+
+def test_light_noise_both_ways_is_retried_to_the_clean_result(tiny_run):
+    with virtual_board(tiny_run) as (vb, _):
+        clean = _verify(vb.path, tiny_run, windows=60)
+        with NoisyLine(vb.path, corrupt=1e-4, drop=1e-4, seed=7) as line:
+            noisy = _verify(line.port, tiny_run, windows=60)
+    assert clean.passed and noisy.passed and noisy.complete
+    assert noisy.windows == clean.windows == 60
+    assert (noisy.top1_agreement, noisy.max_abs_diff_lsb) == (clean.top1_agreement, 0)
+    assert line.to_device.corrupted + line.to_host.corrupted + line.to_host.dropped > 0
+
+
+def test_heavy_noise_stops_within_ten_seconds_naming_corruption(tiny_run):
+    with virtual_board(tiny_run) as (vb, _):
+        with NoisyLine(vb.path, corrupt=1e-2, drop=1e-2, seed=5) as line:
+            t0 = time.monotonic()
+            with pytest.raises(TinyharError) as e:
+                _verify(line.port, tiny_run, windows=60)
+            took = time.monotonic() - t0
+    msg = str(e.value)
+    assert took < 10, msg
+    assert "\n" not in msg and "corrupted" in msg and "cable" in msg
+    assert "nothing came back" not in msg
