@@ -30,25 +30,29 @@ def test_the_line_mangles_at_its_rates_and_passes_the_rest():
     )
 
 
-def test_light_noise_both_ways_is_retried_to_the_clean_result(tiny_run):
+@pytest.mark.parametrize("raw", [False, True], ids=["model", "raw"])
+@pytest.mark.parametrize("rate", [1e-4, 1e-3])
+def test_noise_both_ways_is_retried_to_the_clean_result(tiny_run, rate, raw):
     with virtual_board(tiny_run) as (vb, _):
-        clean = _verify(vb.path, tiny_run, windows=60)
-        with NoisyLine(vb.path, corrupt=1e-4, drop=1e-4, seed=7) as line:
-            noisy = _verify(line.port, tiny_run, windows=60)
+        clean = _verify(vb.path, tiny_run, windows=60, raw=raw)
+        with NoisyLine(vb.path, corrupt=rate, drop=rate, seed=7) as line:
+            noisy = _verify(line.port, tiny_run, windows=60, raw=raw)
     assert clean.passed and noisy.passed and noisy.complete
     assert noisy.windows == clean.windows == 60
     assert (noisy.top1_agreement, noisy.max_abs_diff_lsb) == (clean.top1_agreement, 0)
+    assert noisy.retries > 0  # the line did corrupt: the same result came through retries
     assert line.to_device.corrupted + line.to_host.corrupted + line.to_host.dropped > 0
 
 
-def test_heavy_noise_stops_within_ten_seconds_naming_corruption(tiny_run):
+@pytest.mark.parametrize("raw", [False, True], ids=["model", "raw"])
+def test_heavy_noise_stops_within_ten_seconds_naming_corruption(tiny_run, raw):
     with virtual_board(tiny_run) as (vb, _):
         with NoisyLine(vb.path, corrupt=1e-2, drop=1e-2, seed=5) as line:
             t0 = time.monotonic()
             with pytest.raises(TinyharError) as e:
-                _verify(line.port, tiny_run, windows=60)
+                _verify(line.port, tiny_run, windows=60, raw=raw)
             took = time.monotonic() - t0
     msg = str(e.value)
     assert took < 10, msg
-    assert "\n" not in msg and "corrupted" in msg and "cable" in msg
+    assert "\n" not in msg and "corrupt" in msg and "cable" in msg
     assert "nothing came back" not in msg

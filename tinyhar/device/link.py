@@ -25,8 +25,13 @@ DEFAULT_RETRIES = 3
 DEFAULT_BAUD = 115200  # ignored by USB CDC and ptys; used to estimate transfer time
 POLL = 0.02  # seconds one read waits at most, so deadlines are kept to this resolution
 TRACE_WIDTH = 32  # bytes per line of a --trace hex dump
+# Most bytes of samples per SAMPLES frame: a 3 KB frame rarely crosses a line that corrupts 1 byte
+# in 10,000 whole (benchmarks/verify_noise.py); each chunk is acknowledged and resent alone.
+SAMPLES_CHUNK = 256
 _UNREAD = "the device could not read the request"  # its ERROR with seq 0xFF: send again at once
 _GARBLED = "a reply that does not parse"
+_CORRUPTED = "a corrupted frame"  # bad CRC or broken COBS: most likely the reply, send again
+FAST_ATTEMPTS = 64  # attempts that end at once in corruption, before a request gives up
 
 
 class LinkError(TinyharError):
@@ -209,8 +214,12 @@ class Link:
     # --- requests --------------------------------------------------------------------------
 
     def request(self, msg_type: int, payload: bytes = b"", timeout: float | None = None):
-        """Send one request and return the parsed reply; retries with the same seq on silence,
-        on an unreadable-frame ERROR, and on a garbled reply. Raises DeviceError, LinkError."""
+        """Send one request and return the parsed reply; retries with the same seq (every request
+        is idempotent) on silence, and at once on an unreadable-frame ERROR or a corrupted reply.
+
+        Silent attempts cost a timeout each and are limited by `retries`; corrupted ones cost
+        milliseconds and may repeat up to FAST_ATTEMPTS, so a noisy line completes and a dead
+        one stops in bounded time. Raises DeviceError, LinkError."""
         name = P.MsgType(msg_type).name
         seq = self.next_seq()
         frame = P.encode_frame(msg_type, seq, payload)
@@ -218,8 +227,9 @@ class Link:
         problem = "no reply"
         self.stats.requests += 1
         bad, received, took = self.decoder.bad_frames, self.stats.bytes_received, []
-        for attempt in range(self.retries + 1):
-            if attempt:
+        silent = 0
+        while silent <= self.retries and len(took) < FAST_ATTEMPTS:
+            if took:
                 self.stats.retries += 1
                 self.decoder.reset()
             start = time.monotonic()
@@ -228,6 +238,7 @@ class Link:
             if reply is not None:
                 return reply
             took.append(time.monotonic() - start)
+            silent += seen is None
             problem = seen or problem
         evidence = _Evidence(
             problem, self.decoder.bad_frames - bad, self.stats.bytes_received - received, took
@@ -240,22 +251,24 @@ class Link:
         self._write(frame, name)
 
     def _await_reply(self, msg_type: int, seq: int, deadline: float, name: str):
-        """Read until the reply to request `seq` arrives, the device says it could not read a
-        request (send again), or `deadline` passes. Returns (reply or None, the last problem seen
-        or None); raises DeviceError when the device answers `seq` with an ERROR."""
-        problem = None
+        """Read until the reply to request `seq` arrives, a frame arrives corrupted or the device
+        says it could not read a request (send again), or `deadline` passes. Returns (reply or
+        None, the problem seen or None for silence); raises DeviceError when the device answers
+        `seq` with an ERROR."""
+        bad = self.decoder.bad_frames
         while True:
             frames = self._read_frames(deadline, name)
             if not frames and time.monotonic() >= deadline:
-                return None, problem
-            resend = False
+                return None, None
+            problem = None
             for f in frames:  # the whole batch: a reply after an unreadable-frame ERROR counts
                 reply, seen = self._match(f, msg_type | P.REPLY, seq, name)
                 if reply is not None:
-                    return reply, problem
+                    return reply, None
                 problem = seen or problem
-                resend = resend or seen == _UNREAD
-            if resend:
+            if problem is None and self.decoder.bad_frames > bad:
+                problem = _CORRUPTED
+            if problem is not None:
                 return None, problem
 
     def _match(self, f: P.Frame, want: int, seq: int, name: str):
@@ -283,14 +296,16 @@ class Link:
         """The one line for a request that got no usable reply after every attempt: what came
         back (nothing, corrupted frames, or bytes that are no frames) and how long each took."""
         tries = len(ev.took)
-        if ev.problem == _UNREAD or ev.problem == _GARBLED or ev.unreadable:
-            what = (
-                f"replies came back corrupted ({ev.unreadable} unreadable frame"
-                f"{'s' * (ev.unreadable != 1)}"
-                + (", and the device could not read the request" if ev.problem == _UNREAD else "")
-                + ")"
-            )
-            hint = "the line corrupts data: try another cable, USB port or hub, or raise --retries"
+        if ev.problem in (_UNREAD, _GARBLED, _CORRUPTED) or ev.unreadable:
+            seen = []
+            if ev.unreadable:
+                seen.append(
+                    f"{ev.unreadable} corrupted frame{'s' * (ev.unreadable != 1)} came back"
+                )
+            if ev.problem == _UNREAD:
+                seen.append("the device received the request corrupted")
+            what = "; ".join(seen) or "replies came back corrupted"
+            hint = "the line corrupts data: try another cable, USB port or hub"
         elif ev.received:
             what = f"{ev.received} bytes came back but no frame"
             hint = "check that the board runs tinyhar firmware (and the baud rate of a UART)"
@@ -342,9 +357,9 @@ class Link:
         return self.request(P.MsgType.RESET_BUFFER)
 
     def send_samples(self, samples: np.ndarray, expect_total: int = 0) -> P.Status:
-        """SAMPLES in chunks within the device's max_payload; checks the device's sample count
-        (starting from `expect_total`) after each chunk and raises DeviceStateLost otherwise."""
-        max_payload = self.info.max_payload if self.info else P.MAX_PAYLOAD
+        """SAMPLES in chunks of at most SAMPLES_CHUNK bytes (and the device's max_payload); checks
+        the device's sample count (from `expect_total`) after each, DeviceStateLost otherwise."""
+        max_payload = min(SAMPLES_CHUNK, self.info.max_payload if self.info else P.MAX_PAYLOAD)
         status = None
         total = expect_total
         samples = np.asarray(samples, dtype=np.float32)
