@@ -8,7 +8,8 @@ window back); on the emulated board also the instructions per inference.
 
 Starts `tinyhar sim --board nano33ble --run R` in the background exactly as a user would, runs
 verify's device loop against its pty (the host reference is computed too, as in `tinyhar verify`).
-Note: it overwrites R/verify.json and R/verify.png with the last run's.
+Note: it overwrites R/verify_model.json/.png and R/verify_raw.json/.png with the last run's, and
+appends its runs to R/verify_history.jsonl.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -49,6 +50,14 @@ def one_error_line(stderr: str) -> str:
     errors = [ln for ln in lines if ln.startswith("error:")]
     assert len(errors) == 1 and lines[-1] == errors[0], stderr
     return errors[0]
+
+
+def verify_history(run: Path) -> list[dict]:
+    """The lines of R/verify_history.jsonl, oldest first ([] when there is none)."""
+    path = run / "verify_history.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines()]
 
 
 def require_tools(*tools: str, apt: str) -> None:

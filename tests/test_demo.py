@@ -24,6 +24,11 @@ def test_demo_runs_every_step_and_verifies_the_virtual_board(tmp_path: Path) -> 
         assert v["passed"] and v["windows"] == 40
         assert v["top1_agreement"] == 1.0 and v["max_abs_diff_lsb"] == 0
     assert summary["verify"]["raw"]["preprocess_mismatch_windows"] == 0
+    for mode in ("model", "raw"):  # each mode its own report, and a line in the history
+        assert json.loads((out / f"verify_{mode}.json").read_text())["mode"] == mode
+        assert (out / f"verify_{mode}.png").read_bytes()[:4] == b"\x89PNG"
+    history = (out / "verify_history.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["mode"] for ln in history] == ["model", "raw"]
 
     model = (out / "model_int8.tflite").read_bytes()
     build = json.loads((out / "build.json").read_text())

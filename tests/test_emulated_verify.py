@@ -45,7 +45,8 @@ def _trained(synth: Path, root: Path, *args: str) -> Path:
 def _verify(run: Path, port: str, *args: str) -> dict:
     proc = tinyhar("verify", "--port", port, "--run", run, "--windows", WINDOWS, "--timeout", 30,
                    *args, timeout=900, check=False)  # fmt: skip
-    report = json.loads((run / runs.VERIFY_JSON).read_text())
+    mode = "raw" if "--raw" in args else "model"
+    report = json.loads((run / runs.verify_json(mode)).read_text())
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     return report | {"stdout": proc.stdout}
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import one_error_line, sim_board, tinyhar, virtual_board
+from conftest import one_error_line, sim_board, tinyhar, verify_history, virtual_board
 
+from tinyhar import runs
 from tinyhar.device.verify import VerifyOptions, VerifyReport, verify_device
 from tinyhar.device.virtual_board import Faults
 from tinyhar.errors import TinyharError
@@ -26,22 +27,28 @@ def _verify(port: str, run, **options) -> VerifyReport:
 def _assert_clean_pass(report: VerifyReport, run, windows: int) -> VerifyReport:
     assert report.passed is True and report.complete is True and report.windows == windows
     assert report.top1_agreement == 1.0 and report.max_abs_diff_lsb == 0
-    assert read_json(run / "verify.json") == report.to_json()
+    assert read_json(run / runs.verify_json(report.mode)) == report.to_json()
+    assert verify_history(run)[-1]["run_id"] == report.run_id
     return report
 
 
 def test_one_percent_corruption_both_ways_stops_cleanly_at_hello(tiny_run) -> None:
     # With seed 3, 1% of bytes corrupted spoils every HELLO reply (~90 bytes each way, 4 tries):
-    # verify stops at the first request, in bounded time, and leaves a failed verify.json.
+    # verify stops at the first request, in bounded time: it compared nothing, so it leaves the
+    # mode's report as it was and says so in the history.
+    before = verify_history(tiny_run)
     t0 = time.monotonic()
     with virtual_board(tiny_run, Faults(corrupt=0.01, seed=3)) as (vb, _):
         with pytest.raises(TinyharError, match="HELLO .*failed after 4 attempts"):
             _verify(vb.path, tiny_run, windows=10, timeout=0.5)
     assert time.monotonic() - t0 < 30  # 4 attempts of 0.5 s (+ transfer)
     assert vb.requests == 4 and vb.resets == 0
-    report = read_json(tiny_run / "verify.json")
-    assert report["passed"] is False and report["complete"] is False
-    assert "failed after 4 attempts" in report["error"]
+    history = verify_history(tiny_run)
+    assert len(history) == len(before) + 1
+    line = history[-1]
+    assert line["passed"] is False and line["complete"] is False and line["windows"] == 0
+    assert line["mode"] == "model" and line["report"] is None
+    assert "failed after 4 attempts" in line["error"]
 
 
 def test_light_corruption_is_retried_to_the_same_result(tiny_run) -> None:
@@ -76,7 +83,8 @@ def test_replies_later_than_the_timeout_end_in_one_line(tiny_run) -> None:
     assert proc.returncode == 2 and seconds < 30
     line = one_error_line(proc.stderr)
     assert "HELLO" in line and "2 attempts" in line
-    assert read_json(tiny_run / "verify.json")["passed"] is False
+    line = verify_history(tiny_run)[-1]
+    assert line["passed"] is False and line["windows"] == 0 and "HELLO" in line["error"]
 
 
 def test_reset_mid_run_is_detected_and_the_window_resent(tiny_run) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import zlib
 
 import numpy as np
 import pytest
-from conftest import one_error_line, sim_board, tinyhar
+from conftest import one_error_line, sim_board, tinyhar, verify_history
 
 from tinyhar.device.verify import compare
 from tinyhar.files import read_json
@@ -19,7 +18,7 @@ def test_verify_model_mode_passes_on_every_test_window(tiny_run, clean_sim) -> N
     proc = tinyhar("verify", "--port", clean_sim.port, "--run", tiny_run, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "PASSED" in proc.stdout
-    report = read_json(tiny_run / "verify.json")
+    report = read_json(tiny_run / "verify_model.json")
     with np.load(tiny_run / "windows.npz") as npz:
         n_test, y = len(npz["x_test"]), npz["y_test"]
     quant = read_json(tiny_run / "quantize.json")
@@ -36,7 +35,7 @@ def test_verify_model_mode_passes_on_every_test_window(tiny_run, clean_sim) -> N
     assert 0 < lat["min"] <= lat["median"] <= lat["max"]
     assert report["windows_per_second"] > 0 and report["bytes_per_window"] > 600
     assert report["synthetic"] is True
-    assert (tiny_run / "verify.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tiny_run / "verify_model.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert y.shape == (n_test,)
 
 
@@ -46,7 +45,7 @@ def test_verify_raw_mode_checks_the_device_preprocessing(tiny_run, clean_sim) ->
         check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    report = read_json(tiny_run / "verify.json")
+    report = read_json(tiny_run / "verify_raw.json")
     assert report["passed"] is True and report["mode"] == "raw" and report["windows"] == 40
     assert report["top1_agreement"] == 1.0 and report["max_abs_diff_lsb"] == 0
     assert report["preprocess_mismatch_windows"] == 0
@@ -68,8 +67,9 @@ def test_verify_refuses_a_device_with_another_model(tiny_run, tmp_path) -> None:
     assert proc.returncode != 0
     line = one_error_line(proc.stderr)
     assert f"0x{dev_crc:08x}" in line and f"0x{run_crc:08x}" in line
-    report = json.loads((tiny_run / "verify.json").read_text())
-    assert report["passed"] is False and "0x" in report["error"]
+    line = verify_history(tiny_run)[-1]  # compared nothing: no report, a line in the history
+    assert line["passed"] is False and line["windows"] == 0 and line["report"] is None
+    assert f"0x{dev_crc:08x}" in line["error"]
 
 
 def test_verify_nonexistent_port_is_one_line(tiny_run) -> None:
@@ -77,7 +77,9 @@ def test_verify_nonexistent_port_is_one_line(tiny_run) -> None:
     assert proc.returncode != 0
     assert proc.stderr.count("\n") == 1 and one_error_line(proc.stderr)
     assert "/dev/does-not-exist does not exist" in proc.stderr
-    assert read_json(tiny_run / "verify.json")["passed"] is False
+    line = verify_history(tiny_run)[-1]
+    assert line["passed"] is False and line["port"] == "/dev/does-not-exist"
+    assert "/dev/does-not-exist does not exist" in line["error"]
 
 
 def test_compare_figures() -> None:

@@ -438,7 +438,7 @@ def sim(
 def verify(
     port, run, windows, raw, board, min_agreement, max_lsb, libraries, timeout, retries, trace
 ) -> None:
-    """Check that the device computes what the host computes; write verify.json/.png.
+    """Check that the device computes what the host computes; write verify_<mode>.json/.png.
 
     The reference is the board's own firmware code (its TFLM library, tinyhar's kernels)
     compiled for the host; the Python TFLM interpreter and TFLite are second opinions."""

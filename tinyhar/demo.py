@@ -146,7 +146,8 @@ def format_summary(s: dict[str, Any]) -> str:
     lines += [
         f"  seconds            {secs}",
         f"  everything is in {s['run']}/ ({runs.DEMO_JSON}, {runs.METRICS_JSON}, "
-        f"{runs.QUANTIZE_JSON}, {runs.BUILD_JSON}, {runs.VERIFY_JSON}, plots)",
+        f"{runs.QUANTIZE_JSON}, {runs.BUILD_JSON}, {runs.verify_json('model')}, "
+        f"{runs.verify_json('raw')}, {runs.VERIFY_HISTORY}, plots)",
         "  next: `tinyhar data download` and `tinyhar train` for the real data; "
         "`tinyhar sim` + `tinyhar verify --port` by hand",
     ]

@@ -67,6 +67,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def append_json_line(path: str | os.PathLike, obj: Any) -> Path:
+    """Append `obj` as one JSON line to `path`, in one write on an O_APPEND descriptor, so
+    concurrent writers interleave whole lines."""
+    path = Path(path)
+    line = (json.dumps(obj, sort_keys=False) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+    return path
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file the project wrote."""
     with open(path, encoding="utf-8") as f:

@@ -21,10 +21,26 @@ HISTORY_PNG = "history.png"
 INT8_MODEL = "model_int8.tflite"
 QUANTIZE_JSON = "quantize.json"
 BUILD_JSON = "build.json"
-VERIFY_JSON = "verify.json"
-VERIFY_PNG = "verify.png"
+VERIFY_MODES = ("model", "raw")  # each verify mode keeps its own report: verify_<mode>.json/.png
+VERIFY_HISTORY = "verify_history.jsonl"  # one line per verify run, passed or failed
 FIRMWARE_DIR = "firmware"
 DEMO_JSON = "demo.json"
+
+
+def verify_json(mode: str) -> str:
+    """The report of the last verify run in `mode` that compared windows: verify_<mode>.json."""
+    return f"verify_{_verify_mode(mode)}.json"
+
+
+def verify_png(mode: str) -> str:
+    """The plot of the same run as verify_json(mode): verify_<mode>.png."""
+    return f"verify_{_verify_mode(mode)}.png"
+
+
+def _verify_mode(mode: str) -> str:
+    if mode not in VERIFY_MODES:
+        raise ValueError(f"verify mode {mode!r} is not one of {VERIFY_MODES}")
+    return mode
 
 
 def new_run_dir(arch: str, sensors: str, root: Path = RUNS_ROOT) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from tinyhar.deploy import board_reference
 from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
 from tinyhar.device.link import DeviceError, DeviceStateLost, Link, LinkStats
 from tinyhar.errors import TinyharError
-from tinyhar.files import atomic_path, atomic_write_json, read_json
+from tinyhar.files import append_json_line, atomic_path, atomic_write_json, read_json
 from tinyhar.lite.reference import TfliteReference, TflmReference
 from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.log import Log, inf
@@ -244,15 +245,17 @@ def _recheck(link: Link) -> None:
 
 
 # Sections a report holds only in some runs (device: after HELLO; emulated: on the emulated board;
-# preprocess_*: in raw mode; error: on failure); any other field is None only in a failed run.
+# preprocess_*: in raw mode; error, stopped_at: on failure); any other field is None only in a
+# failed run.
 _SOMETIMES = ("device", "emulated", "preprocess_mismatch_windows", "preprocess_mismatch_values",
-              "error")  # fmt: skip
+              "error", "stopped_at")  # fmt: skip
 
 
 @dataclass
 class VerifyReport:
-    """What verify.json holds. A failed run (`complete` False) has the fields up to where it
-    stopped, and `error`."""
+    """What verify_<mode>.json holds. A run that stopped after comparing some windows
+    (`complete` False) has the figures for those windows, `stopped_at` and `error`; a run that
+    stopped before comparing any writes no report, only its line in verify_history.jsonl."""
 
     passed: bool
     complete: bool
@@ -261,6 +264,8 @@ class VerifyReport:
     run: str
     synthetic: bool
     windows_requested: int
+    run_id: str = ""  # also in the png's metadata and the history line: they are the same run
+    started: str = ""  # local time, ISO 8601
     device: dict[str, Any] | None = None  # what HELLO said (`_info_dict`)
     # the figures (`compare`)
     windows: int | None = None
@@ -289,6 +294,7 @@ class VerifyReport:
     device_resets_recovered: int | None = None
     thresholds: dict[str, Any] | None = None  # min_agreement, max_lsb, why
     error: str | None = None
+    stopped_at: str | None = None  # where a failed or interrupted run stopped
 
     def set(self, **figures: Any) -> None:
         """Set fields by name (a dict of figures); an unknown name is a bug."""
@@ -299,7 +305,7 @@ class VerifyReport:
             setattr(self, k, v)
 
     def to_json(self) -> dict[str, Any]:
-        """verify.json's content: the sections the run has."""
+        """verify_<mode>.json's content: the sections the run has."""
         return {
             k: v
             for k, v in asdict(self).items()
@@ -315,13 +321,28 @@ class DeviceRun:
     outputs: np.ndarray  # (n, classes) int8
     windows: np.ndarray  # (n, window) int8 the device computed from raw samples (raw mode)
     latency_us: np.ndarray  # (n,)
-    seconds: float
-    stats: LinkStats
-    resets: int  # device resets recovered by sending a window again
+    seconds: float = 0.0
+    stats: LinkStats | None = None
+    resets: int = 0  # device resets recovered by sending a window again
+    done: int = 0  # windows the device answered (all n once the run completed)
+
+    @classmethod
+    def empty(cls, info: P.DeviceInfo, n: int, window: int) -> DeviceRun:
+        return cls(info, np.zeros((n, info.n_classes), dtype=np.int8),
+                   np.zeros((n, window), dtype=np.int8), np.zeros(n, dtype=np.int64))  # fmt: skip
+
+    def head(self) -> DeviceRun:
+        """The windows the device answered."""
+        k = self.done
+        return DeviceRun(self.info, self.outputs[:k], self.windows[:k], self.latency_us[:k],
+                         self.seconds, self.stats, self.resets, k)  # fmt: skip
 
 
 def verify_device(opts: VerifyOptions, log: Log = inf) -> VerifyReport:
-    """The whole check; writes R/verify.json (also on failure) and R/verify.png; the report."""
+    """The whole check; the report. Writes R/verify_<mode>.json and .png when it compared windows
+    (all, or some before it failed or was interrupted: then the report says where it stopped);
+    a run that compared none leaves them as they were. Every run appends its line to
+    R/verify_history.jsonl."""
     rm = load_run_model(opts.run, opts.windows)
     report = VerifyReport(
         passed=False,
@@ -331,27 +352,100 @@ def verify_device(opts: VerifyOptions, log: Log = inf) -> VerifyReport:
         run=str(rm.run),
         synthetic=bool(rm.dataset.get("synthetic", False)),
         windows_requested=len(rm.x),
+        run_id=uuid.uuid4().hex[:12],
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
+    wrote: list[bool] = [False]
     try:
-        return _verify(opts, rm, report, log)
-    except (TinyharError, KeyboardInterrupt) as e:
-        report.error = str(e) or "interrupted"
-        # a failed run never leaves an earlier pass in place
-        atomic_write_json(rm.run / runs.VERIFY_JSON, report.to_json())
+        return _verify(opts, rm, report, log, wrote)
+    except BaseException as e:
+        report.passed = False
+        report.error = str(e) or ("interrupted" if isinstance(e, KeyboardInterrupt)
+                                  else type(e).__name__)  # fmt: skip
         raise
+    finally:
+        append_history(rm, report, wrote[0], log)
 
 
-def _verify(opts: VerifyOptions, rm: RunModel, report: VerifyReport, log: Log) -> VerifyReport:
+def _verify(
+    opts: VerifyOptions, rm: RunModel, report: VerifyReport, log: Log, wrote: list[bool]
+) -> VerifyReport:
+    failure: BaseException | None = None
     with Link(opts.port, timeout=opts.timeout, retries=opts.retries, trace=opts.trace) as link:
         info = _open_device(link, rm, opts, report, log)
         expected, raws = expected_windows(rm, opts, info)
-        dev = collect_device_outputs(link, info, expected, raws, opts.progress, report.mode)
+        dev = DeviceRun.empty(info, len(expected), expected[0].size)
+        try:
+            collect_device_outputs(link, dev, expected, raws, opts.progress, report.mode)
+        except (TinyharError, KeyboardInterrupt) as e:
+            failure = e
+    if failure is not None:
+        wrote[0] = _write_partial(opts, rm, report, dev, expected, failure, log)
+        raise failure
     n = len(expected)
     refs = host_references(rm, info, expected.reshape(n, *info.input.shape[1:]), opts.libraries,
                            log)  # fmt: skip
     judge(report, dev, expected.reshape(n, -1), refs, rm, opts)
     write_results(rm.run, report, dev, refs.outputs)
+    wrote[0] = True
     return report
+
+
+def _write_partial(
+    opts: VerifyOptions,
+    rm: RunModel,
+    report: VerifyReport,
+    dev: DeviceRun,
+    expected: np.ndarray,
+    failure: BaseException,
+    log: Log,
+) -> bool:
+    """The report and plot of a run that stopped after the device answered some windows: the
+    figures for those, not passed, not complete, where it stopped. False when there were none
+    (the mode's report is left as it was) or they could not be compared."""
+    k, n = dev.done, len(expected)
+    if k == 0:
+        return False
+    report.error = str(failure) or "interrupted"
+    report.stopped_at = (
+        f"window {k + 1} of {n}" if k < n else f"the check of the device after window {n} of {n}"
+    )
+    log(f"verify: stopped at {report.stopped_at}; comparing the {k} windows the device answered")
+    part = expected[:k]
+    try:
+        refs = host_references(rm, dev.info, part.reshape(k, *dev.info.input.shape[1:]),
+                               opts.libraries, log)  # fmt: skip
+        judge(report, dev.head(), part.reshape(k, -1), refs, rm, opts, complete=False)
+        write_results(rm.run, report, dev.head(), refs.outputs)
+    except (Exception, KeyboardInterrupt) as e:  # the run's own failure is the one to raise
+        log(f"verify: note: no report for the {k} windows answered: {e!r}")
+        return False
+    return True
+
+
+def append_history(rm: RunModel, report: VerifyReport, wrote: bool, log: Log) -> None:
+    """One line in R/verify_history.jsonl for this run, passed or failed."""
+    line = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": report.started,
+        "run_id": report.run_id,
+        "mode": report.mode,
+        "port": report.port,
+        "passed": report.passed,
+        "complete": report.complete,
+        "windows": report.windows or 0,
+        "windows_requested": report.windows_requested,
+        "top1_agreement": report.top1_agreement,
+        "max_abs_diff_lsb": report.max_abs_diff_lsb,
+        "model_crc32": f"0x{rm.crc32:08x}",
+        "error": report.error,
+        "stopped_at": report.stopped_at,
+        "report": runs.verify_json(report.mode) if wrote else None,
+    }
+    try:
+        append_json_line(rm.run / runs.VERIFY_HISTORY, line)
+    except OSError as e:
+        log(f"verify: note: could not append to {rm.run / runs.VERIFY_HISTORY}: {e}")
 
 
 def _open_device(
@@ -387,39 +481,40 @@ def expected_windows(
 
 def collect_device_outputs(
     link: Link,
-    info: P.DeviceInfo,
+    dev: DeviceRun,
     expected: np.ndarray,
     raws: list[np.ndarray] | None,
     progress: bool,
     mode: str,
 ) -> DeviceRun:
     """Every window through the device (raw samples when `raws`, else the int8 windows), with a
-    progress bar; then a HELLO to make sure the same device and model answered to the end."""
-    n, window = len(expected), expected[0].size
-    dev_out = np.zeros((n, info.n_classes), dtype=np.int8)
-    dev_win = np.zeros((n, window), dtype=np.int8)
-    latency = np.zeros(n, dtype=np.int64)
+    progress bar, into `dev` (`dev.done` counts the windows answered, also when a window fails);
+    then a HELLO to make sure the same device and model answered to the end."""
+    n, window, info = len(expected), expected[0].size, dev.info
     bar = tqdm(total=n, desc=f"verify ({mode})", unit="win", file=sys.stderr,
                disable=not progress, mininterval=0.5)  # fmt: skip
-    resets = 0
+    dev.stats = link.stats
     t0 = time.perf_counter()
-    with bar:
-        for i in range(n):
-            if raws is not None:
-                r, restarts = _send_raw_window(link, raws[i], window)
-                resets += restarts
-                dev_win[i] = r.window
-            else:
-                r = link.infer(expected[i])
-            if r.output.size != info.n_classes:
-                raise TinyharError(
-                    f"the device returned {r.output.size} outputs, not {info.n_classes}"
-                )
-            dev_out[i], latency[i] = r.output, r.latency_us
-            bar.update()
-    elapsed = time.perf_counter() - t0
+    try:
+        with bar:
+            for i in range(n):
+                if raws is not None:
+                    r, restarts = _send_raw_window(link, raws[i], window)
+                    dev.resets += restarts
+                    dev.windows[i] = r.window
+                else:
+                    r = link.infer(expected[i])
+                if r.output.size != info.n_classes:
+                    raise TinyharError(
+                        f"the device returned {r.output.size} outputs, not {info.n_classes}"
+                    )
+                dev.outputs[i], dev.latency_us[i] = r.output, r.latency_us
+                dev.done = i + 1
+                bar.update()
+    finally:
+        dev.seconds = time.perf_counter() - t0
     _recheck(link)  # the same device and model answered to the end
-    return DeviceRun(info, dev_out, dev_win, latency, elapsed, link.stats, resets)
+    return dev
 
 
 def judge(
@@ -429,14 +524,16 @@ def judge(
     refs: References,
     rm: RunModel,
     opts: VerifyOptions,
+    complete: bool = True,
 ) -> None:
     """The figures (agreement, LSB differences, preprocessing mismatches, the wire) and the
-    verdict against the thresholds, into `report`. `expected`: (n, window) Python's int8."""
+    verdict against the thresholds, into `report`. `expected`: (n, window) Python's int8, for
+    the first n windows of the run (all of them when `complete`)."""
     n = len(expected)
-    report.set(**compare(dev.outputs, refs.outputs, refs.tflite, rm.y, dev.latency_us,
+    report.set(**compare(dev.outputs, refs.outputs, refs.tflite, rm.y[:n], dev.latency_us,
                          dev.seconds))  # fmt: skip
     report.reference = {"name": refs.name, "exact": refs.exact, "note": refs.note}
-    report.python_tflm = second_opinion(refs.python_tflm, refs.outputs, rm.y, refs.per_op)
+    report.python_tflm = second_opinion(refs.python_tflm, refs.outputs, rm.y[:n], refs.per_op)
     report.emulated = emulated_timing(dev.info, dev.latency_us)
     if opts.raw:
         differs = dev.windows != expected
@@ -447,7 +544,7 @@ def judge(
         max_lsb = 0 if refs.exact else 1
     stats = dev.stats
     report.set(
-        complete=True,
+        complete=complete,
         bytes_sent=stats.bytes_sent,
         bytes_received=stats.bytes_received,
         bytes_per_window=round((stats.bytes_sent + stats.bytes_received) / n, 1),
@@ -466,7 +563,8 @@ def judge(
         },
     )  # fmt: skip
     report.passed = bool(
-        report.windows == len(rm.x)
+        complete
+        and report.windows == len(rm.x)
         and report.top1_agreement >= opts.min_agreement
         and report.max_abs_diff_lsb <= max_lsb
         and (report.preprocess_mismatch_windows or 0) == 0
@@ -474,9 +572,9 @@ def judge(
 
 
 def write_results(run: Path, report: VerifyReport, dev: DeviceRun, host: np.ndarray) -> None:
-    """R/verify.json and R/verify.png."""
-    atomic_write_json(run / runs.VERIFY_JSON, report.to_json())
-    plot_verify(run / runs.VERIFY_PNG, dev.outputs, host, dev.latency_us, report)
+    """R/verify_<mode>.png, then R/verify_<mode>.json (both carry the report's run_id)."""
+    plot_verify(run / runs.verify_png(report.mode), dev.outputs, host, dev.latency_us, report)
+    atomic_write_json(run / runs.verify_json(report.mode), report.to_json())
 
 
 def compare(
@@ -624,11 +722,18 @@ def plot_verify(
     ax[2].plot(idx, latency_us / 1000.0, ".", ms=3, color="tab:purple")
     ax[2].set(title="device latency per inference", xlabel="window", ylabel="ms")
     verdict = "PASSED" if report.passed else "FAILED"
+    if not report.complete:
+        verdict += (
+            f", INCOMPLETE: {report.windows} of {report.windows_requested} windows, stopped at "
+            f"{report.stopped_at}"
+        )
     synth = " (SYNTHETIC data)" if report.synthetic else ""
     fig.suptitle(f"tinyhar verify, {report.mode} mode: {verdict}{synth}")
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
+        fig.savefig(tmp, format="png", dpi=90,
+                    metadata={"Title": f"tinyhar verify {report.mode}", "run_id": report.run_id,
+                              "started": report.started})  # fmt: skip
     plt.close(fig)
 
 
@@ -676,5 +781,8 @@ def format_report(r: VerifyReport) -> str:
             f"  preprocessing mismatches     {r.preprocess_mismatch_windows} windows "
             f"({r.preprocess_mismatch_values} values) differ from Python's int8"
         )
-    lines.append(f"  wrote {Path(r.run) / runs.VERIFY_JSON} and {runs.VERIFY_PNG}")
+    lines.append(
+        f"  wrote {Path(r.run) / runs.verify_json(r.mode)} and {runs.verify_png(r.mode)}; "
+        f"appended to {runs.VERIFY_HISTORY}"
+    )
     return "\n".join(lines)

@@ -42,8 +42,8 @@ DOWNSTREAM = (
     runs.INT8_MODEL,
     runs.QUANTIZE_JSON,
     runs.BUILD_JSON,
-    runs.VERIFY_JSON,
-    runs.VERIFY_PNG,
+    *(runs.verify_json(m) for m in runs.VERIFY_MODES),
+    *(runs.verify_png(m) for m in runs.VERIFY_MODES),
     runs.FIRMWARE_DIR,
 )
 
