@@ -32,23 +32,23 @@ def _assert_clean_pass(report: VerifyReport, run, windows: int) -> VerifyReport:
     return report
 
 
-def test_one_percent_corruption_both_ways_stops_cleanly_at_hello(tiny_run) -> None:
-    # With seed 3, 1% of bytes corrupted spoils every HELLO reply (~90 bytes each way, 4 tries):
-    # verify stops at the first request, in bounded time: it compared nothing, so it leaves the
-    # mode's report as it was and says so in the history.
+def test_one_percent_corruption_both_ways_stops_in_one_line_naming_corruption(tiny_run) -> None:
+    # With seed 3, 1% of bytes corrupted both ways: HELLO (about 90 bytes) gets through after a
+    # few immediate resends, then a 611-byte INFER fails all 64 of its fast attempts. verify stops
+    # within seconds, says the line corrupts, and keeps what it compared in the history.
     before = verify_history(tiny_run)
     t0 = time.monotonic()
     with virtual_board(tiny_run, Faults(corrupt=0.01, seed=3)) as (vb, _):
-        with pytest.raises(TinyharError, match="HELLO .*failed after 4 attempts"):
+        with pytest.raises(TinyharError, match=r"INFER .*failed after 64 attempts .*corrupt"):
             _verify(vb.path, tiny_run, windows=10, timeout=0.5)
-    assert time.monotonic() - t0 < 30  # 4 attempts of 0.5 s (+ transfer)
-    assert vb.requests == 4 and vb.resets == 0
+    assert time.monotonic() - t0 < 10
+    assert vb.resets == 0
     history = verify_history(tiny_run)
     assert len(history) == len(before) + 1
     line = history[-1]
-    assert line["passed"] is False and line["complete"] is False and line["windows"] == 0
-    assert line["mode"] == "model" and line["report"] is None
-    assert "failed after 4 attempts" in line["error"]
+    assert line["passed"] is False and line["complete"] is False and line["mode"] == "model"
+    assert 0 <= line["windows"] < 10
+    assert "the line corrupts data" in line["error"]
 
 
 def test_light_corruption_is_retried_to_the_same_result(tiny_run) -> None:
