@@ -97,27 +97,43 @@ def _interrupt() -> None:
     raise KeyboardInterrupt
 
 
-def test_ctrl_c_part_way_reports_the_windows_compared(run: Path, monkeypatch) -> None:
+def test_ctrl_c_part_way_keeps_the_passing_report_and_resume_finishes(
+    run: Path, monkeypatch
+) -> None:
+    files = [run / runs.verify_json("model"), run / runs.verify_png("model")]
     with virtual_board(run) as (vb, _):
         passed = _verify(vb.path, run, windows=20)
+        before = [(p.read_bytes(), p.stat().st_mtime_ns) for p in files]
         _stop_at_infer(monkeypatch, 7, _interrupt)
         with pytest.raises(KeyboardInterrupt):
             _verify(vb.path, run, windows=20)
-    report = read_json(run / runs.verify_json("model"))
-    assert report["run_id"] != passed.run_id
-    assert report["passed"] is False and report["complete"] is False
-    assert report["windows"] == 6 and report["windows_requested"] == 20
-    assert report["stopped_at"] == "window 7 of 20" and report["error"] == "interrupted"
-    assert report["top1_agreement"] == 1.0 and report["max_abs_diff_lsb"] == 0
-    assert _png_run_id(run / runs.verify_png("model")) == report["run_id"]
-    line = verify_history(run)[-1]
-    assert line["run_id"] == report["run_id"] and line["report"] == "verify_model.json"
-    assert (line["passed"], line["complete"], line["windows"], line["error"]) == (
-        False,
-        False,
-        6,
-        "interrupted",
-    )
+        # the passing report and its plot are untouched and agree; the stop is in the history
+        assert [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == before
+        assert _png_run_id(files[1]) == passed.run_id
+        line = verify_history(run)[-1]
+        assert line["report"] is None and line["stopped_at"] == "window 7 of 20"
+        assert (line["passed"], line["complete"], line["windows"], line["error"]) == (
+            False, False, 6, "interrupted",
+        )  # fmt: skip
+        assert line["top1_agreement"] == 1.0 and line["max_abs_diff_lsb"] == 0
+        assert (run / runs.verify_resume("model")).is_file()
+
+        monkeypatch.undo()
+        asked: list[int] = []
+        infer = Link.infer
+        monkeypatch.setattr(Link, "infer", lambda self, w: asked.append(1) or infer(self, w))
+        resumed = _verify(vb.path, run, windows=20, resume=True)
+    assert len(asked) == 14  # windows 7 to 20 only
+    assert resumed.passed and resumed.complete and resumed.windows == 20
+    assert (resumed.top1_agreement, resumed.max_abs_diff_lsb) == (1.0, 0)
+    assert read_json(files[0])["run_id"] == resumed.run_id == _png_run_id(files[1])
+    assert not (run / runs.verify_resume("model")).exists()
+
+
+def test_resume_without_an_interrupted_run_is_one_line(run: Path) -> None:
+    with virtual_board(run) as (vb, _):
+        with pytest.raises(TinyharError, match="--resume: no interrupted model-mode run"):
+            _verify(vb.path, run, windows=5, resume=True)
 
 
 def test_a_board_gone_part_way_reports_the_windows_compared(run: Path, monkeypatch) -> None:

@@ -435,13 +435,18 @@ def sim(
               help="Retries per request.")  # fmt: skip
 @click.option("--trace", is_flag=True,
               help="Print a hex dump of every frame sent and received on stderr.")  # fmt: skip
+@click.option("--resume", is_flag=True,
+              help="Continue this mode's interrupted run from its last window.")  # fmt: skip
 def verify(
-    port, run, windows, raw, board, min_agreement, max_lsb, libraries, timeout, retries, trace
-) -> None:
+    port, run, windows, raw, board, min_agreement, max_lsb, libraries, timeout, retries, trace,
+    resume,
+) -> None:  # fmt: skip
     """Check that the device computes what the host computes; write verify_<mode>.json/.png.
 
     The reference is the board's own firmware code (its TFLM library, tinyhar's kernels)
-    compiled for the host; the Python TFLM interpreter and TFLite are second opinions."""
+    compiled for the host; the Python TFLM interpreter and TFLite are second opinions. A run that
+    stops part-way keeps a passing report as it was, and every run adds a line to
+    verify_history.jsonl."""
     from tinyhar.device.verify import (  # lazy: fast --help
         VerifyOptions,
         format_report,
@@ -451,7 +456,7 @@ def verify(
     opts = VerifyOptions(
         port=port, run=run, windows=windows, raw=raw, board=board, min_agreement=min_agreement,
         max_lsb=max_lsb, libraries=libraries, timeout=timeout, retries=retries, trace=trace,
-        progress=not trace,  # a progress bar redrawn between trace lines garbles both
+        resume=resume, progress=not trace,  # a bar redrawn between trace lines garbles both
     )  # fmt: skip
     report = verify_device(opts)
     click.echo(format_report(report))

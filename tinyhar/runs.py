@@ -37,6 +37,11 @@ def verify_png(mode: str) -> str:
     return f"verify_{_verify_mode(mode)}.png"
 
 
+def verify_resume(mode: str) -> str:
+    """What an interrupted verify run in `mode` answered, for `verify --resume`."""
+    return f"verify_{_verify_mode(mode)}.resume.npz"
+
+
 def _verify_mode(mode: str) -> str:
     if mode not in VERIFY_MODES:
         raise ValueError(f"verify mode {mode!r} is not one of {VERIFY_MODES}")

@@ -7,6 +7,7 @@ are compared with Python's bit for bit as well.
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 import uuid
@@ -32,7 +33,13 @@ from tinyhar.deploy import board_reference
 from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
 from tinyhar.device.link import DeviceError, DeviceStateLost, Link, LinkStats
 from tinyhar.errors import TinyharError
-from tinyhar.files import append_json_line, atomic_path, atomic_write_json, read_json
+from tinyhar.files import (
+    append_json_line,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    read_json,
+)
 from tinyhar.lite.reference import TfliteReference, TflmReference
 from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.log import Log, inf
@@ -54,6 +61,7 @@ class VerifyOptions:
     retries: int = 3
     progress: bool = True
     trace: bool = False  # hex dump of every frame on stderr
+    resume: bool = False  # continue the interrupted run of this mode from its last window
 
 
 @dataclass
@@ -375,13 +383,17 @@ def _verify(
         info = _open_device(link, rm, opts, report, log)
         expected, raws = expected_windows(rm, opts, info)
         dev = DeviceRun.empty(info, len(expected), expected[0].size)
+        if opts.resume:
+            load_resume(rm, report.mode, dev, log)
         try:
             collect_device_outputs(link, dev, expected, raws, opts.progress, report.mode)
         except (TinyharError, KeyboardInterrupt) as e:
             failure = e
     if failure is not None:
+        save_resume(rm, report.mode, dev, log)
         wrote[0] = _write_partial(opts, rm, report, dev, expected, failure, log)
         raise failure
+    (rm.run / runs.verify_resume(report.mode)).unlink(missing_ok=True)
     n = len(expected)
     refs = host_references(rm, info, expected.reshape(n, *info.input.shape[1:]), opts.libraries,
                            log)  # fmt: skip
@@ -400,9 +412,9 @@ def _write_partial(
     failure: BaseException,
     log: Log,
 ) -> bool:
-    """The report and plot of a run that stopped after the device answered some windows: the
-    figures for those, not passed, not complete, where it stopped. False when there were none
-    (the mode's report is left as it was) or they could not be compared."""
+    """The figures of a run that stopped after the device answered some windows (not passed,
+    not complete, where it stopped), and their report and plot unless the mode's report on disk
+    is a passing run, which is kept. False when nothing was written."""
     k, n = dev.done, len(expected)
     if k == 0:
         return False
@@ -412,15 +424,71 @@ def _write_partial(
     )
     log(f"verify: stopped at {report.stopped_at}; comparing the {k} windows the device answered")
     part = expected[:k]
+    keep = _passed_before(rm.run, report.mode)
     try:
         refs = host_references(rm, dev.info, part.reshape(k, *dev.info.input.shape[1:]),
                                opts.libraries, log)  # fmt: skip
         judge(report, dev.head(), part.reshape(k, -1), refs, rm, opts, complete=False)
-        write_results(rm.run, report, dev.head(), refs.outputs)
+        if not keep:
+            write_results(rm.run, report, dev.head(), refs.outputs)
     except (Exception, KeyboardInterrupt) as e:  # the run's own failure is the one to raise
-        log(f"verify: note: no report for the {k} windows answered: {e!r}")
+        log(f"verify: note: no figures for the {k} windows answered: {e!r}")
         return False
-    return True
+    if keep:
+        log(f"verify: kept the passing {runs.verify_json(report.mode)} and its plot; this run's "
+            f"figures are in {runs.VERIFY_HISTORY}")  # fmt: skip
+    log(f"verify: continue with `tinyhar verify --port {opts.port} --run {rm.run}"
+        f"{' --raw' * opts.raw} --resume`")  # fmt: skip
+    return not keep
+
+
+def _passed_before(run: Path, mode: str) -> bool:
+    """Whether the mode's report on disk is a complete passing run (which a stopped one keeps)."""
+    try:
+        saved = read_json(run / runs.verify_json(mode))
+    except (OSError, ValueError):
+        return False
+    return saved.get("passed") is True and saved.get("complete", True) is True
+
+
+def save_resume(rm: RunModel, mode: str, dev: DeviceRun, log: Log) -> None:
+    """What the device answered so far, for `--resume` (nothing when it answered nothing)."""
+    if dev.done == 0:
+        return
+    buf = io.BytesIO()
+    np.savez(
+        buf, model_crc32=rm.crc32, windows_requested=len(rm.x), done=dev.done,
+        outputs=dev.outputs[: dev.done], windows=dev.windows[: dev.done],
+        latency_us=dev.latency_us[: dev.done], seconds=dev.seconds, resets=dev.resets,
+    )  # fmt: skip
+    try:
+        atomic_write_bytes(rm.run / runs.verify_resume(mode), buf.getvalue())
+    except OSError as e:
+        log(f"verify: note: cannot keep the answered windows for --resume: {e}")
+
+
+def load_resume(rm: RunModel, mode: str, dev: DeviceRun, log: Log) -> None:
+    """The windows an interrupted run of this mode, model and window count answered, into
+    `dev`; one line when there is none to continue."""
+    path = rm.run / runs.verify_resume(mode)
+    try:
+        with np.load(path) as saved:
+            state = {k: saved[k] for k in saved.files}
+    except (OSError, ValueError):
+        raise TinyharError(
+            f"--resume: no interrupted {mode}-mode run to continue in {rm.run}: run verify "
+            "without --resume"
+        ) from None
+    if int(state["model_crc32"]) != rm.crc32 or int(state["windows_requested"]) != len(rm.x):
+        raise TinyharError(
+            f"--resume: the interrupted run was of another model or window count "
+            f"({int(state['windows_requested'])} windows): run verify without --resume"
+        )
+    k = int(state["done"])
+    dev.outputs[:k], dev.windows[:k] = state["outputs"], state["windows"]
+    dev.latency_us[:k] = state["latency_us"]
+    dev.done, dev.seconds, dev.resets = k, float(state["seconds"]), int(state["resets"])
+    log(f"verify: resuming at window {k + 1} of {len(rm.x)}")
 
 
 def append_history(rm: RunModel, report: VerifyReport, wrote: bool, log: Log) -> None:
@@ -490,14 +558,14 @@ def collect_device_outputs(
     """Every window through the device (raw samples when `raws`, else the int8 windows), with a
     progress bar, into `dev` (`dev.done` counts the windows answered, also when a window fails);
     then a HELLO to make sure the same device and model answered to the end."""
-    n, window, info = len(expected), expected[0].size, dev.info
-    bar = tqdm(total=n, desc=f"verify ({mode})", unit="win", file=sys.stderr,
+    n, window, info, first = len(expected), expected[0].size, dev.info, dev.done
+    bar = tqdm(total=n, initial=first, desc=f"verify ({mode})", unit="win", file=sys.stderr,
                disable=not progress, mininterval=0.5)  # fmt: skip
     dev.stats = link.stats
-    t0 = time.perf_counter()
+    t0, before = time.perf_counter(), dev.seconds
     try:
         with bar:
-            for i in range(n):
+            for i in range(first, n):
                 if raws is not None:
                     r, restarts = _send_raw_window(link, raws[i], window)
                     dev.resets += restarts
@@ -512,7 +580,7 @@ def collect_device_outputs(
                 dev.done = i + 1
                 bar.update()
     finally:
-        dev.seconds = time.perf_counter() - t0
+        dev.seconds = before + time.perf_counter() - t0
     _recheck(link)  # the same device and model answered to the end
     return dev
 
