@@ -97,8 +97,10 @@ def test_reset_mid_run_is_detected_and_the_window_resent(tiny_run) -> None:
     assert report.preprocess_mismatch_windows == 0
 
 
-def test_reset_in_model_mode_costs_one_retry(tiny_run) -> None:
+def test_reset_in_model_mode_is_counted_as_in_raw_mode(tiny_run) -> None:
+    # requests: HELLO, RESET_BUFFER + SAMPLES (the mark), INFER 1, INFER 2 <- reset
     with virtual_board(tiny_run, Faults(reset_after=5)) as (vb, _):
         report = _verify(vb.path, tiny_run, windows=10, timeout=0.5)
     assert vb.resets == 1
     assert _assert_clean_pass(report, tiny_run, 10).retries >= 1
+    assert report.device_resets_recovered == 1

@@ -237,6 +237,13 @@ def _send_raw_window(link: Link, raw: np.ndarray, window: int) -> tuple[P.Result
     )
 
 
+def _mark_device(link: Link, channels: int) -> int:
+    """Model mode: one sample in the device's buffer, so that a reset, which empties it, shows
+    in the samples_total of the next RESULT (as raw mode sees it in its STATUS)."""
+    link.reset_buffer()
+    return link.send_samples(np.zeros((1, channels), np.float32), expect_total=0).samples_total
+
+
 def _recheck(link: Link) -> None:
     """After a suspected reset: HELLO again and make sure it is still the same device and model."""
     before = link.info
@@ -563,6 +570,7 @@ def collect_device_outputs(
                disable=not progress, mininterval=0.5)  # fmt: skip
     dev.stats = link.stats
     t0, before = time.perf_counter(), dev.seconds
+    mark = _mark_device(link, info.channels) if raws is None else 0
     try:
         with bar:
             for i in range(first, n):
@@ -571,7 +579,13 @@ def collect_device_outputs(
                     dev.resets += restarts
                     dev.windows[i] = r.window
                 else:
-                    r = link.infer(expected[i])
+                    r = link.infer(expected[i])  # a whole window: a restarted device answers
+                    if r.samples_total < mark:  # ... but it restarted: its buffer is empty
+                        dev.resets += 1
+                        _recheck(link)
+                        mark = _mark_device(link, info.channels)
+                    else:
+                        mark = r.samples_total
                 if r.output.size != info.n_classes:
                     raise TinyharError(
                         f"the device returned {r.output.size} outputs, not {info.n_classes}"
