@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from tinyhar.device.verify import VerifyReport
     from tinyhar.device.virtual_board import Faults, VirtualBoard
 
 # The real Arduino libraries (TFLM ports, IMU drivers) at their pinned versions, beside the repo.
@@ -58,6 +59,14 @@ def verify_history(run: Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(ln) for ln in path.read_text().splitlines()]
+
+
+def verify_quietly(port: str, run: Path, **options: Any) -> VerifyReport:
+    """`verify_device` in-process, without a progress bar or log lines; the report."""
+    from tinyhar.device.verify import VerifyOptions, verify_device  # lazy: 0.3 s per session
+
+    opts = VerifyOptions(port=port, run=run, progress=False, **options)
+    return verify_device(opts, log=lambda _: None)
 
 
 def require_tools(*tools: str, apt: str) -> None:

@@ -6,16 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import virtual_board
+from conftest import verify_quietly, virtual_board
 from noisy_line import NoisyLine
 
-from tinyhar.device.verify import VerifyOptions, verify_device
 from tinyhar.errors import TinyharError
-
-
-def _verify(port: str, run, **options):
-    opts = VerifyOptions(port=port, run=run, progress=False, **options)
-    return verify_device(opts, log=lambda _: None)
 
 
 def test_the_line_mangles_at_its_rates_and_passes_the_rest():
@@ -34,9 +28,9 @@ def test_the_line_mangles_at_its_rates_and_passes_the_rest():
 @pytest.mark.parametrize("rate", [1e-4, 1e-3])
 def test_noise_both_ways_is_retried_to_the_clean_result(tiny_run, rate, raw):
     with virtual_board(tiny_run) as (vb, _):
-        clean = _verify(vb.path, tiny_run, windows=60, raw=raw)
+        clean = verify_quietly(vb.path, tiny_run, windows=60, raw=raw)
         with NoisyLine(vb.path, corrupt=rate, drop=rate, seed=7) as line:
-            noisy = _verify(line.port, tiny_run, windows=60, raw=raw)
+            noisy = verify_quietly(line.port, tiny_run, windows=60, raw=raw)
     assert clean.passed and noisy.passed and noisy.complete
     assert noisy.windows == clean.windows == 60
     assert (noisy.top1_agreement, noisy.max_abs_diff_lsb) == (clean.top1_agreement, 0)
@@ -50,7 +44,7 @@ def test_heavy_noise_stops_within_ten_seconds_naming_corruption(tiny_run, raw):
         with NoisyLine(vb.path, corrupt=1e-2, drop=1e-2, seed=5) as line:
             t0 = time.monotonic()
             with pytest.raises(TinyharError) as e:
-                _verify(line.port, tiny_run, windows=60, raw=raw)
+                verify_quietly(line.port, tiny_run, windows=60, raw=raw)
             took = time.monotonic() - t0
     msg = str(e.value)
     assert took < 10, msg

@@ -9,19 +9,20 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import one_error_line, sim_board, tinyhar, verify_history, virtual_board
+from conftest import (
+    one_error_line,
+    sim_board,
+    tinyhar,
+    verify_history,
+    verify_quietly,
+    virtual_board,
+)
 
 from tinyhar import runs
-from tinyhar.device.verify import VerifyOptions, VerifyReport, verify_device
+from tinyhar.device.verify import VerifyReport
 from tinyhar.device.virtual_board import Faults
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
-
-
-def _verify(port: str, run, **options) -> VerifyReport:
-    """verify_device in-process, quietly."""
-    opts = VerifyOptions(port=port, run=run, progress=False, **options)
-    return verify_device(opts, log=lambda _: None)
 
 
 def _assert_clean_pass(report: VerifyReport, run, windows: int) -> VerifyReport:
@@ -40,7 +41,7 @@ def test_one_percent_corruption_both_ways_stops_in_one_line_naming_corruption(ti
     t0 = time.monotonic()
     with virtual_board(tiny_run, Faults(corrupt=0.01, seed=3)) as (vb, _):
         with pytest.raises(TinyharError, match=r"INFER .*failed after 64 attempts .*corrupt"):
-            _verify(vb.path, tiny_run, windows=10, timeout=0.5)
+            verify_quietly(vb.path, tiny_run, windows=10, timeout=0.5)
     assert time.monotonic() - t0 < 10
     assert vb.resets == 0
     history = verify_history(tiny_run)
@@ -53,21 +54,21 @@ def test_one_percent_corruption_both_ways_stops_in_one_line_naming_corruption(ti
 
 def test_light_corruption_is_retried_to_the_same_result(tiny_run) -> None:
     with virtual_board(tiny_run, Faults(corrupt=0.0005, seed=1)) as (vb, _):
-        report = _verify(vb.path, tiny_run, windows=30, timeout=0.5, retries=8)
+        report = verify_quietly(vb.path, tiny_run, windows=30, timeout=0.5, retries=8)
     _assert_clean_pass(report, tiny_run, 30)
     assert report.retries > 0  # bytes were corrupted, and the link recovered
 
 
 def test_dropped_bytes_are_retried_to_the_same_result(tiny_run) -> None:
     with virtual_board(tiny_run, Faults(drop=0.0002, seed=2)) as (vb, _):
-        report = _verify(vb.path, tiny_run, raw=True, windows=15, timeout=0.5, retries=8)
+        report = verify_quietly(vb.path, tiny_run, raw=True, windows=15, timeout=0.5, retries=8)
     _assert_clean_pass(report, tiny_run, 15)
     assert report.retries > 0 and report.preprocess_mismatch_windows == 0
 
 
 def test_delayed_replies_within_the_timeout_pass(tiny_run) -> None:
     with virtual_board(tiny_run, Faults(delay_ms=150)) as (vb, _):
-        report = _verify(vb.path, tiny_run, windows=6, timeout=1)
+        report = verify_quietly(vb.path, tiny_run, windows=6, timeout=1)
     _assert_clean_pass(report, tiny_run, 6)
     assert report.retries == 0
     assert report.windows_per_second < 1 / 0.15  # every reply came 150 ms late
@@ -90,7 +91,7 @@ def test_replies_later_than_the_timeout_end_in_one_line(tiny_run) -> None:
 def test_reset_mid_run_is_detected_and_the_window_resent(tiny_run) -> None:
     # request 12 is inside the third raw window (RESET_BUFFER, SAMPLES, INFER_RAW each)
     with virtual_board(tiny_run, Faults(reset_after=12)) as (vb, sim_log):
-        report = _verify(vb.path, tiny_run, raw=True, windows=8, timeout=0.5)
+        report = verify_quietly(vb.path, tiny_run, raw=True, windows=8, timeout=0.5)
     assert vb.resets == 1 and any("reset (fault injection)" in ln for ln in sim_log)
     _assert_clean_pass(report, tiny_run, 8)
     assert report.device_resets_recovered >= 1
@@ -100,7 +101,7 @@ def test_reset_mid_run_is_detected_and_the_window_resent(tiny_run) -> None:
 def test_reset_in_model_mode_is_counted_as_in_raw_mode(tiny_run) -> None:
     # requests: HELLO, RESET_BUFFER + SAMPLES (the mark), INFER 1, INFER 2 <- reset
     with virtual_board(tiny_run, Faults(reset_after=5)) as (vb, _):
-        report = _verify(vb.path, tiny_run, windows=10, timeout=0.5)
+        report = verify_quietly(vb.path, tiny_run, windows=10, timeout=0.5)
     assert vb.resets == 1
     assert _assert_clean_pass(report, tiny_run, 10).retries >= 1
     assert report.device_resets_recovered == 1

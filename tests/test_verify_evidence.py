@@ -11,12 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import verify_history, virtual_board
+from conftest import verify_history, verify_quietly, virtual_board
 from PIL import Image
 
 from tinyhar import runs
 from tinyhar.device.link import Link
-from tinyhar.device.verify import VerifyOptions, VerifyReport, verify_device
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
 
@@ -29,11 +28,6 @@ def run(tiny_run: Path, tmp_path: Path) -> Path:
     return dst
 
 
-def _verify(port: str, run: Path, **options) -> VerifyReport:
-    opts = VerifyOptions(port=port, run=run, progress=False, **options)
-    return verify_device(opts, log=lambda _: None)
-
-
 def _png_run_id(path: Path) -> str:
     with Image.open(path) as im:
         assert im.format == "PNG"
@@ -42,8 +36,8 @@ def _png_run_id(path: Path) -> str:
 
 def test_each_mode_keeps_its_own_report(run: Path) -> None:
     with virtual_board(run) as (vb, _):
-        model = _verify(vb.path, run, windows=12)
-        raw = _verify(vb.path, run, raw=True, windows=7)
+        model = verify_quietly(vb.path, run, windows=12)
+        raw = verify_quietly(vb.path, run, raw=True, windows=7)
     assert model.passed and raw.passed and model.run_id != raw.run_id
     for report, mode, n in ((model, "model", 12), (raw, "raw", 7)):
         saved = read_json(run / runs.verify_json(mode))
@@ -62,13 +56,13 @@ def test_each_mode_keeps_its_own_report(run: Path) -> None:
 
 def test_a_mistyped_port_leaves_the_passing_report_alone(run: Path, tmp_path: Path) -> None:
     with virtual_board(run) as (vb, _):
-        passed = _verify(vb.path, run, windows=5)
+        passed = verify_quietly(vb.path, run, windows=5)
     assert passed.passed
     files = [run / runs.verify_json("model"), run / runs.verify_png("model")]
     before = [(p.read_bytes(), p.stat().st_mtime_ns) for p in files]
     port = str(tmp_path / "ttyACM9")
     with pytest.raises(TinyharError, match="does not exist"):
-        _verify(port, run, windows=5)
+        verify_quietly(port, run, windows=5)
     assert [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == before
     assert read_json(files[0])["run_id"] == passed.run_id == _png_run_id(files[1])
     history = verify_history(run)
@@ -102,11 +96,11 @@ def test_ctrl_c_part_way_keeps_the_passing_report_and_resume_finishes(
 ) -> None:
     files = [run / runs.verify_json("model"), run / runs.verify_png("model")]
     with virtual_board(run) as (vb, _):
-        passed = _verify(vb.path, run, windows=20)
+        passed = verify_quietly(vb.path, run, windows=20)
         before = [(p.read_bytes(), p.stat().st_mtime_ns) for p in files]
         _stop_at_infer(monkeypatch, 7, _interrupt)
         with pytest.raises(KeyboardInterrupt):
-            _verify(vb.path, run, windows=20)
+            verify_quietly(vb.path, run, windows=20)
         # the passing report and its plot are untouched and agree; the stop is in the history
         assert [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == before
         assert _png_run_id(files[1]) == passed.run_id
@@ -122,7 +116,7 @@ def test_ctrl_c_part_way_keeps_the_passing_report_and_resume_finishes(
         asked: list[int] = []
         infer = Link.infer
         monkeypatch.setattr(Link, "infer", lambda self, w: asked.append(1) or infer(self, w))
-        resumed = _verify(vb.path, run, windows=20, resume=True)
+        resumed = verify_quietly(vb.path, run, windows=20, resume=True)
     assert len(asked) == 14  # windows 7 to 20 only
     assert resumed.passed and resumed.complete and resumed.windows == 20
     assert (resumed.top1_agreement, resumed.max_abs_diff_lsb) == (1.0, 0)
@@ -133,14 +127,14 @@ def test_ctrl_c_part_way_keeps_the_passing_report_and_resume_finishes(
 def test_resume_without_an_interrupted_run_is_one_line(run: Path) -> None:
     with virtual_board(run) as (vb, _):
         with pytest.raises(TinyharError, match="--resume: no interrupted model-mode run"):
-            _verify(vb.path, run, windows=5, resume=True)
+            verify_quietly(vb.path, run, windows=5, resume=True)
 
 
 def test_a_board_gone_part_way_reports_the_windows_compared(run: Path, monkeypatch) -> None:
     with virtual_board(run) as (vb, _):
         _stop_at_infer(monkeypatch, 4, vb.stop)
         with pytest.raises(TinyharError) as err:
-            _verify(vb.path, run, windows=10, timeout=0.3, retries=1)
+            verify_quietly(vb.path, run, windows=10, timeout=0.3, retries=1)
     report = read_json(run / runs.verify_json("model"))
     assert report["passed"] is False and report["complete"] is False
     assert report["windows"] == 3 and report["windows_requested"] == 10
