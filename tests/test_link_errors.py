@@ -183,3 +183,37 @@ def test_no_reply_after_retries_is_a_link_error(tiny_run) -> None:
             link.hello()
         assert time.monotonic() - t0 < 5
     assert "HELLO" in str(e.value) and "3 attempts" in str(e.value)
+
+
+def test_a_reply_whose_delimiter_is_lost_is_asked_again_without_waiting_the_timeout(
+    tiny_run,
+) -> None:
+    """Once HELLO has been answered, an attempt waits a few times its slowest reply, not the whole
+    --timeout: a lost frame delimiter costs tens of milliseconds; later attempts wait longer."""
+    vb = VirtualBoard(board_image("nano33ble", tiny_run))
+    write = vb._write
+    replies = []
+
+    def lose_second_delimiter(data: bytes) -> None:
+        replies.append(data)
+        write(data[:-1] if len(replies) == 2 else data)  # the 2nd reply never ends
+
+    vb._write = lose_second_delimiter  # type: ignore[method-assign]
+    server = threading.Thread(target=vb.serve, daemon=True)
+    server.start()
+    try:
+        with Link(vb.path, timeout=5.0, retries=3) as link:
+            first = link.hello()
+            t0 = time.monotonic()
+            assert link.hello() == first
+            took = time.monotonic() - t0
+            assert link.stats.retries == 1 and len(replies) == 3
+            waits = [link._wait(P.MsgType.HELLO, silent) for silent in range(4)]
+            never_answered = link._wait(P.MsgType.INFER, 0)
+    finally:
+        vb.stop()
+        server.join(timeout=3)
+        vb.close()
+    assert took < 2.5, f"the lost delimiter cost {took:.2f} s of a 5 s timeout"
+    assert waits[0] < waits[1] < waits[2] < waits[3] == 5.0
+    assert never_answered == 5.0

@@ -32,6 +32,13 @@ _UNREAD = "the device could not read the request"  # its ERROR with seq 0xFF: se
 _GARBLED = "a reply that does not parse"
 _CORRUPTED = "a corrupted frame"  # bad CRC or broken COBS: most likely the reply, send again
 FAST_ATTEMPTS = 64  # attempts that end at once in corruption, before a request gives up
+# Once a request type has been answered, a first attempt waits WAIT_FACTOR times its slowest recent
+# reply (at least WAIT_FLOOR) rather than the whole timeout: a frame whose delimiter the line lost
+# is then resent after tens of milliseconds, not a second (benchmarks/verify_noise.py). Each
+# further silent attempt waits twice as long, and the last one the whole timeout.
+WAIT_FLOOR = 0.05
+WAIT_FACTOR = 4.0
+WAIT_HISTORY = 32  # replies per request type that the wait is judged on
 
 
 class LinkError(TinyharError):
@@ -121,6 +128,7 @@ class Link:
         self.predictions: deque[P.Prediction] = deque(maxlen=4096)
         self._seq = random.randrange(255)  # a fresh session does not reuse a stale reply's seq
         self._pending: deque[P.Frame] = deque()
+        self._reply_times: dict[int, deque[float]] = {}
         try:
             self._ser.reset_input_buffer()
             self._write(b"\x00")  # flush a half-received frame in the device
@@ -213,29 +221,36 @@ class Link:
 
     # --- requests --------------------------------------------------------------------------
 
-    def request(self, msg_type: int, payload: bytes = b"", timeout: float | None = None):
+    def request(self, msg_type: int, payload: bytes = b""):
         """Send one request and return the parsed reply; retries with the same seq (every request
         is idempotent) on silence, and at once on an unreadable-frame ERROR or a corrupted reply.
 
-        Silent attempts cost a timeout each and are limited by `retries`; corrupted ones cost
-        milliseconds and may repeat up to FAST_ATTEMPTS, so a noisy line completes and a dead
-        one stops in bounded time. Raises DeviceError, LinkError."""
+        Silent attempts are limited by `retries`; the first waits a few times the slowest recent
+        reply of its type, each further one twice as long, the last the whole timeout. Corrupted
+        attempts cost milliseconds and may repeat up to FAST_ATTEMPTS, so a noisy line completes
+        and a dead one stops in bounded time. Raises DeviceError, LinkError."""
         name = P.MsgType(msg_type).name
         seq = self.next_seq()
         frame = P.encode_frame(msg_type, seq, payload)
-        per_try = (timeout or self.timeout) + self.transfer_time(len(frame) + 64 + P.MAX_PAYLOAD)
+        transfer = self.transfer_time(len(frame) + 64 + P.MAX_PAYLOAD)
         problem = "no reply"
         self.stats.requests += 1
         bad, received, took = self.decoder.bad_frames, self.stats.bytes_received, []
         silent = 0
+        first = time.monotonic()
         while silent <= self.retries and len(took) < FAST_ATTEMPTS:
             if took:
                 self.stats.retries += 1
                 self.decoder.reset()
             start = time.monotonic()
             self._send(frame, msg_type, seq, payload, name)
-            reply, seen = self._await_reply(msg_type, seq, start + per_try, name)
+            wait = self._wait(msg_type, silent)
+            reply, seen = self._await_reply(msg_type, seq, start + wait + transfer, name)
             if reply is not None:
+                # from the first attempt: a late reply to an earlier attempt is not taken as fast
+                self._reply_times.setdefault(msg_type, deque(maxlen=WAIT_HISTORY)).append(
+                    time.monotonic() - first
+                )
                 return reply
             took.append(time.monotonic() - start)
             silent += seen is None
@@ -244,6 +259,13 @@ class Link:
             problem, self.decoder.bad_frames - bad, self.stats.bytes_received - received, took
         )
         raise self._failed(name, evidence)
+
+    def _wait(self, msg_type: int, silent: int) -> float:
+        """Seconds an attempt waits for its reply, after `silent` attempts that got none."""
+        seen = self._reply_times.get(msg_type)
+        if not seen or silent >= self.retries:
+            return self.timeout
+        return min(self.timeout, max(WAIT_FLOOR, WAIT_FACTOR * max(seen)) * 2**silent)
 
     def _send(self, frame: bytes, msg_type: int, seq: int, payload: bytes, name: str) -> None:
         """Write one encoded request frame (and trace it)."""
