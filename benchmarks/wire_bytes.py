@@ -3,10 +3,12 @@
 For each sensor set (arm: 6 channels, both: 12) and request kind it sends one window's requests
 to a `CoreDevice` (the real tinyhar_core.c) and counts the encoded bytes in each direction:
 
-- int8:        INFER (ready int8 window) -> RESULT
-- raw:         SAMPLES (window x channels float32, in max_payload chunks) -> STATUS each,
+- int8:        the ready int8 window in pieces of at most P.CHUNK bytes: LOAD -> LOADED for all
+               but the last, INFER -> RESULT with the last (verify)
+- raw:         SAMPLES (window x channels float32, in P.CHUNK chunks) -> STATUS each,
                then INFER_RAW -> RESULT
-- raw+window:  as raw, with the device's int8 window returned in the RESULT (verify --raw)
+- raw+window:  as raw, then the device's int8 window read back with GET_WINDOW in P.CHUNK
+               pieces (verify --raw; a window of one piece comes in the RESULT instead)
 
     python benchmarks/wire_bytes.py [--window 100] [--classes 12]
 """
@@ -51,26 +53,30 @@ def measure(window: int, channels: int, classes: int) -> dict[str, tuple[int, in
     int8 = rng.integers(-128, 128, window * channels).astype(np.int8)
     raw = rng.normal(0, 1, (window, channels)).astype(np.float32)
     results: dict[str, tuple[int, int, int]] = {}
-    seq = 0
 
-    def send(frames: list[bytes]) -> tuple[int, int]:
+    def send(frames: list[bytes]) -> tuple[int, int, int]:
         up = down = 0
         for f in frames:
             up += len(f)
             down += len(dev.feed(f))
-        return up, down
+        return up, down, len(frames)
 
-    up, down = send([P.encode_frame(P.MsgType.INFER, seq, P.pack_infer(int8))])
-    results["int8"] = (up, down, 1)
+    def framed(payloads: list[tuple[int, bytes]]) -> list[bytes]:
+        return [P.encode_frame(t, i % 255, pl) for i, (t, pl) in enumerate(payloads)]
+
+    data, n = int8.tobytes(), P.CHUNK
+    loads = [(P.MsgType.LOAD, P.pack_piece(o, data[o : o + n])) for o in range(0, len(data) - n, n)]
+    last = n * len(loads)
+    results["int8"] = send(framed(loads + [(P.MsgType.INFER, P.pack_piece(last, data[last:]))]))
+    samples = [(P.MsgType.SAMPLES, c) for c in P.samples_chunks(raw, P.CHUNK)]
+    fits = len(data) <= n
     for kind, with_window in (("raw", False), ("raw+window", True)):
-        chunks = P.samples_chunks(raw, P.MAX_PAYLOAD)
-        frames = [
-            P.encode_frame(P.MsgType.SAMPLES, (seq + i) % 255, c) for i, c in enumerate(chunks)
-        ]
-        seq = (seq + len(chunks)) % 255
-        frames.append(P.encode_frame(P.MsgType.INFER_RAW, seq, P.pack_infer_raw(with_window)))
-        up, down = send(frames)
-        results[kind] = (up, down, len(frames))
+        reqs = [(P.MsgType.RESET_BUFFER, b"")] + samples
+        reqs.append((P.MsgType.INFER_RAW, P.pack_infer_raw(with_window and fits)))
+        if with_window and not fits:
+            offsets = range(0, len(data), n)
+            reqs += [(P.MsgType.GET_WINDOW, P.pack_get_window(o, n)) for o in offsets]
+        results[kind] = send(framed(reqs))
     return results
 
 
@@ -79,7 +85,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--classes", type=int, default=12)
     args = ap.parse_args()
-    print(f"window {args.window} samples, {args.classes} classes, max payload {P.MAX_PAYLOAD} B")
+    print(f"window {args.window} samples, {args.classes} classes, pieces of {P.CHUNK} B")
     print(f"{'sensors':8} {'request':11} {'frames':>6} {'host->dev':>10} {'dev->host':>10} "
           f"{'total':>7} {'ms @115200':>10}")  # fmt: skip
     for sensors, channels in (("arm", 6), ("both", 12)):

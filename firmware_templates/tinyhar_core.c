@@ -386,6 +386,7 @@ static void window_from_ring(tinyhar_dev_t *dev)
     size_t ch = cfg->channels, w = cfg->window, s;
     size_t start = (dev->ring_head + w - dev->ring_fill) % w;
     volatile float inv_scale = 1.0f / cfg->input_scale;
+    dev->window_loaded = 0; /* the host's pieces are overwritten */
     for (s = 0; s < dev->ring_fill; s++) {
         const float *raw = dev->ring + ((start + s) % w) * ch;
         size_t c;
@@ -443,17 +444,52 @@ static void send_result(tinyhar_dev_t *dev, uint8_t type, uint8_t seq, uint32_t 
     send_frame(dev, (uint8_t)(type | TINYHAR_REPLY), seq, o);
 }
 
-static void handle_infer(tinyhar_dev_t *dev, uint8_t seq, const uint8_t *pl, size_t len)
+/* Copy a piece of the host's int8 window (u16 offset, then bytes) into dev->window. A piece may
+   start anywhere up to the bytes already loaded, so a repeated piece is harmless; `last` requires
+   the piece to end the window. Returns 1, or 0 after answering with an ERROR. */
+static int load_piece(tinyhar_dev_t *dev, uint8_t type, uint8_t seq, const uint8_t *pl,
+                      size_t len, int last)
 {
     const tinyhar_config_t *cfg = dev->cfg;
-    size_t in_len = (size_t)cfg->window * cfg->channels;
-    uint32_t latency;
-    int rc, hook_rc;
-    if (len != in_len) {
-        send_error(dev, seq, TINYHAR_MSG_INFER, TINYHAR_ERR_BAD_LENGTH, (uint32_t)in_len);
+    size_t in_len = (size_t)cfg->window * cfg->channels, offset, n;
+    if (len < 2 + (last ? 0u : 1u)) {
+        send_error(dev, seq, type, TINYHAR_ERR_BAD_LENGTH, last ? 2u : 3u);
+        return 0;
+    }
+    offset = get_u16(pl);
+    n = len - 2;
+    if (offset > dev->window_loaded) {
+        send_error(dev, seq, type, TINYHAR_ERR_WINDOW_NOT_FULL, dev->window_loaded);
+        return 0;
+    }
+    if (offset + n > in_len || (last && offset + n != in_len)) {
+        send_error(dev, seq, type, TINYHAR_ERR_BAD_LENGTH, (uint32_t)in_len);
+        return 0;
+    }
+    memcpy(dev->window + offset, pl + 2, n);
+    if (offset + n > dev->window_loaded) {
+        dev->window_loaded = (uint16_t)(offset + n);
+    }
+    return 1;
+}
+
+static void handle_load(tinyhar_dev_t *dev, uint8_t seq, const uint8_t *pl, size_t len)
+{
+    uint8_t *p = payload_out(dev);
+    if (!load_piece(dev, TINYHAR_MSG_LOAD, seq, pl, len, 0)) {
         return;
     }
-    memcpy(dev->window, pl, in_len);
+    put_u16(p, dev->window_loaded);
+    send_frame(dev, TINYHAR_MSG_LOAD | TINYHAR_REPLY, seq, 2);
+}
+
+static void handle_infer(tinyhar_dev_t *dev, uint8_t seq, const uint8_t *pl, size_t len)
+{
+    uint32_t latency;
+    int rc, hook_rc;
+    if (!load_piece(dev, TINYHAR_MSG_INFER, seq, pl, len, 1)) {
+        return;
+    }
     rc = run_model(dev, dev->window, &latency, &hook_rc);
     if (rc != TINYHAR_OK) {
         send_error(dev, seq, TINYHAR_MSG_INFER, (uint8_t)rc, (uint32_t)hook_rc);
@@ -515,24 +551,37 @@ static void handle_infer_raw(tinyhar_dev_t *dev, uint8_t seq, const uint8_t *pl,
                 (pl[0] & TINYHAR_INFER_RAW_WITH_WINDOW) != 0);
 }
 
-static void handle_get_window(tinyhar_dev_t *dev, uint8_t seq, size_t len)
+static void handle_get_window(tinyhar_dev_t *dev, uint8_t seq, const uint8_t *pl, size_t len)
 {
     const tinyhar_config_t *cfg = dev->cfg;
-    size_t in_len = (size_t)cfg->window * cfg->channels;
+    size_t in_len = (size_t)cfg->window * cfg->channels, offset, n;
     uint8_t *p = payload_out(dev);
-    if (len != 0) {
-        send_error(dev, seq, TINYHAR_MSG_GET_WINDOW, TINYHAR_ERR_BAD_LENGTH, 0);
+    if (len != 4) {
+        send_error(dev, seq, TINYHAR_MSG_GET_WINDOW, TINYHAR_ERR_BAD_LENGTH, 4);
+        return;
+    }
+    offset = get_u16(pl);
+    n = get_u16(pl + 2);
+    if (offset > in_len) {
+        send_error(dev, seq, TINYHAR_MSG_GET_WINDOW, TINYHAR_ERR_BAD_ARG, (uint32_t)offset);
         return;
     }
     if (dev->ring_fill < cfg->window) {
         send_error(dev, seq, TINYHAR_MSG_GET_WINDOW, TINYHAR_ERR_WINDOW_NOT_FULL, dev->ring_fill);
         return;
     }
+    if (n > in_len - offset) {
+        n = in_len - offset;
+    }
+    if (n > TINYHAR_MAX_PAYLOAD - 8) {
+        n = TINYHAR_MAX_PAYLOAD - 8;
+    }
     window_from_ring(dev);
     put_u32(p, dev->samples_total);
-    put_u16(p + 4, (uint32_t)in_len);
-    memcpy(p + 6, dev->window, in_len);
-    send_frame(dev, TINYHAR_MSG_GET_WINDOW | TINYHAR_REPLY, seq, 6 + in_len);
+    put_u16(p + 4, (uint32_t)offset);
+    put_u16(p + 6, (uint32_t)n);
+    memcpy(p + 8, dev->window + offset, n);
+    send_frame(dev, TINYHAR_MSG_GET_WINDOW | TINYHAR_REPLY, seq, 8 + n);
 }
 
 static void dispatch(tinyhar_dev_t *dev, uint8_t type, uint8_t seq, const uint8_t *pl, size_t len,
@@ -555,7 +604,10 @@ static void dispatch(tinyhar_dev_t *dev, uint8_t type, uint8_t seq, const uint8_
         handle_infer_raw(dev, seq, pl, len);
         break;
     case TINYHAR_MSG_GET_WINDOW:
-        handle_get_window(dev, seq, len);
+        handle_get_window(dev, seq, pl, len);
+        break;
+    case TINYHAR_MSG_LOAD:
+        handle_load(dev, seq, pl, len);
         break;
     case TINYHAR_MSG_RESET_BUFFER:
     case TINYHAR_MSG_STREAM_START:

@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 /* ---- protocol constants ------------------------------------------------------------------- */
-#define TINYHAR_PROTOCOL_VERSION 2
+#define TINYHAR_PROTOCOL_VERSION 3
 #define TINYHAR_CORE_VERSION "1.0.0"
 
 /* decoded frame: ver u8 | type u8 | seq u8 | len u16 LE | payload[len] | crc32 u32 LE */
@@ -61,13 +61,15 @@ extern "C" {
 enum {
     TINYHAR_MSG_HELLO = 0x01,        /* -> INFO */
     TINYHAR_MSG_LABELS = 0x02,       /* u8 first index -> LABELS page */
-    TINYHAR_MSG_INFER = 0x03,        /* int8 window -> RESULT */
+    TINYHAR_MSG_INFER = 0x03,        /* u16 offset + the int8 window's last piece -> RESULT */
     TINYHAR_MSG_SAMPLES = 0x04,      /* n x channels float32 -> STATUS */
     TINYHAR_MSG_INFER_RAW = 0x05,    /* u8 flags -> RESULT (flag bit 0: include the int8 window) */
-    TINYHAR_MSG_GET_WINDOW = 0x06,   /* -> WINDOW (int8 window of the last `window` samples) */
+    TINYHAR_MSG_GET_WINDOW = 0x06,   /* u16 offset, u16 count -> WINDOW (a piece of the int8
+                                        window of the last `window` samples) */
     TINYHAR_MSG_RESET_BUFFER = 0x07, /* -> STATUS */
     TINYHAR_MSG_STREAM_START = 0x08, /* -> STATUS, then PREDICTION frames */
     TINYHAR_MSG_STREAM_STOP = 0x09,  /* -> STATUS */
+    TINYHAR_MSG_LOAD = 0x0A,         /* u16 offset + a piece of the int8 window -> LOADED */
     TINYHAR_REPLY = 0x80,
     TINYHAR_MSG_PREDICTION = 0xA0, /* unsolicited, while streaming */
     TINYHAR_MSG_ERROR = 0xE0
@@ -177,6 +179,7 @@ typedef struct {
     uint32_t last_samples_crc;
     /* work buffers */
     int8_t window[TINYHAR_MAX_WINDOW * TINYHAR_MAX_CHANNELS];
+    uint16_t window_loaded; /* bytes of window[] that LOAD/INFER filled, contiguous from 0 */
     int8_t output[TINYHAR_MAX_OUTPUT];
     /* counters */
     uint32_t rx_frames; /* frames accepted */

@@ -85,7 +85,8 @@ def test_hello_reports_the_configuration(host: Host) -> None:
     assert (info.window, info.stride, info.channels, info.n_classes) == (WINDOW, 8, CH, NCLS)
     assert info.input == P.TensorSpec(9, (1, WINDOW, CH), 0.03125, -5)
     assert info.output.shape == (1, NCLS) and info.output.zero_point == -128
-    assert info.firmware_version == "9.9.9" and info.protocol_version == 2 and info.has_model
+    assert info.firmware_version == "9.9.9" and info.has_model
+    assert info.protocol_version == P.PROTOCOL_VERSION
     assert (info.runner_status, info.arena_used) == (0, 0)  # no runner reported its start-up
     page = host.request(P.MsgType.LABELS, P.pack_labels_request(0))
     assert page.total == NCLS and page.labels == [f"activity {i}" for i in range(NCLS)]
@@ -95,10 +96,34 @@ def test_hello_reports_the_configuration(host: Host) -> None:
 
 def test_infer_runs_the_hook_on_the_window_sent(host: Host) -> None:
     win = np.random.default_rng(3).integers(-128, 128, WINDOW * CH).astype(np.int8)
-    res = host.request(P.MsgType.INFER, P.pack_infer(win))
+    res = host.request(P.MsgType.INFER, P.pack_piece(0, win.tobytes()))
     assert isinstance(res, P.Result)
     np.testing.assert_array_equal(res.output, _model(win))
     assert res.latency_us == 250 and res.window is None
+
+
+def test_a_window_sent_in_pieces_is_the_window(host: Host) -> None:
+    """LOAD pieces in order (a repeated one is harmless), then INFER with the last; a piece past
+    what the device holds is refused with how much it holds, so the host resumes from there."""
+    win = np.random.default_rng(8).integers(-128, 128, WINDOW * CH).astype(np.int8)
+    data = win.tobytes()
+    assert host.request(P.MsgType.LOAD, P.pack_piece(0, data[:50])) == P.Loaded(50)
+    assert host.request(P.MsgType.LOAD, P.pack_piece(0, data[:50])) == P.Loaded(50)
+    err = host.request(P.MsgType.LOAD, P.pack_piece(60, data[60:100]))
+    assert (err.code, err.detail) == (P.ErrorCode.WINDOW_NOT_FULL, 50)
+    assert host.request(P.MsgType.LOAD, P.pack_piece(50, data[50:100])) == P.Loaded(100)
+    err = host.request(P.MsgType.INFER, P.pack_piece(100, data[100:110]))  # does not end it
+    assert (err.code, err.detail) == (P.ErrorCode.BAD_LENGTH, WINDOW * CH)
+    res = host.request(P.MsgType.INFER, P.pack_piece(100, data[100:]))
+    np.testing.assert_array_equal(res.output, _model(win))
+    # the INFER is idempotent: asked again, the same answer
+    again = host.request(P.MsgType.INFER, P.pack_piece(100, data[100:]))
+    np.testing.assert_array_equal(again.output, res.output)
+    # a window computed from raw samples replaces the host's: its pieces must come again
+    host.request(P.MsgType.SAMPLES, P.pack_samples(np.zeros((WINDOW, CH), np.float32)))
+    host.request(P.MsgType.INFER_RAW, P.pack_infer_raw(False))
+    err = host.request(P.MsgType.INFER, P.pack_piece(100, data[100:]))
+    assert (err.code, err.detail) == (P.ErrorCode.WINDOW_NOT_FULL, 0)
 
 
 def test_raw_samples_are_preprocessed_like_python(host: Host) -> None:
@@ -115,8 +140,15 @@ def test_raw_samples_are_preprocessed_like_python(host: Host) -> None:
     np.testing.assert_array_equal(res.window, expected)
     np.testing.assert_array_equal(res.output, _model(expected))
     assert res.samples_total == len(raw)
-    got = host.request(P.MsgType.GET_WINDOW)
+    got = host.request(P.MsgType.GET_WINDOW, P.pack_get_window(0, 0xFFFF))
+    assert (got.offset, got.samples_total) == (0, len(raw))
     np.testing.assert_array_equal(got.window, expected)
+    got = host.request(P.MsgType.GET_WINDOW, P.pack_get_window(30, 17))
+    assert got.offset == 30
+    np.testing.assert_array_equal(got.window, expected[30:47])
+    assert host.request(P.MsgType.GET_WINDOW, P.pack_get_window(WINDOW * CH, 5)).window.size == 0
+    err = host.request(P.MsgType.GET_WINDOW, P.pack_get_window(WINDOW * CH + 1, 5))
+    assert (err.code, err.detail) == (P.ErrorCode.BAD_ARG, WINDOW * CH + 1)
 
 
 def test_a_retried_samples_frame_is_not_appended_twice(host: Host) -> None:
@@ -146,8 +178,14 @@ def test_every_broken_request_gets_an_error_with_a_code(host: Host) -> None:
     assert (err.code, seq) == (P.ErrorCode.TOO_LONG, 0xFF)
     err, seq = _error(host, P.encode_frame(0x33, 17))
     assert (err.code, err.request_type, seq) == (P.ErrorCode.UNKNOWN_TYPE, 0x33, 17)
-    err, _ = _error(host, P.encode_frame(P.MsgType.INFER, 18, b"\x01" * 7))
+    err, _ = _error(host, P.encode_frame(P.MsgType.INFER, 18, P.pack_piece(0, b"\x01" * 7)))
     assert (err.code, err.detail) == (P.ErrorCode.BAD_LENGTH, WINDOW * CH)
+    err, _ = _error(host, P.encode_frame(P.MsgType.INFER, 18, b"\x01"))
+    assert (err.code, err.detail) == (P.ErrorCode.BAD_LENGTH, 2)
+    err, _ = _error(host, P.encode_frame(P.MsgType.LOAD, 18, P.pack_piece(0, b"")))
+    assert (err.code, err.detail) == (P.ErrorCode.BAD_LENGTH, 3)
+    err, _ = _error(host, P.encode_frame(P.MsgType.GET_WINDOW, 18))
+    assert (err.code, err.detail) == (P.ErrorCode.BAD_LENGTH, 4)
     err, _ = _error(host, P.encode_frame(P.MsgType.SAMPLES, 19, b"\x01" * 7))
     assert (err.code, err.detail) == (P.ErrorCode.BAD_LENGTH, CH * 4)
     err, _ = _error(host, P.encode_frame(P.MsgType.INFER_RAW, 20, b"\x00"))
@@ -166,10 +204,11 @@ def test_hook_failure_and_missing_model_are_reported() -> None:
 
     dev = CoreDevice(_config(), broken)
     host = Host(dev)
-    err = host.request(P.MsgType.INFER, bytes(WINDOW * CH))
+    err = host.request(P.MsgType.INFER, P.pack_piece(0, bytes(WINDOW * CH)))
     assert err.code == P.ErrorCode.INFER_FAILED and isinstance(dev.hook_errors[0], RuntimeError)
     host = Host(CoreDevice(_config(), None))
-    assert host.request(P.MsgType.INFER, bytes(WINDOW * CH)).code == P.ErrorCode.BAD_STATE
+    err = host.request(P.MsgType.INFER, P.pack_piece(0, bytes(WINDOW * CH)))
+    assert err.code == P.ErrorCode.BAD_STATE
     assert not host.request(P.MsgType.HELLO).has_model
 
 

@@ -118,12 +118,15 @@ def test_protocol_session_on_qemu_matches_host_and_protocol(vectors, host_out, q
     np.testing.assert_array_equal(res.window, expected)
     np.testing.assert_array_equal(res.output, V.session_model(expected))
     assert res.latency_us == 100
-    np.testing.assert_array_equal(msgs[6][2].window, expected)
+    assert msgs[6][2].offset == 40
+    np.testing.assert_array_equal(msgs[6][2].window, expected[40:])
     assert msgs[7][:2] == (P.MsgType.ERROR, 0xFF) and msgs[7][2].code == P.ErrorCode.BAD_FRAME
     assert msgs[8][:2] == (P.MsgType.ERROR, 0xFF) and msgs[8][2].code == P.ErrorCode.BAD_CRC
-    assert msgs[9][:2] == (0x83, 8)
-    assert msgs[10][2] == P.Status(18, 16, True)
-    preds = [m[2] for m in msgs[11:]]
+    assert msgs[9][:2] == (0x8A, 8) and msgs[9][2] == P.Loaded(50)
+    assert msgs[10][:2] == (0x83, 9)
+    np.testing.assert_array_equal(msgs[10][2].output, V.session_model(vectors.session_window))
+    assert msgs[11][2] == P.Status(18, 16, True)
+    preds = [m[2] for m in msgs[12:]]
     assert [p.sample_counter for p in preds] == [19, 23, 27]
     for p in preds:
         n = p.sample_counter - 18

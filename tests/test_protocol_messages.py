@@ -46,8 +46,14 @@ def test_small_messages_round_trip() -> None:
     er = P.ErrorReply(P.ErrorCode.WINDOW_NOT_FULL, P.MsgType.INFER_RAW, 42)
     assert P.unpack_error(P.pack_error(er)) == er
     assert "fewer samples than one window" in er.describe() and "detail 42" in er.describe()
-    wr = P.unpack_window_reply(P.pack_window_reply(P.WindowReply(5, np.array([1, -1], np.int8))))
-    assert wr.samples_total == 5 and wr.window.tolist() == [1, -1]
+    wr = P.unpack_window_reply(P.pack_window_reply(P.WindowReply(5, 3, np.array([1, -1], np.int8))))
+    assert (wr.samples_total, wr.offset, wr.window.tolist()) == (5, 3, [1, -1])
+    assert P.unpack_loaded(P.pack_loaded(P.Loaded(600))) == P.Loaded(600)
+
+
+def test_pieces_of_a_window_carry_their_offset() -> None:
+    assert P.pack_piece(512, b"\x01\x02") == b"\x00\x02\x01\x02"  # u16 LE offset, then bytes
+    assert P.pack_get_window(256, 256) == b"\x00\x01\x00\x01"
 
 
 def test_samples_chunks_respect_the_payload_limit_and_keep_order() -> None:
@@ -62,7 +68,7 @@ def test_samples_chunks_respect_the_payload_limit_and_keep_order() -> None:
 
 @pytest.mark.parametrize(
     "unpack", [P.unpack_info, P.unpack_result, P.unpack_status, P.unpack_prediction,
-               P.unpack_error, P.unpack_labels, P.unpack_window_reply],
+               P.unpack_error, P.unpack_labels, P.unpack_window_reply, P.unpack_loaded],
 )  # fmt: skip
 def test_truncated_payloads_raise_protocol_error(unpack) -> None:
     full = {
@@ -72,7 +78,8 @@ def test_truncated_payloads_raise_protocol_error(unpack) -> None:
         P.unpack_prediction: P.pack_prediction(P.Prediction(1, 2, 3, 4)),
         P.unpack_error: P.pack_error(P.ErrorReply(1, 2, 3)),
         P.unpack_labels: P.pack_labels(P.LabelsPage(2, 0, ["ab", "cd"])),
-        P.unpack_window_reply: P.pack_window_reply(P.WindowReply(1, np.ones(5, np.int8))),
+        P.unpack_window_reply: P.pack_window_reply(P.WindowReply(1, 0, np.ones(5, np.int8))),
+        P.unpack_loaded: P.pack_loaded(P.Loaded(3)),
     }[unpack]
     unpack(full)
     for cut in range(len(full)):

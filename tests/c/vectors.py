@@ -31,6 +31,7 @@ class Vectors:
     session_in: bytes
     session_samples: np.ndarray  # the raw samples sent in the session's SAMPLES frames
     stream_samples: np.ndarray
+    session_window: np.ndarray  # the int8 window the session sends in a LOAD and an INFER
 
 
 def c_float(x: float) -> str:
@@ -129,10 +130,12 @@ def make_vectors(seed: int = 0) -> Vectors:
             P.encode_frame(P.MsgType.SAMPLES, 4, P.pack_samples(samples[:10])),
             P.encode_frame(P.MsgType.SAMPLES, 5, P.pack_samples(samples[10:])),
             P.encode_frame(P.MsgType.INFER_RAW, 6, P.pack_infer_raw(True)),
-            P.encode_frame(P.MsgType.GET_WINDOW, 7), b"\x13\x37\xff\x00", bad_crc,
-            P.encode_frame(P.MsgType.INFER, 8, P.pack_infer(win)),
-            P.encode_frame(P.MsgType.STREAM_START, 9)]  # fmt: skip
-    return Vectors(cases, frames, scfg, b"".join(reqs), samples, stream)
+            P.encode_frame(P.MsgType.GET_WINDOW, 7, P.pack_get_window(40, 100)),
+            b"\x13\x37\xff\x00", bad_crc,
+            P.encode_frame(P.MsgType.LOAD, 8, P.pack_piece(0, win.tobytes()[:50])),
+            P.encode_frame(P.MsgType.INFER, 9, P.pack_piece(50, win.tobytes()[50:])),
+            P.encode_frame(P.MsgType.STREAM_START, 10)]  # fmt: skip
+    return Vectors(cases, frames, scfg, b"".join(reqs), samples, stream, win)
 
 
 def session_model(window: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 from tinyhar.crc import crc32
 from tinyhar.errors import TinyharError
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 HEADER_BYTES = 5  # version u8, type u8, seq u8, length u16
 CRC_BYTES = 4
 FRAME_OVERHEAD = HEADER_BYTES + CRC_BYTES
@@ -23,6 +23,10 @@ MAX_PAYLOAD = 128 * 12 + 64 + 32
 SEQ_UNKNOWN = 0xFF  # seq of an ERROR answering a frame too broken to read
 REPLY = 0x80
 INFER_RAW_WITH_WINDOW = 0x01
+# Most payload bytes of window or samples a host puts in one frame: a 600-byte window rarely crosses
+# a line that corrupts 1 byte in 1,000 whole, so it travels in pieces, each acknowledged and resent
+# alone (benchmarks/verify_noise.py).
+CHUNK = 256
 
 
 class MsgType(IntEnum):
@@ -35,6 +39,7 @@ class MsgType(IntEnum):
     RESET_BUFFER = 0x07
     STREAM_START = 0x08
     STREAM_STOP = 0x09
+    LOAD = 0x0A
     PREDICTION = 0xA0
     ERROR = 0xE0
 
@@ -402,9 +407,28 @@ class Result:
         return int(np.argmax(self.output))
 
 
-def pack_infer(window: np.ndarray) -> bytes:
-    """INFER payload: the int8 window, row-major (window, channels)."""
+def window_bytes(window: np.ndarray) -> bytes:
+    """An int8 window as the device holds it: row-major (window, channels)."""
     return np.ascontiguousarray(window, dtype=np.int8).tobytes()
+
+
+def pack_piece(offset: int, data: bytes) -> bytes:
+    """LOAD / INFER payload: u16 offset into the int8 window, then that piece of it."""
+    return struct.pack("<H", offset) + bytes(data)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    loaded: int  # bytes of the window the device holds, contiguous from 0
+
+
+def pack_loaded(x: Loaded) -> bytes:
+    return struct.pack("<H", x.loaded)
+
+
+def unpack_loaded(p: bytes) -> Loaded:
+    _need(p, 2, "LOADED")
+    return Loaded(struct.unpack_from("<H", p)[0])
 
 
 def pack_infer_raw(with_window: bool = False) -> bytes:
@@ -471,22 +495,28 @@ def unpack_status(p: bytes) -> Status:
     return Status(total, fill, bool(streaming))
 
 
+def pack_get_window(offset: int, count: int) -> bytes:
+    """GET_WINDOW payload: u16 offset into the int8 window, u16 bytes wanted."""
+    return struct.pack("<HH", offset, count)
+
+
 @dataclass(frozen=True)
 class WindowReply:
     samples_total: int
-    window: np.ndarray  # int8 (window*channels,)
+    offset: int
+    window: np.ndarray  # int8: the piece of the (window*channels,) window from `offset`
 
 
 def pack_window_reply(w: WindowReply) -> bytes:
     data = np.asarray(w.window, dtype=np.int8).tobytes()
-    return struct.pack("<IH", w.samples_total, len(data)) + data
+    return struct.pack("<IHH", w.samples_total, w.offset, len(data)) + data
 
 
 def unpack_window_reply(p: bytes) -> WindowReply:
-    _need(p, 6, "WINDOW")
-    total, n = struct.unpack_from("<IH", p)
-    _need(p, 6 + n, "WINDOW")
-    return WindowReply(total, np.frombuffer(p, dtype=np.int8, count=n, offset=6).copy())
+    _need(p, 8, "WINDOW")
+    total, offset, n = struct.unpack_from("<IHH", p)
+    _need(p, 8 + n, "WINDOW")
+    return WindowReply(total, offset, np.frombuffer(p, dtype=np.int8, count=n, offset=8).copy())
 
 
 @dataclass(frozen=True)
@@ -543,6 +573,7 @@ _REPLY_PARSERS = {
     MsgType.INFER_RAW | REPLY: unpack_result,
     MsgType.SAMPLES | REPLY: unpack_status,
     MsgType.GET_WINDOW | REPLY: unpack_window_reply,
+    MsgType.LOAD | REPLY: unpack_loaded,
     MsgType.RESET_BUFFER | REPLY: unpack_status,
     MsgType.STREAM_START | REPLY: unpack_status,
     MsgType.STREAM_STOP | REPLY: unpack_status,

@@ -6,13 +6,13 @@ answer, answers with an error, or disappears mid-run.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import random
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import serial
@@ -25,9 +25,7 @@ DEFAULT_RETRIES = 3
 DEFAULT_BAUD = 115200  # ignored by USB CDC and ptys; used to estimate transfer time
 POLL = 0.02  # seconds one read waits at most, so deadlines are kept to this resolution
 TRACE_WIDTH = 32  # bytes per line of a --trace hex dump
-# Most bytes of samples per SAMPLES frame: a 3 KB frame rarely crosses a line that corrupts 1 byte
-# in 10,000 whole (benchmarks/verify_noise.py); each chunk is acknowledged and resent alone.
-SAMPLES_CHUNK = 256
+RESUMES = 3  # times one window's pieces are resumed where the device says it lost them
 _UNREAD = "the device could not read the request"  # its ERROR with seq 0xFF: send again at once
 _GARBLED = "a reply that does not parse"
 _CORRUPTED = "a corrupted frame"  # bad CRC or broken COBS: most likely the reply, send again
@@ -53,7 +51,7 @@ class DeviceError(TinyharError):
         self.reply = reply
 
 
-@dataclass
+@dataclasses.dataclass
 class LinkStats:
     """What crossed the wire, for reports and benchmarks."""
 
@@ -85,7 +83,7 @@ def open_error(port: str, exc: BaseException) -> TinyharError:
     return LinkError(f"cannot open serial port {port}: {text.splitlines()[0] if text else exc}")
 
 
-@dataclass
+@dataclasses.dataclass
 class _Evidence:
     """What a request's failed attempts saw, for the one line that says why."""
 
@@ -371,21 +369,35 @@ class Link:
             if page.total == 0 or len(out) >= page.total or not page.labels:
                 return out[: page.total]
 
+    def _chunk(self) -> int:
+        """Most payload bytes of window or samples per frame: P.CHUNK, within the device's limit."""
+        return min(P.CHUNK, (self.info.max_payload if self.info else P.MAX_PAYLOAD) - 8)
+
     def infer(self, window: np.ndarray) -> P.Result:
-        """INFER on a ready int8 window."""
-        return self.request(P.MsgType.INFER, P.pack_infer(window))
+        """INFER on a ready int8 window, sent in acknowledged pieces (LOAD ..., then INFER with the
+        last); resumed where the device says it holds the window up to, if it lost pieces."""
+        data, size, offset, resumes = P.window_bytes(window), self._chunk(), 0, 0
+        while True:
+            try:
+                while len(data) - offset > size:
+                    self.request(P.MsgType.LOAD, P.pack_piece(offset, data[offset : offset + size]))
+                    offset += size
+                return self.request(P.MsgType.INFER, P.pack_piece(offset, data[offset:]))
+            except DeviceError as e:
+                if e.reply.code != P.ErrorCode.WINDOW_NOT_FULL or resumes == RESUMES:
+                    raise
+                offset, resumes = min(offset, e.reply.detail), resumes + 1
 
     def reset_buffer(self) -> P.Status:
         return self.request(P.MsgType.RESET_BUFFER)
 
     def send_samples(self, samples: np.ndarray, expect_total: int = 0) -> P.Status:
-        """SAMPLES in chunks of at most SAMPLES_CHUNK bytes (and the device's max_payload); checks
+        """SAMPLES in acknowledged chunks of at most P.CHUNK bytes (and the device's limit); checks
         the device's sample count (from `expect_total`) after each, DeviceStateLost otherwise."""
-        max_payload = min(SAMPLES_CHUNK, self.info.max_payload if self.info else P.MAX_PAYLOAD)
         status = None
         total = expect_total
         samples = np.asarray(samples, dtype=np.float32)
-        for chunk in P.samples_chunks(samples, max_payload):
+        for chunk in P.samples_chunks(samples, self._chunk()):
             status = self.request(P.MsgType.SAMPLES, chunk)
             total += len(chunk) // (4 * samples.shape[1])
             if status.samples_total != total:
@@ -395,8 +407,28 @@ class Link:
                 )
         return status
 
-    def infer_raw(self, with_window: bool = True) -> P.Result:
-        return self.request(P.MsgType.INFER_RAW, P.pack_infer_raw(with_window))
+    def infer_raw(self, n_window: int) -> P.Result:
+        """INFER_RAW on the device's samples, with the int8 window (`n_window` bytes) it computed:
+        in the RESULT when it fits one piece, else read back with GET_WINDOW in pieces."""
+        size = self._chunk()
+        result = self.request(P.MsgType.INFER_RAW, P.pack_infer_raw(n_window <= size))
+        if result.window is not None:
+            return result
+        window = np.empty(n_window, np.int8)
+        for offset in range(0, n_window, size):
+            w = self.request(P.MsgType.GET_WINDOW, P.pack_get_window(offset, size))
+            if w.samples_total != result.samples_total:
+                raise DeviceStateLost(
+                    f"the device's samples changed from {result.samples_total} to "
+                    f"{w.samples_total} while its window was read"
+                )
+            if w.offset != offset or w.window.size != min(size, n_window - offset):
+                raise TinyharError(
+                    f"GET_WINDOW at {offset} returned {w.window.size} bytes at {w.offset}: "
+                    "the firmware and this tinyhar disagree on the protocol; rebuild and flash it"
+                )
+            window[offset : offset + w.window.size] = w.window
+        return dataclasses.replace(result, window=window)
 
     def stream_start(self) -> P.Status:
         return self.request(P.MsgType.STREAM_START)

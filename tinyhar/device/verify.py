@@ -214,7 +214,7 @@ def _send_raw_window(link: Link, raw: np.ndarray, window: int) -> tuple[P.Result
         try:
             link.reset_buffer()
             link.send_samples(raw, expect_total=0)
-            result = link.infer_raw(with_window=True)
+            result = link.infer_raw(window)
             if result.samples_total != len(raw) or result.window is None:
                 raise DeviceStateLost(
                     f"the device computed on {result.samples_total} samples, not {len(raw)}"
