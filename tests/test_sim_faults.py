@@ -99,7 +99,9 @@ def test_reset_mid_run_is_detected_and_the_window_resent(tiny_run) -> None:
 
 
 def test_reset_in_model_mode_is_counted_as_in_raw_mode(tiny_run) -> None:
-    # requests: HELLO, RESET_BUFFER + SAMPLES (the mark), INFER 1, INFER 2 <- reset
+    # requests: HELLO, RESET_BUFFER + SAMPLES (the mark), LOAD of window 1's first piece, LOAD of
+    # its second <- reset: the device answers the resent piece with WINDOW_NOT_FULL (it holds 0
+    # bytes), the host resumes the window from 0, and the RESULT's sample count shows the reset
     with virtual_board(tiny_run, Faults(reset_after=5)) as (vb, _):
         report = verify_quietly(vb.path, tiny_run, windows=10, timeout=0.5)
     assert vb.resets == 1
