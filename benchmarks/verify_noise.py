@@ -1,12 +1,13 @@
 """verify over a noisy line: outcome and throughput at several byte-error rates, both modes.
 
-    python benchmarks/verify_noise.py --run runs/<run> [--windows 200] [--seed 0]
+    python benchmarks/verify_noise.py --run runs/<run> [--windows 200] [--seed 0] [--chunk 256]
 
 A virtual board (what `tinyhar sim` serves) runs in this process on a pty; between it and verify
 sits tests/noisy_line.py, a proxy that corrupts and drops bytes both ways at seeded rates that the
 board did not choose. Each rate is used for corruption and for drops (1e-4 means 1e-4 of bytes
 corrupted and 1e-4 dropped, each way). verify runs with its default timeout and retries. Prints a
-table; the run's verify reports are left as the last pass wrote them.
+table; the run's verify reports are left as the last pass wrote them. `--chunk` sets the most bytes
+of window or samples per frame (protocol.CHUNK) for this measurement, to choose it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from noisy_line import NoisyLine  # noqa: E402
 
+from tinyhar.board import protocol  # noqa: E402
 from tinyhar.device.verify import VerifyOptions, verify_device  # noqa: E402
 from tinyhar.device.virtual_board import Faults, VirtualBoard, board_image  # noqa: E402
 from tinyhar.errors import TinyharError  # noqa: E402
@@ -50,7 +52,9 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True, help="a quantised run folder")
     ap.add_argument("--windows", type=int, default=200, help="test windows per verify")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--chunk", type=int, default=protocol.CHUNK, help="bytes per piece")
     args = ap.parse_args()
+    protocol.CHUNK = args.chunk  # what Link splits windows and samples by
 
     vb = VirtualBoard(board_image("nano33ble", args.run, log=lambda _m: None), Faults())
     server = threading.Thread(target=vb.serve, daemon=True)
@@ -70,8 +74,9 @@ def main() -> None:
         vb.close()
 
     clean = {r["mode"]: r.get("windows_per_second") for r in rows if r["rate"] == 0}
-    print(f"verify over a noisy line, {args.windows} windows, seed {args.seed}, default "
-          "timeout and retries (corrupted = dropped = rate, each way)")  # fmt: skip
+    print(f"verify over a noisy line, {args.windows} windows, seed {args.seed}, pieces of "
+          f"{args.chunk} B, default timeout and retries (corrupted = dropped = rate, each "
+          "way)")  # fmt: skip
     print(f"{'mode':<6} {'rate':>7} {'outcome':<8} {'seconds':>8} {'win/s':>7} {'of clean':>9} "
           f"{'retries':>8}  error")  # fmt: skip
     for r in rows:

@@ -30,6 +30,11 @@ _UNREAD = "the device could not read the request"  # its ERROR with seq 0xFF: se
 _GARBLED = "a reply that does not parse"
 _CORRUPTED = "a corrupted frame"  # bad CRC or broken COBS: most likely the reply, send again
 FAST_ATTEMPTS = 64  # attempts that end at once in corruption, before a request gives up
+# A line on which most frames arrive corrupted is given up on across requests too: when LINE_BAD of
+# the last LINE_ATTEMPTS attempts ended in corruption. A line that corrupts or drops 1 byte in 100
+# each way spoils about 94 % of 265-byte frames, one of 1 in 1,000 about 45 %.
+LINE_ATTEMPTS = 100
+LINE_BAD = 90
 # Once a request type has been answered, a first attempt waits WAIT_FACTOR times its slowest recent
 # reply (at least WAIT_FLOOR) rather than the whole timeout: a frame whose delimiter the line lost
 # is then resent after tens of milliseconds, not a second (benchmarks/verify_noise.py). Each
@@ -127,6 +132,7 @@ class Link:
         self._seq = random.randrange(255)  # a fresh session does not reuse a stale reply's seq
         self._pending: deque[P.Frame] = deque()
         self._reply_times: dict[int, deque[float]] = {}
+        self._spoiled: deque[bool] = deque(maxlen=LINE_ATTEMPTS)  # attempts ended in corruption
         try:
             self._ser.reset_input_buffer()
             self._write(b"\x00")  # flush a half-received frame in the device
@@ -249,10 +255,14 @@ class Link:
                 self._reply_times.setdefault(msg_type, deque(maxlen=WAIT_HISTORY)).append(
                     time.monotonic() - first
                 )
+                self._spoiled.append(False)
                 return reply
             took.append(time.monotonic() - start)
             silent += seen is None
             problem = seen or problem
+            self._spoiled.append(seen is not None)
+            if sum(self._spoiled) >= LINE_BAD:
+                break
         evidence = _Evidence(
             problem, self.decoder.bad_frames - bad, self.stats.bytes_received - received, took
         )
@@ -337,6 +347,9 @@ class Link:
             )
         low, high = min(ev.took), max(ev.took)
         each = f"{low:.2f} s" if high - low < 0.01 else f"{low:.2f}-{high:.2f} s"
+        spoiled = sum(self._spoiled)
+        if spoiled >= LINE_BAD:
+            what += f"; {spoiled} of the line's last {len(self._spoiled)} attempts were spoiled"
         return LinkError(
             f"{name} to {self.port} failed after {tries} attempt{'s' * (tries > 1)} of {each} "
             f"({what}): {hint}"
