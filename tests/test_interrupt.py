@@ -12,7 +12,9 @@ import pytest
 from conftest import TINYHAR
 
 # What TensorFlow, absl and Python print when they are not kept quiet.
-THIRD_PARTY = re.compile(r"cuda|tensorflow|TF-TRT|oneDNN|absl|^[EWI]\d{4} |Traceback", re.I)
+THIRD_PARTY = re.compile(
+    r"cuda|tensorflow[/:]|TensorFlow binary|TF-TRT|oneDNN|absl|^[EWI]\d{4} |Traceback", re.I
+)
 
 
 @pytest.mark.slow
@@ -27,6 +29,37 @@ def test_ctrl_c_during_quantize_prints_only_interrupted(tiny_run, tmp_path, afte
     _out, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
         pytest.skip(f"quantize finished within {after_s} s: nothing to interrupt")
+    assert proc.returncode == 130, err
+    assert err.rstrip().splitlines()[-1] == "interrupted", err
+    assert not [line for line in err.splitlines() if THIRD_PARTY.search(line)], err
+
+
+def _commands(run, tmp_path):
+    synth = run.parent / "synth"  # the data tiny_run was trained on
+    return {
+        "train": ["train", "--data", str(synth), "--arch", "tiny", "--epochs", "1",
+                  "--run", str(tmp_path / "trained")],
+        "build": ["build", "--run", str(run)],
+        "demo": ["demo"],
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["train", "build", "demo"])
+@pytest.mark.parametrize("after_s", [1.0, 3.0])
+def test_ctrl_c_during_any_long_command_prints_only_interrupted(
+    tiny_run, tmp_path, command, after_s
+):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    args = _commands(run, tmp_path)[command]
+    proc = subprocess.Popen([*TINYHAR, *args], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, cwd=tmp_path)  # fmt: skip
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip(f"{command} finished within {after_s} s: nothing to interrupt")
     assert proc.returncode == 130, err
     assert err.rstrip().splitlines()[-1] == "interrupted", err
     assert not [line for line in err.splitlines() if THIRD_PARTY.search(line)], err
