@@ -34,8 +34,7 @@ def test_ctrl_c_during_quantize_prints_only_interrupted(tiny_run, tmp_path, afte
     assert not [line for line in err.splitlines() if THIRD_PARTY.search(line)], err
 
 
-def _commands(run, tmp_path):
-    synth = run.parent / "synth"  # the data tiny_run was trained on
+def _commands(run, synth, tmp_path):
     return {
         "train": ["train", "--data", str(synth), "--arch", "tiny", "--epochs", "1",
                   "--run", str(tmp_path / "trained")],
@@ -52,7 +51,7 @@ def test_ctrl_c_during_any_long_command_prints_only_interrupted(
 ):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    args = _commands(run, tmp_path)[command]
+    args = _commands(run, tiny_run.parent / "synth", tmp_path)[command]  # its training data
     proc = subprocess.Popen([*TINYHAR, *args], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, cwd=tmp_path)  # fmt: skip
     time.sleep(after_s)
