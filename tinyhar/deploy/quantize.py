@@ -76,6 +76,15 @@ def quantise_input(n: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return preprocess.quantize(n, cfg)
 
 
+def tflm_outputs(
+    int8: bytes, arena: int, x: np.ndarray, scale: float, zero_point: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 windows, int8 scores) of normalised windows `x` as the Python TFLM interpreter runs
+    the int8 model: the scoring `quantize` and `evaluate` share."""
+    xq = quantise_input(x, scale, zero_point)
+    return xq, TflmReference(int8, arena).predict(xq)
+
+
 def load_run_inputs(run: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """dataset.json and windows.npz of a run, checked; TinyharError naming what is missing."""
     for name in (runs.KERAS_MODEL, runs.DATASET_JSON, runs.WINDOWS_NPZ):
@@ -136,9 +145,8 @@ def quantize_run(
     float_pred = _argmax(model.predict(x_test, batch_size=256, verbose=0))
     int8, info, arena = convert_and_measure(model, x_rep, log)
     inp = info.inputs[0]
-    xq = quantise_input(x_test, inp.scale, inp.zero_point)
-    log(f"quantize: int8 accuracy with TFLM and TFLite ({len(xq)} windows)")
-    tflm_out = TflmReference(int8, arena).predict(xq)
+    log(f"quantize: int8 accuracy with TFLM and TFLite ({len(x_test)} windows)")
+    xq, tflm_out = tflm_outputs(int8, arena, x_test, inp.scale, inp.zero_point)
     tflite_out = TfliteReference(int8).predict(xq)
     on_board = board_accuracy(int8, ds, board, arena, libraries, xq, tflm_out, y_test, log)
 
