@@ -1,8 +1,9 @@
 """Rational-rate resampling with an anti-aliasing FIR filter (polyphase, numpy only).
 
 The filter follows scipy.signal.resample_poly's defaults: a Kaiser-windowed sinc (beta 5) with
-10 zero crossings each side at the lower of the two Nyquist frequencies. The ends are padded with
-the edge values, so a constant (gravity) stays constant up to the last sample."""
+10 zero crossings each side at the lower of the two Nyquist frequencies. Each phase of the filter is
+scaled to a DC gain of exactly 1 and the ends are padded with the edge values, so a constant
+(gravity) stays constant up to the last sample."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def resample(x: np.ndarray, from_hz: float, to_hz: float) -> np.ndarray:
     phase, base = centre % up, centre // up
     j = np.arange(taps, dtype=np.int64)
     weights = h[phase[:, None] + up * j[None, :]]  # (n_out, taps)
+    weights /= weights.sum(axis=1, keepdims=True)  # every phase passes DC exactly (gravity)
     pad = taps + 1
     idx = base[:, None] - j[None, :] + pad
     padded = np.concatenate([np.repeat(x[:1], pad, axis=0), x, np.repeat(x[-1:], pad, axis=0)])
