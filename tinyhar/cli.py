@@ -285,12 +285,15 @@ def quantize(run: Path | None, board: str, libraries: Path | None) -> None:
               help="Dataset folder (tinyhar data import) or MHEALTH to score on.")  # fmt: skip
 @click.option("--subjects", callback=_subject_ids, default=None,
               help="Only these subjects, e.g. 2,4,9 [all].")  # fmt: skip
-def evaluate(run: Path | None, data: Path, subjects: list[int] | None) -> None:
+@click.option("--sensors", type=click.Choice(["arm", "ankle", "both"]), default=None,
+              help="MHEALTH data, for a run of another dataset: whose channels  [arm]")  # fmt: skip
+def evaluate(run: Path | None, data: Path, subjects: list[int] | None, sensors: str | None) -> None:
     """Score a trained run, float and int8, on another dataset or other subjects; write
     evaluate.json and evaluate_confusion.png into the run."""
     from tinyhar.deploy.evaluate import evaluate_run, format_evaluation  # lazy: fast --help
 
-    click.echo(format_evaluation(evaluate_run(run, data, subjects, log=log.inf, warn=log.wrn)))
+    ev = evaluate_run(run, data, subjects, log=log.inf, warn=log.wrn, sensors=sensors)
+    click.echo(format_evaluation(ev))
 
 
 @main.command()

@@ -350,6 +350,9 @@ def _label_rows(files: list[Path], label_column: str) -> dict[str, int]:
 def _write(out: Path, files: list[Path], manifest: Manifest, log: Callable[[str], None]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    mask = os.umask(0)
+    os.umask(mask)
+    tmp.chmod(0o777 & ~mask)  # mkdtemp makes it private; the dataset folder is not
     try:
         linked = 0
         for f in files:

@@ -18,7 +18,7 @@ from tinyhar import runs
 from tinyhar.data.dataset import Channel, Dataset, load_dataset
 from tinyhar.data.units import UNIT_FACTORS
 from tinyhar.data.windows import make_windows
-from tinyhar.deploy.quantize import _argmax, _load_keras, normalise, tflm_outputs
+from tinyhar.deploy.quantize import load_keras, normalise, tflm_outputs, top1
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
 from tinyhar.log import inf, wrn
@@ -55,16 +55,17 @@ def evaluate_run(
     subjects: Sequence[int] | None = None,
     log: Callable[[str], None] = inf,
     warn: Callable[[str], None] = wrn,
+    sensors: str | None = None,
 ) -> Evaluation:
-    """Score `run` on the dataset at `data_path` (only `subjects` if given); write
-    R/evaluate.json and R/evaluate_confusion.png; return the evaluation."""
+    """Score `run` on the dataset at `data_path` (only `subjects` if given; MHEALTH's `sensors`
+    for a run from another dataset); write R/evaluate.json and R/evaluate_confusion.png."""
     t0 = time.monotonic()
     run = runs.require_run(run, needs=runs.KERAS_MODEL)
     spec = read_json(run / runs.DATASET_JSON)
     data = load_dataset(data_path)
     log(f"evaluate: {run} on {data.source}")
     recs = _recordings(data, subjects)
-    columns, mapping, factors = match_channels(spec["channels"], data, data_path)
+    columns, mapping, factors = match_channels(spec["channels"], data, data_path, sensors)
     lut, not_in_model, not_in_data = match_labels(spec["labels"], data)
     if not_in_model:
         warn(
@@ -100,9 +101,9 @@ def evaluate_run(
         x, np.asarray(spec["normalization"]["mean"]), np.asarray(spec["normalization"]["std"])
     )
     log(f"evaluate: float model on {len(y)} windows")
-    model = _load_keras(run / runs.KERAS_MODEL)
+    model = load_keras(run / runs.KERAS_MODEL)
     float_scores = classification_metrics(
-        y, _argmax(model.predict(xn, batch_size=256, verbose=0)), spec["labels"]
+        y, top1(model.predict(xn, batch_size=256, verbose=0)), spec["labels"]
     )
     int8_scores = _int8_scores(run, xn, y, spec["labels"], log)
     ev = Evaluation(
@@ -148,16 +149,16 @@ def _recordings(data: Dataset, subjects: Sequence[int] | None) -> list:
 
 
 def match_channels(
-    run_channels: Sequence[dict], data: Dataset, where: Path
+    run_channels: Sequence[dict], data: Dataset, where: Path, sensors: str | None = None
 ) -> tuple[list[int], dict[str, str], np.ndarray]:
     """(data column of each run channel, run name -> data name, factor of each channel into the
-    run's unit): by name, else by kind and axis; a missing or ambiguous channel stops."""
+    run's unit): by name, else by kind and axis among the data's model channels (MHEALTH:
+    `sensors`, arm by default); a missing or ambiguous channel stops."""
     columns, mapping, factors = [], {}, []
+    candidates = data.model_channels(sensors)
     for ch in run_channels:
         same_name = [c for c in data.channels if c.name == ch["name"]]
-        hits = same_name or [
-            c for c in data.channels if (c.kind, c.axis) == (ch["kind"], ch["axis"])
-        ]
+        hits = same_name or [c for c in candidates if (c.kind, c.axis) == (ch["kind"], ch["axis"])]
         if len(hits) != 1:
             found = ", ".join(c.name for c in hits) or "none"
             raise TinyharError(
@@ -220,7 +221,7 @@ def _int8_scores(run: Path, x: np.ndarray, y: np.ndarray, labels: list[str], log
         q["input"]["scale"],
         q["input"]["zero_point"],
     )
-    return classification_metrics(y, _argmax(out), labels)
+    return classification_metrics(y, top1(out), labels)
 
 
 def _ids(ids: Sequence[int]) -> str:
