@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import one_error_line
+from conftest import one_error_line, verify_quietly, virtual_board
 from hapt_data import HAPT_CLASSES, hapt_folder, hapt_subset, import_cli
 
 from tinyhar import runs
@@ -130,6 +130,21 @@ def test_firmware_carries_hapt_names(hapt_run, tmp_path, monkeypatch):
     for name in HAPT_CLASSES:
         assert f'"{name}",' in config
     assert "Walking" not in config and "Jogging" not in config  # no MHEALTH names left
+
+
+def test_the_virtual_board_carries_hapt_names_and_its_raw_pipeline_agrees(hapt_run):
+    """The HAPT run on a virtual Nano 33 BLE: its labels are HAPT's, and raw board samples
+    (g and deg/s, the board's units) preprocessed on the device give the host's int8 windows."""
+    from tinyhar.device.link import Link
+
+    run, _ = hapt_run
+    if not (run / runs.INT8_MODEL).exists():
+        _cli("quantize", "--run", run)
+    with virtual_board(run) as (vb, _):
+        with Link(vb.path) as link:
+            assert link.labels() == HAPT_CLASSES
+        report = verify_quietly(vb.path, run, windows=20, raw=True)
+    assert report.passed and report.windows == 20 and report.max_abs_diff_lsb == 0
 
 
 def test_evaluate_refuses_data_sharing_no_class_in_one_line(hapt_run, tmp_path):
