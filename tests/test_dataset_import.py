@@ -214,3 +214,12 @@ def test_a_bad_value_in_a_recording_names_file_line_and_column(tmp_path):
 def test_import_refuses_a_non_empty_out_folder(tmp_path, imported):
     line = _one_error(_import(imported, imported))
     assert "not empty" in line and "--out" in line
+
+
+def test_label_names_rename_classes_for_the_model_and_firmware(imported, tmp_path):
+    folder = tmp_path / "named"
+    shutil.copytree(imported, folder)
+    with open(folder / MANIFEST, "a") as f:
+        f.write('\n[label_names]\n"LAYING" = "lying"\n"WALKING" = "walking"\n')
+    data = load_dataset(folder)
+    assert data.labels == ["lying", *HAPT_CLASSES[1:3], "walking", *HAPT_CLASSES[4:]]

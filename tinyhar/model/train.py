@@ -328,6 +328,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = inf) -> TrainResult:
         f"({_ids(sp.val_subjects)}), test {c['test']} ({_ids(sp.test_subjects)}); "
         f"{len(prep.dataset['channels'])} channels, {len(prep.class_names)} classes"
     )
+    log(f"classes: {', '.join(prep.class_names)}")
     if sp.kind == "random":
         log(f"note: {sp.note}")
 
