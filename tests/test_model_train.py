@@ -23,9 +23,9 @@ def synth(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(synth):
-    from tinyhar.data.mhealth import load_mhealth
+    from tinyhar.data.dataset import load_dataset
 
-    return load_mhealth(synth)
+    return load_dataset(synth)
 
 
 @pytest.fixture(scope="module")

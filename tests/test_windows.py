@@ -55,25 +55,35 @@ def test_mixed_windows_are_dropped():
     assert x[:, 0, 0].tolist() == [0, 50, 150, 200]
 
 
-def test_null_dropped_by_default_and_kept_as_class_zero():
+def test_windows_carry_label_codes_and_drop_what_is_asked():
     recs = [rec(1, [(0, 300), (3, 200), (12, 200)])]
-    w = make_windows(recs, [0, 1], include_null=False)
-    assert sorted(set(w.y.tolist())) == [2, 11]  # label 3 -> class 2, label 12 -> class 11
-    assert class_counts(w.y, 12) == [0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 3]
-    wn = make_windows(recs, [0, 1], include_null=True)
+    w = make_windows(recs, [0, 1], drop=(0,))  # MHEALTH's null dropped
+    assert sorted(set(w.y.tolist())) == [3, 12]  # label codes, not yet class indices
+    wn = make_windows(recs, [0, 1])
     assert class_counts(wn.y, 13)[0] == 5 and class_counts(wn.y, 13)[3] == 3
     assert class_counts(wn.y, 13)[12] == 3
     assert (w.subject == 1).all()
+    classes = w.with_classes([12, 3])  # class 0 is label 12, class 1 label 3
+    assert class_counts(classes.y, 2) == [3, 3]
+    np.testing.assert_array_equal(classes.x[classes.y == 0], w.x[w.y == 12])
+    assert len(wn.with_classes([3])) == 3  # windows of other codes are left out
+
+
+def test_negative_label_codes_never_make_windows():
+    r = rec(1, [(2, 300)])
+    r.labels[:] = -1  # rows that belong to no class
+    with pytest.raises(TinyharError, match="no complete"):
+        make_windows([r], [0])
 
 
 def test_no_windows_is_one_line_error():
     with pytest.raises(TinyharError, match="no complete"):
-        make_windows([rec(1, [(0, 500)])], [0])
+        make_windows([rec(1, [(0, 500)])], [0], drop=(0,))
 
 
 def ten_subjects() -> Windows:
     recs = [rec(s, [(1 + s % 12, 300), (0, 100), (4, 300)]) for s in range(1, 11)]
-    return make_windows(recs, [0, 1, 2])
+    return make_windows(recs, [0, 1, 2], drop=(0,))
 
 
 def test_default_subject_splits():

@@ -59,7 +59,7 @@ def _path(exists: bool = False, dir_okay: bool = True, file_okay: bool = True) -
 
 @main.group()
 def data() -> None:
-    """Get, make and inspect MHEALTH-format datasets."""
+    """Get, make, import and inspect datasets (MHEALTH, or a folder with a dataset.toml)."""
 
 
 @data.command("synth")
@@ -82,10 +82,54 @@ def data_synth(out: Path, subjects: int, seed: int) -> None:
 @data.command("info")
 @click.argument("path", type=_path())
 def data_info(path: Path) -> None:
-    """Print source, subjects, rows, minutes and class counts of a dataset (folder, zip or CSV)."""
+    """Print source, subjects, rows, minutes and class counts of a dataset: a folder with a
+    dataset.toml, or MHEALTH (folder, zip or CSV)."""
     from tinyhar.data.info import dataset_info, format_info  # lazy: fast --help
 
     click.echo(format_info(dataset_info(path)))
+
+
+def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise click.BadParameter("give names separated by commas")
+    return names
+
+
+@data.command("import")
+@click.argument("src", type=_path(exists=True))
+@click.option("--out", type=_path(file_okay=False), required=True,
+              help="Dataset folder to write (new or empty; made atomically).")  # fmt: skip
+@click.option("--acc-unit", default=None, help="g, mg or m/s^2 [from the column names or gravity]")
+@click.option("--gyro-unit", default=None, help="rad/s or deg/s [from the column names]")
+@click.option("--rate", "rate_hz", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Samples per second [from a time column like time_s].")  # fmt: skip
+@click.option("--label-column", default=None, help="[a column named activity, label or class]")
+@click.option("--drop", callback=_names, default=None,
+              help="Labels to drop, comma separated; globs like '*_TO_*' [empty].")  # fmt: skip
+@click.option("--subject-pattern", default=None,
+              help="Regex on file names, the subject number its group [subjectN].")  # fmt: skip
+@click.option("--subject-column", default=None, help="Column holding the subject [subject].")
+@click.option("--columns", callback=_names, default=None,
+              help="Signal columns, comma separated [every acc_*/gyro_* column].")  # fmt: skip
+@click.option("--name", default=None, help="Dataset name [the --out folder's name].")
+def data_import(src, out, acc_unit, gyro_unit, rate_hz, label_column, drop, subject_pattern,
+                subject_column, columns, name) -> None:  # fmt: skip
+    """Make a dataset folder from CSV or CSV.gz recordings in SRC: infer their rate, units,
+    labels and subjects, and write them with a dataset.toml into OUT."""
+    from tinyhar.data.importer import (  # lazy: fast --help
+        ImportOptions,
+        format_import,
+        import_dataset,
+    )
+
+    opts = ImportOptions(acc_unit=acc_unit, gyro_unit=gyro_unit, rate_hz=rate_hz,
+                         label_column=label_column, drop=drop or [],
+                         subject_pattern=subject_pattern, subject_column=subject_column,
+                         columns=columns, name=name)  # fmt: skip
+    click.echo(format_import(import_dataset(src, out, opts, log=log.inf)))
 
 
 @data.command("download")
@@ -137,14 +181,14 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     "--data",
     type=_path(),
     default=None,
-    help="MHEALTH folder, zip or CSV  [default: the `tinyhar data download` cache]",
+    help="Dataset folder (tinyhar data import), or MHEALTH folder, zip or CSV  "
+    "[default: the `tinyhar data download` cache]",
 )
 @click.option(
     "--sensors",
     type=click.Choice(["arm", "ankle", "both"]),
-    default="arm",
-    show_default=True,
-    help="arm = what one wrist-worn board sees; both = the paper's 12",
+    default=None,
+    help="MHEALTH only: arm = what one wrist-worn board sees; both = the paper's 12  [arm]",
 )
 @click.option("--arch", type=click.Choice(["tiny", "paper"]), default="tiny", show_default=True)
 @click.option(
@@ -163,7 +207,11 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     show_default=True,
     help="Samples between window starts (windows are 100 samples, 2 s)",
 )
-@click.option("--include-null", is_flag=True, help="Keep the null class as class 0 (13 classes).")
+@click.option("--include-null", is_flag=True,
+              help="MHEALTH: keep the null class as class 0 (13 classes).")  # fmt: skip
+@click.option("--classes", callback=_names, default=None,
+              help="Class names to learn, comma separated, in class order "
+              "[every class with training windows].")  # fmt: skip
 @click.option(
     "--split",
     type=click.Choice(["subjects", "loso", "random"]),
@@ -197,7 +245,7 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     show_default=True,
     help="tiny: TFLM arena budget",
 )
-def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null, split,
+def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null, classes, split,
           train_subjects, val_subjects, test_subjects, seed, patience, max_model_kb,
           max_arena_kb) -> None:  # fmt: skip
     """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
@@ -206,9 +254,9 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null
 
     cfg = TrainConfig(
         data=data, sensors=sensors, arch=arch, run=run_dir, epochs=epochs, batch_size=batch_size,
-        stride=stride, include_null=include_null, split=split, train_subjects=train_subjects,
-        val_subjects=val_subjects, test_subjects=test_subjects, seed=seed, patience=patience,
-        max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
+        stride=stride, include_null=include_null, classes=classes, split=split,
+        train_subjects=train_subjects, val_subjects=val_subjects, test_subjects=test_subjects,
+        seed=seed, patience=patience, max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
     )  # fmt: skip
     result = run_training(cfg, log=log.inf)
     click.echo(summary(result))
@@ -229,6 +277,23 @@ def quantize(run: Path | None, board: str, libraries: Path | None) -> None:
     from tinyhar.deploy.quantize import format_report, quantize_run  # lazy: fast --help
 
     click.echo(format_report(quantize_run(run, board=board, libraries=libraries)))
+
+
+@main.command()
+@click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest run).")
+@click.option("--data", type=_path(exists=True), required=True,
+              help="Dataset folder (tinyhar data import) or MHEALTH to score on.")  # fmt: skip
+@click.option("--subjects", callback=_subject_ids, default=None,
+              help="Only these subjects, e.g. 2,4,9 [all].")  # fmt: skip
+@click.option("--sensors", type=click.Choice(["arm", "ankle", "both"]), default=None,
+              help="MHEALTH data, for a run of another dataset: whose channels  [arm]")  # fmt: skip
+def evaluate(run: Path | None, data: Path, subjects: list[int] | None, sensors: str | None) -> None:
+    """Score a trained run, float and int8, on another dataset or other subjects; write
+    evaluate.json and evaluate_confusion.png into the run."""
+    from tinyhar.deploy.evaluate import evaluate_run, format_evaluation  # lazy: fast --help
+
+    ev = evaluate_run(run, data, subjects, log=log.inf, warn=log.wrn, sensors=sensors)
+    click.echo(format_evaluation(ev))
 
 
 @main.command()

@@ -25,6 +25,8 @@ VERIFY_MODES = ("model", "raw")  # each verify mode keeps its own report: verify
 VERIFY_HISTORY = "verify_history.jsonl"  # one line per verify run, passed or failed
 FIRMWARE_DIR = "firmware"
 DEMO_JSON = "demo.json"
+EVALUATE_JSON = "evaluate.json"  # the last `tinyhar evaluate` of the run
+EVALUATE_PNG = "evaluate_confusion.png"
 
 
 def verify_json(mode: str) -> str:

@@ -9,19 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from tinyhar.board.tflm_library import known_libraries, load_library
+from tinyhar.data.units import UNIT_FACTORS  # the one table of unit factors (re-exported)
 from tinyhar.errors import TinyharError
 from tinyhar.resources import boards_dir
 
 AXES = ("x", "y", "z")
-# Factor from an IMU unit to a training unit (MHEALTH: m/s^2 and deg/s).
-UNIT_FACTORS: dict[tuple[str, str], float] = {
-    ("g", "m/s^2"): 9.80665,
-    ("m/s^2", "m/s^2"): 1.0,
-    ("deg/s", "deg/s"): 1.0,
-    ("rad/s", "deg/s"): 57.29577951308232,
-    ("rad/s", "rad/s"): 1.0,
-    ("deg/s", "rad/s"): 0.017453292519943295,
-}
 _USB_ID = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
 _AXIS = re.compile(r"^([+-])([xyz])$")
 # Board and sketch names become C identifiers and folder names that arduino-cli accepts.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,6 +31,15 @@ class Windows:
     def take(self, mask: np.ndarray) -> Windows:
         return Windows(self.x[mask], self.y[mask], self.subject[mask])
 
+    def with_classes(self, codes: Sequence[int]) -> Windows:
+        """Only the windows of label codes `codes`, y the index of its code in `codes`."""
+        codes = np.asarray(codes, np.int64)
+        lut = np.full(int(max(codes.max(initial=0), self.y.max(initial=0))) + 1, -1, np.int64)
+        lut[codes] = np.arange(len(codes))
+        y = lut[self.y]
+        keep = y >= 0
+        return Windows(self.x[keep], y[keep], self.subject[keep])
+
 
 @dataclass(frozen=True)
 class Split:
@@ -45,10 +54,14 @@ class Split:
     test_subjects: list[int]
     note: str
 
-
-def label_ids(include_null: bool = False) -> list[int]:
-    """MHEALTH label id of each class index: 1..12, or 0..12 with the null class as class 0."""
-    return list(range(0 if include_null else 1, 13))
+    def with_classes(self, codes: Sequence[int]) -> Split:
+        """Each set with only the windows of `codes`, labelled by class index."""
+        return replace(
+            self,
+            train=self.train.with_classes(codes),
+            val=self.val.with_classes(codes),
+            test=self.test.with_classes(codes),
+        )
 
 
 def window_signals(
@@ -82,22 +95,18 @@ def make_windows(
     columns: Sequence[int],
     window: int = WINDOW,
     stride: int = STRIDE,
-    include_null: bool = False,
+    drop: Collection[int] = (),
 ) -> Windows:
-    """Windows of every recording (objects with .subject, .signals, .labels), labels as class index.
+    """Windows of every recording (objects with .subject, .signals, .labels); y is the label code.
 
-    The null class (label 0) is dropped unless `include_null`, in which case it is class 0.
-    """
-    ids = label_ids(include_null)
-    lut = np.full(13, -1, np.int64)
-    lut[ids] = np.arange(len(ids))
+    Windows of a negative label code (rows that belong to no class) or of a code in `drop` are
+    left out; `Split.with_classes` later turns codes into class indices."""
     xs, ys, ss = [], [], []
     for rec in recordings:
         x, lab = window_signals(rec.signals, rec.labels, columns, window, stride)
-        y = lut[lab]
-        keep = y >= 0
+        keep = (lab >= 0) & ~np.isin(lab, list(drop))
         xs.append(x[keep])
-        ys.append(y[keep])
+        ys.append(lab[keep])
         ss.append(np.full(int(keep.sum()), int(rec.subject), np.int64))
     if not xs or sum(len(y) for y in ys) == 0:
         raise TinyharError(

@@ -76,6 +76,15 @@ def quantise_input(n: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return preprocess.quantize(n, cfg)
 
 
+def tflm_outputs(
+    int8: bytes, arena: int, x: np.ndarray, scale: float, zero_point: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 windows, int8 scores) of normalised windows `x` as the Python TFLM interpreter runs
+    the int8 model: the scoring `quantize` and `evaluate` share."""
+    xq = quantise_input(x, scale, zero_point)
+    return xq, TflmReference(int8, arena).predict(xq)
+
+
 def load_run_inputs(run: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """dataset.json and windows.npz of a run, checked; TinyharError naming what is missing."""
     for name in (runs.KERAS_MODEL, runs.DATASET_JSON, runs.WINDOWS_NPZ):
@@ -131,14 +140,13 @@ def quantize_run(
 
     t0 = time.monotonic()
     log(f"quantize: loading {run / runs.KERAS_MODEL}")
-    model = _load_keras(run / runs.KERAS_MODEL)
+    model = load_keras(run / runs.KERAS_MODEL)
     log(f"quantize: float accuracy on {len(x_test)} test windows")
-    float_pred = _argmax(model.predict(x_test, batch_size=256, verbose=0))
+    float_pred = top1(model.predict(x_test, batch_size=256, verbose=0))
     int8, info, arena = convert_and_measure(model, x_rep, log)
     inp = info.inputs[0]
-    xq = quantise_input(x_test, inp.scale, inp.zero_point)
-    log(f"quantize: int8 accuracy with TFLM and TFLite ({len(xq)} windows)")
-    tflm_out = TflmReference(int8, arena).predict(xq)
+    log(f"quantize: int8 accuracy with TFLM and TFLite ({len(x_test)} windows)")
+    xq, tflm_out = tflm_outputs(int8, arena, x_test, inp.scale, inp.zero_point)
     tflite_out = TfliteReference(int8).predict(xq)
     on_board = board_accuracy(int8, ds, board, arena, libraries, xq, tflm_out, y_test, log)
 
@@ -173,7 +181,7 @@ def accuracies(
     float_pred: np.ndarray, tflm_out: np.ndarray, tflite_out: np.ndarray, y: np.ndarray
 ) -> dict[str, Any]:
     """Float, TFLM and TFLite accuracy, and how the int8 interpreters agree."""
-    tflm_pred, tflite_pred = _argmax(tflm_out), _argmax(tflite_out)
+    tflm_pred, tflite_pred = top1(tflm_out), top1(tflite_out)
     return {
         "float_accuracy": _accuracy(float_pred, y),
         "int8_accuracy": _accuracy(tflm_pred, y),
@@ -231,7 +239,7 @@ def board_accuracy(
         "board": board,
         "library": _library_title(board),
         "accuracy": _accuracy(pred, y),
-        "top1_agreement_with_python_tflm": _accuracy(pred, _argmax(python_out)),
+        "top1_agreement_with_python_tflm": _accuracy(pred, top1(python_out)),
         "max_abs_diff_lsb_with_python_tflm": int(diff.max(initial=0)),
     }
 
@@ -274,7 +282,8 @@ def format_report(report: QuantizeReport) -> str:
     return "\n".join(lines)
 
 
-def _load_keras(path: Path):
+def load_keras(path: Path):
+    """A run's Keras model; one line naming the file when it cannot be read."""
     from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
 
     try:
@@ -286,7 +295,8 @@ def _load_keras(path: Path):
         ) from None
 
 
-def _argmax(y: np.ndarray) -> np.ndarray:
+def top1(y: np.ndarray) -> np.ndarray:
+    """The top class of each row of scores."""
     return np.asarray(y).reshape(len(y), -1).argmax(axis=1)
 
 

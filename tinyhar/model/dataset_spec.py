@@ -7,14 +7,8 @@ from dataclasses import asdict
 
 import numpy as np
 
-from tinyhar.data.mhealth import LABEL_NAMES, RATE_HZ
-from tinyhar.data.windows import Split, label_ids
-
-
-def class_names(include_null: bool) -> list[str]:
-    """Class names by class index (MHEALTH's label names)."""
-
-    return [LABEL_NAMES[i] for i in label_ids(include_null)]
+from tinyhar.data.mhealth import RATE_HZ
+from tinyhar.data.windows import Split
 
 
 def split_info(split: Split) -> dict:
@@ -30,6 +24,7 @@ def split_info(split: Split) -> dict:
 
 def dataset_spec(
     *,
+    name: str,
     synthetic: bool,
     source: str,
     sensors: str,
@@ -37,12 +32,18 @@ def dataset_spec(
     window: int,
     stride: int,
     include_null: bool,
+    labels: Sequence[str],
+    label_ids: Sequence[int],
     mean: np.ndarray,
     std: np.ndarray,
     split: Split,
 ) -> dict:
-    """The dataset.json content as docs/architecture.md (the run folder) describes it."""
+    """The dataset.json content as docs/architecture.md (the run folder) describes it.
+
+    `labels` are the class names in class order; `label_ids` each class's label code in the
+    dataset (MHEALTH: its label id 0-12; a dataset folder: the index in its manifest's classes)."""
     return {
+        "dataset": str(name),
         "synthetic": bool(synthetic),
         "source": str(source),
         "sensors": sensors,
@@ -53,8 +54,8 @@ def dataset_spec(
         "stride": int(stride),
         "rate_hz": RATE_HZ,
         "include_null": bool(include_null),
-        "labels": class_names(include_null),
-        "label_ids": label_ids(include_null),
+        "labels": [str(x) for x in labels],
+        "label_ids": [int(i) for i in label_ids],
         "normalization": {
             "mean": [float(v) for v in np.asarray(mean, np.float32)],
             "std": [float(v) for v in np.asarray(std, np.float32)],

@@ -1,4 +1,4 @@
-"""Train a model on MHEALTH windows and write the run folder's training artifacts atomically."""
+"""Train a model on a dataset's windows and write the run folder's training artifacts atomically."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from tinyhar import runs
+from tinyhar.data.classes import choose_classes
+from tinyhar.data.dataset import Dataset, load_dataset
 from tinyhar.data.download import default_data_dir
-from tinyhar.data.mhealth import channels, load_mhealth
 from tinyhar.data.windows import (
     REPRESENTATIVE_WINDOWS,
     STRIDE,
@@ -27,11 +28,11 @@ from tinyhar.data.windows import (
 )
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, atomic_write_bytes, atomic_write_json
-from tinyhar.log import inf
+from tinyhar.log import inf, wrn
 from tinyhar.model import plots
 from tinyhar.model.architectures import build_model
 from tinyhar.model.budget import fit_tiny_to_budget
-from tinyhar.model.dataset_spec import class_names, dataset_spec
+from tinyhar.model.dataset_spec import dataset_spec
 from tinyhar.model.metrics import classification_metrics
 
 DEFAULT_EPOCHS = 50  # the paper's setting
@@ -45,6 +46,8 @@ DOWNSTREAM = (
     *(runs.verify_json(m) for m in runs.VERIFY_MODES),
     *(runs.verify_png(m) for m in runs.VERIFY_MODES),
     runs.FIRMWARE_DIR,
+    runs.EVALUATE_JSON,
+    runs.EVALUATE_PNG,
 )
 
 
@@ -53,7 +56,7 @@ class TrainConfig:
     """Everything `tinyhar train` accepts."""
 
     data: Path | None = None
-    sensors: str = "arm"
+    sensors: str | None = None  # MHEALTH's sensor set (arm by default); None for a dataset folder
     arch: str = "tiny"
     run: Path | None = None
     epochs: int = DEFAULT_EPOCHS
@@ -61,6 +64,7 @@ class TrainConfig:
     stride: int = STRIDE
     window: int = WINDOW
     include_null: bool = False
+    classes: Sequence[str] | None = None  # class names to learn; None: those in the training data
     split: str = "subjects"
     train_subjects: Sequence[int] | None = None
     val_subjects: Sequence[int] | None = None
@@ -139,13 +143,13 @@ def resolve_data(data: Path | None) -> Path:
     )
 
 
-def prepare(cfg: TrainConfig, data) -> Prepared:
-    """Window, split and normalise loaded MHEALTH data (`MhealthData`) for `cfg`."""
-
-    chans = channels(cfg.sensors)
-    w = make_windows(
-        data.recordings, [c.column for c in chans], cfg.window, cfg.stride, cfg.include_null
-    )
+def prepare(cfg: TrainConfig, data: Dataset, warn: Callable[[str], None] = wrn) -> Prepared:
+    """Window, split, choose the classes of and normalise a loaded dataset for `cfg`."""
+    if cfg.include_null and data.null_code is None:
+        raise TinyharError(f"--include-null keeps MHEALTH's null class; {data.name} has none")
+    drop = () if cfg.include_null or data.null_code is None else (data.null_code,)
+    chans = data.model_channels(cfg.sensors)
+    w = make_windows(data.recordings, [c.column for c in chans], cfg.window, cfg.stride, drop)
     split = split_windows(
         w,
         cfg.split,
@@ -156,20 +160,31 @@ def prepare(cfg: TrainConfig, data) -> Prepared:
         window=cfg.window,
         stride=cfg.stride,
     )
+    codes = choose_classes(split, data.labels, cfg.classes, warn)
+    split = split.with_classes(codes)
+    names = [data.labels[c] for c in codes]
     mean, std = normalization(split.train.x)
     spec = dataset_spec(
+        name=data.name,
         synthetic=data.synthetic,
         source=data.source,
-        sensors=cfg.sensors,
+        sensors=sensors_of(cfg, data),
         channels=chans,
         window=cfg.window,
         stride=cfg.stride,
         include_null=cfg.include_null,
+        labels=names,
+        label_ids=codes,
         mean=mean,
         std=std,
         split=split,
     )
-    return Prepared(split, mean, std, spec, class_names(cfg.include_null))
+    return Prepared(split, mean, std, spec, names)
+
+
+def sensors_of(cfg: TrainConfig, data: Dataset) -> str:
+    """MHEALTH's sensor set, or "all" (every channel of a dataset folder)."""
+    return (cfg.sensors or "arm") if data.is_mhealth else "all"
 
 
 def _epoch_logger(log: Callable[[str], None], epochs: int, seconds: list[float]):
@@ -286,8 +301,11 @@ def windows_npz(prep: Prepared, seed: int) -> bytes:
     return buf.getvalue()
 
 
-def data_label(synthetic: bool) -> str:
-    return "SYNTHETIC data" if synthetic else "MHEALTH data"
+def data_label(dataset: dict) -> str:
+    """How reports name the data: SYNTHETIC, or the dataset's name."""
+    if dataset.get("synthetic", False):
+        return "SYNTHETIC data"
+    return f"{dataset.get('dataset', 'MHEALTH')} data"
 
 
 def train(cfg: TrainConfig, log: Callable[[str], None] = inf) -> TrainResult:
@@ -296,10 +314,11 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = inf) -> TrainResult:
     if cfg.arch not in ("tiny", "paper"):
         raise TinyharError(f"unknown architecture {cfg.arch!r}: use tiny or paper")
     data_dir = resolve_data(cfg.data)
-    run = Path(cfg.run) if cfg.run is not None else runs.new_run_dir(cfg.arch, cfg.sensors)
+    data = load_dataset(data_dir)
+    tag = sensors_of(cfg, data) if data.is_mhealth else data.name
+    run = Path(cfg.run) if cfg.run is not None else runs.new_run_dir(cfg.arch, tag)
     if run.exists() and not run.is_dir():
         raise TinyharError(f"--run {run} is a file: pass a folder")
-    data = load_mhealth(data_dir)
     log(f"data: {data.source}{' (SYNTHETIC)' if data.synthetic else ''}")
     prep = prepare(cfg, data)
     c = prep.dataset["counts"]
@@ -309,6 +328,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = inf) -> TrainResult:
         f"({_ids(sp.val_subjects)}), test {c['test']} ({_ids(sp.test_subjects)}); "
         f"{len(prep.dataset['channels'])} channels, {len(prep.class_names)} classes"
     )
+    log(f"classes: {', '.join(prep.class_names)}")
     if sp.kind == "random":
         log(f"note: {sp.note}")
 
@@ -340,11 +360,11 @@ def train_metrics(
         arch=cfg.arch,
         size=size,
         budget=budget,
-        sensors=cfg.sensors,
+        sensors=prep.dataset["sensors"],
         epochs_run=len(history.get("loss", [])),
         best_epoch=int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0,
         synthetic=bool(prep.dataset.get("synthetic", False)),
-        data=data_label(bool(prep.dataset.get("synthetic", False))),
+        data=data_label(prep.dataset),
         train_seconds=history["train_seconds"],
         seed=cfg.seed,
         batch_size=cfg.batch_size,
@@ -362,7 +382,7 @@ def write_run(
 ) -> list[Path]:
     """Plot, then write the run folder one atomic file at a time, metrics.json last (it marks a
     finished run); removes what an earlier model left. Returns the files written."""
-    title = f"{cfg.arch} / {cfg.sensors} on {metrics.data}"
+    title = f"{cfg.arch} / {metrics.sensors} on {metrics.data}"
     confusion = plots.confusion_png(
         metrics.confusion,
         prep.class_names,
@@ -417,9 +437,7 @@ def summary(result: TrainResult) -> str:
         f"in {m.train_seconds:.1f} s",
     ]
     if m.synthetic:
-        lines.append(
-            "these figures are on SYNTHETIC data, not MHEALTH: they say nothing about real accuracy"
-        )
+        lines.append("these figures are on SYNTHETIC data: they say nothing about real accuracy")
     if m.split["kind"] == "random":
         lines.append(f"note: {m.split['note']}")
     lines.append(f"run folder: {result.run}  ({', '.join(p.name for p in result.files)})")

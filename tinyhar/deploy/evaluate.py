@@ -1,0 +1,249 @@
+"""`tinyhar evaluate`: score a trained run, float and int8, on another dataset or other subjects.
+
+Channels are matched by name, else by kind and axis; both datasets are already in training units
+(their manifests say how), so only a difference of training units would need a factor. Classes are
+matched by name."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyhar import runs
+from tinyhar.data.dataset import Channel, Dataset, load_dataset
+from tinyhar.data.units import UNIT_FACTORS
+from tinyhar.data.windows import make_windows
+from tinyhar.deploy.quantize import load_keras, normalise, tflm_outputs, top1
+from tinyhar.errors import TinyharError
+from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
+from tinyhar.log import inf, wrn
+from tinyhar.model import plots
+from tinyhar.model.metrics import classification_metrics
+
+
+@dataclass
+class Evaluation:
+    """What evaluate.json holds."""
+
+    run: str
+    data: str
+    dataset: str
+    synthetic: bool
+    subjects: list[int]
+    windows: int
+    channels: dict[str, str]  # run channel -> data channel
+    labels: list[str]
+    not_in_model: list[str]  # data classes the run does not know (their windows are left out)
+    not_in_data: list[str]  # run classes without windows in the data
+    seen_in_training: list[int]  # evaluated subjects the run trained or validated on
+    float: dict[str, Any]
+    int8: dict[str, Any]  # scores, or {"unavailable": why}
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_run(
+    run: Path | None,
+    data_path: Path,
+    subjects: Sequence[int] | None = None,
+    log: Callable[[str], None] = inf,
+    warn: Callable[[str], None] = wrn,
+    sensors: str | None = None,
+) -> Evaluation:
+    """Score `run` on the dataset at `data_path` (only `subjects` if given; MHEALTH's `sensors`
+    for a run from another dataset); write R/evaluate.json and R/evaluate_confusion.png."""
+    t0 = time.monotonic()
+    run = runs.require_run(run, needs=runs.KERAS_MODEL)
+    spec = read_json(run / runs.DATASET_JSON)
+    data = load_dataset(data_path)
+    log(f"evaluate: {run} on {data.source}")
+    recs = _recordings(data, subjects)
+    columns, mapping, factors = match_channels(spec["channels"], data, data_path, sensors)
+    lut, not_in_model, not_in_data = match_labels(spec["labels"], data)
+    if not_in_model:
+        warn(
+            f"{data.name} class(es) {', '.join(not_in_model)} are not classes of the run: "
+            "their windows are left out"
+        )
+    w = make_windows(recs, columns, int(spec["window"]), int(spec["stride"]))
+    y = lut[w.y]
+    keep = y >= 0
+    if not keep.any():
+        raise TinyharError(
+            f"{data_path}: no windows of the run's classes ({', '.join(spec['labels'])})"
+        )
+    x, y = w.x[keep] * factors, y[keep]
+    present = set(np.unique(y).tolist())
+    not_in_data += [
+        n for i, n in enumerate(spec["labels"]) if i not in present and n not in not_in_data
+    ]
+    if not_in_data:
+        warn(
+            f"class(es) {', '.join(not_in_data)} of the run have no windows here: their scores "
+            "are empty"
+        )
+    chosen = sorted({r.subject for r in recs})
+    seen = _seen_in_training(spec, data, chosen)
+    if seen:
+        warn(
+            f"subject(s) {', '.join(map(str, seen))} trained or validated this run: their scores "
+            "are optimistic (pass --subjects with the test subjects)"
+        )
+
+    xn = normalise(
+        x, np.asarray(spec["normalization"]["mean"]), np.asarray(spec["normalization"]["std"])
+    )
+    log(f"evaluate: float model on {len(y)} windows")
+    model = load_keras(run / runs.KERAS_MODEL)
+    float_scores = classification_metrics(
+        y, top1(model.predict(xn, batch_size=256, verbose=0)), spec["labels"]
+    )
+    int8_scores = _int8_scores(run, xn, y, spec["labels"], log)
+    ev = Evaluation(
+        run=str(run),
+        data=data.source,
+        dataset=data.name,
+        synthetic=data.synthetic,
+        subjects=chosen,
+        windows=int(len(y)),
+        channels=mapping,
+        labels=list(spec["labels"]),
+        not_in_model=not_in_model,
+        not_in_data=not_in_data,
+        seen_in_training=seen,
+        float=float_scores,
+        int8=int8_scores,
+        seconds=round(time.monotonic() - t0, 1),
+    )
+    shown = int8_scores if "accuracy" in int8_scores else float_scores
+    which = "int8 (TFLM)" if shown is int8_scores else "float"
+    png = plots.confusion_png(
+        shown["confusion"],
+        spec["labels"],
+        f"{run.name} on {data.name}{' (SYNTHETIC)' if data.synthetic else ''}, subjects "
+        f"{_ids(chosen)}: {which} accuracy {shown['accuracy']:.3f}, "
+        f"macro-F1 {shown['macro_f1']:.3f}",
+    )
+    atomic_write_bytes(run / runs.EVALUATE_PNG, png)
+    atomic_write_json(run / runs.EVALUATE_JSON, ev.to_json())
+    return ev
+
+
+def _recordings(data: Dataset, subjects: Sequence[int] | None) -> list:
+    present = sorted({r.subject for r in data.recordings})
+    if subjects is None:
+        return data.recordings
+    missing = sorted(set(subjects) - set(present))
+    if missing:
+        raise TinyharError(
+            f"--subjects {_ids(missing)} not in {data.name} (subjects present: {_ids(present)})"
+        )
+    return [r for r in data.recordings if r.subject in set(subjects)]
+
+
+def match_channels(
+    run_channels: Sequence[dict], data: Dataset, where: Path, sensors: str | None = None
+) -> tuple[list[int], dict[str, str], np.ndarray]:
+    """(data column of each run channel, run name -> data name, factor of each channel into the
+    run's unit): by name, else by kind and axis among the data's model channels (MHEALTH:
+    `sensors`, arm by default); a missing or ambiguous channel stops."""
+    columns, mapping, factors = [], {}, []
+    candidates = data.model_channels(sensors)
+    for ch in run_channels:
+        same_name = [c for c in data.channels if c.name == ch["name"]]
+        hits = same_name or [c for c in candidates if (c.kind, c.axis) == (ch["kind"], ch["axis"])]
+        if len(hits) != 1:
+            found = ", ".join(c.name for c in hits) or "none"
+            raise TinyharError(
+                f"{where}: the run's channel {ch['name']} ({ch['kind']} {ch['axis']}) matches "
+                f"{found} of {data.name}; a run takes one {ch['kind']} {ch['axis']} channel"
+            )
+        c: Channel = hits[0]
+        factor = UNIT_FACTORS.get((c.unit, ch["unit"]))
+        if factor is None:
+            raise TinyharError(
+                f"{where}: no conversion from {c.unit} ({c.name}) to the run's "
+                f"{ch['unit']} ({ch['name']})"
+            )
+        columns.append(c.column)
+        mapping[ch["name"]] = c.name
+        factors.append(factor)
+    return columns, mapping, np.asarray(factors, np.float32)
+
+
+def match_labels(
+    run_labels: Sequence[str], data: Dataset
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """(run class index of each data label code, -1 if none; data classes the run lacks; run
+    classes the data lacks), matching names without regard to case."""
+    index = {name.lower(): i for i, name in enumerate(run_labels)}
+    lut = np.full(len(data.labels), -1, np.int64)
+    not_in_model = []
+    for code, name in enumerate(data.labels):
+        if name.lower() in index:
+            lut[code] = index[name.lower()]
+        elif code != data.null_code:
+            not_in_model.append(name)
+    known = {n.lower() for n in data.labels}
+    not_in_data = [n for n in run_labels if n.lower() not in known]
+    if (lut < 0).all():
+        raise TinyharError(
+            f"{data.name} shares no class with the run: its classes are "
+            f"{', '.join(data.labels)}; the run's {', '.join(run_labels)}"
+        )
+    return lut, not_in_model, not_in_data
+
+
+def _seen_in_training(spec: dict, data: Dataset, subjects: list[int]) -> list[int]:
+    if spec.get("dataset", "MHEALTH") != data.name or spec.get("source") != data.source:
+        return []
+    split = spec.get("split", {})
+    used = set(split.get("train", [])) | set(split.get("val", []))
+    return sorted(set(subjects) & used)
+
+
+def _int8_scores(run: Path, x: np.ndarray, y: np.ndarray, labels: list[str], log) -> dict[str, Any]:
+    if not (run / runs.INT8_MODEL).is_file() or not (run / runs.QUANTIZE_JSON).is_file():
+        return {"unavailable": f"no {runs.INT8_MODEL}: run `tinyhar quantize --run {run}`"}
+    q = read_json(run / runs.QUANTIZE_JSON)
+    log(f"evaluate: int8 model (TFLM interpreter) on {len(y)} windows")
+    _, out = tflm_outputs(
+        (run / runs.INT8_MODEL).read_bytes(),
+        int(q["arena_bytes"]),
+        x,
+        q["input"]["scale"],
+        q["input"]["zero_point"],
+    )
+    return classification_metrics(y, top1(out), labels)
+
+
+def _ids(ids: Sequence[int]) -> str:
+    return ",".join(map(str, ids))
+
+
+def format_evaluation(ev: Evaluation) -> str:
+    """The lines `tinyhar evaluate` prints."""
+    synth = " (SYNTHETIC data: says nothing about real accuracy)" if ev.synthetic else ""
+    lines = [
+        f"evaluated {ev.run} on {ev.dataset}{synth}, subjects {_ids(ev.subjects)}: "
+        f"{ev.windows} windows"
+    ]
+    lines.append(
+        f"  float accuracy {ev.float['accuracy']:.4f}, macro-F1 {ev.float['macro_f1']:.4f}"
+    )
+    if "accuracy" in ev.int8:
+        lines.append(
+            f"  int8 accuracy {ev.int8['accuracy']:.4f}, macro-F1 {ev.int8['macro_f1']:.4f}"
+            " (TFLM interpreter)"
+        )
+    else:
+        lines.append(f"  int8: not scored ({ev.int8['unavailable']})")
+    lines.append(f"  wrote {runs.EVALUATE_JSON} and {runs.EVALUATE_PNG} in {ev.run}")
+    return "\n".join(lines)
