@@ -19,6 +19,9 @@
 #if TINYHAR_MAX_PAYLOAD < TINYHAR_MAX_WINDOW * TINYHAR_MAX_CHANNELS + TINYHAR_MAX_OUTPUT + 12
 #error "TINYHAR_MAX_PAYLOAD too small for a RESULT with output and window"
 #endif
+#if TINYHAR_MAX_PAYLOAD < TINYHAR_RECORD_BYTES + 7
+#error "TINYHAR_MAX_PAYLOAD too small for a RECORDING frame"
+#endif
 #if TINYHAR_MAX_PAYLOAD > 65535
 #error "TINYHAR_MAX_PAYLOAD must fit the u16 length field"
 #endif
@@ -375,8 +378,53 @@ static void send_status(tinyhar_dev_t *dev, uint8_t type, uint8_t seq)
     uint8_t *p = payload_out(dev);
     put_u32(p, dev->samples_total);
     put_u16(p + 4, dev->ring_fill);
-    p[6] = dev->streaming ? 1u : 0u;
+    p[6] = (uint8_t)((dev->streaming ? TINYHAR_STATUS_STREAMING : 0u) |
+                     (dev->recording ? TINYHAR_STATUS_RECORDING : 0u));
     send_frame(dev, (uint8_t)(type | TINYHAR_REPLY), seq, 7);
+}
+
+/* Send the samples waiting in record_buf as one RECORDING frame: u32 index of the first since
+   RECORD_START, u16 n, u8 channels, then n x channels f32. */
+static void record_flush(tinyhar_dev_t *dev)
+{
+    size_t ch = dev->cfg->channels, i, n = dev->record_fill;
+    uint8_t *p = payload_out(dev);
+    if (n == 0) {
+        return;
+    }
+    put_u32(p, dev->record_total - (uint32_t)n);
+    put_u16(p + 4, (uint32_t)n);
+    p[6] = (uint8_t)ch;
+    for (i = 0; i < n * ch; i++) {
+        put_f32(p + 7 + 4 * i, dev->record_buf[i]);
+    }
+    dev->record_fill = 0;
+    send_frame(dev, TINYHAR_MSG_RECORDING, dev->record_seq++, 7 + 4 * n * ch);
+}
+
+static void record_sample(tinyhar_dev_t *dev, const float *raw)
+{
+    size_t ch = dev->cfg->channels;
+    memcpy(dev->record_buf + (size_t)dev->record_fill * ch, raw, sizeof(float) * ch);
+    dev->record_fill++;
+    dev->record_total++;
+    if ((size_t)(dev->record_fill + 1u) * ch * 4u > TINYHAR_RECORD_BYTES) {
+        record_flush(dev);
+    }
+}
+
+/* RECORD_START (idempotent: a retried one keeps the count) and RECORD_STOP (sends what waits). */
+static void set_recording(tinyhar_dev_t *dev, int on)
+{
+    if (on && !dev->recording) {
+        dev->recording = 1;
+        dev->record_fill = 0;
+        dev->record_total = 0;
+        dev->record_seq = 0;
+    } else if (!on && dev->recording) {
+        record_flush(dev);
+        dev->recording = 0;
+    }
 }
 
 /* Linearise the ring (oldest first) and preprocess it into dev->window. */
@@ -612,12 +660,16 @@ static void dispatch(tinyhar_dev_t *dev, uint8_t type, uint8_t seq, const uint8_
     case TINYHAR_MSG_RESET_BUFFER:
     case TINYHAR_MSG_STREAM_START:
     case TINYHAR_MSG_STREAM_STOP:
+    case TINYHAR_MSG_RECORD_START:
+    case TINYHAR_MSG_RECORD_STOP:
         if (len != 0) {
             send_error(dev, seq, type, TINYHAR_ERR_BAD_LENGTH, 0);
             return;
         }
         if (type == TINYHAR_MSG_RESET_BUFFER) {
             buffer_reset(dev);
+        } else if (type == TINYHAR_MSG_RECORD_START || type == TINYHAR_MSG_RECORD_STOP) {
+            set_recording(dev, type == TINYHAR_MSG_RECORD_START);
         } else {
             tinyhar_set_streaming(dev, type == TINYHAR_MSG_STREAM_START);
         }
@@ -733,6 +785,11 @@ int tinyhar_is_streaming(const tinyhar_dev_t *dev)
     return dev->streaming ? 1 : 0;
 }
 
+int tinyhar_is_recording(const tinyhar_dev_t *dev)
+{
+    return dev->recording ? 1 : 0;
+}
+
 static void stream_predict(tinyhar_dev_t *dev)
 {
     const tinyhar_config_t *cfg = dev->cfg;
@@ -775,6 +832,9 @@ void tinyhar_push_sample(tinyhar_dev_t *dev, const float *raw)
     dev->samples_total++;
     if (dev->since_prediction < cfg->stride) {
         dev->since_prediction++;
+    }
+    if (dev->recording) {
+        record_sample(dev, raw);
     }
     if (dev->streaming && dev->ring_fill == cfg->window && dev->since_prediction >= cfg->stride) {
         dev->since_prediction = 0;

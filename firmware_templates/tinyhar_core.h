@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 /* ---- protocol constants ------------------------------------------------------------------- */
-#define TINYHAR_PROTOCOL_VERSION 3
+#define TINYHAR_PROTOCOL_VERSION 4
 #define TINYHAR_CORE_VERSION "1.0.0"
 
 /* decoded frame: ver u8 | type u8 | seq u8 | len u16 LE | payload[len] | crc32 u32 LE */
@@ -70,12 +70,20 @@ enum {
     TINYHAR_MSG_STREAM_START = 0x08, /* -> STATUS, then PREDICTION frames */
     TINYHAR_MSG_STREAM_STOP = 0x09,  /* -> STATUS */
     TINYHAR_MSG_LOAD = 0x0A,         /* u16 offset + a piece of the int8 window -> LOADED */
+    TINYHAR_MSG_RECORD_START = 0x0B, /* -> STATUS, then RECORDING frames of the IMU's samples */
+    TINYHAR_MSG_RECORD_STOP = 0x0C,  /* -> the last RECORDING frame, then STATUS */
     TINYHAR_REPLY = 0x80,
     TINYHAR_MSG_PREDICTION = 0xA0, /* unsolicited, while streaming */
+    TINYHAR_MSG_RECORDING = 0xA1,  /* unsolicited, while recording */
     TINYHAR_MSG_ERROR = 0xE0
 };
 
 #define TINYHAR_INFER_RAW_WITH_WINDOW 0x01
+/* STATUS flags */
+#define TINYHAR_STATUS_STREAMING 0x01
+#define TINYHAR_STATUS_RECORDING 0x02
+/* most bytes of samples in one RECORDING frame (whole samples of cfg->channels floats) */
+#define TINYHAR_RECORD_BYTES 240
 
 /* error codes carried by ERROR frames (and returned by tinyhar_init) */
 enum {
@@ -173,6 +181,12 @@ typedef struct {
     /* what the model runner reported at start-up (HELLO carries both) */
     uint8_t runner_status;
     uint32_t arena_used;
+    /* recording: raw samples sent to the host as they come (RECORD_START .. RECORD_STOP) */
+    uint8_t recording;
+    uint8_t record_seq;      /* RECORDING frame counter (wraps) */
+    uint16_t record_fill;    /* samples waiting in record_buf */
+    uint32_t record_total;   /* samples recorded since RECORD_START, buffered ones included */
+    float record_buf[TINYHAR_RECORD_BYTES / 4];
     /* duplicate SAMPLES detection */
     uint8_t last_samples_valid;
     uint8_t last_samples_seq;
@@ -207,6 +221,9 @@ void tinyhar_set_runner_info(tinyhar_dev_t *dev, int status, uint32_t arena_used
 
 /* 1 while the prediction stream is on (the board layer reads its IMU only then), else 0. */
 int tinyhar_is_streaming(const tinyhar_dev_t *dev);
+
+/* 1 while recording (RECORD_START .. RECORD_STOP): the board layer feeds the IMU then too. */
+int tinyhar_is_recording(const tinyhar_dev_t *dev);
 
 /* The canonical preprocessing: n_samples raw samples (n_samples x cfg->channels floats, board
    units) to int8 (same layout). float32 arithmetic, no fused multiply-add, round half to even. */

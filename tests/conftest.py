@@ -151,10 +151,11 @@ def clean_sim(tiny_run: Path) -> Iterator[Sim]:
 
 @contextmanager
 def virtual_board(
-    run: Path, faults: Faults | None = None
+    run: Path, faults: Faults | None = None, speed: float = 1.0
 ) -> Iterator[tuple[VirtualBoard, list[str]]]:
     """A virtual nano33ble for `run` on a pty, served by a thread of this process (what `tinyhar
-    sim` runs, without starting a process); yields the board and the lines it logged."""
+    sim` runs, without starting a process; `speed` replays its IMU faster); yields the board and
+    the lines it logged."""
     from tinyhar.device.virtual_board import (  # lazy: 0.6 s (pandas) for every test session
         Faults,
         VirtualBoard,
@@ -163,7 +164,7 @@ def virtual_board(
 
     lines: list[str] = []
     image = board_image("nano33ble", run, log=lines.append)
-    vb = VirtualBoard(image, faults or Faults(), log=lines.append)
+    vb = VirtualBoard(image, faults or Faults(), speed=speed, log=lines.append)
     server = threading.Thread(target=vb.serve, name="virtual-board", daemon=True)
     server.start()
     try:

@@ -238,3 +238,27 @@ def test_invalid_configuration_is_refused() -> None:
         CoreDevice(_config(stride=0), _model)
     with pytest.raises(TinyharError, match="rejected the configuration"):
         CoreDevice(_config(input=P.TensorSpec(9, (1, 7, CH), 0.03125, -5)), _model)
+
+
+def test_recording_sends_every_sample_in_numbered_frames(host: Host) -> None:
+    """RECORD_START .. RECORD_STOP: each IMU sample goes to the host in board units, in RECORDING
+    frames of 240 bytes at most; a retried RECORD_START keeps the count; RECORD_STOP sends what
+    waits before its STATUS."""
+    st = host.request(P.MsgType.RECORD_START)
+    assert st.recording and not st.streaming
+    raw = np.random.default_rng(9).normal(0, 3, (23, CH)).astype(np.float32)
+    frames = []
+    for s in raw[:12]:
+        frames += host.dec.feed(host.dev.push_sample(s))
+    assert host.request(P.MsgType.RECORD_START).recording  # retried: no restart
+    for s in raw[12:]:
+        frames += host.dec.feed(host.dev.push_sample(s))
+    assert [f.type for f in frames] == [P.MsgType.RECORDING] * 2  # 10 samples of 24 bytes each
+    stop = host.send_raw(P.encode_frame(P.MsgType.RECORD_STOP, 77))
+    assert [f.type for f in stop] == [P.MsgType.RECORDING, P.MsgType.RECORD_STOP | P.REPLY]
+    assert not P.parse_message(stop[1]).recording
+    got = [P.parse_message(f) for f in frames + stop[:1]]
+    assert [f.seq for f in frames + stop[:1]] == [0, 1, 2]
+    assert [(g.first, len(g.samples)) for g in got] == [(0, 10), (10, 10), (20, 3)]
+    np.testing.assert_array_equal(np.concatenate([g.samples for g in got]), raw)
+    assert host.dev.push_sample(raw[0]) == b""  # stopped: nothing more

@@ -49,6 +49,11 @@ def test_small_messages_round_trip() -> None:
     wr = P.unpack_window_reply(P.pack_window_reply(P.WindowReply(5, 3, np.array([1, -1], np.int8))))
     assert (wr.samples_total, wr.offset, wr.window.tolist()) == (5, 3, [1, -1])
     assert P.unpack_loaded(P.pack_loaded(P.Loaded(600))) == P.Loaded(600)
+    st = P.Status(7, 3, False, recording=True)
+    assert P.unpack_status(P.pack_status(st)) == st and P.pack_status(st)[6] == 0x02
+    rec = P.RecordedSamples(40, np.arange(12, dtype=np.float32).reshape(2, 6))
+    back = P.unpack_recording(P.pack_recording(rec))
+    assert back.first == 40 and np.array_equal(back.samples, rec.samples)
 
 
 def test_pieces_of_a_window_carry_their_offset() -> None:
@@ -68,7 +73,8 @@ def test_samples_chunks_respect_the_payload_limit_and_keep_order() -> None:
 
 @pytest.mark.parametrize(
     "unpack", [P.unpack_info, P.unpack_result, P.unpack_status, P.unpack_prediction,
-               P.unpack_error, P.unpack_labels, P.unpack_window_reply, P.unpack_loaded],
+               P.unpack_error, P.unpack_labels, P.unpack_window_reply, P.unpack_loaded,
+               P.unpack_recording],
 )  # fmt: skip
 def test_truncated_payloads_raise_protocol_error(unpack) -> None:
     full = {
@@ -80,6 +86,7 @@ def test_truncated_payloads_raise_protocol_error(unpack) -> None:
         P.unpack_labels: P.pack_labels(P.LabelsPage(2, 0, ["ab", "cd"])),
         P.unpack_window_reply: P.pack_window_reply(P.WindowReply(1, 0, np.ones(5, np.int8))),
         P.unpack_loaded: P.pack_loaded(P.Loaded(3)),
+        P.unpack_recording: P.pack_recording(P.RecordedSamples(1, np.ones((2, 3), np.float32))),
     }[unpack]
     unpack(full)
     for cut in range(len(full)):

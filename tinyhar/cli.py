@@ -551,6 +551,39 @@ def monitor(port, run, last, count, seconds, timeout, trace) -> None:
     run_monitor(opts, out=click.echo)
 
 
+@main.command()
+@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
+@click.option("--label", required=True, help="The activity being recorded, e.g. walking.")
+@click.option("--subject", type=click.IntRange(0), required=True, help="Who wears the board.")
+@click.option("--out", type=_path(file_okay=False), required=True,
+              help="Dataset folder: the recording and its dataset.toml go here.")  # fmt: skip
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True, help="How long to record.")  # fmt: skip
+@click.option("--session", type=click.IntRange(1), default=None,
+              help="Session number  [default: the subject's next]")  # fmt: skip
+@click.option("--run", "run", type=_path(), default=None,
+              help="Run the firmware was built from (its channels)  [default: latest]")  # fmt: skip
+@click.option("--board", default=None, help="Board name or .toml  [default: the one HELLO names]")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Seconds per request attempt.")  # fmt: skip
+@click.option("--no-plot", is_flag=True, help="No live plot, even where a display exists.")
+@click.option("--trace", is_flag=True,
+              help="Print a hex dump of every frame sent and received on stderr.")  # fmt: skip
+def record(port, label, subject, out, seconds, session, run, board, timeout, no_plot, trace):
+    """Record the board's IMU, as its firmware samples it, into a dataset folder for `train`."""
+    from tinyhar.device.record import RecordOptions, record_imu  # lazy: fast --help
+
+    opts = RecordOptions(port=port, label=label, out=out, subject=subject, seconds=seconds,
+                         session=session, run=run, board=board, timeout=timeout, trace=trace,
+                         progress=not trace, plot=not no_plot)  # fmt: skip
+    r = record_imu(opts, log=log.inf)
+    lost = f", {r.lost} lost on the way" if r.lost else ""
+    click.echo(f"recorded {r.samples} samples ({r.seconds:.1f} s at {r.rate_hz:g} Hz{lost}) "
+               f"of {label!r} into {r.file}")  # fmt: skip
+    if r.stopped:
+        sys.exit(EXIT_FAILED)
+
+
 # --- end to end: tinyhar demo -------------------------------------------------------------------
 
 

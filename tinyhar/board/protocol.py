@@ -14,7 +14,7 @@ import numpy as np
 from tinyhar.crc import crc32
 from tinyhar.errors import TinyharError
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 HEADER_BYTES = 5  # version u8, type u8, seq u8, length u16
 CRC_BYTES = 4
 FRAME_OVERHEAD = HEADER_BYTES + CRC_BYTES
@@ -40,7 +40,10 @@ class MsgType(IntEnum):
     STREAM_START = 0x08
     STREAM_STOP = 0x09
     LOAD = 0x0A
+    RECORD_START = 0x0B
+    RECORD_STOP = 0x0C
     PREDICTION = 0xA0
+    RECORDING = 0xA1
     ERROR = 0xE0
 
 
@@ -480,19 +483,46 @@ class Status:
     samples_total: int
     fill: int
     streaming: bool
+    recording: bool = False
 
 
 _STATUS = struct.Struct("<IHB")
+STATUS_STREAMING, STATUS_RECORDING = 0x01, 0x02
 
 
 def pack_status(s: Status) -> bytes:
-    return _STATUS.pack(s.samples_total, s.fill, 1 if s.streaming else 0)
+    flags = STATUS_STREAMING * s.streaming | STATUS_RECORDING * s.recording
+    return _STATUS.pack(s.samples_total, s.fill, flags)
 
 
 def unpack_status(p: bytes) -> Status:
     _need(p, _STATUS.size, "STATUS")
-    total, fill, streaming = _STATUS.unpack_from(p)
-    return Status(total, fill, bool(streaming))
+    total, fill, flags = _STATUS.unpack_from(p)
+    return Status(total, fill, bool(flags & STATUS_STREAMING), bool(flags & STATUS_RECORDING))
+
+
+@dataclass(frozen=True)
+class RecordedSamples:
+    """A RECORDING frame: raw IMU samples in board units, numbered from RECORD_START."""
+
+    first: int  # index of samples[0] since RECORD_START
+    samples: np.ndarray  # float32 (n, channels)
+
+
+_RECORDING = struct.Struct("<IHB")
+
+
+def pack_recording(r: RecordedSamples) -> bytes:
+    x = np.ascontiguousarray(r.samples, dtype="<f4")
+    return _RECORDING.pack(r.first, x.shape[0], x.shape[1]) + x.tobytes()
+
+
+def unpack_recording(p: bytes) -> RecordedSamples:
+    _need(p, _RECORDING.size, "RECORDING")
+    first, n, channels = _RECORDING.unpack_from(p)
+    _need(p, _RECORDING.size + 4 * n * channels, "RECORDING")
+    x = np.frombuffer(p, dtype="<f4", count=n * channels, offset=_RECORDING.size)
+    return RecordedSamples(first, x.reshape(n, channels).astype(np.float32))
 
 
 def pack_get_window(offset: int, count: int) -> bytes:
@@ -578,6 +608,9 @@ _REPLY_PARSERS = {
     MsgType.STREAM_START | REPLY: unpack_status,
     MsgType.STREAM_STOP | REPLY: unpack_status,
     MsgType.PREDICTION: unpack_prediction,
+    MsgType.RECORDING: unpack_recording,
+    MsgType.RECORD_START | REPLY: unpack_status,
+    MsgType.RECORD_STOP | REPLY: unpack_status,
     MsgType.ERROR: unpack_error,
 }
 

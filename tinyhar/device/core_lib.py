@@ -30,6 +30,7 @@ from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.resources import templates_dir
 from tinyhar.runs import DATASET_JSON, INT8_MODEL, QUANTIZE_JSON
 
+VIRTUAL_FIRMWARE = "sim"  # the firmware version a virtual board (`tinyhar sim`) reports
 CORE_C = "tinyhar_core.c"
 CORE_H = "tinyhar_core.h"
 MAX_DIMS = 6
@@ -169,6 +170,8 @@ def load_core(max_window: int = DEFAULT_MAX_WINDOW, max_channels: int = DEFAULT_
         lib.tinyhar_set_streaming.restype = None
         lib.tinyhar_is_streaming.argtypes = [vp]
         lib.tinyhar_is_streaming.restype = ctypes.c_int
+        lib.tinyhar_is_recording.argtypes = [vp]
+        lib.tinyhar_is_recording.restype = ctypes.c_int
         lib.tinyhar_preprocess.argtypes = [vp, ctypes.POINTER(ctypes.c_float), sz,
                                            ctypes.POINTER(ctypes.c_int8)]  # fmt: skip
         lib.tinyhar_preprocess.restype = None
@@ -214,7 +217,10 @@ class CoreConfig:
 
 
 def core_config_from_run(
-    run_dir: Path, board: Board, model_bytes: bytes | None = None, firmware_version: str = "sim"
+    run_dir: Path,
+    board: Board,
+    model_bytes: bytes | None = None,
+    firmware_version: str = VIRTUAL_FIRMWARE,
 ) -> CoreConfig:
     """The configuration the firmware built from run R for `board` carries.
 
@@ -383,6 +389,11 @@ class CoreDevice:
     def streaming(self) -> bool:
         with self._lock:
             return bool(self._lib.tinyhar_is_streaming(self._dev))
+
+    @property
+    def recording(self) -> bool:
+        with self._lock:
+            return bool(self._lib.tinyhar_is_recording(self._dev))
 
     def preprocess(self, raw: np.ndarray) -> np.ndarray:
         """The core's tinyhar_preprocess on raw samples (n, C) -> int8 (n, C)."""

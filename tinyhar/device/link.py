@@ -129,6 +129,7 @@ class Link:
         self.stats = LinkStats()
         self.info: P.DeviceInfo | None = None
         self.predictions: deque[P.Prediction] = deque(maxlen=4096)
+        self.recorded: deque[P.RecordedSamples] = deque()  # RECORDING frames not yet read
         self._seq = random.randrange(255)  # a fresh session does not reuse a stale reply's seq
         self._pending: deque[P.Frame] = deque()
         self._reply_times: dict[int, deque[float]] = {}
@@ -304,9 +305,10 @@ class Link:
     def _match(self, f: P.Frame, want: int, seq: int, name: str):
         """What one incoming frame means for request `seq`: (its parsed reply, None), (None, a
         problem: _UNREAD or _GARBLED), or (None, None) for frames of no concern (stale replies;
-        predictions, which are kept). Raises DeviceError on the device's ERROR for `seq`."""
-        if f.type == P.MsgType.PREDICTION:
-            self._keep_prediction(f)
+        predictions and recorded samples, which are kept). Raises DeviceError on the device's
+        ERROR for `seq`."""
+        if f.type in (P.MsgType.PREDICTION, P.MsgType.RECORDING):
+            self._keep(f)
             return None, None
         if f.type == P.MsgType.ERROR and f.seq == P.SEQ_UNKNOWN:
             return None, _UNREAD
@@ -355,10 +357,13 @@ class Link:
             f"({what}): {hint}"
         )
 
-    def _keep_prediction(self, f: P.Frame) -> None:
-        p = _parse(f, "PREDICTION")
-        if p is not None:
-            self.predictions.append(p)
+    def _keep(self, f: P.Frame) -> None:
+        """Keep an unsolicited PREDICTION or RECORDING frame for its reader."""
+        m = _parse(f, P.type_name(f.type))
+        if isinstance(m, P.Prediction):
+            self.predictions.append(m)
+        elif isinstance(m, P.RecordedSamples):
+            self.recorded.append(m)
 
     # --- messages --------------------------------------------------------------------------
 
@@ -449,23 +454,35 @@ class Link:
     def stream_stop(self) -> P.Status:
         return self.request(P.MsgType.STREAM_STOP)
 
+    def record_start(self) -> P.Status:
+        return self.request(P.MsgType.RECORD_START)
+
+    def record_stop(self) -> P.Status:
+        """RECORD_STOP: the device sends its last RECORDING frame, then the STATUS."""
+        return self.request(P.MsgType.RECORD_STOP)
+
     def read_predictions(self, timeout: float) -> Iterator[P.Prediction]:
         """PREDICTION frames as they arrive, until `timeout` seconds pass without one."""
+        return self._unsolicited(self.predictions, timeout, "streaming")
+
+    def read_recorded(self, timeout: float) -> Iterator[P.RecordedSamples]:
+        """RECORDING frames as they arrive, until `timeout` seconds pass without one."""
+        return self._unsolicited(self.recorded, timeout, "recording")
+
+    def _unsolicited(self, queue: deque, timeout: float, what: str) -> Iterator:
         while True:
-            while self.predictions:
-                yield self.predictions.popleft()
+            while queue:
+                yield queue.popleft()
             deadline = time.monotonic() + timeout
-            got = False
-            while not got and time.monotonic() < deadline:
-                for f in self._read_frames(deadline, "streaming"):
-                    if f.type == P.MsgType.PREDICTION:
-                        self._keep_prediction(f)
-                        got = True
-                    elif f.type == P.MsgType.ERROR:
+            while not queue and time.monotonic() < deadline:
+                for f in self._read_frames(deadline, what):
+                    if f.type == P.MsgType.ERROR:
                         error = _parse(f, "PREDICTION")
                         if error is not None and error.request_type == P.MsgType.PREDICTION:
                             raise DeviceError("streaming inference failed", error)
-            if not got:
+                    else:
+                        self._keep(f)
+            if not queue:
                 return
 
 

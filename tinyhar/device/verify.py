@@ -31,6 +31,7 @@ from tinyhar.board.preprocess import (
 from tinyhar.crc import crc32
 from tinyhar.deploy import board_reference
 from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
+from tinyhar.device.core_lib import VIRTUAL_FIRMWARE
 from tinyhar.device.link import DeviceError, DeviceStateLost, Link, LinkStats
 from tinyhar.errors import TinyharError
 from tinyhar.files import (
@@ -175,7 +176,7 @@ def host_references(
     arena = max(int(rm.quantize.get("arena_bytes", 0)) * 2, info.arena_bytes, 4096)
     log(f"verify: host references on {n} windows")
     python, tflite = reference_outputs(rm.model_bytes, arena, q)
-    if info.firmware_version == "sim":
+    if info.firmware_version == VIRTUAL_FIRMWARE:
         return References("TFLM Python interpreter (the virtual board runs it)", True, python,
                           python, tflite)  # fmt: skip
     build_path = rm.run / runs.BUILD_JSON

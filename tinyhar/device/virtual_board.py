@@ -20,7 +20,7 @@ from tinyhar.board.boards import load_board
 from tinyhar.board.preprocess import to_board_units
 from tinyhar.data.mhealth import load_mhealth
 from tinyhar.deploy.footprint import firmware_arena
-from tinyhar.device.core_lib import CoreConfig, CoreDevice, core_config_from_run
+from tinyhar.device.core_lib import VIRTUAL_FIRMWARE, CoreConfig, CoreDevice, core_config_from_run
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
 from tinyhar.lite.reference import TflmReference
@@ -157,7 +157,7 @@ def board_image(
             raise TinyharError(f"cannot read --model {model}: {e.strerror}") from None
     else:
         model_bytes = (run / runs.INT8_MODEL).read_bytes()
-    config = core_config_from_run(run, spec, model_bytes, firmware_version="sim")
+    config = core_config_from_run(run, spec, model_bytes, firmware_version=VIRTUAL_FIRMWARE)
     spec.check_rate(config.rate_hz)
     arena = firmware_arena(run, model_bytes, spec.name, log)
     config.arena_bytes = arena
@@ -194,7 +194,7 @@ class VirtualBoard:
         self.device = self._new_device()
         self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._streaming = False
+        self._imu_on = False  # the device streams or records: its IMU replays
         self._replay_pos = 0
         self.requests = 0
         self.resets = 0
@@ -218,19 +218,19 @@ class VirtualBoard:
             except OSError:
                 pass
 
-    # output: follow the device's streaming state, apply faults, write to the pty
+    # output: follow the device's streaming and recording, apply faults, write to the pty
     def _emit(self, data: bytes, reply: bool) -> None:
         if not data:
             return
-        self._set_streaming(self.device.streaming)
+        self._follow_imu(self.device.streaming or self.device.recording)
         if reply and self.faults.delay_ms:
             time.sleep(self.faults.delay_ms / 1000.0)
         self._write(self._out_fault(data))
 
-    def _set_streaming(self, on: bool) -> None:
-        if on and not self._streaming:
-            self._replay_pos = 0  # each stream replays the recording from its start
-        self._streaming = on
+    def _follow_imu(self, on: bool) -> None:
+        if on and not self._imu_on:
+            self._replay_pos = 0  # each stream or recording replays from the start
+        self._imu_on = on
 
     def _write(self, data: bytes) -> None:
         deadline = time.monotonic() + WRITE_WAIT
@@ -278,16 +278,16 @@ class VirtualBoard:
         self.resets += 1
         self.log(f"sim: reset (fault injection) while handling request {self.faults.reset_after}")
         self.device = self._new_device()
-        self._streaming = False
+        self._imu_on = False
 
     def _imu(self) -> None:
-        """Push replayed samples at the training rate (times speed) while streaming."""
+        """Push replayed samples at the training rate (times speed) while streaming or recording."""
         period = 1.0 / (self.image.config.rate_hz * self.speed)
         samples = self.image.replay
         next_t = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
-            if not self._streaming:
+            if not self._imu_on:
                 next_t = now
                 time.sleep(0.005)
                 continue
@@ -295,7 +295,7 @@ class VirtualBoard:
                 time.sleep(min(next_t - now, 0.05))
                 continue
             with self._lock:
-                if self._streaming:
+                if self._imu_on:
                     out = self.device.push_sample(samples[self._replay_pos % len(samples)])
                     self._replay_pos += 1
                     self._emit(out, reply=False)
