@@ -264,6 +264,7 @@ void tinyhar_set_streaming(tinyhar_dev_t *, int) {}
 void tinyhar_set_runner_info(tinyhar_dev_t *, int, uint32_t) {}
 size_t tinyhar_runner_arena_used(void) { return 0; }
 int tinyhar_is_streaming(const tinyhar_dev_t *) { return 1; }
+int tinyhar_is_recording(const tinyhar_dev_t *) { return 0; }
 void tinyhar_push_sample(tinyhar_dev_t *, const float *raw)
 {
     printf("%lu", g_now_us);
