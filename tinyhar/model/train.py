@@ -31,13 +31,14 @@ from tinyhar.files import atomic_path, atomic_write_bytes, atomic_write_json
 from tinyhar.log import inf, wrn
 from tinyhar.model import plots
 from tinyhar.model.architectures import build_model
-from tinyhar.model.budget import fit_tiny_to_budget
+from tinyhar.model.augment import Augment, augment, sensor_groups
+from tinyhar.model.budget import PARAMS_NOTE, fit_tiny_to_budget, int8_params
 from tinyhar.model.dataset_spec import dataset_spec
 from tinyhar.model.metrics import classification_metrics
+from tinyhar.model.selection import SelectionRule, best_epoch, selection_callback
 
 DEFAULT_EPOCHS = 50  # the paper's setting
 DEFAULT_BATCH = 64
-DEFAULT_PATIENCE = 10
 # Artifacts made from an earlier model: a successful retrain removes them, as they no longer match.
 DOWNSTREAM = (
     runs.INT8_MODEL,
@@ -70,7 +71,8 @@ class TrainConfig:
     val_subjects: Sequence[int] | None = None
     test_subjects: Sequence[int] | None = None
     seed: int = 0
-    patience: int = DEFAULT_PATIENCE
+    select: SelectionRule = field(default_factory=SelectionRule)
+    augment: Augment = field(default_factory=Augment)
     max_model_kb: float = 64
     max_arena_kb: float = 32
 
@@ -97,13 +99,16 @@ class TrainMetrics:
     labels: list[str]
     split: dict[str, Any]
     counts: dict[str, int]
-    params: int
+    params: int  # as the int8 model counts them (batch norm as MUL + ADD constants)
+    params_note: str
     arch: str
     size: dict[str, Any]  # tiny's width search (empty for paper)
     budget: dict[str, Any]
     sensors: str
     epochs_run: int
     best_epoch: int
+    selection: dict[str, Any]  # the rule that chose best_epoch
+    augment: dict[str, Any]  # train-time augmentation (all 0/None: none)
     synthetic: bool
     data: str
     train_seconds: float
@@ -202,7 +207,8 @@ def _epoch_logger(log: Callable[[str], None], epochs: int, seconds: list[float])
                 f"epoch {epoch + 1:>3}/{epochs}  loss {logs.get('loss', float('nan')):.4f}  "
                 f"acc {logs.get('accuracy', float('nan')):.4f}  "
                 f"val_loss {logs.get('val_loss', float('nan')):.4f}  "
-                f"val_acc {logs.get('val_accuracy', float('nan')):.4f}  {dt:.1f}s"
+                f"val_acc {logs.get('val_accuracy', float('nan')):.4f}  "
+                f"val_f1 {logs.get('val_macro_f1', float('nan')):.4f}  {dt:.1f}s"
             )
 
     return EpochLine()
@@ -242,39 +248,84 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
     keras.utils.set_random_seed(cfg.seed)
     model = build_model(cfg.arch, shape, n_classes, **size)
     s = prep.split
-    x_train = normalize(s.train.x, prep.mean, prep.std)
     x_val = normalize(s.val.x, prep.mean, prep.std)
     seconds: list[float] = []
+    rule = cfg.select
     callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=cfg.patience, restore_best_weights=True
-        ),
+        selection_callback(rule, x_val, s.val.y, prep.class_names),
         _epoch_logger(log, cfg.epochs, seconds),
     ]
+    params = int8_params(cfg.arch, shape, n_classes, **size)
     log(
-        f"training {cfg.arch} ({model.count_params()} params) on {len(s.train)} windows, "
-        f"validating on {len(s.val)}, up to {cfg.epochs} epochs"
+        f"training {cfg.arch} ({params} params, as int8) on {len(s.train)} windows, "
+        f"validating on {len(s.val)}, up to {cfg.epochs} epochs; keeping {rule.describe()}"
     )
+    if cfg.augment.active:
+        log(f"augmenting the training windows: {_augment_text(cfg.augment)}")
     t0 = time.perf_counter()
     hist = model.fit(
-        x_train,
-        s.train.y,
+        *_training_data(cfg, prep),
         validation_data=(x_val, s.val.y),
         epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        shuffle=True,
+        batch_size=None if cfg.augment.active else cfg.batch_size,
+        shuffle=not cfg.augment.active,
         verbose=0,
         callbacks=callbacks,
     )
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     ran = len(history.get("loss", []))
-    if history.get("val_loss"):
-        best = int(np.argmin(history["val_loss"])) + 1
-        stopped = f"early stop after epoch {ran}; " if ran < cfg.epochs else ""
-        log(f"{stopped}keeping the weights of epoch {best} (lowest val_loss)")
+    best = best_epoch(history[rule.metric], rule)
+    stopped = f"stopped after epoch {ran}; " if ran < cfg.epochs else ""
+    log(f"{stopped}keeping the weights of epoch {best} ({rule.metric} "
+        f"{history[rule.metric][best - 1]:.4f})")  # fmt: skip
     history["epoch_seconds"] = [round(t, 3) for t in seconds]
     history["train_seconds"] = round(time.perf_counter() - t0, 2)
     return model, history, size, budget
+
+
+def _training_data(cfg: TrainConfig, prep: Prepared) -> tuple:
+    """model.fit's training input: the normalised windows and labels, or (augmenting) a
+    keras Sequence that augments the raw windows afresh each epoch (seeded) and shuffles."""
+    from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
+
+    train = prep.split.train
+    if not cfg.augment.active:
+        return normalize(train.x, prep.mean, prep.std), train.y
+    groups = sensor_groups(prep.dataset["channels"])
+    rng = np.random.default_rng([cfg.seed, 9])
+
+    class Augmented(keras.utils.Sequence):
+        def __init__(self):
+            super().__init__()
+            self.on_epoch_end()
+
+        def on_epoch_end(self):
+            order = rng.permutation(len(train))
+            x = augment(train.x[order], groups, cfg.augment, rng)
+            self.x, self.y = normalize(x, prep.mean, prep.std), train.y[order]
+
+        def __len__(self):
+            return -(-len(train) // cfg.batch_size)
+
+        def __getitem__(self, i):
+            sl = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
+            return self.x[sl], self.y[sl]
+
+    return (Augmented(),)
+
+
+def _augment_text(aug: Augment) -> str:
+    parts = []
+    if aug.rotate_deg:
+        parts.append(f"rotation ±{aug.rotate_deg:g}°")
+    if aug.scale:
+        parts.append(f"amplitude ×(1 ± {aug.scale:g})")
+    if aug.time_jitter:
+        parts.append(f"time stretch 1 ± {aug.time_jitter:g}")
+    if aug.clipping:
+        parts.append(f"clipped at ±{aug.clip_acc:g} m/s², ±{aug.clip_gyro:g} deg/s "
+                     f"({aug.clip_board}'s IMU range)")  # fmt: skip
+    return ", ".join(parts)
 
 
 def evaluate(model, prep: Prepared, batch_size: int = 256) -> dict:
@@ -356,13 +407,18 @@ def train_metrics(
         labels=prep.class_names,
         split=prep.dataset["split"],
         counts=prep.dataset["counts"],
-        params=int(model.count_params()),
+        params=int8_params(
+            cfg.arch, (cfg.window, len(prep.dataset["channels"])), len(prep.class_names), **size
+        ),
+        params_note=PARAMS_NOTE,
         arch=cfg.arch,
         size=size,
         budget=budget,
         sensors=prep.dataset["sensors"],
         epochs_run=len(history.get("loss", [])),
-        best_epoch=int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0,
+        best_epoch=best_epoch(history[cfg.select.metric], cfg.select),
+        selection=cfg.select.to_json(),
+        augment=cfg.augment.to_json(),
         synthetic=bool(prep.dataset.get("synthetic", False)),
         data=data_label(prep.dataset),
         train_seconds=history["train_seconds"],
