@@ -54,6 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--scale", type=float, default=0.0)
     ap.add_argument("--time-jitter", type=float, default=0.0)
     ap.add_argument("--clip-board", default=None)
+    ap.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     for s in ("train", "val", "test"):
         ap.add_argument(f"--{s}-subjects", default=None, help="e.g. 1,3,5 (default split if unset)")
     ap.add_argument("--hapt", type=Path, default=HAPT_DIR, help="the HAPT CSV folder")
@@ -75,6 +76,7 @@ def config(args: argparse.Namespace, arch: str, data: Path, run: Path) -> TrainC
         seed=args.seed,
         select=SelectionRule(args.select, args.min_epochs, args.patience),
         augment=aug,
+        lr_schedule=args.lr_schedule,
         train_subjects=_ids(args.train_subjects),
         val_subjects=_ids(args.val_subjects),
         test_subjects=_ids(args.test_subjects),
@@ -110,6 +112,7 @@ def bench(args: argparse.Namespace, arch: str, data: Path) -> dict:
         "params": m.params,
         "selection": m.selection,
         "augment": m.augment,
+        "lr_schedule": m.lr_schedule,
         "epochs_run": m.epochs_run,
         "best_epoch": m.best_epoch,
         "val_accuracy": hist["val_accuracy"][m.best_epoch - 1],
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"split (by subject, within HAPT's 21): train {_join(split['train'])}; "
           f"val {_join(split['val'])}; TEST {_join(split['test'])}")  # fmt: skip
     print(f"selection: {results[0]['selection']['rule']}; augmentation: "
-          f"{_aug_text(results[0]['augment'])}; seed {args.seed}")  # fmt: skip
+          f"{_aug_text(results[0]['augment'])}; learning rate {args.lr_schedule}; "
+          f"seed {args.seed}")  # fmt: skip
     rows = [("", *[r["arch"] for r in results])]
     for label, key, fmt in (
         ("params (int8 model)", "params", "{:d}"),

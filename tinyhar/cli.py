@@ -244,6 +244,9 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
               show_default=True, help="Augment: stretch time by 1 ± this")  # fmt: skip
 @click.option("--clip-board", default=None,
               help="Augment: clip at this board's IMU range, e.g. nano33ble")  # fmt: skip
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
+              show_default=True, help="Adam's learning rate: constant, or cosine decay to 0 over "
+              "--epochs")  # fmt: skip
 @click.option(
     "--max-model-kb",
     type=click.FloatRange(min=1),
@@ -260,7 +263,8 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
 )
 def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null, classes, split,
           train_subjects, val_subjects, test_subjects, seed, select, min_epochs, patience, rotate,
-          scale, time_jitter, clip_board, max_model_kb, max_arena_kb) -> None:  # fmt: skip
+          scale, time_jitter, clip_board, lr_schedule, max_model_kb,
+          max_arena_kb) -> None:  # fmt: skip
     """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
     from tinyhar.model.augment import Augment, clip_to_board  # lazy: fast --help
     from tinyhar.model.selection import SelectionRule  # lazy: fast --help
@@ -276,6 +280,7 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null
         stride=stride, include_null=include_null, classes=classes, split=split,
         train_subjects=train_subjects, val_subjects=val_subjects, test_subjects=test_subjects,
         seed=seed, select=SelectionRule(select, min_epochs, patience), augment=augment,
+        lr_schedule=lr_schedule,
         max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
     )  # fmt: skip
     result = run_training(cfg, log=log.inf)

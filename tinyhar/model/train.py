@@ -30,7 +30,7 @@ from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, atomic_write_bytes, atomic_write_json
 from tinyhar.log import inf, wrn
 from tinyhar.model import plots
-from tinyhar.model.architectures import build_model
+from tinyhar.model.architectures import LEARNING_RATE, build_model
 from tinyhar.model.augment import Augment, augment, sensor_groups
 from tinyhar.model.budget import PARAMS_NOTE, fit_tiny_to_budget, int8_params
 from tinyhar.model.dataset_spec import dataset_spec
@@ -73,6 +73,7 @@ class TrainConfig:
     seed: int = 0
     select: SelectionRule = field(default_factory=SelectionRule)
     augment: Augment = field(default_factory=Augment)
+    lr_schedule: str = "constant"  # or "cosine": from LEARNING_RATE to 0 over `epochs`
     max_model_kb: float = 64
     max_arena_kb: float = 32
 
@@ -108,6 +109,7 @@ class TrainMetrics:
     epochs_run: int
     best_epoch: int
     selection: dict[str, Any]  # the rule that chose best_epoch
+    lr_schedule: str
     augment: dict[str, Any]  # train-time augmentation (all 0/None: none)
     synthetic: bool
     data: str
@@ -255,6 +257,10 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
         selection_callback(rule, x_val, s.val.y, prep.class_names),
         _epoch_logger(log, cfg.epochs, seconds),
     ]
+    if cfg.lr_schedule == "cosine":
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda e: cosine_lr(e, cfg.epochs)))
+    elif cfg.lr_schedule != "constant":
+        raise TinyharError(f"unknown --lr-schedule {cfg.lr_schedule!r}: use constant or cosine")
     params = int8_params(cfg.arch, shape, n_classes, **size)
     log(
         f"training {cfg.arch} ({params} params, as int8) on {len(s.train)} windows, "
@@ -281,6 +287,11 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
     history["epoch_seconds"] = [round(t, 3) for t in seconds]
     history["train_seconds"] = round(time.perf_counter() - t0, 2)
     return model, history, size, budget
+
+
+def cosine_lr(epoch: int, epochs: int) -> float:
+    """Adam's learning rate in 0-based `epoch` of `epochs`: a half cosine, LEARNING_RATE to 0."""
+    return float(LEARNING_RATE * 0.5 * (1 + np.cos(np.pi * epoch / epochs)))
 
 
 def _training_data(cfg: TrainConfig, prep: Prepared) -> tuple:
@@ -418,6 +429,7 @@ def train_metrics(
         epochs_run=len(history.get("loss", [])),
         best_epoch=best_epoch(history[cfg.select.metric], cfg.select),
         selection=cfg.select.to_json(),
+        lr_schedule=cfg.lr_schedule,
         augment=cfg.augment.to_json(),
         synthetic=bool(prep.dataset.get("synthetic", False)),
         data=data_label(prep.dataset),
