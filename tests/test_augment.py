@@ -68,7 +68,7 @@ def test_rotation_turns_acc_and_gyro_by_the_same_matrix():
 def test_off_by_default_and_seeded():
     x = windows()
     g = sensor_groups(CHANNELS)
-    assert not Augment().active
+    assert not Augment().active and Augment().describe() == "none"
     assert np.array_equal(augment(x, g, Augment(), np.random.default_rng(0)), x)
     aug = Augment(rotate_deg=10, scale=0.1, time_jitter=0.1)
     a = augment(x, g, aug, np.random.default_rng(5))
@@ -99,6 +99,9 @@ def test_clipping_uses_the_boards_imu_range_in_training_units():
     assert (board.imu.acc_range, board.imu.gyro_range) == (4.0, 2000.0)  # Arduino_LSM9DS1
     aug = clip_to_board(Augment(), "nano33ble")
     assert aug.clip_board == "nano33ble" and aug.active
+    assert aug.describe() == (
+        "acc clipped at ±39.2266 m/s², gyro clipped at ±2000 deg/s (nano33ble's IMU range)"
+    )
     assert aug.clip_acc == pytest.approx(4 * 9.80665) and aug.clip_gyro == pytest.approx(2000)
     x = windows()
     x[0, 10, 0], x[1, 20, 4] = 100.0, -5000.0  # 10 g and -5000 deg/s

@@ -206,3 +206,13 @@ def test_missing_default_data_is_one_line_error(monkeypatch, tmp_path):
     with pytest.raises(TinyharError, match="tinyhar data download") as e:
         train_mod.resolve_data(None)
     assert "\n" not in str(e.value)
+
+
+def test_cosine_learning_rate_falls_from_adams_rate_to_zero():
+    from tinyhar.model.architectures import LEARNING_RATE
+    from tinyhar.model.train import cosine_lr
+
+    assert cosine_lr(0, 50) == LEARNING_RATE
+    assert cosine_lr(25, 50) == pytest.approx(LEARNING_RATE / 2)
+    assert cosine_lr(49, 50) < LEARNING_RATE * 0.01
+    assert all(cosine_lr(e + 1, 50) < cosine_lr(e, 50) for e in range(49))

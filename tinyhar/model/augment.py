@@ -40,6 +40,22 @@ class Augment:
     def clipping(self) -> bool:
         return self.clip_acc is not None or self.clip_gyro is not None
 
+    def describe(self) -> str:
+        """The active options in words, for the training log."""
+        parts = []
+        if self.rotate_deg:
+            parts.append(f"rotation ±{self.rotate_deg:g}°")
+        if self.scale:
+            parts.append(f"amplitude ×(1 ± {self.scale:g})")
+        if self.time_jitter:
+            parts.append(f"time stretch 1 ± {self.time_jitter:g}")
+        if self.clip_acc is not None:
+            parts.append(f"acc clipped at ±{self.clip_acc:g} m/s²")
+        if self.clip_gyro is not None:
+            parts.append(f"gyro clipped at ±{self.clip_gyro:g} deg/s")
+        text = ", ".join(parts) or "none"
+        return f"{text} ({self.clip_board}'s IMU range)" if self.clip_board else text
+
     def to_json(self) -> dict:
         return asdict(self)
 

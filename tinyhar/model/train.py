@@ -267,7 +267,7 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
         f"validating on {len(s.val)}, up to {cfg.epochs} epochs; keeping {rule.describe()}"
     )
     if cfg.augment.active:
-        log(f"augmenting the training windows: {_augment_text(cfg.augment)}")
+        log(f"augmenting the training windows: {cfg.augment.describe()}")
     t0 = time.perf_counter()
     hist = model.fit(
         *_training_data(cfg, prep),
@@ -303,7 +303,7 @@ def _training_data(cfg: TrainConfig, prep: Prepared) -> tuple:
     if not cfg.augment.active:
         return normalize(train.x, prep.mean, prep.std), train.y
     groups = sensor_groups(prep.dataset["channels"])
-    rng = np.random.default_rng([cfg.seed, 9])
+    rng = np.random.default_rng([cfg.seed, 9])  # a stream apart from Keras's own seeding
 
     class Augmented(keras.utils.Sequence):
         def __init__(self):
@@ -323,20 +323,6 @@ def _training_data(cfg: TrainConfig, prep: Prepared) -> tuple:
             return self.x[sl], self.y[sl]
 
     return (Augmented(),)
-
-
-def _augment_text(aug: Augment) -> str:
-    parts = []
-    if aug.rotate_deg:
-        parts.append(f"rotation ±{aug.rotate_deg:g}°")
-    if aug.scale:
-        parts.append(f"amplitude ×(1 ± {aug.scale:g})")
-    if aug.time_jitter:
-        parts.append(f"time stretch 1 ± {aug.time_jitter:g}")
-    if aug.clipping:
-        parts.append(f"clipped at ±{aug.clip_acc:g} m/s², ±{aug.clip_gyro:g} deg/s "
-                     f"({aug.clip_board}'s IMU range)")  # fmt: skip
-    return ", ".join(parts)
 
 
 def evaluate(model, prep: Prepared, batch_size: int = 256) -> dict:
