@@ -487,7 +487,7 @@ def summary(result: TrainResult) -> str:
     m = result.metrics
     lines = [
         f"{m.arch} / {m.sensors} on {m.data}: test accuracy {m.accuracy:.4f}, "
-        f"macro-F1 {m.macro_f1:.4f}, {m.params} params, {m.epochs_run} epochs "
+        f"macro-F1 {m.macro_f1:.4f}, {m.params} params (int8 model), {m.epochs_run} epochs "
         f"in {m.train_seconds:.1f} s",
     ]
     if m.synthetic:
