@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--scale", type=float, default=0.0)
     ap.add_argument("--time-jitter", type=float, default=0.0)
     ap.add_argument("--clip-board", default=None)
-    ap.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
+    ap.add_argument("--lr-schedule", default="cosine", choices=["cosine", "constant"])
     for s in ("train", "val", "test"):
         ap.add_argument(f"--{s}-subjects", default=None, help="e.g. 1,3,5 (default split if unset)")
     ap.add_argument("--hapt", type=Path, default=HAPT_DIR, help="the HAPT CSV folder")

@@ -90,6 +90,7 @@ def test_train_writes_every_artifact(trained_run):
     f1 = hist["val_macro_f1"]
     assert len(f1) == 2 and m["best_epoch"] == int(np.argmax(f1)) + 1
     assert m["augment"]["rotate_deg"] == 0 and m["augment"]["clip_board"] is None
+    assert m["lr_schedule"] == "cosine"
     assert "SYNTHETIC" in result.stdout and "accuracy" in result.stdout
     assert "epoch   2/2" in result.stderr
 

@@ -244,7 +244,7 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
               show_default=True, help="Augment: stretch time by 1 ± this")  # fmt: skip
 @click.option("--clip-board", default=None,
               help="Augment: clip at this board's IMU range, e.g. nano33ble")  # fmt: skip
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
+@click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
               show_default=True, help="Adam's learning rate: constant, or cosine decay to 0 over "
               "--epochs")  # fmt: skip
 @click.option(

@@ -73,7 +73,7 @@ class TrainConfig:
     seed: int = 0
     select: SelectionRule = field(default_factory=SelectionRule)
     augment: Augment = field(default_factory=Augment)
-    lr_schedule: str = "constant"  # or "cosine": from LEARNING_RATE to 0 over `epochs`
+    lr_schedule: str = "cosine"  # from LEARNING_RATE to 0 over `epochs`; or "constant"
     max_model_kb: float = 64
     max_arena_kb: float = 32
 
