@@ -64,7 +64,7 @@ def evaluate_int8(model, x_rep, x_test, y_test, class_names, fc_per_channel: boo
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    epochs_help = f"max epochs, early stopping on val_loss (default {DEFAULT_EPOCHS})"
+    epochs_help = f"max epochs; the selection rule may stop sooner (default {DEFAULT_EPOCHS})"
     ap.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=epochs_help)
     out_help = f"work folder: data/ (the dataset folder) and run/ (default {DEFAULT_OUT})"
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=out_help)

@@ -20,6 +20,7 @@ from tinyhar.data.windows import normalize
 from tinyhar.lite.convert import to_int8_tflite
 from tinyhar.lite.keras_env import keras
 from tinyhar.lite.tflite_inspect import inspect_tflite
+from tinyhar.model.selection import SelectionRule
 from tinyhar.model.train import TrainConfig, fit, prepare
 
 
@@ -34,7 +35,8 @@ def bench(arch: str, data, args: argparse.Namespace) -> dict:
         epochs=args.epochs,
         batch_size=args.batch_size,
         stride=args.stride,
-        patience=args.epochs + 1,  # run every epoch: this measures speed, not accuracy
+        # run every epoch: this measures speed, not accuracy
+        select=SelectionRule(min_epochs=args.epochs, patience=args.epochs + 1),
         seed=0,
     )
     prep = prepare(cfg, data)

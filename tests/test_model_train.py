@@ -84,6 +84,13 @@ def test_train_writes_every_artifact(trained_run):
     assert 0 < len(w["x_rep"]) <= 500
     hist = json.loads((run / runs.HISTORY_JSON).read_text())
     assert len(hist["loss"]) == 2 and len(hist["val_accuracy"]) == 2
+    # the default rule, recorded: best val macro-F1 (2 epochs < --min-epochs: the best so far)
+    assert m["selection"]["metric"] == "val_macro_f1" and m["selection"]["min_epochs"] == 10
+    assert "highest val_macro_f1" in m["selection"]["rule"]
+    f1 = hist["val_macro_f1"]
+    assert len(f1) == 2 and m["best_epoch"] == int(np.argmax(f1)) + 1
+    assert m["augment"]["rotate_deg"] == 0 and m["augment"]["clip_board"] is None
+    assert m["lr_schedule"] == "cosine"
     assert "SYNTHETIC" in result.stdout and "accuracy" in result.stdout
     assert "epoch   2/2" in result.stderr
 
@@ -124,6 +131,53 @@ def test_same_seed_same_training(loaded, trained_run):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
+def test_the_kept_weights_are_those_of_the_selected_epoch(loaded):
+    from tinyhar.data.windows import normalize
+    from tinyhar.model.augment import Augment
+    from tinyhar.model.metrics import classification_metrics
+    from tinyhar.model.selection import SelectionRule
+    from tinyhar.model.train import fit
+
+    cfg = TrainConfig(
+        epochs=4,
+        seed=3,
+        select=SelectionRule("val_macro_f1", min_epochs=2, patience=10),
+        augment=Augment(rotate_deg=10, scale=0.1),
+    )
+    prep = prepare(cfg, loaded)
+    model, history, _, _ = fit(cfg, prep, log=lambda line: None)
+    f1 = history["val_macro_f1"]
+    best = int(np.argmax(f1[1:])) + 2  # from epoch 2 on
+    x_val = normalize(prep.split.val.x, prep.mean, prep.std)
+    pred = model.predict(x_val, verbose=0).argmax(axis=1)
+    now = classification_metrics(prep.split.val.y, pred, prep.class_names)["macro_f1"]
+    assert now == pytest.approx(f1[best - 1], abs=1e-6), (f1, best)
+
+
+@pytest.mark.slow
+def test_augmented_training_records_its_options_and_the_int8_parameter_count(synth, tmp_path):
+    run = tmp_path / "R"
+    args = ["train", "--data", str(synth), "--arch", "tiny", "--run", str(run), "--epochs", "2"]
+    aug = ["--rotate", "10", "--scale", "0.1", "--time-jitter", "0.05"]
+    sel = ["--clip-board", "nano33ble", "--select", "val_accuracy", "--min-epochs", "2"]
+    result = CliRunner().invoke(main, [*args, *aug, *sel])
+    assert result.exit_code == 0, result.output
+    assert "augmenting the training windows: rotation ±10°" in result.stderr
+    m = json.loads((run / runs.METRICS_JSON).read_text())
+    assert m["augment"]["clip_board"] == "nano33ble"
+    assert m["augment"]["clip_acc"] == pytest.approx(4 * 9.80665)
+    assert m["augment"]["clip_gyro"] == 2000 and m["augment"]["time_jitter"] == 0.05
+    assert m["selection"] == {**m["selection"], "metric": "val_accuracy", "min_epochs": 2}
+    assert m["best_epoch"] == 2  # the minimum is the last epoch: the only one to choose
+    quantized = CliRunner().invoke(main, ["quantize", "--run", str(run)])
+    assert quantized.exit_code == 0, quantized.output
+    q = json.loads((run / runs.QUANTIZE_JSON).read_text())
+    assert m["params"] == q["params"]  # one count: the int8 model's
+    assert "not folded" in m["params_note"]
+    assert f"{m['params']} params" in result.stdout
+
+
 def test_random_split_and_null_class_in_dataset_json(loaded):
     prep = prepare(TrainConfig(sensors="both", split="random", include_null=True), loaded)
     ds = prep.dataset
@@ -153,3 +207,13 @@ def test_missing_default_data_is_one_line_error(monkeypatch, tmp_path):
     with pytest.raises(TinyharError, match="tinyhar data download") as e:
         train_mod.resolve_data(None)
     assert "\n" not in str(e.value)
+
+
+def test_cosine_learning_rate_falls_from_adams_rate_to_zero():
+    from tinyhar.model.architectures import LEARNING_RATE
+    from tinyhar.model.train import cosine_lr
+
+    assert cosine_lr(0, 50) == LEARNING_RATE
+    assert cosine_lr(25, 50) == pytest.approx(LEARNING_RATE / 2)
+    assert cosine_lr(49, 50) < LEARNING_RATE * 0.01
+    assert all(cosine_lr(e + 1, 50) < cosine_lr(e, 50) for e in range(49))

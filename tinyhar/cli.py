@@ -224,13 +224,29 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--val-subjects", callback=_subject_ids, help="e.g. 7,8")
 @click.option("--test-subjects", callback=_subject_ids, help="e.g. 9,10 (loso: one id)")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--select", type=click.Choice(["val_macro_f1", "val_accuracy", "val_loss"]),
+              default="val_macro_f1", show_default=True,
+              help="Keep the epoch with the best of this validation score")  # fmt: skip
+@click.option("--min-epochs", type=click.IntRange(1), default=10, show_default=True,
+              help="Select only from this epoch on")  # fmt: skip
 @click.option(
     "--patience",
     type=click.IntRange(1),
     default=10,
     show_default=True,
-    help="Early stopping: epochs without a better validation loss",
+    help="Stop after this many epochs without a better --select score",
 )
+@click.option("--rotate", type=click.FloatRange(0, 180), default=0.0, show_default=True,
+              help="Augment: rotate the sensor frame (acc and gyro alike) ± degrees")  # fmt: skip
+@click.option("--scale", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Augment: scale amplitudes by 1 ± this")  # fmt: skip
+@click.option("--time-jitter", type=click.FloatRange(0, 0.5, max_open=True), default=0.0,
+              show_default=True, help="Augment: stretch time by 1 ± this")  # fmt: skip
+@click.option("--clip-board", default=None,
+              help="Augment: clip at this board's IMU range, e.g. nano33ble")  # fmt: skip
+@click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
+              show_default=True, help="Adam's learning rate: constant, or cosine decay to 0 over "
+              "--epochs")  # fmt: skip
 @click.option(
     "--max-model-kb",
     type=click.FloatRange(min=1),
@@ -246,17 +262,26 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="tiny: TFLM arena budget",
 )
 def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null, classes, split,
-          train_subjects, val_subjects, test_subjects, seed, patience, max_model_kb,
+          train_subjects, val_subjects, test_subjects, seed, select, min_epochs, patience, rotate,
+          scale, time_jitter, clip_board, lr_schedule, max_model_kb,
           max_arena_kb) -> None:  # fmt: skip
     """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
+    from tinyhar.model.augment import Augment, clip_to_board  # lazy: fast --help
+    from tinyhar.model.selection import SelectionRule  # lazy: fast --help
     from tinyhar.model.train import TrainConfig, summary  # lazy: fast --help
     from tinyhar.model.train import train as run_training  # lazy: fast --help
+
+    augment = Augment(rotate_deg=rotate, scale=scale, time_jitter=time_jitter)
+    if clip_board:
+        augment = clip_to_board(augment, clip_board)
 
     cfg = TrainConfig(
         data=data, sensors=sensors, arch=arch, run=run_dir, epochs=epochs, batch_size=batch_size,
         stride=stride, include_null=include_null, classes=classes, split=split,
         train_subjects=train_subjects, val_subjects=val_subjects, test_subjects=test_subjects,
-        seed=seed, patience=patience, max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
+        seed=seed, select=SelectionRule(select, min_epochs, patience), augment=augment,
+        lr_schedule=lr_schedule,
+        max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
     )  # fmt: skip
     result = run_training(cfg, log=log.inf)
     click.echo(summary(result))

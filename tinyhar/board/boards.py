@@ -39,6 +39,8 @@ class Imu:
     native_rate_hz: float
     acc_unit: str
     gyro_unit: str
+    acc_range: float  # full scale, ± in acc_unit, as the library configures the chip
+    gyro_range: float  # ± in gyro_unit
     axis_src: tuple[int, int, int]  # training axis i comes from library axis axis_src[i]
     axis_sign: tuple[int, int, int]  # ... times axis_sign[i]
 
@@ -79,6 +81,11 @@ class Board:
                 f"board {self.name}: no conversion from {kind} unit {unit!r} to {training_unit!r}; "
                 f"known: {', '.join(f'{a}->{b}' for a, b in UNIT_FACTORS)}"
             ) from None
+
+    def imu_range(self, kind: str, training_unit: str) -> float:
+        """The IMU's full scale (±) for `kind` ("acc"|"gyro"), in `training_unit`."""
+        full = self.imu.acc_range if kind == "acc" else self.imu.gyro_range
+        return full * self.unit_factor(kind, training_unit)
 
     def with_tflm(self, name: str | None) -> Board:
         """This board built against another TFLM library it supports (None: its default)."""
@@ -176,6 +183,10 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
     if not ids:
         raise TinyharError(f"{w} [usb]: ids is empty; list the board's VID:PID pairs")
     rate = _get(imu, "native_rate_hz", float, f"{w} [imu]")
+    ranges = {k: _get(imu, k, float, f"{w} [imu]") for k in ("acc_range", "gyro_range")}
+    for k, v in ranges.items():
+        if v <= 0:
+            raise TinyharError(f"{w} [imu]: {k} must be > 0, got {v}")
     if rate <= 0:
         raise TinyharError(f"{w} [imu]: native_rate_hz must be > 0, got {rate}")
     fqbn = _get(arduino, "fqbn", str, f"{w} [arduino]")
@@ -209,6 +220,8 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
             native_rate_hz=rate,
             acc_unit=_get(imu, "acc_unit", str, f"{w} [imu]"),
             gyro_unit=_get(imu, "gyro_unit", str, f"{w} [imu]"),
+            acc_range=ranges["acc_range"],
+            gyro_range=ranges["gyro_range"],
             axis_src=axis_src,
             axis_sign=axis_sign,
         ),

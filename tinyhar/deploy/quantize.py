@@ -271,7 +271,7 @@ def format_report(report: QuantizeReport) -> str:
         ("test windows", str(r.test_windows)),
         ("int8 model", f"{r.model_bytes} B ({r.model_bytes / 1024:.1f} KB)"),
         ("TFLM arena (measured)", f"{r.arena_bytes} B ({r.arena_bytes / 1024:.1f} KB)"),
-        ("params / MACs", f"{r.params} / {r.macs}"),
+        ("params (int8 constants) / MACs", f"{r.params} / {r.macs}"),
         ("model CRC-32", r.model_crc32),
         ("input scale / zero point", f"{r.input['scale']:.6g} / {r.input['zero_point']}"),
         ("ops", ", ".join(r.ops)),

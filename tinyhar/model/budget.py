@@ -14,19 +14,71 @@ from tinyhar.files import atomic_write_json
 from tinyhar.lite import convert
 from tinyhar.lite.arena import measure_arena
 from tinyhar.lite.convert import to_int8_tflite
+from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.model import architectures
 from tinyhar.model.architectures import TINY_WIDTHS, build_model
 from tinyhar.resources import cache_dir
 
 _CACHE: dict[str, tuple[int, int]] = {}
+_PARAMS: dict[str, int] = {}
+PARAMS_NOTE = (
+    "constant elements of the int8 model (weights, biases, shape constants); batch norm is not "
+    "folded into the layer before it (a ReLU sits between): 2 constants per channel (MUL, ADD), "
+    "except where the converter folds it into the next dense layer (paper's head)"
+)
 
 
-def _sizing_cache() -> Path:
+def _sizing_cache(kind: str = "tiny") -> Path:
     """The disk cache of measured sizes; its name changes with the code that decides them."""
     code = hashlib.sha256()
     for module in (architectures, convert):
         code.update(Path(module.__file__).read_bytes())
-    return cache_dir() / "budget" / f"tiny-{code.hexdigest()[:16]}.json"
+    return cache_dir() / "budget" / f"{kind}-{code.hexdigest()[:16]}.json"
+
+
+def _untrained_int8(arch: str, input_shape: tuple[int, int], n_classes: int, **size) -> bytes:
+    """An untrained `arch`, every weight jittered, converted to int8 on random windows.
+
+    Fresh zero/one biases are deduplicated by the converter; trained ones are not: the jitter
+    makes the flatbuffer as large as a trained model's."""
+    from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
+
+    keras.utils.set_random_seed(0)
+    model = build_model(arch, input_shape, n_classes, **size)
+    rng = np.random.default_rng(int(size.get("width", 0)))
+    model.set_weights([w + rng.normal(0, 0.01, w.shape) for w in model.get_weights()])
+    rep = np.random.default_rng(0).standard_normal((64, *input_shape)).astype(np.float32)
+    data = to_int8_tflite(model, rep)
+    keras.backend.clear_session()
+    return data
+
+
+def _params_key(arch: str, input_shape: tuple[int, int], n_classes: int, size: dict) -> str:
+    return f"{arch}{tuple(input_shape)}x{int(n_classes)}@{sorted(size.items())}"
+
+
+def _remember_params(key: str, params: int) -> None:
+    _PARAMS[key] = int(params)
+    path = _sizing_cache("params")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {**_read_sizes(path), key: [int(params)]})
+    except OSError:
+        pass  # a read-only cache costs time, not correctness
+
+
+def int8_params(arch: str, input_shape: tuple[int, int], n_classes: int, **size) -> int:
+    """The parameter count the int8 model of `arch` has (`PARAMS_NOTE`), as `tinyhar quantize`
+    reports it: measured on a conversion, cached in memory and on disk."""
+    key = _params_key(arch, input_shape, n_classes, size)
+    if key not in _PARAMS:
+        known = _read_sizes(_sizing_cache("params")).get(key)
+        if known:
+            _PARAMS[key] = int(known[0])
+    if key not in _PARAMS:
+        data = _untrained_int8(arch, input_shape, n_classes, **size)
+        _remember_params(key, inspect_tflite(data).params)
+    return _PARAMS[key]
 
 
 def _read_sizes(path: Path) -> dict[str, list[int]]:
@@ -49,18 +101,12 @@ def measure_tiny(input_shape: tuple[int, int], n_classes: int, width: int) -> tu
         if known:
             _CACHE[key] = (int(known[0]), int(known[1]))
     if key not in _CACHE:
-        from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
-
-        keras.utils.set_random_seed(0)
-        model = build_model("tiny", input_shape, n_classes, width=width)
-        # Fresh zero/one biases are deduplicated by the converter; trained ones are not. Jitter
-        # every weight so the measured flatbuffer is as large as a trained model's.
-        rng = np.random.default_rng(width)
-        model.set_weights([w + rng.normal(0, 0.01, w.shape) for w in model.get_weights()])
-        rep = np.random.default_rng(0).standard_normal((64, *input_shape)).astype(np.float32)
-        data = to_int8_tflite(model, rep)
+        data = _untrained_int8("tiny", input_shape, n_classes, width=width)
         _CACHE[key] = (len(data), measure_arena(data))
-        keras.backend.clear_session()
+        _remember_params(
+            _params_key("tiny", input_shape, n_classes, {"width": width}),
+            inspect_tflite(data).params,
+        )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, {**_read_sizes(path), key: list(_CACHE[key])})

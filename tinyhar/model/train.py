@@ -30,14 +30,15 @@ from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, atomic_write_bytes, atomic_write_json
 from tinyhar.log import inf, wrn
 from tinyhar.model import plots
-from tinyhar.model.architectures import build_model
-from tinyhar.model.budget import fit_tiny_to_budget
+from tinyhar.model.architectures import LEARNING_RATE, build_model
+from tinyhar.model.augment import Augment, augment, sensor_groups
+from tinyhar.model.budget import PARAMS_NOTE, fit_tiny_to_budget, int8_params
 from tinyhar.model.dataset_spec import dataset_spec
 from tinyhar.model.metrics import classification_metrics
+from tinyhar.model.selection import SelectionRule, best_epoch, selection_callback
 
 DEFAULT_EPOCHS = 50  # the paper's setting
 DEFAULT_BATCH = 64
-DEFAULT_PATIENCE = 10
 # Artifacts made from an earlier model: a successful retrain removes them, as they no longer match.
 DOWNSTREAM = (
     runs.INT8_MODEL,
@@ -70,7 +71,9 @@ class TrainConfig:
     val_subjects: Sequence[int] | None = None
     test_subjects: Sequence[int] | None = None
     seed: int = 0
-    patience: int = DEFAULT_PATIENCE
+    select: SelectionRule = field(default_factory=SelectionRule)
+    augment: Augment = field(default_factory=Augment)
+    lr_schedule: str = "cosine"  # from LEARNING_RATE to 0 over `epochs`; or "constant"
     max_model_kb: float = 64
     max_arena_kb: float = 32
 
@@ -97,13 +100,17 @@ class TrainMetrics:
     labels: list[str]
     split: dict[str, Any]
     counts: dict[str, int]
-    params: int
+    params: int  # as the int8 model counts them (batch norm as MUL + ADD constants)
+    params_note: str
     arch: str
     size: dict[str, Any]  # tiny's width search (empty for paper)
     budget: dict[str, Any]
     sensors: str
     epochs_run: int
     best_epoch: int
+    selection: dict[str, Any]  # the rule that chose best_epoch
+    lr_schedule: str
+    augment: dict[str, Any]  # train-time augmentation (all 0/None: none)
     synthetic: bool
     data: str
     train_seconds: float
@@ -202,7 +209,8 @@ def _epoch_logger(log: Callable[[str], None], epochs: int, seconds: list[float])
                 f"epoch {epoch + 1:>3}/{epochs}  loss {logs.get('loss', float('nan')):.4f}  "
                 f"acc {logs.get('accuracy', float('nan')):.4f}  "
                 f"val_loss {logs.get('val_loss', float('nan')):.4f}  "
-                f"val_acc {logs.get('val_accuracy', float('nan')):.4f}  {dt:.1f}s"
+                f"val_acc {logs.get('val_accuracy', float('nan')):.4f}  "
+                f"val_f1 {logs.get('val_macro_f1', float('nan')):.4f}  {dt:.1f}s"
             )
 
     return EpochLine()
@@ -242,39 +250,79 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
     keras.utils.set_random_seed(cfg.seed)
     model = build_model(cfg.arch, shape, n_classes, **size)
     s = prep.split
-    x_train = normalize(s.train.x, prep.mean, prep.std)
     x_val = normalize(s.val.x, prep.mean, prep.std)
     seconds: list[float] = []
+    rule = cfg.select
     callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=cfg.patience, restore_best_weights=True
-        ),
+        selection_callback(rule, x_val, s.val.y, prep.class_names),
         _epoch_logger(log, cfg.epochs, seconds),
     ]
+    if cfg.lr_schedule == "cosine":
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda e: cosine_lr(e, cfg.epochs)))
+    elif cfg.lr_schedule != "constant":
+        raise TinyharError(f"unknown --lr-schedule {cfg.lr_schedule!r}: use constant or cosine")
+    params = int8_params(cfg.arch, shape, n_classes, **size)
     log(
-        f"training {cfg.arch} ({model.count_params()} params) on {len(s.train)} windows, "
-        f"validating on {len(s.val)}, up to {cfg.epochs} epochs"
+        f"training {cfg.arch} ({params} params, as int8) on {len(s.train)} windows, "
+        f"validating on {len(s.val)}, up to {cfg.epochs} epochs; keeping {rule.describe()}"
     )
+    if cfg.augment.active:
+        log(f"augmenting the training windows: {cfg.augment.describe()}")
     t0 = time.perf_counter()
     hist = model.fit(
-        x_train,
-        s.train.y,
+        *_training_data(cfg, prep),
         validation_data=(x_val, s.val.y),
         epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        shuffle=True,
+        batch_size=None if cfg.augment.active else cfg.batch_size,
+        shuffle=not cfg.augment.active,
         verbose=0,
         callbacks=callbacks,
     )
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     ran = len(history.get("loss", []))
-    if history.get("val_loss"):
-        best = int(np.argmin(history["val_loss"])) + 1
-        stopped = f"early stop after epoch {ran}; " if ran < cfg.epochs else ""
-        log(f"{stopped}keeping the weights of epoch {best} (lowest val_loss)")
+    best = best_epoch(history[rule.metric], rule)
+    stopped = f"stopped after epoch {ran}; " if ran < cfg.epochs else ""
+    log(f"{stopped}keeping the weights of epoch {best} ({rule.metric} "
+        f"{history[rule.metric][best - 1]:.4f})")  # fmt: skip
     history["epoch_seconds"] = [round(t, 3) for t in seconds]
     history["train_seconds"] = round(time.perf_counter() - t0, 2)
     return model, history, size, budget
+
+
+def cosine_lr(epoch: int, epochs: int) -> float:
+    """Adam's learning rate in 0-based `epoch` of `epochs`: a half cosine, LEARNING_RATE to 0."""
+    return float(LEARNING_RATE * 0.5 * (1 + np.cos(np.pi * epoch / epochs)))
+
+
+def _training_data(cfg: TrainConfig, prep: Prepared) -> tuple:
+    """model.fit's training input: the normalised windows and labels, or (augmenting) a
+    keras Sequence that augments the raw windows afresh each epoch (seeded) and shuffles."""
+    from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
+
+    train = prep.split.train
+    if not cfg.augment.active:
+        return normalize(train.x, prep.mean, prep.std), train.y
+    groups = sensor_groups(prep.dataset["channels"])
+    rng = np.random.default_rng([cfg.seed, 9])  # a stream apart from Keras's own seeding
+
+    class Augmented(keras.utils.Sequence):
+        def __init__(self):
+            super().__init__()
+            self.on_epoch_end()
+
+        def on_epoch_end(self):
+            order = rng.permutation(len(train))
+            x = augment(train.x[order], groups, cfg.augment, rng)
+            self.x, self.y = normalize(x, prep.mean, prep.std), train.y[order]
+
+        def __len__(self):
+            return -(-len(train) // cfg.batch_size)
+
+        def __getitem__(self, i):
+            sl = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
+            return self.x[sl], self.y[sl]
+
+    return (Augmented(),)
 
 
 def evaluate(model, prep: Prepared, batch_size: int = 256) -> dict:
@@ -356,13 +404,19 @@ def train_metrics(
         labels=prep.class_names,
         split=prep.dataset["split"],
         counts=prep.dataset["counts"],
-        params=int(model.count_params()),
+        params=int8_params(
+            cfg.arch, (cfg.window, len(prep.dataset["channels"])), len(prep.class_names), **size
+        ),
+        params_note=PARAMS_NOTE,
         arch=cfg.arch,
         size=size,
         budget=budget,
         sensors=prep.dataset["sensors"],
         epochs_run=len(history.get("loss", [])),
-        best_epoch=int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else 0,
+        best_epoch=best_epoch(history[cfg.select.metric], cfg.select),
+        selection=cfg.select.to_json(),
+        lr_schedule=cfg.lr_schedule,
+        augment=cfg.augment.to_json(),
         synthetic=bool(prep.dataset.get("synthetic", False)),
         data=data_label(prep.dataset),
         train_seconds=history["train_seconds"],
@@ -433,7 +487,7 @@ def summary(result: TrainResult) -> str:
     m = result.metrics
     lines = [
         f"{m.arch} / {m.sensors} on {m.data}: test accuracy {m.accuracy:.4f}, "
-        f"macro-F1 {m.macro_f1:.4f}, {m.params} params, {m.epochs_run} epochs "
+        f"macro-F1 {m.macro_f1:.4f}, {m.params} params (int8 model), {m.epochs_run} epochs "
         f"in {m.train_seconds:.1f} s",
     ]
     if m.synthetic:
