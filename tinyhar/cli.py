@@ -223,6 +223,13 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--train-subjects", callback=_subject_ids, help="e.g. 1,2,3,4,5,6")
 @click.option("--val-subjects", callback=_subject_ids, help="e.g. 7,8")
 @click.option("--test-subjects", callback=_subject_ids, help="e.g. 9,10 (loso: one id)")
+@click.option("--folds", default=None,
+              help="With --split loso: hold out each of these subjects in turn, in parallel on "
+              "Ray: all, or ids like 1,3,5.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="--folds: trainings at once  [local Ray: the cores]")  # fmt: skip
+@click.option("--address", envvar="RAY_ADDRESS", default=None,
+              help="--folds: a Ray cluster (also $RAY_ADDRESS)  [a local Ray]")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--patience",
@@ -246,8 +253,8 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="tiny: TFLM arena budget",
 )
 def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null, classes, split,
-          train_subjects, val_subjects, test_subjects, seed, patience, max_model_kb,
-          max_arena_kb) -> None:  # fmt: skip
+          train_subjects, val_subjects, test_subjects, folds, workers, address, seed, patience,
+          max_model_kb, max_arena_kb) -> None:  # fmt: skip
     """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
     from tinyhar.model.train import TrainConfig, summary  # lazy: fast --help
     from tinyhar.model.train import train as run_training  # lazy: fast --help
@@ -258,6 +265,19 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null
         train_subjects=train_subjects, val_subjects=val_subjects, test_subjects=test_subjects,
         seed=seed, patience=patience, max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
     )  # fmt: skip
+    if folds is not None or workers is not None:
+        if split != "loso" or folds is None:
+            raise click.UsageError("--folds (and --workers) go with --split loso, e.g. "
+                                   "--split loso --folds all")  # fmt: skip
+        from tinyhar.model.loso import LosoOptions, format_loso, run_loso  # lazy: fast --help
+
+        opts = LosoOptions(train=cfg, folds=folds, workers=workers, address=address,
+                           progress=log.verbosity() >= log.NORMAL)  # fmt: skip
+        result = run_loso(opts, log=log.inf)
+        click.echo(format_loso(result))
+        if result.summary["failed"]:
+            sys.exit(EXIT_FAILED)
+        return
     result = run_training(cfg, log=log.inf)
     click.echo(summary(result))
 
