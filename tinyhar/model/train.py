@@ -73,6 +73,7 @@ class TrainConfig:
     patience: int = DEFAULT_PATIENCE
     max_model_kb: float = 64
     max_arena_kb: float = 32
+    size: dict[str, Any] | None = None  # tiny as given (a search trial): no budget sizing
 
 
 @dataclass
@@ -215,6 +216,8 @@ def size_model(
     nothing for paper."""
     if cfg.arch != "tiny":
         return {}, {}
+    if cfg.size is not None:
+        return dict(cfg.size), {}
     log(f"sizing tiny to {cfg.max_model_kb:g} KB model / {cfg.max_arena_kb:g} KB arena")
     size, model_bytes, arena = fit_tiny_to_budget(
         shape, n_classes, cfg.max_model_kb, cfg.max_arena_kb, log=log
