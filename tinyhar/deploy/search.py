@@ -255,8 +255,10 @@ def format_search(result: SearchResult) -> str:
                 f"({len(s['pareto'])} trials)")  # fmt: skip
     if s["best"]:
         b = by_id[s["best"]]
-        rows.append(f"best within the {s['board']} budget: {s['best']} ({_params(b['params'])}), "
-                    f"int8 val {b[SCORE]:.4f}; smallest within 1 pp: {s['smallest_within_1pp']}")
+        rows.append(
+            f"best within the {s['board']} budget: {s['best']} ({_params(b['params'])}), "
+            f"int8 val {b[SCORE]:.4f}; smallest within 1 pp: {s['smallest_within_1pp']}"
+        )
     if s["synthetic"]:
         rows.append("these figures are on SYNTHETIC data: they say nothing about real accuracy")
     rows.append(f"run folder: {result.run}  ({', '.join(p.name for p in result.files)}); "

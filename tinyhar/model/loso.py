@@ -187,7 +187,6 @@ def format_loso(result: LosoResult) -> str:
     if s["synthetic"]:
         rows.append("these figures are on SYNTHETIC data: they say nothing about real accuracy")
     rows.append(
-        f"run folder: {result.run}  ({', '.join(p.name for p in result.files)}, "
-        f"{runs.FOLDS_DIR}/)"
+        f"run folder: {result.run}  ({', '.join(p.name for p in result.files)}, {runs.FOLDS_DIR}/)"
     )
     return "\n".join(rows)
