@@ -4,6 +4,7 @@ the board's budget as a run folder `tinyhar build` takes as it is."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from tinyhar.deploy.search_trial import SPACE, TrialContext, run_trial
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
 from tinyhar.log import inf
-from tinyhar.model.train import TrainConfig, resolve_data
+from tinyhar.model.train import DOWNSTREAM, TrainConfig, resolve_data
 from tinyhar.parallel.ray_env import describe, plan, ray_session
 
 Trial = Callable[[dict[str, Any], TrialContext, str], dict[str, Any]]
@@ -75,10 +76,15 @@ def _progress(total: int, show: bool):
 
     class Progress(tune.Callback):
         def __init__(self) -> None:
-            self.bar = tqdm(total=total, desc="trials", unit="trial", file=sys.stderr,
-                            disable=not show)  # fmt: skip
+            self.bar = None  # made on first use: Tune pickles its callbacks with the experiment
+
+        def __getstate__(self) -> dict:
+            return {**self.__dict__, "bar": None}
 
         def _line(self, text: str) -> None:
+            if self.bar is None:
+                self.bar = tqdm(total=total, desc="trials", unit="trial", file=sys.stderr,
+                                disable=not show)  # fmt: skip
             self.bar.write(text, file=sys.stderr)
             self.bar.update(1)
 
@@ -94,7 +100,8 @@ def _progress(total: int, show: bool):
                        f"{runs.SEARCH_JSON}; the search goes on)")  # fmt: skip
 
         def on_experiment_end(self, trials, **info) -> None:
-            self.bar.close()
+            if self.bar is not None:
+                self.bar.close()
 
     return Progress()
 
@@ -121,9 +128,13 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = inf,
         raise TinyharError(f"{run} already holds a search: add --resume, or pick a new --run")
     ctx = TrialContext(replace(cfg, data=data, arch="tiny", run=None), run / runs.TRIALS_DIR)
     cluster = plan(opts.workers, opts.address)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no Tune tables on stdout: ours instead
     with ray_session(cluster) as ray:
         from ray import tune  # lazy: Ray is an optional extra
         from ray.tune.search.optuna import OptunaSearch  # lazy: Ray is an optional extra
+        from optuna import logging as optuna_logging  # lazy: with the search it serves
+
+        optuna_logging.set_verbosity(optuna_logging.WARNING)
 
         log(f"{describe(cluster, ray)}; {opts.trials} trials of tiny into {run}")
         trainable = tune.with_resources(
@@ -153,6 +164,11 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = inf,
             )
         grid = tuner.fit()
         trials = _collect(grid)
+    ended = sum(1 for t in trials if SCORE in t or "error" in t)
+    if ended < max(len(trials), 0 if opts.resume else opts.trials):
+        log(f"the search stopped after {ended} trials: the same command with --resume runs "
+            f"the rest from {tune_dir}")  # fmt: skip
+        raise KeyboardInterrupt
     return _finish(opts, run, trials, budget, log)
 
 
@@ -160,8 +176,8 @@ def _collect(grid) -> list[dict[str, Any]]:
     """Every trial of the Tune result grid: its parameters and figures, or its error."""
     out = []
     for r in grid:
-        trial_id = Path(r.path).name if r.path else "?"
-        entry = {"trial": trial_id, "params": {k: r.config.get(k) for k in SPACE}}
+        trial_id = _trial_id(r)
+        entry = {"trial": trial_id, "params": {k: (r.config or {}).get(k) for k in SPACE}}
         if r.error is not None:
             text = str(r.error).strip().splitlines()
             entry["error"] = text[-1] if text else type(r.error).__name__
@@ -169,6 +185,12 @@ def _collect(grid) -> list[dict[str, Any]]:
             entry.update({k: v for k, v in (r.metrics or {}).items() if not _tune_key(k)})
         out.append(entry)
     return sorted(out, key=lambda e: e["trial"])
+
+
+def _trial_id(result) -> str:
+    """Tune's id of a trial, from its folder `_trainable_<id>_<n>_<params>_<date>`."""
+    parts = Path(result.path).name.split("_") if result.path else []
+    return parts[2] if len(parts) > 2 else "?"
 
 
 def _tune_key(key: str) -> bool:
@@ -229,6 +251,12 @@ def _synthetic(trial: dict[str, Any]) -> bool:
 def _adopt(best: Path, run: Path, board: str, log: Callable[[str], None]) -> None:
     """The best trial's model becomes the search run's own, quantised for `board` as `tinyhar
     quantize` does, so `tinyhar build --run R` takes it as it is."""
+    for name in DOWNSTREAM:  # made from an earlier best: no longer this model's
+        stale = run / name
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
     for name in RUN_FILES:
         tmp = run / f".{name}.adopt"
         shutil.copyfile(best / name, tmp)
@@ -241,12 +269,12 @@ def format_search(result: SearchResult) -> str:
     """The Pareto front as a table, the best and where the files are."""
     s = result.summary
     by_id = {t["trial"]: t for t in s["trials"]}
-    rows = [f"{'trial':<12} {'params':<48} {'int8 val':>8} {'test':>6} {'model KB':>8} "
+    rows = [f"{'trial':<12} {'params':<52} {'int8 val':>8} {'test':>6} {'model KB':>8} "
             f"{'arena KB':>8} {'kMAC':>7}"]  # fmt: skip
     for tid in s["pareto"]:
         t = by_id[tid]
         mark = " best" if tid == s["best"] else ""
-        rows.append(f"{tid[-12:]:<12} {_params(t['params']):<48} {t[SCORE]:>8.4f} "
+        rows.append(f"{tid[-12:]:<12} {_params(t['params']):<52} {t[SCORE]:>8.4f} "
                     f"{t['int8_test_accuracy']:>6.3f} {t['model_bytes'] / 1024:>8.1f} "
                     f"{t['arena_bytes'] / 1024:>8.1f} {t['macs'] / 1000:>7.0f}{mark}")  # fmt: skip
     rows += [f"trial {f['trial']} FAILED: {f['error']}" for f in s["failed"]]

@@ -117,7 +117,8 @@ def run_loso(opts: LosoOptions, log: Callable[[str], None] = inf) -> LosoResult:
             "--folds holds out each subject in turn (the next one validates): leave out "
             "--train-subjects, --val-subjects and --test-subjects"
         )
-    data = load_dataset(resolve_data(cfg.data))
+    cfg = replace(cfg, data=resolve_data(cfg.data).resolve())  # workers may run elsewhere
+    data = load_dataset(cfg.data)
     present = sorted({int(r.subject) for r in data.recordings})
     subjects = parse_folds(opts.folds, present)
     if len(present) < 3:
@@ -126,6 +127,7 @@ def run_loso(opts: LosoOptions, log: Callable[[str], None] = inf) -> LosoResult:
     run = Path(cfg.run) if cfg.run is not None else runs.new_run_dir(cfg.arch, f"{tag}-loso")
     if run.exists() and not run.is_dir():
         raise TinyharError(f"--run {run} is a file: pass a folder")
+    run = run.resolve()
     cluster = plan(opts.workers, opts.address)
     jobs = [(s, (fold_config(cfg, s, run),)) for s in subjects]
     with ray_session(cluster) as ray:
