@@ -45,7 +45,7 @@ def pareto_png(
         ax.scatter([p[key] / unit for p in points], [p[SCORE] for p in points], c="0.6", s=18,
                    label="trial")  # fmt: skip
         fr = sorted(front, key=lambda i: points[i][key])
-        ax.plot([points[i][key] / unit for i in fr], [points[i][SCORE] for i in fr], "o-",
+        ax.plot([points[i][key] / unit for i in fr], [points[i][SCORE] for i in fr], "o",
                 c="tab:red", ms=5, label="Pareto front")  # fmt: skip
         if best is not None:
             ax.scatter([points[best][key] / unit], [points[best][SCORE]], marker="*", s=160,

@@ -130,9 +130,9 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = inf,
     cluster = plan(opts.workers, opts.address)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no Tune tables on stdout: ours instead
     with ray_session(cluster) as ray:
+        from optuna import logging as optuna_logging  # lazy: with the search it serves
         from ray import tune  # lazy: Ray is an optional extra
         from ray.tune.search.optuna import OptunaSearch  # lazy: Ray is an optional extra
-        from optuna import logging as optuna_logging  # lazy: with the search it serves
 
         optuna_logging.set_verbosity(optuna_logging.WARNING)
 
