@@ -15,6 +15,7 @@ LAYERS: dict[str, int] = {
     "": 0,
     "data": 1,
     "lite": 1,
+    "parallel": 1,
     "board": 2,
     "model": 3,
     "deploy": 4,

@@ -223,6 +223,13 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--train-subjects", callback=_subject_ids, help="e.g. 1,2,3,4,5,6")
 @click.option("--val-subjects", callback=_subject_ids, help="e.g. 7,8")
 @click.option("--test-subjects", callback=_subject_ids, help="e.g. 9,10 (loso: one id)")
+@click.option("--folds", default=None,
+              help="With --split loso: hold out each of these subjects in turn, in parallel on "
+              "Ray: all, or ids like 1,3,5.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="--folds: trainings at once  [local Ray: the cores]")  # fmt: skip
+@click.option("--address", envvar="RAY_ADDRESS", default=None,
+              help="--folds: a Ray cluster (also $RAY_ADDRESS)  [a local Ray]")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--select", type=click.Choice(["val_macro_f1", "val_accuracy", "val_loss"]),
               default="val_macro_f1", show_default=True,
@@ -262,8 +269,8 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="tiny: TFLM arena budget",
 )
 def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null, classes, split,
-          train_subjects, val_subjects, test_subjects, seed, select, min_epochs, patience, rotate,
-          scale, time_jitter, clip_board, lr_schedule, max_model_kb,
+          train_subjects, val_subjects, test_subjects, folds, workers, address, seed, select,
+          min_epochs, patience, rotate, scale, time_jitter, clip_board, lr_schedule, max_model_kb,
           max_arena_kb) -> None:  # fmt: skip
     """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
     from tinyhar.model.augment import Augment, clip_to_board  # lazy: fast --help
@@ -283,8 +290,71 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null
         lr_schedule=lr_schedule,
         max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
     )  # fmt: skip
+    if folds is not None or workers is not None:
+        if split != "loso" or folds is None:
+            raise TinyharError("--folds (and --workers) go with --split loso, e.g. "
+                               "--split loso --folds all")  # fmt: skip
+        from tinyhar.model.loso import LosoOptions, format_loso, run_loso  # lazy: fast --help
+
+        opts = LosoOptions(train=cfg, folds=folds, workers=workers, address=address,
+                           progress=log.verbosity() >= log.NORMAL)  # fmt: skip
+        result = run_loso(opts, log=log.inf)
+        click.echo(format_loso(result))
+        if result.summary["failed"]:
+            sys.exit(EXIT_FAILED)
+        return
     result = run_training(cfg, log=log.inf)
     click.echo(summary(result))
+
+
+@main.command()
+@click.option("--data", type=_path(), default=None,
+              help="Dataset folder, or MHEALTH  [the download cache]")  # fmt: skip
+@click.option("--sensors", type=click.Choice(["arm", "ankle", "both"]), default=None,
+              help="MHEALTH only: whose channels  [arm]")  # fmt: skip
+@click.option("--board", default="nano33ble", show_default=True,
+              help="Board whose budget the best model must fit.")  # fmt: skip
+@click.option("--trials", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Trials at once  [local Ray: the cores]")  # fmt: skip
+@click.option("--address", envvar="RAY_ADDRESS", default=None,
+              help="A Ray cluster (also $RAY_ADDRESS)  [a local Ray]")  # fmt: skip
+@click.option("--run", "run_dir", type=_path(file_okay=False), default=None,
+              help="Run folder: trials/, tune/, search.json and the best model  "
+              "[runs/<time>-tiny-search]")  # fmt: skip
+@click.option("--resume", is_flag=True,
+              help="Continue the interrupted search in --run (same options).")  # fmt: skip
+@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--patience", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--stride", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--classes", callback=_names, default=None, help="Class names to learn.")
+@click.option("--train-subjects", callback=_subject_ids, help="e.g. 1,2,3,4,5,6")
+@click.option("--val-subjects", callback=_subject_ids, help="Chosen on, e.g. 7,8")
+@click.option("--test-subjects", callback=_subject_ids, help="Reported only, e.g. 9,10")
+@click.option("--max-model-kb", type=click.FloatRange(min=1), default=None,
+              help="int8 model budget  [the board's]")  # fmt: skip
+@click.option("--max-arena-kb", type=click.FloatRange(min=1), default=None,
+              help="TFLM arena budget  [the board's]")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True)
+def search(data, sensors, board, trials, workers, address, run_dir, resume, epochs, patience,
+           stride, classes, train_subjects, val_subjects, test_subjects, max_model_kb,
+           max_arena_kb, seed) -> None:  # fmt: skip
+    """Search the tiny family (width, kernel, pooling, attention, dense branch) on Ray Tune:
+    int8 accuracy against model bytes, arena and MACs; the best that fits the board into --run."""
+    from tinyhar.deploy.search import SearchOptions, format_search, run_search  # lazy: fast --help
+    from tinyhar.model.train import TrainConfig  # lazy: fast --help
+
+    cfg = TrainConfig(data=data, sensors=sensors, run=run_dir, epochs=epochs, patience=patience,
+                      stride=stride, classes=classes, train_subjects=train_subjects,
+                      val_subjects=val_subjects, test_subjects=test_subjects,
+                      seed=seed)  # fmt: skip
+    opts = SearchOptions(train=cfg, board=board, trials=trials, workers=workers, address=address,
+                         resume=resume, max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
+                         progress=log.verbosity() >= log.NORMAL)  # fmt: skip
+    result = run_search(opts, log=log.inf)
+    click.echo(format_search(result))
+    if result.summary["best"] is None:
+        sys.exit(EXIT_FAILED)
 
 
 # --- deployment: tinyhar quantize | boards | build | flash ---------------------------------------

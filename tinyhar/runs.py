@@ -27,6 +27,18 @@ FIRMWARE_DIR = "firmware"
 DEMO_JSON = "demo.json"
 EVALUATE_JSON = "evaluate.json"  # the last `tinyhar evaluate` of the run
 EVALUATE_PNG = "evaluate_confusion.png"
+LOSO_JSON = "loso.json"  # `train --split loso --folds`: the folds' summary and pooled confusion
+LOSO_PNG = "loso_confusion.png"
+FOLDS_DIR = "folds"  # one run folder per held-out subject: folds/subject<K>/
+SEARCH_JSON = "search.json"  # `tinyhar search`: every trial, the Pareto front and the best
+SEARCH_PNG = "search_pareto.png"
+TRIALS_DIR = "trials"  # one run folder per search trial: trials/<trial>/
+TUNE_DIR = "tune"  # Ray Tune's experiment folder (a search resumes from it)
+
+
+def fold_dir(run: Path, subject: int) -> Path:
+    """The run folder of the fold that holds `subject` out: R/folds/subject<K>."""
+    return run / FOLDS_DIR / f"subject{int(subject):02d}"
 
 
 def verify_json(mode: str) -> str:

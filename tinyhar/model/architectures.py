@@ -51,8 +51,11 @@ def build_paper(input_shape, n_classes, batch_size=None, filters=64, kernel=3, u
     return keras.Model(inp, out, name="paper")
 
 
-def build_tiny(input_shape, n_classes, batch_size=None, width=16, kernel=5, pool=2):
-    """Same family sized by `width`: conv, pool, one LSTM + attention, one dense branch."""
+def build_tiny(
+    input_shape, n_classes, batch_size=None, width=16, kernel=5, pool=2, attention=True, branch=True
+):
+    """Same family sized by `width`: conv, pool, one LSTM + attention, one dense branch (the
+    attention and the branch can be left out, as `tinyhar search` tries)."""
     inp = L.Input(shape=tuple(input_shape), batch_size=batch_size, name="window")
     x = L.Conv1D(width, kernel, padding="same", activation="relu", name="conv")(inp)
     x = L.BatchNormalization(name="conv_bn")(x)
@@ -60,15 +63,16 @@ def build_tiny(input_shape, n_classes, batch_size=None, width=16, kernel=5, pool
     conv = L.MaxPooling1D(pool, name="conv_pool")(x)  # halves the sequence: LSTM time and arena
 
     s = L.LSTM(width, return_sequences=True, name="lstm")(conv)
-    a = _self_attention(s, "attention")
+    a = _self_attention(s, "attention") if attention else s
     temporal = L.GlobalAveragePooling1D(name="temporal_pool")(a)
 
-    b = L.GlobalAveragePooling1D(name="branch_pool")(conv)
-    b = L.Dense(width, activation="relu", name="branch_dense")(b)
-    b = L.BatchNormalization(name="branch_bn")(b)
-    b = L.Dropout(DROPOUT, name="branch_dropout")(b)
-
-    x = L.Concatenate(name="concat")([temporal, b])
+    x = temporal
+    if branch:
+        b = L.GlobalAveragePooling1D(name="branch_pool")(conv)
+        b = L.Dense(width, activation="relu", name="branch_dense")(b)
+        b = L.BatchNormalization(name="branch_bn")(b)
+        b = L.Dropout(DROPOUT, name="branch_dropout")(b)
+        x = L.Concatenate(name="concat")([temporal, b])
     x = L.Dense(width, activation="relu", name="head_dense")(x)
     x = L.Dropout(DROPOUT, name="head_dropout")(x)
     out = L.Dense(n_classes, activation="softmax", name="class")(x)

@@ -76,6 +76,7 @@ class TrainConfig:
     lr_schedule: str = "cosine"  # from LEARNING_RATE to 0 over `epochs`; or "constant"
     max_model_kb: float = 64
     max_arena_kb: float = 32
+    size: dict[str, Any] | None = None  # tiny as given (a search trial): no budget sizing
 
 
 @dataclass
@@ -223,6 +224,8 @@ def size_model(
     nothing for paper."""
     if cfg.arch != "tiny":
         return {}, {}
+    if cfg.size is not None:
+        return dict(cfg.size), {}
     log(f"sizing tiny to {cfg.max_model_kb:g} KB model / {cfg.max_arena_kb:g} KB arena")
     size, model_bytes, arena = fit_tiny_to_budget(
         shape, n_classes, cfg.max_model_kb, cfg.max_arena_kb, log=log

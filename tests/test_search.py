@@ -1,0 +1,73 @@
+"""`tinyhar search` on Ray Tune: Pareto front, a buildable best run, a raising trial reported."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import one_error_line, tinyhar
+
+from tinyhar.cli import main
+from tinyhar.deploy.pareto import pareto_front
+
+
+def _point(acc: float, model: int, arena: int = 1, macs: int = 1) -> dict:
+    return {"int8_val_accuracy": acc, "model_bytes": model, "arena_bytes": arena, "macs": macs}
+
+
+def test_pareto_front_keeps_only_undominated_trials():
+    points = [_point(0.9, 100), _point(0.8, 50), _point(0.8, 60), _point(0.95, 100, arena=2)]
+    # 2 is dominated by 1 (same accuracy, larger); 0 and 3 trade accuracy against arena
+    assert pareto_front(points) == [1, 3, 0]
+
+
+def test_resume_without_a_search_is_one_line(tmp_path):
+    data = tmp_path / "synth"
+    tinyhar("data", "synth", "--out", data, "--subjects", "3")
+    proc = tinyhar("search", "--data", data, "--run", tmp_path / "s", "--resume", check=False)
+    assert "--resume" in one_error_line(proc.stderr) and proc.returncode == 2
+
+
+@pytest.mark.slow
+def test_search_writes_a_front_and_a_buildable_best_and_survives_a_raising_trial(
+    tmp_path, capfd, monkeypatch
+):
+    from tinyhar.deploy.search import SearchOptions, run_search  # lazy: TensorFlow, slow only
+    from tinyhar.deploy.search_trial import run_trial  # lazy: TensorFlow, slow only
+    from tinyhar.model.train import TrainConfig  # lazy: TensorFlow, slow only
+
+    data, run, flag = tmp_path / "synth", tmp_path / "search", tmp_path / "failed-once"
+    tinyhar("data", "synth", "--out", data, "--subjects", "3")
+
+    def first_trial_raises(params, ctx, name):  # local: pickled by value into the workers
+        try:
+            os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return run_trial(params, ctx, name)
+        raise RuntimeError("injected trial failure")
+
+    cfg = TrainConfig(data=data, run=run, epochs=1, stride=100, seed=0)
+    opts = SearchOptions(train=cfg, trials=6, workers=2, max_model_kb=24, progress=False)
+    result = run_search(opts, log=lambda _: None, trial=first_trial_raises)
+
+    s = json.loads((run / "search.json").read_text())
+    assert s == result.summary and len(s["trials"]) == 6
+    assert len(s["failed"]) == 1 and "injected trial failure" in s["failed"][0]["error"]
+    finished = {t["trial"]: t for t in s["trials"] if "error" not in t}
+    assert len(finished) == 5 and s["pareto"] and set(s["pareto"]) <= set(finished)
+    assert (run / "search_pareto.png").read_bytes()[:4] == b"\x89PNG"
+    err = capfd.readouterr().err
+    assert err.count("FAILED") == 1 and err.count("int8 val") == 5  # one line per trial
+    assert s["best"] in finished and finished[s["best"]]["model_bytes"] <= 24 * 1024
+    best = Path(finished[s["best"]]["run"])
+    assert (run / "model_int8.tflite").is_file() and (run / "quantize.json").is_file()
+    assert (run / "model.keras").read_bytes() == (best / "model.keras").read_bytes()
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no arduino-cli: sources only
+    res = CliRunner().invoke(main, ["build", "--run", str(run), "--no-install", "--no-measure"])
+    assert res.exit_code == 0, res.output
+    assert (run / "build.json").is_file()
+    assert (run / "firmware" / "nano33ble" / "libraries" / "tinyhar_model").is_dir()

@@ -1,0 +1,63 @@
+"""The Pareto front of a search: int8 accuracy against flash (model bytes), RAM (arena bytes) and
+latency (MACs per inference), and its figure."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COSTS = ("model_bytes", "arena_bytes", "macs")  # lower is better
+SCORE = "int8_val_accuracy"  # higher is better
+
+
+def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether `a` is at least as good as `b` everywhere and better somewhere."""
+    ge = a[SCORE] >= b[SCORE] and all(a[c] <= b[c] for c in COSTS)
+    gt = a[SCORE] > b[SCORE] or any(a[c] < b[c] for c in COSTS)
+    return ge and gt
+
+
+def pareto_front(points: Sequence[dict[str, Any]]) -> list[int]:
+    """Indices of the points no other point dominates, smallest model first."""
+    front = [i for i, p in enumerate(points) if not any(dominates(q, p) for q in points)]
+    return sorted(front, key=lambda i: (points[i]["model_bytes"], -points[i][SCORE]))
+
+
+def pareto_png(
+    points: Sequence[dict[str, Any]],
+    front: Sequence[int],
+    best: int | None,
+    budget: dict[str, int],
+    title: str,
+) -> bytes:
+    """Accuracy against model KB, arena KB and kMACs: every trial, the front, the best that fits."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
+    labels = (("model_bytes", "int8 model (KB)", 1024), ("arena_bytes", "TFLM arena (KB)", 1024),
+              ("macs", "MACs per inference (k)", 1000))  # fmt: skip
+    limits = {"model_bytes": budget.get("model_bytes"), "arena_bytes": budget.get("arena_bytes")}
+    for ax, (key, name, unit) in zip(axes, labels, strict=True):
+        ax.scatter([p[key] / unit for p in points], [p[SCORE] for p in points], c="0.6", s=18,
+                   label="trial")  # fmt: skip
+        fr = sorted(front, key=lambda i: points[i][key])
+        ax.plot([points[i][key] / unit for i in fr], [points[i][SCORE] for i in fr], "o",
+                c="tab:red", ms=5, label="Pareto front")  # fmt: skip
+        if best is not None:
+            ax.scatter([points[best][key] / unit], [points[best][SCORE]], marker="*", s=160,
+                       c="tab:blue", zorder=3, label="best within budget")  # fmt: skip
+        if limits.get(key):
+            ax.axvline(limits[key] / unit, ls="--", c="k", lw=0.8, label="budget")
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("int8 accuracy (validation)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()

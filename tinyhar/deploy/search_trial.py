@@ -1,0 +1,93 @@
+"""One trial of `tinyhar search`: train a `tiny` variant, convert it to int8, and measure its int8
+accuracy (validation and test), model bytes, arena bytes and MACs. The trial's folder is a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyhar import runs
+from tinyhar.data.dataset import load_dataset
+from tinyhar.data.windows import normalize
+from tinyhar.deploy.quantize import convert_and_measure, load_run_inputs, normalise, tflm_outputs
+from tinyhar.files import atomic_write_bytes
+from tinyhar.model.train import (
+    TrainConfig,
+    evaluate,
+    fit,
+    prepare,
+    resolve_data,
+    train_metrics,
+    write_run,
+)
+
+# What a search varies in the `tiny` family (build_tiny's parameters).
+SPACE: dict[str, list[Any]] = {
+    "width": [8, 12, 16, 24, 32, 48, 64],
+    "kernel": [3, 5, 7],
+    "pool": [2, 4],
+    "attention": [True, False],
+    "branch": [True, False],
+}
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial shares: the training (data as an absolute path) and where trials go."""
+
+    train: TrainConfig
+    root: Path  # R/trials: one run folder per trial
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def size_of(params: dict[str, Any]) -> dict[str, Any]:
+    """build_tiny's keyword arguments from a trial's parameters (plain Python types)."""
+    return {
+        "width": int(params["width"]),
+        "kernel": int(params["kernel"]),
+        "pool": int(params["pool"]),
+        "attention": bool(params["attention"]),
+        "branch": bool(params["branch"]),
+    }
+
+
+def run_trial(params: dict[str, Any], ctx: TrialContext, name: str) -> dict[str, Any]:
+    """Train, write the trial's run folder (with model_int8.tflite), and return its figures."""
+    cfg = replace(ctx.train, arch="tiny", size=size_of(params), run=ctx.root / name)
+    prep = prepare(cfg, load_dataset(resolve_data(cfg.data)), warn=_quiet)
+    model, history, size, budget = fit(cfg, prep, log=_quiet)
+    metrics = train_metrics(cfg, prep, evaluate(model, prep), model, history, size, budget)
+    write_run(cfg.run, cfg, prep, model, history, metrics, _quiet)
+
+    ds, arr = load_run_inputs(cfg.run)  # the windows `tinyhar quantize` uses
+    x_rep = normalise(arr["x_rep"], ds["_mean"], ds["_std"])
+    int8, info, arena = convert_and_measure(model, x_rep, _quiet)
+    inp = info.inputs[0]
+    x_val = normalize(prep.split.val.x, prep.mean, prep.std)
+    x_test = normalise(arr["x_test"], ds["_mean"], ds["_std"])
+    _, val_out = tflm_outputs(int8, arena, x_val, inp.scale, inp.zero_point)
+    _, test_out = tflm_outputs(int8, arena, x_test, inp.scale, inp.zero_point)
+    atomic_write_bytes(cfg.run / runs.INT8_MODEL, int8)
+    return {
+        "int8_val_accuracy": _accuracy(val_out, prep.split.val.y),
+        "int8_test_accuracy": _accuracy(test_out, arr["y_test"]),
+        "float_test_accuracy": metrics.accuracy,
+        "model_bytes": len(int8),
+        "arena_bytes": int(arena),
+        "macs": int(info.macs),
+        "weights": metrics.params,
+        "epochs_run": metrics.epochs_run,
+        "train_seconds": metrics.train_seconds,
+        "run": str(cfg.run),
+    }
+
+
+def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
+    pred = np.asarray(scores).reshape(len(scores), -1).argmax(axis=1)
+    return float(np.mean(pred == np.asarray(y))) if len(pred) else 0.0
