@@ -342,9 +342,11 @@ def search(data, sensors, board, trials, workers, address, run_dir, resume, epoc
     """Search the tiny family (width, kernel, pooling, attention, dense branch) on Ray Tune:
     int8 accuracy against model bytes, arena and MACs; the best that fits the board into --run."""
     from tinyhar.deploy.search import SearchOptions, format_search, run_search  # lazy: fast --help
+    from tinyhar.model.selection import SelectionRule  # lazy: fast --help
     from tinyhar.model.train import TrainConfig  # lazy: fast --help
 
-    cfg = TrainConfig(data=data, sensors=sensors, run=run_dir, epochs=epochs, patience=patience,
+    cfg = TrainConfig(data=data, sensors=sensors, run=run_dir, epochs=epochs,
+                      select=SelectionRule(patience=patience),
                       stride=stride, classes=classes, train_subjects=train_subjects,
                       val_subjects=val_subjects, test_subjects=test_subjects,
                       seed=seed)  # fmt: skip
