@@ -21,6 +21,7 @@ from tinyhar.data.manifest import (
     ManifestChannel,
     manifest_toml,
     read_manifest,
+    subject_regex,
 )
 from tinyhar.data.recordings import read_recording
 from tinyhar.data.units import UNITS_OF_KIND, canonical_unit
@@ -322,12 +323,7 @@ def _subjects(
 
 
 def _check_pattern(pattern: str, files: list[Path], option: str) -> None:
-    try:
-        rx = re.compile(pattern)
-    except re.error as e:
-        raise TinyharError(f"{option} {pattern!r} is not a regex ({e})") from None
-    if "subject" not in rx.groupindex and rx.groups < 1:
-        raise TinyharError(f"{option} needs a group with the subject number, like subject(\\d+)")
+    rx = subject_regex(pattern, option)
     for f in files:
         m = rx.search(f.name)
         value = (m.group("subject") if "subject" in rx.groupindex else m.group(1)) if m else None

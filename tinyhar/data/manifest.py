@@ -124,12 +124,7 @@ def parse_manifest(raw: dict[str, Any], path: Path) -> Manifest:
             f"{w}: give exactly one of subject_pattern (a regex on file names) and subject_column"
         )
     if subject_pattern is not None:
-        try:
-            rx = re.compile(subject_pattern)
-        except re.error as e:
-            raise TinyharError(f"{w}: subject_pattern is not a regex ({e})") from None
-        if "subject" not in rx.groupindex and rx.groups < 1:
-            raise TinyharError(f"{w}: subject_pattern needs a group (?P<subject>\\d+)")
+        subject_regex(subject_pattern, f"{w}: subject_pattern")
     label_names = _opt(raw, "label_names", dict, w) or {}
     files = _opt(raw, "files", list, w) or list(DEFAULT_FILES)
     return Manifest(
@@ -183,6 +178,18 @@ def _check(value: Any, key: str, typ: type | tuple[type, ...], where: str) -> An
         kinds = {"str": "a string", "list": "a list", "dict": "a table", "bool": "true or false"}
         raise TinyharError(f"{where}: {key} must be {kinds.get(name, name)}, got {value!r}")
     return value
+
+
+def subject_regex(pattern: str, name: str) -> re.Pattern[str]:
+    """`pattern` compiled, with a group for the subject number; `name` (an option or a manifest
+    field) leads the one line that refuses it."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise TinyharError(f"{name} {pattern!r} is not a regex ({e})") from None
+    if "subject" not in rx.groupindex and rx.groups < 1:
+        raise TinyharError(f"{name} needs a group with the subject number, like (?P<subject>\\d+)")
+    return rx
 
 
 def manifest_toml(m: Manifest) -> str:
