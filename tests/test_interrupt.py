@@ -17,21 +17,27 @@ THIRD_PARTY = re.compile(
 )
 
 
+def _assert_quiet_interrupt(args: list[str], after_s: float, cwd) -> None:
+    """Run `tinyhar ARGS`, send Ctrl-C after `after_s`: exit 130, last line `interrupted`, no
+    third-party lines (skips when the command finished first)."""
+    proc = subprocess.Popen([*TINYHAR, *args], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, cwd=cwd)  # fmt: skip
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip(f"{args[0]} finished within {after_s} s: nothing to interrupt")
+    assert proc.returncode == 130, err
+    assert err.rstrip().splitlines()[-1] == "interrupted", err
+    assert not [line for line in err.splitlines() if THIRD_PARTY.search(line)], err
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("after_s", [0.5, 1.5, 3.0])  # TensorFlow's import takes about 3 s
 def test_ctrl_c_during_quantize_prints_only_interrupted(tiny_run, tmp_path, after_s):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    proc = subprocess.Popen([*TINYHAR, "quantize", "--run", str(run)], stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
-    time.sleep(after_s)
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:
-        pytest.skip(f"quantize finished within {after_s} s: nothing to interrupt")
-    assert proc.returncode == 130, err
-    assert err.rstrip().splitlines()[-1] == "interrupted", err
-    assert not [line for line in err.splitlines() if THIRD_PARTY.search(line)], err
+    _assert_quiet_interrupt(["quantize", "--run", str(run)], after_s, tmp_path)
 
 
 def _commands(run, synth, tmp_path):
@@ -52,13 +58,4 @@ def test_ctrl_c_during_any_long_command_prints_only_interrupted(
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     args = _commands(run, tiny_run.parent / "synth", tmp_path)[command]  # its training data
-    proc = subprocess.Popen([*TINYHAR, *args], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, cwd=tmp_path)  # fmt: skip
-    time.sleep(after_s)
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:
-        pytest.skip(f"{command} finished within {after_s} s: nothing to interrupt")
-    assert proc.returncode == 130, err
-    assert err.rstrip().splitlines()[-1] == "interrupted", err
-    assert not [line for line in err.splitlines() if THIRD_PARTY.search(line)], err
+    _assert_quiet_interrupt(args, after_s, tmp_path)
