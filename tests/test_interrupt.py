@@ -8,8 +8,13 @@ import signal
 import subprocess
 import time
 
+import click
 import pytest
+from click.testing import CliRunner
 from conftest import TINYHAR
+
+from tinyhar.cli import _Group
+from tinyhar.errors import EXIT_INTERRUPTED
 
 # What TensorFlow, absl and Python print when they are not kept quiet.
 THIRD_PARTY = re.compile(
@@ -59,3 +64,35 @@ def test_ctrl_c_during_any_long_command_prints_only_interrupted(
     shutil.copytree(tiny_run, run)
     args = _commands(run, tiny_run.parent / "synth", tmp_path)[command]  # its training data
     _assert_quiet_interrupt(args, after_s, tmp_path)
+
+
+def _group_raising(exc: BaseException) -> click.Group:
+    group = _Group("tinyhar")
+
+    @group.command("load")
+    def load() -> None:
+        raise exc
+
+    return group
+
+
+def _import_failed_by_ctrl_c() -> ImportError:
+    """What a pybind11 extension (matplotlib's ft2font) raises when Ctrl-C lands in its init."""
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise ImportError("initialization failed") from interrupt
+    except ImportError as e:
+        return e
+
+
+def test_ctrl_c_turned_into_an_import_error_is_still_an_interrupt():
+    result = CliRunner().invoke(_group_raising(_import_failed_by_ctrl_c()), ["load"])
+    assert result.exit_code == EXIT_INTERRUPTED
+    assert result.output.strip().splitlines()[-1] == "interrupted"
+
+
+def test_an_import_error_of_its_own_is_not_taken_for_an_interrupt():
+    result = CliRunner().invoke(_group_raising(ImportError("no module named x")), ["load"])
+    assert isinstance(result.exception, ImportError)

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from tinyhar import __version__, log
-from tinyhar.errors import EXIT_FAILED, EXIT_INTERRUPTED, TinyharError
+from tinyhar.errors import EXIT_FAILED, EXIT_INTERRUPTED, TinyharError, caused_by_interrupt
 from tinyhar.runs import DEMO_DIR
 
 
@@ -26,6 +26,11 @@ class _Group(click.Group):
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as e:
+            if not caused_by_interrupt(e):
+                raise
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
 
