@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import one_error_line, tinyhar
+from conftest import one_error_line, require_tools, tinyhar
 
 from tinyhar.cli import main
-from tinyhar.deploy.pareto import pareto_front
+from tinyhar.deploy.pareto import latency_key, pareto_front
 
 
 def _point(acc: float, model: int, arena: int = 1, macs: int = 1) -> dict:
@@ -22,6 +22,23 @@ def test_pareto_front_keeps_only_undominated_trials():
     points = [_point(0.9, 100), _point(0.8, 50), _point(0.8, 60), _point(0.95, 100, arena=2)]
     # 2 is dominated by 1 (same accuracy, larger); 0 and 3 trade accuracy against arena
     assert pareto_front(points) == [1, 3, 0]
+
+
+def test_latency_is_the_emulated_instructions_only_where_every_trial_has_them():
+    points = [_point(0.9, 100, macs=5) | {"instructions": 9}, _point(0.9, 100, macs=9)]
+    assert latency_key(points) == "macs" and pareto_front(points) == [0]  # fewer MACs
+    points[1]["instructions"] = 5
+    assert latency_key(points) == "instructions" and pareto_front(points) == [1]
+
+
+def test_emulate_without_qemu_is_one_line(tmp_path, monkeypatch):
+    data = tmp_path / "synth"
+    tinyhar("data", "synth", "--out", data, "--subjects", "3")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no qemu-system-arm, no arm gcc
+    res = CliRunner().invoke(main, ["search", "--data", str(data), "--run", str(tmp_path / "s"),
+                                    "--emulate"])  # fmt: skip
+    assert res.exit_code == 2 and "qemu-system-arm not found" in one_error_line(res.output)
+    assert not (tmp_path / "s").exists()
 
 
 def test_resume_without_a_search_is_one_line(tmp_path):
@@ -61,6 +78,11 @@ def test_search_writes_a_front_and_a_buildable_best_and_survives_a_raising_trial
     assert (run / "search_pareto.png").read_bytes()[:4] == b"\x89PNG"
     err = capfd.readouterr().err
     assert err.count("FAILED") == 1 and err.count("int8 val") == 5  # one line per trial
+    # with QEMU and the Arm compiler, each trial's firmware ran on the emulated board
+    require_tools("arm-none-eabi-g++", "qemu-system-arm", apt="gcc-arm-none-eabi qemu-system-arm")
+    assert s["latency"]["key"] == "instructions" and err.count("M instructions") == 5
+    for t in finished.values():
+        assert t["instructions"] > 100_000 and t["flash_bytes"] > t["model_bytes"] + 20_000
     assert s["best"] in finished and finished[s["best"]]["model_bytes"] <= 24 * 1024
     best = Path(finished[s["best"]]["run"])
     assert (run / "model_int8.tflite").is_file() and (run / "quantize.json").is_file()

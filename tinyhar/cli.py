@@ -340,12 +340,17 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null
               help="int8 model budget  [the board's]")  # fmt: skip
 @click.option("--max-arena-kb", type=click.FloatRange(min=1), default=None,
               help="TFLM arena budget  [the board's]")  # fmt: skip
+@click.option("--emulate/--no-emulate", default=None,
+              help="Measure each trial's instructions per inference on the emulated board "
+              "(QEMU; about 10 s a trial)  [where QEMU, the Arm compiler and the board's TFLM "
+              "library are]")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True)
 def search(data, sensors, board, trials, workers, address, run_dir, resume, epochs, patience,
            stride, classes, train_subjects, val_subjects, test_subjects, max_model_kb,
-           max_arena_kb, seed) -> None:  # fmt: skip
+           max_arena_kb, emulate, seed) -> None:  # fmt: skip
     """Search the tiny family (width, kernel, pooling, attention, dense branch) on Ray Tune:
-    int8 accuracy against model bytes, arena and MACs; the best that fits the board into --run."""
+    int8 accuracy against model bytes, arena and latency (the emulated firmware's instructions,
+    else MACs); the best that fits the board into --run."""
     from tinyhar.deploy.search import SearchOptions, format_search, run_search  # lazy: fast --help
     from tinyhar.model.selection import SelectionRule  # lazy: fast --help
     from tinyhar.model.train import TrainConfig  # lazy: fast --help
@@ -357,7 +362,7 @@ def search(data, sensors, board, trials, workers, address, run_dir, resume, epoc
                       seed=seed)  # fmt: skip
     opts = SearchOptions(train=cfg, board=board, trials=trials, workers=workers, address=address,
                          resume=resume, max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
-                         progress=log.verbosity() >= log.NORMAL)  # fmt: skip
+                         emulate=emulate, progress=log.verbosity() >= log.NORMAL)  # fmt: skip
     result = run_search(opts, log=log.inf)
     click.echo(format_search(result))
     if result.summary["best"] is None:

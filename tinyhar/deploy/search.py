@@ -16,9 +16,10 @@ from tqdm import tqdm
 
 from tinyhar import runs
 from tinyhar.board.boards import load_board
-from tinyhar.deploy.pareto import SCORE, pareto_front, pareto_png
+from tinyhar.deploy.pareto import LATENCY, SCORE, latency_key, pareto_front, pareto_png
 from tinyhar.deploy.quantize import quantize_run
 from tinyhar.deploy.search_trial import SPACE, TrialContext, run_trial
+from tinyhar.device.emulator import emulation_missing
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
 from tinyhar.log import inf
@@ -43,6 +44,7 @@ class SearchOptions:
     resume: bool = False
     max_model_kb: float | None = None  # None: the board's model budget
     max_arena_kb: float | None = None  # None: the board's arena budget
+    emulate: bool | None = None  # instructions per trial on the emulated board; None: if it runs
     progress: bool = True
 
 
@@ -92,8 +94,7 @@ def _progress(total: int, show: bool):
             r = trial.last_result or {}
             self._line(f"trial {trial.trial_id} {_params(trial.config)}: int8 val "
                        f"{r.get(SCORE, 0):.4f}, model {r.get('model_bytes', 0) / 1024:.1f} KB, "
-                       f"arena {r.get('arena_bytes', 0) / 1024:.1f} KB, "
-                       f"{r.get('macs', 0) / 1000:.0f} kMAC")  # fmt: skip
+                       f"arena {r.get('arena_bytes', 0) / 1024:.1f} KB, {_latency(r)}")  # fmt: skip
 
         def on_trial_error(self, iteration, trials, trial, **info) -> None:
             self._line(f"trial {trial.trial_id} {_params(trial.config)}: FAILED (reported in "
@@ -126,7 +127,8 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = inf,
         raise TinyharError(f"--resume: {run} has no {runs.TUNE_DIR}/ to resume: drop --resume")
     if not opts.resume and tune_dir.exists():
         raise TinyharError(f"{run} already holds a search: add --resume, or pick a new --run")
-    ctx = TrialContext(replace(cfg, data=data, arch="tiny", run=None), run / runs.TRIALS_DIR)
+    ctx = TrialContext(replace(cfg, data=data, arch="tiny", run=None), run / runs.TRIALS_DIR,
+                       _emulated_board(opts, log))  # fmt: skip
     cluster = plan(opts.workers, opts.address)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no Tune tables on stdout: ours instead
     with ray_session(cluster) as ray:
@@ -172,6 +174,25 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = inf,
     return _finish(opts, run, trials, budget, log)
 
 
+def _emulated_board(opts: SearchOptions, log: Callable[[str], None]) -> str | None:
+    """The board whose emulated firmware measures each trial's instructions, or None."""
+    if opts.emulate is False:
+        return None
+    missing = emulation_missing(opts.board)
+    if missing is None:
+        return opts.board
+    if opts.emulate:
+        raise TinyharError(f"--emulate: {missing}; or drop --emulate to rank latency by MACs")
+    log(f"instructions per inference not measured ({missing}): latency is ranked by MACs")
+    return None
+
+
+def _latency(r: dict[str, Any]) -> str:
+    if r.get("instructions"):
+        return f"{r['instructions'] / 1e6:.2f} M instructions"
+    return f"{r.get('macs', 0) / 1000:.0f} kMAC"
+
+
 def _collect(grid) -> list[dict[str, Any]]:
     """Every trial of the Tune result grid: its parameters and figures, or its error."""
     out = []
@@ -214,6 +235,7 @@ def _finish(opts: SearchOptions, run: Path, trials: list[dict[str, Any]], budget
     fits = [i for i, t in enumerate(ok) if t["fits"]]
     best = max(fits, key=lambda i: (ok[i][SCORE], -ok[i]["model_bytes"]), default=None)
     summary: dict[str, Any] = {
+        "latency": {"key": latency_key(ok), "measure": LATENCY[latency_key(ok)][0]},
         "algorithm": "Optuna TPE (multi-objective: int8 validation accuracy up, model bytes "
         "down) through Ray Tune",
         "board": opts.board,
@@ -269,14 +291,17 @@ def format_search(result: SearchResult) -> str:
     """The Pareto front as a table, the best and where the files are."""
     s = result.summary
     by_id = {t["trial"]: t for t in s["trials"]}
+    lat = latency_key([by_id[t] for t in s["pareto"]])
+    lat_name, lat_unit, digits = ("M insn", 1e6, 2) if lat == "instructions" else ("kMAC", 1e3, 0)
     rows = [f"{'trial':<12} {'params':<52} {'int8 val':>8} {'test':>6} {'model KB':>8} "
-            f"{'arena KB':>8} {'kMAC':>7}"]  # fmt: skip
+            f"{'arena KB':>8} {lat_name:>7}"]  # fmt: skip
     for tid in s["pareto"]:
         t = by_id[tid]
         mark = " best" if tid == s["best"] else ""
         rows.append(f"{tid[-12:]:<12} {_params(t['params']):<52} {t[SCORE]:>8.4f} "
                     f"{t['int8_test_accuracy']:>6.3f} {t['model_bytes'] / 1024:>8.1f} "
-                    f"{t['arena_bytes'] / 1024:>8.1f} {t['macs'] / 1000:>7.0f}{mark}")  # fmt: skip
+                    f"{t['arena_bytes'] / 1024:>8.1f} "
+                    f"{t[lat] / lat_unit:>7.{digits}f}{mark}")  # fmt: skip
     rows += [f"trial {f['trial']} FAILED: {f['error']}" for f in s["failed"]]
     done = len(s["trials"]) - len(s["failed"])
     rows.append(f"{done} trials finished, {len(s['failed'])} failed; Pareto front above "

@@ -1,5 +1,6 @@
 """One trial of `tinyhar search`: train a `tiny` variant, convert it to int8, and measure its int8
-accuracy (validation and test), model bytes, arena bytes and MACs. The trial's folder is a run."""
+accuracy (validation and test), model bytes, arena bytes, MACs and, where the emulated board runs,
+the instructions per inference of its firmware. The trial's folder is a run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tinyhar import runs
 from tinyhar.data.dataset import load_dataset
 from tinyhar.data.windows import normalize
 from tinyhar.deploy.quantize import convert_and_measure, load_run_inputs, normalise, tflm_outputs
+from tinyhar.device.emulator import measure_instructions
 from tinyhar.files import atomic_write_bytes
 from tinyhar.model.train import (
     TrainConfig,
@@ -40,6 +42,7 @@ class TrialContext:
 
     train: TrainConfig
     root: Path  # R/trials: one run folder per trial
+    emulate_board: str | None = None  # measure instructions on this board's emulated firmware
 
 
 def _quiet(_line: str) -> None:
@@ -74,7 +77,10 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, name: str) -> dict[str,
     _, val_out = tflm_outputs(int8, arena, x_val, inp.scale, inp.zero_point)
     _, test_out = tflm_outputs(int8, arena, x_test, inp.scale, inp.zero_point)
     atomic_write_bytes(cfg.run / runs.INT8_MODEL, int8)
-    return {
+    emulated = {}
+    if ctx.emulate_board is not None:
+        emulated = measure_instructions(cfg.run, ctx.emulate_board, log=_quiet)
+    return emulated | {
         "int8_val_accuracy": _accuracy(val_out, prep.split.val.y),
         "int8_test_accuracy": _accuracy(test_out, arr["y_test"]),
         "float_test_accuracy": metrics.accuracy,

@@ -21,14 +21,19 @@ from pathlib import Path
 from shutil import which
 from typing import Any
 
+import numpy as np
+
 from tinyhar import runs
+from tinyhar.deploy.build import BuildOptions, build_firmware
 from tinyhar.deploy.m4f_image import (
+    UNSUPPORTED_LIBRARIES,
     EmulatedImage,
     build_emulated_firmware,
     firmware_dirs_of,
     library_ops,
     tflm_source_for,
 )
+from tinyhar.device.link import Link
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
 from tinyhar.log import Log, inf
@@ -149,6 +154,44 @@ def start_emulator(
     board = EmulatedBoard(Path(elf), icount_shift)
     board.start(timeout)
     return board
+
+
+# --- instructions per inference -------------------------------------------------------------
+
+
+def emulation_missing(board: str) -> str | None:
+    """What this machine lacks to run `board`'s firmware on the emulated board (None: nothing)."""
+    for tool, apt in ((QEMU, QEMU_APT), ("arm-none-eabi-g++", "gcc-arm-none-eabi")):
+        if which(tool) is None:
+            return f"{tool} not found (sudo apt-get install -y {apt})"
+    try:
+        src = tflm_source_for({"board": board})
+    except TinyharError as e:
+        return str(e)
+    why = UNSUPPORTED_LIBRARIES.get(src.resolve().parent.name)
+    return f"the emulated board cannot take {src.resolve().parent.name}: {why}" if why else None
+
+
+def measure_instructions(run: Path, board: str, windows: int = 3, log: Log = inf) -> dict[str, int]:
+    """Build the run's firmware for `board` (its model_int8.tflite), run it on the emulated board
+    and return the median instructions per inference over `windows` seeded random windows, with
+    the firmware's flash and RAM from its link map. TFLM's kernels take as long on any input."""
+    build_firmware(BuildOptions(board=board, run=run, install=False, measure=False), log=log)
+    image, _rec = build_for_run(run, log=log)
+    rng = np.random.default_rng(0)
+    with EmulatedBoard(image.elf) as emu, Link(emu.port, timeout=30) as link:
+        info = link.hello()
+        if not info.has_model or info.runner_status:
+            raise TinyharError(f"the emulated {board} firmware of {run}: {info.runner_problem()}")
+        shape = (info.window, info.channels)
+        latency = [link.infer(rng.integers(-128, 128, shape, dtype=np.int8)).latency_us
+                   for _ in range(windows)]  # fmt: skip
+    total = image.footprint["total"]
+    return {
+        "instructions": int(np.median(latency)) * 1000,  # -icount shift=0: 1 us = 1000 insns
+        "flash_bytes": int(total["flash"]),
+        "ram_bytes": int(total["ram"]),
+    }
 
 
 # --- tinyhar sim --emulate ------------------------------------------------------------------
