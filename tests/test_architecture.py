@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "deploy": 4,
     "device": 5,
     "demo": 6,
+    "search": 6,
     "cli": 7,
 }
 BASE_MODULES = {"__init__", "errors", "files", "log", "runs", "crc", "resources"}

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import one_error_line, require_tools, tinyhar
 
 from tinyhar.cli import main
-from tinyhar.deploy.pareto import latency_key, pareto_front
+from tinyhar.search.pareto import latency_key, pareto_front
 
 
 def _point(acc: float, model: int, arena: int = 1, macs: int = 1) -> dict:
@@ -52,9 +52,9 @@ def test_resume_without_a_search_is_one_line(tmp_path):
 def test_search_writes_a_front_and_a_buildable_best_and_survives_a_raising_trial(
     tmp_path, capfd, monkeypatch
 ):
-    from tinyhar.deploy.search import SearchOptions, run_search  # lazy: TensorFlow, slow only
-    from tinyhar.deploy.search_trial import run_trial  # lazy: TensorFlow, slow only
     from tinyhar.model.train import TrainConfig  # lazy: TensorFlow, slow only
+    from tinyhar.search.trial import run_trial  # lazy: TensorFlow, slow only
+    from tinyhar.search.tune import SearchOptions, run_search  # lazy: TensorFlow, slow only
 
     data, run, flag = tmp_path / "synth", tmp_path / "search", tmp_path / "failed-once"
     tinyhar("data", "synth", "--out", data, "--subjects", "3")

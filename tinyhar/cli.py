@@ -351,9 +351,9 @@ def search(data, sensors, board, trials, workers, address, run_dir, resume, epoc
     """Search the tiny family (width, kernel, pooling, attention, dense branch) on Ray Tune:
     int8 accuracy against model bytes, arena and latency (the emulated firmware's instructions,
     else MACs); the best that fits the board into --run."""
-    from tinyhar.deploy.search import SearchOptions, format_search, run_search  # lazy: fast --help
     from tinyhar.model.selection import SelectionRule  # lazy: fast --help
     from tinyhar.model.train import TrainConfig  # lazy: fast --help
+    from tinyhar.search.tune import SearchOptions, format_search, run_search  # lazy: fast --help
 
     cfg = TrainConfig(data=data, sensors=sensors, run=run_dir, epochs=epochs,
                       select=SelectionRule(patience=patience),

@@ -16,15 +16,15 @@ from tqdm import tqdm
 
 from tinyhar import runs
 from tinyhar.board.boards import load_board
-from tinyhar.deploy.pareto import LATENCY, SCORE, latency_key, pareto_front, pareto_png
 from tinyhar.deploy.quantize import quantize_run
-from tinyhar.deploy.search_trial import SPACE, TrialContext, run_trial
 from tinyhar.device.emulator import emulation_missing
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
 from tinyhar.log import inf
 from tinyhar.model.train import DOWNSTREAM, TrainConfig, resolve_data
 from tinyhar.parallel.ray_env import describe, plan, ray_session
+from tinyhar.search.pareto import LATENCY, SCORE, latency_key, pareto_front, pareto_png
+from tinyhar.search.trial import SPACE, TrialContext, run_trial
 
 Trial = Callable[[dict[str, Any], TrialContext, str], dict[str, Any]]
 # A trained run's files the best trial hands to the search's run folder.
