@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "demo": 6,
     "search": 6,
     "cli": 7,
+    "__main__": 8,
 }
 BASE_MODULES = {"__init__", "errors", "files", "log", "runs", "crc", "resources"}
 LAZY_MARK = "# lazy:"  # a function-local import kept for start-up time says so on its line

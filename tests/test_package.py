@@ -1,4 +1,5 @@
-"""A plain (not editable) install carries the board files, firmware templates and data lists."""
+"""A plain (not editable) install carries the board files, firmware templates and data lists;
+`python -m tinyhar` is the command."""
 
 from __future__ import annotations
 
@@ -47,3 +48,9 @@ def test_the_wheel_carries_boards_templates_and_checksums(tmp_path: Path) -> Non
     assert "tinyhar/cli.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "tinyhar = tinyhar.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+def test_python_m_tinyhar_is_the_tinyhar_command() -> None:
+    proc = subprocess.run([sys.executable, "-m", "tinyhar", "--version"], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == f"tinyhar, version {tinyhar.__version__}"

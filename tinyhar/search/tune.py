@@ -83,11 +83,17 @@ def _progress(total: int, show: bool):
         def __getstate__(self) -> dict:
             return {**self.__dict__, "bar": None}
 
-        def _line(self, text: str) -> None:
+        def setup(self, **info) -> None:  # the experiment starts: the bar's clock too
+            self._bar()
+
+        def _bar(self) -> tqdm:
             if self.bar is None:
                 self.bar = tqdm(total=total, desc="trials", unit="trial", file=sys.stderr,
                                 disable=not show)  # fmt: skip
-            self.bar.write(text, file=sys.stderr)
+            return self.bar
+
+        def _line(self, text: str) -> None:
+            self._bar().write(text, file=sys.stderr)
             self.bar.update(1)
 
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:
