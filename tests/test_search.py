@@ -93,3 +93,21 @@ def test_search_writes_a_front_and_a_buildable_best_and_survives_a_raising_trial
     assert res.exit_code == 0, res.output
     assert (run / "build.json").is_file()
     assert (run / "firmware" / "nano33ble" / "libraries" / "tinyhar_model").is_dir()
+
+
+@pytest.mark.slow
+def test_a_size_suggested_again_is_not_trained_again(tmp_path):
+    from tinyhar.model.train import TrainConfig  # lazy: TensorFlow, slow only
+    from tinyhar.search.trial import TrialContext, run_trial  # lazy: TensorFlow, slow only
+
+    data = tmp_path / "synth"
+    tinyhar("data", "synth", "--out", data, "--subjects", "3")
+    ctx = TrialContext(TrainConfig(data=data, epochs=1, stride=100), tmp_path / "trials")
+    size = {"width": 8, "kernel": 3, "pool": 2, "attention": False, "branch": True}
+    first = run_trial(size, ctx, "first")
+    again = run_trial(dict(size), ctx, "again")
+    assert again == first and first["trained_in"] == "first"
+    assert (tmp_path / "trials" / "first" / "model_int8.tflite").is_file()
+    assert not (tmp_path / "trials" / "again").exists()  # nothing trained for it
+    other = run_trial(size | {"width": 12}, ctx, "other")
+    assert other["trained_in"] == "other" and other["model_bytes"] > first["model_bytes"]

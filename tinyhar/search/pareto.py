@@ -65,8 +65,11 @@ def pareto_png(
         if best is not None:
             ax.scatter([points[best][key] / unit], [points[best][SCORE]], marker="*", s=160,
                        c="tab:blue", zorder=3, label="best within budget")  # fmt: skip
-        if limits.get(key):
-            ax.axvline(limits[key] / unit, ls="--", c="k", lw=0.8, label="budget")
+        limit = limits.get(key)
+        if limit and limit <= 1.5 * max(p[key] for p in points):
+            ax.axvline(limit / unit, ls="--", c="k", lw=0.8, label="budget")
+        elif limit:  # far right of every trial: a line there would squeeze them all to the left
+            name += f"  (budget {limit / unit:.0f}, off the axis)"
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("int8 accuracy (validation)")

@@ -4,6 +4,8 @@ the instructions per inference of its firmware. The trial's folder is a run."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from tinyhar.data.dataset import load_dataset
 from tinyhar.data.windows import normalize
 from tinyhar.deploy.quantize import convert_and_measure, load_run_inputs, normalise, tflm_outputs
 from tinyhar.device.emulator import measure_instructions
-from tinyhar.files import atomic_write_bytes
+from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
 from tinyhar.model.train import (
     TrainConfig,
     evaluate,
@@ -34,6 +36,9 @@ SPACE: dict[str, list[Any]] = {
     "attention": [True, False],
     "branch": [True, False],
 }
+
+
+MEMO_DIR = ".sizes"  # in R/trials: the figures of each size tried, by a digest of the size
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,24 @@ def size_of(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _memo(root: Path, size: dict[str, Any]) -> Path:
+    """Where the figures of a model size are kept: TPE suggests some sizes more than once."""
+    key = json.dumps(size, sort_keys=True).encode()
+    return root / MEMO_DIR / f"{hashlib.sha256(key).hexdigest()[:16]}.json"
+
+
 def run_trial(params: dict[str, Any], ctx: TrialContext, name: str) -> dict[str, Any]:
-    """Train, write the trial's run folder (with model_int8.tflite), and return its figures."""
+    """Train, write the trial's run folder (with model_int8.tflite), and return its figures. A
+    size tried before returns that trial's figures (the training is seeded: they would repeat)."""
+    memo = _memo(ctx.root, size_of(params))
+    if memo.is_file():
+        return read_json(memo)
+    figures = _train_and_measure(params, ctx, name)
+    atomic_write_json(memo, figures)
+    return figures
+
+
+def _train_and_measure(params: dict[str, Any], ctx: TrialContext, name: str) -> dict[str, Any]:
     cfg = replace(ctx.train, arch="tiny", size=size_of(params), run=ctx.root / name)
     prep = prepare(cfg, load_dataset(resolve_data(cfg.data)), warn=_quiet)
     model, history, size, budget = fit(cfg, prep, log=_quiet)
@@ -91,6 +112,7 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, name: str) -> dict[str,
         "epochs_run": metrics.epochs_run,
         "train_seconds": metrics.train_seconds,
         "run": str(cfg.run),
+        "trained_in": name,
     }
 
 

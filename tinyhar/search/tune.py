@@ -98,9 +98,12 @@ def _progress(total: int, show: bool):
 
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:
             r = trial.last_result or {}
+            again = r.get("trained_in") not in (None, trial.trial_id)
             self._line(f"trial {trial.trial_id} {_params(trial.config)}: int8 val "
                        f"{r.get(SCORE, 0):.4f}, model {r.get('model_bytes', 0) / 1024:.1f} KB, "
-                       f"arena {r.get('arena_bytes', 0) / 1024:.1f} KB, {_latency(r)}")  # fmt: skip
+                       f"arena {r.get('arena_bytes', 0) / 1024:.1f} KB, {_latency(r)}"
+                       + (f" (the size of trial {r['trained_in']}: not trained again)"
+                          if again else ""))  # fmt: skip
 
         def on_trial_error(self, iteration, trials, trial, **info) -> None:
             self._line(f"trial {trial.trial_id} {_params(trial.config)}: FAILED (reported in "
@@ -228,7 +231,11 @@ def _tune_key(key: str) -> bool:
 
 def _finish(opts: SearchOptions, run: Path, trials: list[dict[str, Any]], budget: dict[str, int],
             log: Callable[[str], None]) -> SearchResult:  # fmt: skip
-    ok = [t for t in trials if "error" not in t and SCORE in t]
+    done = [t for t in trials if "error" not in t and SCORE in t]
+    for t in done:
+        if t.get("trained_in") not in (None, t["trial"]):
+            t["repeat_of"] = t["trained_in"]
+    ok = [t for t in done if "repeat_of" not in t]  # each size once
     failed = [t for t in trials if "error" in t]
     if not ok:
         first = failed[0]["error"] if failed else "no trial finished"
@@ -261,7 +268,7 @@ def _finish(opts: SearchOptions, run: Path, trials: list[dict[str, Any]], budget
     data = "SYNTHETIC data" if synthetic else "real data"
     summary["synthetic"] = synthetic
     png = pareto_png(ok, front, best, budget,
-                     f"tiny search on {data} for {opts.board}: {len(ok)} trials")  # fmt: skip
+                     f"tiny search on {data} for {opts.board}: {len(ok)} sizes tried")  # fmt: skip
     files = [atomic_write_bytes(run / runs.SEARCH_PNG, png)]
     if best is not None:
         _adopt(Path(ok[best]["run"]), run, opts.board, log)
@@ -310,7 +317,9 @@ def format_search(result: SearchResult) -> str:
                     f"{t[lat] / lat_unit:>7.{digits}f}{mark}")  # fmt: skip
     rows += [f"trial {f['trial']} FAILED: {f['error']}" for f in s["failed"]]
     done = len(s["trials"]) - len(s["failed"])
-    rows.append(f"{done} trials finished, {len(s['failed'])} failed; Pareto front above "
+    repeats = sum(1 for t in s["trials"] if "repeat_of" in t)
+    again = f" ({repeats} of them a size tried before, not trained again)" if repeats else ""
+    rows.append(f"{done} trials finished{again}, {len(s['failed'])} failed; Pareto front above "
                 f"({len(s['pareto'])} trials)")  # fmt: skip
     if s["best"]:
         b = by_id[s["best"]]
