@@ -147,6 +147,21 @@ def test_the_virtual_board_carries_hapt_names_and_its_raw_pipeline_agrees(hapt_r
     assert report.passed and report.windows == 20 and report.max_abs_diff_lsb == 0
 
 
+def test_sim_replays_a_dataset_folder_of_the_runs_own_dataset_only(hapt_run, tiny_run):
+    from tinyhar.data.dataset import load_dataset
+    from tinyhar.device.virtual_board import replay_training_units
+    from tinyhar.errors import TinyharError
+
+    run, data = hapt_run
+    ds = json.loads((run / runs.DATASET_JSON).read_text())
+    recs = load_dataset(data).recordings
+    cols = [c["column"] for c in ds["channels"]]
+    want = np.concatenate([r.signals[np.isin(r.labels, ds["label_ids"])][:, cols] for r in recs])
+    np.testing.assert_array_equal(replay_training_units(run, data), want)
+    with pytest.raises(TinyharError, match="has no channel .* replay recordings of the dataset"):
+        replay_training_units(tiny_run, data)  # MHEALTH's arm channels are not in HAPT
+
+
 def test_evaluate_refuses_data_sharing_no_class_in_one_line(hapt_run, tmp_path):
     run, _ = hapt_run
     df = pd.DataFrame(

@@ -543,7 +543,8 @@ def flash(board, port, run) -> None:
 @click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest run).")
 @click.option(
     "--replay", type=_path(exists=True), default=None,
-    help="MHEALTH-format file or folder the IMU replays [default: the run's test recordings]",
+    help="Dataset folder, or MHEALTH-format file or folder, of the run's dataset for the IMU to "
+    "replay  [default: the run's test recordings]",
 )  # fmt: skip
 @click.option("--model", type=_path(exists=True, dir_okay=False), default=None,
               help="Carry this .tflite instead of the run's (a different model CRC).")  # fmt: skip

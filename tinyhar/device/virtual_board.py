@@ -18,7 +18,7 @@ import numpy as np
 from tinyhar import runs
 from tinyhar.board.boards import load_board
 from tinyhar.board.preprocess import to_board_units
-from tinyhar.data.mhealth import load_mhealth
+from tinyhar.data.dataset import load_dataset
 from tinyhar.deploy.footprint import firmware_arena
 from tinyhar.device.core_lib import VIRTUAL_FIRMWARE, CoreConfig, CoreDevice, core_config_from_run
 from tinyhar.errors import TinyharError
@@ -103,7 +103,8 @@ def stream_from_windows(x: np.ndarray, stride: int) -> np.ndarray:
 
 def replay_training_units(run: Path, replay: Path | None = None) -> np.ndarray:
     """The IMU's recording in training units (n, C): the run's test windows joined back into
-    recordings, or the model's channels of an MHEALTH-format file (rows of the model's classes)."""
+    recordings, or the model's channels (rows of its classes) of a dataset folder or MHEALTH-format
+    file of the dataset the run was trained on."""
     dataset = read_json(run / runs.DATASET_JSON)
     if replay is None:
         with np.load(run / runs.WINDOWS_NPZ) as npz:
@@ -112,7 +113,14 @@ def replay_training_units(run: Path, replay: Path | None = None) -> np.ndarray:
             raise TinyharError(f"{run} has no test windows to replay: pass --replay FILE")
         return stream_from_windows(x, int(dataset["stride"]))
 
-    data = load_mhealth(replay)
+    data = load_dataset(replay)
+    has = {c.column: c.name for c in data.channels}
+    for ch in dataset["channels"]:
+        if has.get(int(ch["column"])) != ch["name"]:
+            raise TinyharError(
+                f"--replay {replay} has no channel {ch['name']} where {run} reads it (column "
+                f"{ch['column']}): replay recordings of the dataset the run was trained on"
+            )
     cols = [int(ch["column"]) for ch in dataset["channels"]]
     keep_ids = set(int(i) for i in dataset.get("label_ids", [])) or None
     parts = []
