@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "tinyhar"
 
 # Lower layers never import higher ones; packages of one layer do not import each other.
-# The top-level modules (errors, files, log, runs, crc, resources) are the base layer.
+# The top-level modules (errors, files, log, runs, crc, resources, interrupt) are the base layer.
 LAYERS: dict[str, int] = {
     "": 0,
     "data": 1,
@@ -25,7 +25,7 @@ LAYERS: dict[str, int] = {
     "cli": 7,
     "__main__": 8,
 }
-BASE_MODULES = {"__init__", "errors", "files", "log", "runs", "crc", "resources"}
+BASE_MODULES = {"__init__", "errors", "files", "log", "runs", "crc", "resources", "interrupt"}
 LAZY_MARK = "# lazy:"  # a function-local import kept for start-up time says so on its line
 
 

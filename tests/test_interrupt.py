@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import click
@@ -13,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import TINYHAR
 
+from tinyhar import log
 from tinyhar.cli import _Group
-from tinyhar.errors import EXIT_INTERRUPTED
+from tinyhar.errors import EXIT_INTERRUPTED, TinyharError
 
 # What TensorFlow, absl and Python print when they are not kept quiet.
 THIRD_PARTY = re.compile(
@@ -66,33 +68,43 @@ def test_ctrl_c_during_any_long_command_prints_only_interrupted(
     _assert_quiet_interrupt(args, after_s, tmp_path)
 
 
-def _group_raising(exc: BaseException) -> click.Group:
+def _group(command) -> click.Group:
     group = _Group("tinyhar")
-
-    @group.command("load")
-    def load() -> None:
-        raise exc
-
+    group.command("load")(command)
     return group
 
 
-def _import_failed_by_ctrl_c() -> ImportError:
-    """What a pybind11 extension (matplotlib's ft2font) raises when Ctrl-C lands in its init."""
-    try:
+def _ctrl_c_mangled_into(error: Exception):
+    """A command in which Ctrl-C lands inside a library that prints a traceback and raises
+    something else (pybind11: ImportError; TensorFlow: SystemError, then a Keras layer error that
+    tinyhar turns into "cannot read model.keras"); tinyhar logs a line on the way out."""
+
+    def load() -> None:
         try:
-            raise KeyboardInterrupt
-        except KeyboardInterrupt as interrupt:
-            raise ImportError("initialization failed") from interrupt
-    except ImportError as e:
-        return e
+            signal.raise_signal(signal.SIGINT)  # the user's Ctrl-C, real, to this process
+        except KeyboardInterrupt:
+            print("Traceback (most recent call last):\n  SystemError: ...", file=sys.stderr)
+            log.wrn("kept 3 windows")
+            raise error from None
+
+    return load
 
 
-def test_ctrl_c_turned_into_an_import_error_is_still_an_interrupt():
-    result = CliRunner().invoke(_group_raising(_import_failed_by_ctrl_c()), ["load"])
+@pytest.mark.parametrize(
+    "error",
+    [ImportError("initialization failed"), TinyharError("cannot read run/model.keras (lstm)")],
+    ids=["import-error", "tinyhar-error"],
+)
+def test_ctrl_c_that_a_library_turned_into_another_error_is_still_an_interrupt(error):
+    result = CliRunner().invoke(_group(_ctrl_c_mangled_into(error)), ["load"])
     assert result.exit_code == EXIT_INTERRUPTED
-    assert result.output.strip().splitlines()[-1] == "interrupted"
+    assert result.output.splitlines() == ["warning: kept 3 windows", "interrupted"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after
 
 
 def test_an_import_error_of_its_own_is_not_taken_for_an_interrupt():
-    result = CliRunner().invoke(_group_raising(ImportError("no module named x")), ["load"])
+    def load() -> None:
+        raise ImportError("no module named x")
+
+    result = CliRunner().invoke(_group(load), ["load"])
     assert isinstance(result.exception, ImportError)

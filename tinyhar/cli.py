@@ -11,28 +11,35 @@ from pathlib import Path
 
 import click
 
-from tinyhar import __version__, log
-from tinyhar.errors import EXIT_FAILED, EXIT_INTERRUPTED, TinyharError, caused_by_interrupt
+from tinyhar import __version__, interrupt, log
+from tinyhar.errors import EXIT_FAILED, EXIT_INTERRUPTED, TinyharError
 from tinyhar.runs import DEMO_DIR
 
 
 class _Group(click.Group):
-    """Turns TinyharError into one line on stderr and Ctrl-C into a clean exit."""
+    """Turns TinyharError into one line on stderr and Ctrl-C into a clean exit, however a library
+    turned the KeyboardInterrupt into another error."""
 
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except TinyharError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        except Exception as e:
-            if not caused_by_interrupt(e):
+        with interrupt.handling():
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt:
+                _interrupted()
+            except TinyharError as e:
+                if interrupt.seen():
+                    _interrupted()
+                click.echo(f"error: {e}", file=interrupt.stderr())
+                sys.exit(e.exit_code)
+            except Exception:
+                if interrupt.seen():
+                    _interrupted()
                 raise
-            click.echo("interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+
+
+def _interrupted() -> None:
+    click.echo("interrupted", file=interrupt.stderr())
+    sys.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

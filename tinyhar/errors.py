@@ -10,16 +10,3 @@ class TinyharError(Exception):
     """A failure the user can act on; its message is one line: what is wrong and what to do."""
 
     exit_code = EXIT_ERROR
-
-
-def caused_by_interrupt(exc: BaseException) -> bool:
-    """Whether Ctrl-C is behind `exc`: a C extension interrupted while it loads re-raises it as
-    ImportError("initialization failed"), with the KeyboardInterrupt as its cause."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, KeyboardInterrupt):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False

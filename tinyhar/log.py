@@ -26,7 +26,7 @@ def verbosity() -> int:
 
 
 def _emit(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    print(msg, file=getattr(sys.stderr, "real", sys.stderr), flush=True)  # see interrupt._Muted
 
 
 def dbg(msg: str) -> None:
