@@ -52,11 +52,12 @@ def handling() -> Iterator[None]:
     err = sys.stderr
     try:
         old = signal.signal(signal.SIGINT, _on_sigint)
+        installed = True
     except ValueError:  # not the main thread: Python's own handling stays
-        yield
-        return
+        installed = False
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        if installed:
+            signal.signal(signal.SIGINT, old)
         sys.stderr = err

@@ -6,8 +6,9 @@ functions take a `log: Log` (default `inf`) so that callers and tests can collec
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
+
+from tinyhar import interrupt
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 Log = Callable[[str], None]
@@ -26,7 +27,7 @@ def verbosity() -> int:
 
 
 def _emit(msg: str) -> None:
-    print(msg, file=getattr(sys.stderr, "real", sys.stderr), flush=True)  # see interrupt._Muted
+    print(msg, file=interrupt.stderr(), flush=True)
 
 
 def dbg(msg: str) -> None:
