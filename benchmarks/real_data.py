@@ -54,6 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--scale", type=float, default=0.0)
     ap.add_argument("--time-jitter", type=float, default=0.0)
     ap.add_argument("--clip-board", default=None)
+    ap.add_argument("--train-stride", type=int, default=None, help="(default: tinyhar's)")
     ap.add_argument("--lr-schedule", default="cosine", choices=["cosine", "constant"])
     for s in ("train", "val", "test"):
         ap.add_argument(f"--{s}-subjects", default=None, help="e.g. 1,3,5 (default split if unset)")
@@ -77,6 +78,7 @@ def config(args: argparse.Namespace, arch: str, data: Path, run: Path) -> TrainC
         select=SelectionRule(args.select, args.min_epochs, args.patience),
         augment=aug,
         lr_schedule=args.lr_schedule,
+        **({} if args.train_stride is None else {"train_stride": args.train_stride}),
         train_subjects=_ids(args.train_subjects),
         val_subjects=_ids(args.val_subjects),
         test_subjects=_ids(args.test_subjects),

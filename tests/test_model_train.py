@@ -217,3 +217,26 @@ def test_cosine_learning_rate_falls_from_adams_rate_to_zero():
     assert cosine_lr(25, 50) == pytest.approx(LEARNING_RATE / 2)
     assert cosine_lr(49, 50) < LEARNING_RATE * 0.01
     assert all(cosine_lr(e + 1, 50) < cosine_lr(e, 50) for e in range(49))
+
+
+def test_train_stride_makes_denser_training_windows_and_leaves_val_and_test_as_they_were(loaded):
+    sparse = prepare(TrainConfig(train_stride=50), loaded)
+    dense = prepare(TrainConfig(train_stride=25), loaded)
+    assert dense.dataset["train_stride"] == 25 and sparse.dataset["train_stride"] == 50
+    assert dense.dataset["stride"] == 50  # what the firmware and evaluate cut at
+    n_sparse, n_dense = len(sparse.split.train), len(dense.split.train)
+    assert 1.8 * n_sparse < n_dense < 2.2 * n_sparse
+    assert dense.dataset["counts"]["train"] == n_dense
+    for part in ("val", "test"):
+        a, b = getattr(sparse.split, part), getattr(dense.split, part)
+        assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
+    assert set(np.unique(dense.split.train.subject)) == set(dense.split.train_subjects)
+    # every window at stride 50 is also one at stride 25: the sparse set is inside the dense one
+    flat = {w.tobytes() for w in dense.split.train.x}
+    assert all(w.tobytes() in flat for w in sparse.split.train.x)
+
+
+def test_train_stride_is_refused_with_the_random_split(loaded):
+    with pytest.raises(TinyharError, match="--train-stride needs a split by subject") as e:
+        prepare(TrainConfig(split="random", train_stride=25), loaded)
+    assert "\n" not in str(e.value)

@@ -219,6 +219,9 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     show_default=True,
     help="Samples between window starts (windows are 100 samples, 2 s)",
 )
+@click.option("--train-stride", type=click.IntRange(1), default=None,
+              help="Samples between training windows' starts (validation and test keep "
+              "--stride); not with --split random  [--stride]")  # fmt: skip
 @click.option("--include-null", is_flag=True,
               help="MHEALTH: keep the null class as class 0 (13 classes).")  # fmt: skip
 @click.option("--classes", callback=_names, default=None,
@@ -280,10 +283,10 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     show_default=True,
     help="tiny: TFLM arena budget",
 )
-def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null, classes, split,
-          train_subjects, val_subjects, test_subjects, folds, workers, address, seed, select,
-          min_epochs, patience, rotate, scale, time_jitter, clip_board, lr_schedule, max_model_kb,
-          max_arena_kb) -> None:  # fmt: skip
+def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride, include_null,
+          classes, split, train_subjects, val_subjects, test_subjects, folds, workers, address,
+          seed, select, min_epochs, patience, rotate, scale, time_jitter, clip_board, lr_schedule,
+          max_model_kb, max_arena_kb) -> None:  # fmt: skip
     """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
     from tinyhar.model.augment import Augment, clip_to_board  # lazy: fast --help
     from tinyhar.model.selection import SelectionRule  # lazy: fast --help
@@ -296,10 +299,10 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, include_null
 
     cfg = TrainConfig(
         data=data, sensors=sensors, arch=arch, run=run_dir, epochs=epochs, batch_size=batch_size,
-        stride=stride, include_null=include_null, classes=classes, split=split,
-        train_subjects=train_subjects, val_subjects=val_subjects, test_subjects=test_subjects,
-        seed=seed, select=SelectionRule(select, min_epochs, patience), augment=augment,
-        lr_schedule=lr_schedule,
+        stride=stride, train_stride=train_stride, include_null=include_null, classes=classes,
+        split=split, train_subjects=train_subjects, val_subjects=val_subjects,
+        test_subjects=test_subjects, seed=seed, select=SelectionRule(select, min_epochs, patience),
+        augment=augment, lr_schedule=lr_schedule,
         max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
     )  # fmt: skip
     if folds is not None or workers is not None:

@@ -6,7 +6,7 @@ import io
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class TrainConfig:
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = DEFAULT_BATCH
     stride: int = STRIDE
+    train_stride: int | None = None  # training windows' stride; None: the same as `stride`
     window: int = WINDOW
     include_null: bool = False
     classes: Sequence[str] | None = None  # class names to learn; None: those in the training data
@@ -168,6 +169,11 @@ def prepare(cfg: TrainConfig, data: Dataset, warn: Callable[[str], None] = wrn) 
         window=cfg.window,
         stride=cfg.stride,
     )
+    train_stride = training_stride(cfg)
+    if train_stride != cfg.stride:
+        dense = [r for r in data.recordings if int(r.subject) in set(split.train_subjects)]
+        cols = [c.column for c in chans]
+        split = replace(split, train=make_windows(dense, cols, cfg.window, train_stride, drop))
     codes = choose_classes(split, data.labels, cfg.classes, warn)
     split = split.with_classes(codes)
     names = [data.labels[c] for c in codes]
@@ -180,6 +186,7 @@ def prepare(cfg: TrainConfig, data: Dataset, warn: Callable[[str], None] = wrn) 
         channels=chans,
         window=cfg.window,
         stride=cfg.stride,
+        train_stride=train_stride,
         include_null=cfg.include_null,
         labels=names,
         label_ids=codes,
@@ -188,6 +195,21 @@ def prepare(cfg: TrainConfig, data: Dataset, warn: Callable[[str], None] = wrn) 
         split=split,
     )
     return Prepared(split, mean, std, spec, names)
+
+
+def training_stride(cfg: TrainConfig) -> int:
+    """Samples between training windows: --train-stride, else --stride. The random split cuts one
+    set of windows for all three sets, so it takes --stride alone."""
+    if cfg.train_stride is None or cfg.train_stride == cfg.stride:
+        return cfg.stride
+    if cfg.train_stride < 1:
+        raise TinyharError(f"--train-stride {cfg.train_stride}: give at least 1 sample")
+    if cfg.split == "random":
+        raise TinyharError(
+            "--train-stride needs a split by subject: the random split shuffles one set of "
+            "windows into train, val and test; leave --train-stride out or use --split subjects"
+        )
+    return cfg.train_stride
 
 
 def sensors_of(cfg: TrainConfig, data: Dataset) -> str:
@@ -374,8 +396,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = inf) -> TrainResult:
     prep = prepare(cfg, data)
     c = prep.dataset["counts"]
     sp = prep.split
+    every = prep.dataset["train_stride"]
+    dense = f"; every {every} samples" if every != prep.dataset["stride"] else ""
     log(
-        f"windows: train {c['train']} (subjects {_ids(sp.train_subjects)}), val {c['val']} "
+        f"windows: train {c['train']} (subjects {_ids(sp.train_subjects)}{dense}), val {c['val']} "
         f"({_ids(sp.val_subjects)}), test {c['test']} ({_ids(sp.test_subjects)}); "
         f"{len(prep.dataset['channels'])} channels, {len(prep.class_names)} classes"
     )
