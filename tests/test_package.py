@@ -1,5 +1,5 @@
-"""A plain (not editable) install carries the board files, firmware templates and data lists;
-`python -m tinyhar` is the command."""
+"""A plain (not editable) install carries every module, the board files, firmware templates and
+data lists; `python -m tinyhar` is the command."""
 
 from __future__ import annotations
 
@@ -35,9 +35,11 @@ def test_the_wheel_carries_boards_templates_and_checksums(tmp_path: Path) -> Non
         *REPO.glob("boards/**/*.toml"),
         *(p for p in REPO.glob("firmware_templates/**/*") if p.is_file()),
     ]
-    wanted = [*shipped, SRC / "data" / "mhealth_sha256.txt"]
+    modules = [p for p in SRC.rglob("*.py") if "__pycache__" not in p.parts]
+    wanted = [*shipped, *modules, SRC / "data" / "mhealth_sha256.txt"]
     assert len([p for p in wanted if p.suffix == ".toml"]) >= 3
     assert any(p.name == "tinyhar_core.c" for p in wanted)
+    assert SRC / "search" / "tune.py" in modules  # every subpackage, not only the listed ones
 
     def in_wheel(p: Path) -> str:  # boards/ and firmware_templates/ land inside the package
         rel = str(p.relative_to(REPO))
