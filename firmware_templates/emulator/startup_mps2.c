@@ -132,6 +132,10 @@ void tinyhar_emu_fatal(const char *what)
     }
     *p = '\0';
     uart_line(line);
+    /* QEMU closes the pty when it exits, and Linux drops what the host has not read by then:
+       spin for about 10^8 instructions (a fraction of a second) so a busy host still reads it. */
+    for (volatile uint32_t spin = 0u; spin < 30000000u; spin++) {
+    }
     p[0] = '\n';
     p[1] = '\0';
     semihost(0x04u, line);                    /* SYS_WRITE0 to QEMU's console */
