@@ -115,6 +115,8 @@ def bench(args: argparse.Namespace, arch: str, data: Path) -> dict:
         "selection": m.selection,
         "augment": m.augment,
         "lr_schedule": m.lr_schedule,
+        "stride": result.dataset["stride"],
+        "train_stride": result.dataset["train_stride"],
         "epochs_run": m.epochs_run,
         "best_epoch": m.best_epoch,
         "val_accuracy": hist["val_accuracy"][m.best_epoch - 1],
@@ -151,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"selection: {results[0]['selection']['rule']}; augmentation: "
           f"{_aug_text(results[0]['augment'])}; learning rate {args.lr_schedule}; "
           f"seed {args.seed}")  # fmt: skip
+    print(f"windows: training every {results[0]['train_stride']} samples, validation and test "
+          f"every {results[0]['stride']}")  # fmt: skip
     rows = [("", *[r["arch"] for r in results])]
     for label, key, fmt in (
         ("params (int8 model)", "params", "{:d}"),

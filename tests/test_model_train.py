@@ -221,7 +221,7 @@ def test_cosine_learning_rate_falls_from_adams_rate_to_zero():
 
 def test_train_stride_makes_denser_training_windows_and_leaves_val_and_test_as_they_were(loaded):
     sparse = prepare(TrainConfig(train_stride=50), loaded)
-    dense = prepare(TrainConfig(train_stride=25), loaded)
+    dense = prepare(TrainConfig(), loaded)  # the default: every 25 samples
     assert dense.dataset["train_stride"] == 25 and sparse.dataset["train_stride"] == 50
     assert dense.dataset["stride"] == 50  # what the firmware and evaluate cut at
     n_sparse, n_dense = len(sparse.split.train), len(dense.split.train)
@@ -237,6 +237,8 @@ def test_train_stride_makes_denser_training_windows_and_leaves_val_and_test_as_t
 
 
 def test_train_stride_is_refused_with_the_random_split(loaded):
+    assert prepare(TrainConfig(split="random"), loaded).dataset["train_stride"] == 50
+    assert prepare(TrainConfig(stride=10), loaded).dataset["train_stride"] == 10
     with pytest.raises(TinyharError, match="--train-stride needs a split by subject") as e:
         prepare(TrainConfig(split="random", train_stride=25), loaded)
     assert "\n" not in str(e.value)

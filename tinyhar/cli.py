@@ -220,8 +220,8 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="Samples between window starts (windows are 100 samples, 2 s)",
 )
 @click.option("--train-stride", type=click.IntRange(1), default=None,
-              help="Samples between training windows' starts (validation and test keep "
-              "--stride); not with --split random  [--stride]")  # fmt: skip
+              help="Samples between training windows' starts; validation and test keep "
+              "--stride; --split random takes --stride  [25, or --stride if smaller]")  # fmt: skip
 @click.option("--include-null", is_flag=True,
               help="MHEALTH: keep the null class as class 0 (13 classes).")  # fmt: skip
 @click.option("--classes", callback=_names, default=None,
