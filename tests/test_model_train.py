@@ -74,6 +74,7 @@ def test_train_writes_every_artifact(trained_run):
     m = json.loads((run / runs.METRICS_JSON).read_text())
     assert 0.0 <= m["accuracy"] <= 1.0 and 0.0 <= m["macro_f1"] <= 1.0
     assert m["epochs_run"] == 2 and m["synthetic"] is True and m["arch"] == "tiny"
+    assert m["train_stride"] == ds["train_stride"] == 25 and ds["stride"] == 50  # the defaults
     assert np.sum(m["confusion"]) == ds["counts"]["test"]
     assert sum(c["support"] for c in m["per_class"].values()) == ds["counts"]["test"]
     assert m["budget"]["int8_model_bytes_untrained"] <= 64 * 1024

@@ -146,6 +146,7 @@ def run_loso(opts: LosoOptions, log: Callable[[str], None] = inf) -> LosoResult:
         "synthetic": first["synthetic"],
         "seed": cfg.seed,
         "epochs": cfg.epochs,
+        "train_stride": first["train_stride"],
         "folds_dir": runs.FOLDS_DIR,
     }
     title = (

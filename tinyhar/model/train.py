@@ -115,6 +115,7 @@ class TrainMetrics:
     best_epoch: int
     selection: dict[str, Any]  # the rule that chose best_epoch
     lr_schedule: str
+    train_stride: int  # samples between training windows (validation and test: dataset stride)
     augment: dict[str, Any]  # train-time augmentation (all 0/None: none)
     synthetic: bool
     data: str
@@ -450,6 +451,7 @@ def train_metrics(
         best_epoch=best_epoch(history[cfg.select.metric], cfg.select),
         selection=cfg.select.to_json(),
         lr_schedule=cfg.lr_schedule,
+        train_stride=prep.dataset["train_stride"],
         augment=cfg.augment.to_json(),
         synthetic=bool(prep.dataset.get("synthetic", False)),
         data=data_label(prep.dataset),
