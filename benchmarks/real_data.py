@@ -3,8 +3,9 @@
 Imports HAPT as `tinyhar data import` does (six basic activities, transitions and unlabelled rows
 dropped), trains each model with tinyhar's own training code (the default subject split within the
 21 subjects unless --train/--val/--test-subjects say otherwise), converts it with `tinyhar
-quantize`'s code and runs the int8 model in the TFLM interpreter on the test subjects. Prints
-accuracy, macro-F1, int8 accuracy and macro-F1, model and arena bytes, params, training time.
+quantize`'s code and runs the int8 model in the TFLM interpreter on the test subjects, and in
+the Nano 33 BLE's own Arduino TFLM library built for the host (from --libraries). Prints accuracy,
+macro-F1, int8 accuracy and macro-F1, model and arena bytes, params, training time.
 
     python benchmarks/real_data.py [--arch tiny,paper] [--epochs N] [train options] [--out DIR]
 """
@@ -31,6 +32,7 @@ from tinyhar.model.selection import DEFAULT_METRIC, DEFAULT_MIN_EPOCHS, Selectio
 from tinyhar.model.train import DEFAULT_EPOCHS, TrainConfig, train
 
 HAPT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "hapt"
+LIBRARIES_DIR = Path(__file__).resolve().parents[2] / "shared" / "arduino" / "libraries"
 DEFAULT_OUT = Path(tempfile.gettempdir()) / "tinyhar_real_data"
 
 
@@ -59,6 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for s in ("train", "val", "test"):
         ap.add_argument(f"--{s}-subjects", default=None, help="e.g. 1,3,5 (default split if unset)")
     ap.add_argument("--hapt", type=Path, default=HAPT_DIR, help="the HAPT CSV folder")
+    ap.add_argument("--libraries", type=Path, default=LIBRARIES_DIR,
+                    help="Arduino libraries folder holding the board's TFLM library")  # fmt: skip
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"work folder ({DEFAULT_OUT})")
     ap.add_argument("--tag", default="", help="a name for this configuration in the JSON report")
     return ap.parse_args(argv)
@@ -85,9 +89,9 @@ def config(args: argparse.Namespace, arch: str, data: Path, run: Path) -> TrainC
     )
 
 
-def int8_scores(run: Path) -> dict:
+def int8_scores(run: Path, libraries: Path) -> dict:
     """quantize the run (`tinyhar quantize`'s code), then int8 macro-F1 from the TFLM outputs."""
-    q = quantize_run(run, log=log, board="nano33ble")
+    q = quantize_run(run, log=log, board="nano33ble", libraries=libraries)
     ds, arr = load_run_inputs(run)
     x = normalise(arr["x_test"], ds["_mean"], ds["_std"])
     inp = q.input
@@ -104,7 +108,7 @@ def bench(args: argparse.Namespace, arch: str, data: Path) -> dict:
     result = train(config(args, arch, data, run), log=log)
     m = result.metrics
     hist = read_json(run / runs.HISTORY_JSON)
-    q = int8_scores(run)
+    q = int8_scores(run, args.libraries)
     rep, s8 = q["report"], q["scores"]
     board = rep.board_int8 or {}
     return {
@@ -126,6 +130,8 @@ def bench(args: argparse.Namespace, arch: str, data: Path) -> dict:
         "int8_accuracy": rep.int8_accuracy,
         "int8_macro_f1": s8["macro_f1"],
         "int8_accuracy_board_library": board.get("accuracy"),
+        "board_library": board.get("library") or f"unavailable: {board.get('unavailable')}",
+        "board_agreement_with_tflm": board.get("top1_agreement_with_python_tflm"),
         "model_bytes": rep.model_bytes,
         "arena_bytes": rep.arena_bytes,
         "train_seconds": m.train_seconds,
@@ -165,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         ("test macro-F1 (float)", "macro_f1", "{:.4f}"),
         ("test accuracy (int8, TFLM)", "int8_accuracy", "{:.4f}"),
         ("test macro-F1 (int8, TFLM)", "int8_macro_f1", "{:.4f}"),
+        ("test accuracy (int8, board)", "int8_accuracy_board_library", "{:.4f}"),
         ("int8 model bytes", "model_bytes", "{:d}"),
         ("TFLM arena bytes", "arena_bytes", "{:d}"),
         ("training seconds", "train_seconds", "{:.1f}"),
@@ -172,18 +179,26 @@ def main(argv: list[str] | None = None) -> int:
         if key is None:
             rows.append((label, *[f"{r['epochs_run']} / {r['best_epoch']}" for r in results]))
         else:
-            rows.append((label, *[fmt.format(r[key]) for r in results]))
+            rows.append((label, *[_cell(fmt, r[key]) for r in results]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for k, r in enumerate(rows):
         cells = [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
         print("  " + "  ".join([r[0].ljust(widths[0]), *cells]))
         if k == 0:
             print("  " + "  ".join("-" * w for w in widths))
+    for r in results:
+        agree = r["board_agreement_with_tflm"]
+        same = "" if agree is None else f"; top-1 agreement with the TFLM interpreter {agree:.4f}"
+        print(f"board ({r['arch']}): nano33ble, {r['board_library']} built for the host{same}")
     print(f"total {time.monotonic() - t_start:.0f} s; runs in {args.out}")
     report = {"tag": args.tag, "seed": args.seed, "results": results}
     name = f"real_data{'-' + args.tag if args.tag else ''}.json"
     (args.out / name).write_text(json.dumps(report, indent=2))
     return 0
+
+
+def _cell(fmt: str, value: object) -> str:
+    return "n/a" if value is None else fmt.format(value)
 
 
 def _join(ids: list[int]) -> str:
