@@ -13,7 +13,8 @@ from tinyhar.model.loso import parse_folds, summarize
 from tinyhar.parallel import ray_env
 from tinyhar.parallel.ray_env import import_ray, plan
 
-TINY = ["--epochs", "1", "--stride", "100", "--max-model-kb", "16", "--max-arena-kb", "12"]
+TINY = ["--epochs", "1", "--stride", "100", "--train-stride", "100",
+        "--max-model-kb", "16", "--max-arena-kb", "12"]  # fmt: skip
 
 
 def _metrics(acc: float, labels: list[str], confusion: list[list[int]]) -> dict:
@@ -101,8 +102,8 @@ def test_loso_on_ray_equals_sequential_runs(tmp_path):
     sequential = {}
     for s in range(1, 5):
         cfg = TrainConfig(data=data, split="loso", test_subjects=[s], seed=3,
-                          run=tmp_path / f"seq{s}", epochs=1, stride=100, max_model_kb=16,
-                          max_arena_kb=12)  # fmt: skip
+                          run=tmp_path / f"seq{s}", epochs=1, stride=100, train_stride=100,
+                          max_model_kb=16, max_arena_kb=12)  # fmt: skip
         sequential[s] = train(cfg, log=lambda _: None).metrics.to_json()
     expected = summarize(sequential, {})
     assert {k: summary[k] for k in expected} == expected

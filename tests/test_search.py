@@ -66,7 +66,7 @@ def test_search_writes_a_front_and_a_buildable_best_and_survives_a_raising_trial
             return run_trial(params, ctx, name)
         raise RuntimeError("injected trial failure")
 
-    cfg = TrainConfig(data=data, run=run, epochs=1, stride=100, seed=0)
+    cfg = TrainConfig(data=data, run=run, epochs=1, stride=100, train_stride=100, seed=0)
     opts = SearchOptions(train=cfg, trials=6, workers=2, max_model_kb=24, progress=False)
     result = run_search(opts, log=lambda _: None, trial=first_trial_raises)
 
@@ -102,7 +102,8 @@ def test_a_size_suggested_again_is_not_trained_again(tmp_path):
 
     data = tmp_path / "synth"
     tinyhar("data", "synth", "--out", data, "--subjects", "3")
-    ctx = TrialContext(TrainConfig(data=data, epochs=1, stride=100), tmp_path / "trials")
+    cfg = TrainConfig(data=data, epochs=1, stride=100, train_stride=100)
+    ctx = TrialContext(cfg, tmp_path / "trials")
     size = {"width": 8, "kernel": 3, "pool": 2, "attention": False, "branch": True}
     first = run_trial(size, ctx, "first")
     again = run_trial(dict(size), ctx, "again")
