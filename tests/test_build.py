@@ -12,7 +12,7 @@ from fw_models import LABELS, har_int8_model, make_run, measured_arena, third_pa
 
 from tinyhar import runs
 from tinyhar.board.boards import list_boards, load_board
-from tinyhar.board.tflm_library import load_library, plan_kernels
+from tinyhar.board.tflm_library import OWN_KERNELS, OwnKernel, load_library, plan_kernels
 from tinyhar.cli import main
 from tinyhar.crc import crc32
 from tinyhar.deploy.codegen import c_float, parse_c_array
@@ -50,7 +50,7 @@ def test_build_from_run_renders_a_complete_sketch(tmp_path):
         [
             "model_data.cpp", "model_data.h", "tinyhar_config.h", "tinyhar_core.c",
             "tinyhar_core.h", "tinyhar_runner.cpp", "tinyhar_runner.h", "tinyhar_model.h",
-            "tinyhar_limits.h", "tinyhar_op_resolver.h", "tinyhar_kernels.h",
+            "tinyhar_limits.h", "tinyhar_op_resolver.h", "tinyhar_kernels.h", "tinyhar_simd.h",
         ]
     )  # fmt: skip
     assert (library / "examples" / "tinyhar_har" / "tinyhar_har.ino").read_text() == (
@@ -80,7 +80,7 @@ def test_build_from_run_renders_a_complete_sketch(tmp_path):
     runner = (sketch / "tinyhar_runner.cpp").read_text()
     added = re.findall(r"resolver\.library\(\)\.Add(\w+)\(\)", runner)
     assert len(added) == len(set(added)) == len(info.ops)
-    assert f"tinyhar::OpResolver<{len(info.ops)}>" in runner
+    assert f"tinyhar::OpResolver<{len(info.ops)}, 1>" in runner
     assert "#include <Chirale_TensorFlowLite.h>" in runner
     # the arena: measured + stated margin, aligned
     measured = measured_arena()
@@ -139,12 +139,28 @@ def test_ops_go_to_the_library_or_to_tinyhar_or_are_refused_naming_op_and_librar
     lib = load_library("Chirale_TensorFLowLite")
     plan = plan_kernels(["CONV_2D", "BATCH_MATMUL", "MEAN"], lib)
     assert plan.library_methods == {"CONV_2D": "AddConv2D", "MEAN": "AddMean"}
-    assert plan.own_kernels == {"BATCH_MATMUL": "tinyhar_batch_matmul.cpp"}
+    assert {op: k.source for op, k in plan.own_kernels.items()} == {
+        "BATCH_MATMUL": "tinyhar_batch_matmul.cpp"
+    }
     with pytest.raises(TinyharError) as e:  # an op TFLM has, but neither the library nor tinyhar
         plan_kernels(["CONV_2D", "STABLEHLO_COMPOSITE"], lib)
     msg = str(e.value)
     assert "STABLEHLO_COMPOSITE" in msg and "Chirale_TensorFLowLite 2.0.0" in msg
     assert "\n" not in msg
+
+
+def test_tinyhar_s_kernel_runs_an_op_both_have_unless_the_library_s_is_asked_for(monkeypatch):
+    lib = load_library("Chirale_TensorFLowLite")
+    own = OwnKernel("tinyhar_softmax.cpp", "Softmax")
+    monkeypatch.setitem(OWN_KERNELS, "SOFTMAX", own)
+    ops = ["SOFTMAX", "BATCH_MATMUL", "ADD"]
+    ours = plan_kernels(ops, lib)
+    assert ours.own_kernels["SOFTMAX"] == own and set(ours.library_methods) == {"ADD"}
+    theirs = plan_kernels(ops, lib, prefer="library")
+    assert theirs.library_methods == {"SOFTMAX": "AddSoftmax", "ADD": "AddAdd"}
+    assert set(theirs.own_kernels) == {"BATCH_MATMUL"}  # the library has none
+    with pytest.raises(TinyharError, match="kernels 'fastest'"):
+        plan_kernels(ops, lib, prefer="fastest")
 
 
 def test_the_user_s_edited_sketch_survives_a_rebuild(tmp_path):

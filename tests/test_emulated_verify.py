@@ -92,8 +92,25 @@ def test_emulated_firmware_matches_the_board_library_bit_for_bit(synth, tmp_path
     if "BATCH_MATMUL" in build["ops"]:
         assert build["kernels"]["BATCH_MATMUL"] == "tinyhar"
     with sim_board(run, "--emulate", start_timeout=900) as sim:
-        _check(_verify(run, sim.port, windows), "model", windows)
+        model = _verify(run, sim.port, windows, "--profile")
+        _check(model, "model", windows)
+        _check_profile(model, run)
         _check(_verify(run, sim.port, windows, "--raw"), "raw", windows)
+
+
+def _check_profile(report: dict, run: Path) -> None:
+    """verify --profile: every node of the model counted in every window, in instructions, and
+    the nodes together are the inference (the runner's own few instructions aside)."""
+    from tinyhar.lite.tflite_inspect import node_work
+
+    profile, nodes = report["profile"], node_work((run / runs.INT8_MODEL).read_bytes())
+    assert profile["unit"] == "instructions" and profile["windows"] == report["windows"]
+    assert [n["op"] for n in profile["nodes"]] == [n.op for n in nodes]
+    assert all(n["min"] > 0 for n in profile["nodes"])
+    total = report["emulated"]["instructions_per_inference"]
+    assert 0.97 * total < profile["total"] <= total
+    assert sum(o["mean"] for o in profile["ops"]) == pytest.approx(profile["total"], rel=1e-6)
+    assert "per-op profile (instructions" in report["stdout"]
 
 
 def test_a_float_io_model_of_one_s_own_runs_through_the_firmware_s_runner(tmp_path):

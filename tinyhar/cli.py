@@ -446,10 +446,21 @@ def boards() -> None:
 @click.option("--no-install", is_flag=True, help="Do not install the Arduino core or libraries.")
 @click.option("--require-compile", is_flag=True, help="Fail when arduino-cli cannot compile.")
 @click.option("--stream-at-boot", is_flag=True, help="Stream predictions from reset.")
+@click.option("--profile", is_flag=True,
+              help="Count each op's CPU cycles on the board (DWT) for `tinyhar verify --profile`; "
+              "the emulated board always counts instructions.")  # fmt: skip
 @click.option(
     "--tflm-library",
     default=None,
     help="Build against another TFLM library the board supports (see its board file).",
+)
+@click.option(
+    "--kernels",
+    type=click.Choice(["tinyhar", "library"]),
+    default="tinyhar",
+    show_default=True,
+    help="Who runs an op both have: tinyhar's own kernels (fast on the Cortex-M4, the arithmetic "
+    "of the current TFLM) or the TFLM library's (tinyhar's only for ops it lacks).",
 )
 @click.option(
     "--libraries",
@@ -482,7 +493,9 @@ def build(
     no_install,
     require_compile,
     stream_at_boot,
+    profile,
     tflm_library,
+    kernels,
     libraries,
     no_measure,
     train_if_missing,
@@ -516,7 +529,9 @@ def build(
         install=not no_install,
         require_compile=require_compile,
         stream_at_boot=stream_at_boot,
+        profile=profile,
         tflm_library=tflm_library,
+        kernels=kernels,
         libraries=libraries,
         measure=not no_measure,
         train_if_missing=train_if_missing,
@@ -620,9 +635,13 @@ def sim(
               help="Print a hex dump of every frame sent and received on stderr.")  # fmt: skip
 @click.option("--resume", is_flag=True,
               help="Continue this mode's interrupted run from its last window.")  # fmt: skip
+@click.option("--profile", is_flag=True,
+              help="Read the firmware's per-op counts after every window and print where the "
+              "inference spends its time (instructions on `sim --emulate`, cycles on a board "
+              "built with `build --profile`).")  # fmt: skip
 def verify(
     port, run, windows, raw, board, min_agreement, max_lsb, libraries, timeout, retries, trace,
-    resume,
+    resume, profile,
 ) -> None:  # fmt: skip
     """Check that the device computes what the host computes; write verify_<mode>.json/.png.
 
@@ -639,7 +658,8 @@ def verify(
     opts = VerifyOptions(
         port=port, run=run, windows=windows, raw=raw, board=board, min_agreement=min_agreement,
         max_lsb=max_lsb, libraries=libraries, timeout=timeout, retries=retries, trace=trace,
-        resume=resume, progress=not trace,  # a bar redrawn between trace lines garbles both
+        resume=resume, profile=profile,
+        progress=not trace,  # a bar redrawn between trace lines garbles both
     )  # fmt: skip
     report = verify_device(opts)
     click.echo(format_report(report))

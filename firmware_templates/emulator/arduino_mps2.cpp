@@ -30,7 +30,8 @@ extern "C" void SysTick_Handler(void)
     g_ms = g_ms + 1u;
 }
 
-extern "C" unsigned long micros(void)
+/* Milliseconds since start and the SysTick ticks into the current one, read consistently. */
+static void now(uint32_t *ms_out, uint32_t *ticks_out)
 {
     uint32_t ms, val, pending;
     do {
@@ -41,7 +42,24 @@ extern "C" unsigned long micros(void)
     if (pending != 0u && val > MPS2_SYSTICK_RELOAD / 2u) {
         ms++;  // the counter wrapped after g_ms was read and before its interrupt ran
     }
-    return (unsigned long)(ms * 1000u + (MPS2_SYSTICK_RELOAD - val) / MPS2_TICKS_PER_US);
+    *ms_out = ms;
+    *ticks_out = MPS2_SYSTICK_RELOAD - val;
+}
+
+extern "C" unsigned long micros(void)
+{
+    uint32_t ms, ticks;
+    now(&ms, &ticks);
+    return (unsigned long)(ms * 1000u + ticks / MPS2_TICKS_PER_US);
+}
+
+/* Virtual nanoseconds since start: under -icount shift=0, instructions (40 per SysTick tick). The
+   runner's profiler reads it (TINYHAR_PROFILE). */
+extern "C" uint32_t tinyhar_profile_clock(void)
+{
+    uint32_t ms, ticks;
+    now(&ms, &ticks);
+    return ms * 1000000u + ticks * (1000u / MPS2_TICKS_PER_US);
 }
 
 extern "C" unsigned long millis(void)

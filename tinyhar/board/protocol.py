@@ -42,6 +42,7 @@ class MsgType(IntEnum):
     LOAD = 0x0A
     RECORD_START = 0x0B
     RECORD_STOP = 0x0C
+    PROFILE = 0x0D
     PREDICTION = 0xA0
     RECORDING = 0xA1
     ERROR = 0xE0
@@ -569,6 +570,55 @@ def unpack_prediction(p: bytes) -> Prediction:
     return Prediction(*_PREDICTION.unpack_from(p))
 
 
+class ProfileUnit(IntEnum):
+    """What a PROFILE page counts: set by the firmware's clock (tinyhar_core.h)."""
+
+    NONE = 0  # no profiler compiled in (`tinyhar build --profile` adds one)
+    INSTRUCTIONS = 1  # the emulated board: QEMU -icount, one instruction per ns of virtual time
+    CYCLES = 2  # a Cortex-M4/M7's DWT cycle counter
+    MICROSECONDS = 3  # micros(), on cores without a cycle counter
+    NANOSECONDS = 4  # the host
+
+
+PROFILE_UNIT_NAMES = {
+    ProfileUnit.NONE: "none",
+    ProfileUnit.INSTRUCTIONS: "instructions",
+    ProfileUnit.CYCLES: "cycles",
+    ProfileUnit.MICROSECONDS: "us",
+    ProfileUnit.NANOSECONDS: "ns",
+}
+
+
+@dataclass(frozen=True)
+class ProfilePage:
+    """Per-node counts of the device's last inference, nodes first .. first+len(counts)-1."""
+
+    unit: int  # ProfileUnit
+    nodes: int  # nodes the profile holds (0: none yet, or no profiler)
+    first: int
+    counts: list[int]
+
+
+_PROFILE_HEAD = struct.Struct("<BHHB")
+
+
+def pack_profile_request(first: int = 0) -> bytes:
+    return struct.pack("<H", first)
+
+
+def pack_profile(page: ProfilePage) -> bytes:
+    head = _PROFILE_HEAD.pack(page.unit, page.nodes, page.first, len(page.counts))
+    return head + struct.pack(f"<{len(page.counts)}I", *page.counts)
+
+
+def unpack_profile(p: bytes) -> ProfilePage:
+    _need(p, _PROFILE_HEAD.size, "PROFILE reply")
+    unit, nodes, first, count = _PROFILE_HEAD.unpack_from(p)
+    _need(p, _PROFILE_HEAD.size + 4 * count, "PROFILE reply")
+    counts = list(struct.unpack_from(f"<{count}I", p, _PROFILE_HEAD.size))
+    return ProfilePage(unit, nodes, first, counts)
+
+
 @dataclass(frozen=True)
 class ErrorReply:
     code: int
@@ -611,6 +661,7 @@ _REPLY_PARSERS = {
     MsgType.RECORDING: unpack_recording,
     MsgType.RECORD_START | REPLY: unpack_status,
     MsgType.RECORD_STOP | REPLY: unpack_status,
+    MsgType.PROFILE | REPLY: unpack_profile,
     MsgType.ERROR: unpack_error,
 }
 

@@ -59,7 +59,9 @@ class BuildOptions:
     install: bool = True
     require_compile: bool = False
     stream_at_boot: bool = False
+    profile: bool = False  # the runner counts each op's cycles for `tinyhar verify --profile`
     tflm_library: str | None = None  # another TFLM library the board supports
+    kernels: str = "tinyhar"  # whose kernel runs an op both have (tflm_library.KERNEL_CHOICES)
     libraries: Path | None = None  # Arduino libraries folder (for the Cortex-M4F link map)
     measure: bool = True  # link for the Cortex-M4F to measure flash and RAM where possible
     train_if_missing: bool = False  # no run at all: train one with the defaults first
@@ -211,7 +213,7 @@ def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
     src = resolve_source(opts, log)
     margin = margin_bytes(opts.arena_margin, src.arena_measured)
     check_budget(board, len(src.model), align(src.arena_measured + margin))
-    plan = kernel_plan(board, src.model, list(src.info.ops))
+    plan = kernel_plan(board, src.model, list(src.info.ops), opts.kernels)
     if len(src.spec.channels) > 6:
         log(
             f"build: note: {len(src.spec.channels)} channels from the board's single IMU: "
@@ -219,7 +221,7 @@ def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
         )
     ctx = firmware_context(
         board, src.spec, src.info, src.model, src.model_path.name, opts.sketch_name,
-        src.arena_measured, margin, plan, opts.stream_at_boot,
+        src.arena_measured, margin, plan, opts.stream_at_boot, opts.profile,
     )  # fmt: skip
     rendered = _render(board, src, ctx, plan, opts.sketch_name, log)
     footprint = _footprint(board, rendered, plan, opts, len(src.model), ctx["arena_bytes"], log)

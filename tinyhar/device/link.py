@@ -387,6 +387,18 @@ class Link:
             if page.total == 0 or len(out) >= page.total or not page.labels:
                 return out[: page.total]
 
+    def profile(self) -> tuple[int, list[int]]:
+        """The per-node counts of the device's last inference and their unit (P.ProfileUnit);
+        (NONE, []) when its firmware has no profiler."""
+        counts: list[int] = []
+        while True:
+            page = self.request(P.MsgType.PROFILE, P.pack_profile_request(len(counts)))
+            if page.unit == P.ProfileUnit.NONE or page.nodes == 0:
+                return page.unit, []
+            counts += page.counts
+            if len(counts) >= page.nodes or not page.counts:
+                return page.unit, counts[: page.nodes]
+
     def _chunk(self) -> int:
         """Most payload bytes of window or samples per frame: P.CHUNK, within the device's limit."""
         return min(P.CHUNK, (self.info.max_payload if self.info else P.MAX_PAYLOAD) - 8)

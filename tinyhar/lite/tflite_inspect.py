@@ -344,3 +344,33 @@ def debug_model(model_bytes: bytes) -> tuple[bytes, list[OpOutput]]:
     builder = flatbuffers.Builder(len(model_bytes) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), outs
+
+
+@dataclass(frozen=True)
+class NodeWork:
+    """One operator of the main subgraph, in invoke order, and the work it does."""
+
+    index: int
+    op: str
+    name: str  # its (first) output tensor's name, e.g. tiny/branch_pool/Mean
+    work: int  # MACs for weighted ops, else elements (the larger of its first input and output)
+    unit: str  # "MAC" or "element"
+
+
+def node_work(model_bytes: bytes) -> list[NodeWork]:
+    """Every node of the main subgraph with its MACs (weighted ops) or elements (the rest)."""
+    model = parse_model(model_bytes)
+    graph = model.subgraphs[0]
+    tensors = graph.tensors or []
+    nodes = []
+    for k, op in enumerate(graph.operators or []):
+        name = _op_name(model.operatorCodes[op.opcodeIndex])
+        macs = _op_macs(name, op, tensors)
+        out = tensors[int(op.outputs[0])] if len(op.outputs) else None
+        label = out.name.decode() if out is not None and isinstance(out.name, bytes) else ""
+        if macs:
+            nodes.append(NodeWork(k, name, label, int(macs), "MAC"))
+            continue
+        sizes = [_elements(tensors[int(i)]) for i in (*op.inputs[:1], *op.outputs[:1]) if i >= 0]
+        nodes.append(NodeWork(k, name, label, max(sizes, default=0), "element"))
+    return nodes
