@@ -223,6 +223,8 @@ def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
         board, src.spec, src.info, src.model, src.model_path.name, opts.sketch_name,
         src.arena_measured, margin, plan, opts.stream_at_boot, opts.profile,
     )  # fmt: skip
+    # the firmware is about to change: an earlier build.json no longer describes it
+    (src.out_dir / runs.BUILD_JSON).unlink(missing_ok=True)
     rendered = _render(board, src, ctx, plan, opts.sketch_name, log)
     footprint = _footprint(board, rendered, plan, opts, len(src.model), ctx["arena_bytes"], log)
     report = _report(board, src, ctx, plan, rendered, footprint, opts.sketch_name)
