@@ -5,11 +5,41 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+# TEST HOOK: with this set to N, the process SIGKILLs itself right after its Nth file write or
+# removal through this module, so tests can check what a crash at every such moment leaves.
+KILL_AFTER_WRITES = "TINYHAR_TEST_KILL_AFTER_WRITES"
+_done = 0
+
+
+def _written() -> None:
+    """Count a finished write or removal (the test hook's kill point)."""
+    global _done
+    n = os.environ.get(KILL_AFTER_WRITES)
+    if not n:
+        return
+    _done += 1
+    if _done == int(n):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def remove(path: str | os.PathLike) -> bool:
+    """Remove a file or a folder tree if it is there; True when something was removed."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    else:
+        return False
+    _written()
+    return True
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -27,6 +57,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _written()
     return path
 
 
@@ -65,6 +96,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+    _written()
 
 
 def append_json_line(path: str | os.PathLike, obj: Any) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -88,7 +89,7 @@ class Source:
 def _run_source(run: Path | None, train_if_missing: bool, log: Log) -> Path:
     """The run to build: the given one, else the latest, else (when asked) a fresh training run."""
     if run is not None:
-        return runs.require_run(run, needs=runs.DATASET_JSON)
+        return runs.require_run(run)  # metrics.json: a finished training
     latest = runs.latest_run()
     if latest is not None:
         log(f"build: using the latest run {latest}")
@@ -152,7 +153,9 @@ def resolve_source(opts: BuildOptions, log: Log) -> Source:
         out = Path(opts.out) if opts.out is not None else path.parent
         return Source(model, path, out, spec, info, arena, origin, None)
     run = _run_source(opts.run, opts.train_if_missing, log)
+    runs.check_record(run, runs.METRICS_JSON)
     model, quantize = _quantized(run, log)
+    runs.check_record(run, runs.QUANTIZE_JSON)  # the int8 model is from this model.keras
     info = inspect_tflite(model)
     check_ops(list(info.ops))
     spec = spec_from_dataset(read_json(run / runs.DATASET_JSON), info)
@@ -192,6 +195,7 @@ class BuildReport:
     synthetic: bool
     origin: dict[str, str]
     config: dict[str, Any]
+    made_from: dict[str, str]  # the model file (relative to build.json) and its digest
     tinyhar_version: str = __version__
     compiled: bool = False
     flash_used: int | None = None
@@ -318,6 +322,9 @@ def _report(
         synthetic=src.spec.synthetic,
         origin=src.spec.origin,
         config=config_record(ctx),
+        made_from={
+            os.path.relpath(src.model_path, src.out_dir): runs.digest_of(src.model),
+        },
     )
 
 

@@ -228,6 +228,7 @@ def build_for_run(
     """The emulated firmware of the run's latest `tinyhar build`, in runs/<run>/emulator/<board>/;
     also returns the build.json record."""
     run = runs.require_run(run, runs.BUILD_JSON, "tinyhar build")
+    runs.check_run(run)
     rec = read_json(run / runs.BUILD_JSON)
     image = build_emulated_firmware(
         firmware_dirs_of(rec, run), tflm_source_for(rec, libraries), library_ops(rec),
@@ -253,6 +254,7 @@ def run_emulated_sim(
             "--emulate) has it; the emulated board runs the firmware as built"
         )
     run = runs.require_run(run, runs.BUILD_JSON, "tinyhar build")
+    runs.check_run(run)
     built_for = read_json(run / runs.BUILD_JSON)["board"]
     if board is not None and board != built_for:
         raise TinyharError(

@@ -84,6 +84,7 @@ class RunModel:
 
 def load_run_model(run: Path | None, windows: int | None) -> RunModel:
     run = runs.require_run(run, runs.QUANTIZE_JSON, "tinyhar quantize")
+    runs.check_run(run, runs.METRICS_JSON, runs.QUANTIZE_JSON)
     for name in (runs.INT8_MODEL, runs.DATASET_JSON, runs.WINDOWS_NPZ):
         if not (run / name).is_file():
             raise TinyharError(f"{run} has no {name}: run `tinyhar train` and `tinyhar quantize`")
