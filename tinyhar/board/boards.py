@@ -249,8 +249,10 @@ def read_board_file(path: Path) -> Board:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise TinyharError(f"cannot read board file {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise TinyharError(f"board file {path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise TinyharError(f"board file {path} is nested too deeply to read") from None
     return parse_board(data, path)
 
 
