@@ -77,7 +77,10 @@ def spec_from_dataset(dataset: dict[str, Any], info: ModelInfo) -> ModelSpec:
             output_scale=0.0,
             output_zero_point=0,
             synthetic=bool(dataset.get("synthetic", False)),
-            origin={k: "dataset.json" for k in ("window", "stride", "channels", "labels", "mean")},
+            origin={
+                k: "dataset.json"
+                for k in ("window", "stride", "rate_hz", "channels", "labels", "mean", "std")
+            },
         )
     except (KeyError, TypeError, ValueError) as e:
         raise TinyharError(f"dataset.json is incomplete ({e}): re-run `tinyhar train`") from None

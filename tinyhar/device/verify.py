@@ -89,6 +89,7 @@ def load_run_model(run: Path | None, windows: int | None) -> RunModel:
         if not (run / name).is_file():
             raise TinyharError(f"{run} has no {name}: run `tinyhar train` and `tinyhar quantize`")
     model = (run / runs.INT8_MODEL).read_bytes()
+    inspect_tflite(model)  # a corrupt model is one line now, not a traceback after the device
     with np.load(run / runs.WINDOWS_NPZ) as npz:
         x, y = npz["x_test"], npz["y_test"]
     if len(x) == 0:
