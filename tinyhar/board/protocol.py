@@ -93,6 +93,14 @@ class ProtocolError(TinyharError):
     """A frame or payload that does not follow the protocol."""
 
 
+class OtherVersionError(ProtocolError):
+    """A whole frame (its CRC holds) of another protocol version: firmware of another tinyhar."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"protocol version {version}, expected {PROTOCOL_VERSION}")
+        self.version = version
+
+
 # --- frames --------------------------------------------------------------------------------
 
 
@@ -178,7 +186,7 @@ def decode_frame(encoded: bytes) -> Frame:
         raise ProtocolError("frame CRC mismatch")
     version, msg_type, seq, length = struct.unpack_from("<BBBH", raw)
     if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version {version}, expected {PROTOCOL_VERSION}")
+        raise OtherVersionError(version)
     if length != len(raw) - FRAME_OVERHEAD:
         raise ProtocolError(f"length field {length} but {len(raw) - FRAME_OVERHEAD} payload bytes")
     return Frame(msg_type, seq, bytes(raw[HEADER_BYTES:-CRC_BYTES]))
@@ -194,6 +202,8 @@ class FrameDecoder:
         self.frames = 0  # valid frames returned
         self.bad_frames = 0  # delimited chunks that were not valid frames
         self.dropped_bytes = 0  # bytes discarded with bad or oversized frames
+        self.other_version_frames = 0  # whole frames (CRC correct) of another protocol version
+        self.other_version = 0  # the version the last of them carried
 
     def feed(self, data: bytes) -> list[Frame]:
         """Consume bytes; return the complete valid frames among them, in order."""
@@ -229,6 +239,12 @@ class FrameDecoder:
         self._buf.clear()
         try:
             frame = decode_frame(encoded)
+        except OtherVersionError as e:
+            self.other_version_frames += 1
+            self.other_version = e.version
+            self.bad_frames += 1
+            self.dropped_bytes += len(encoded) + 1
+            return []
         except ProtocolError:
             self.bad_frames += 1
             self.dropped_bytes += len(encoded) + 1
