@@ -29,12 +29,18 @@ class _Group(click.Group):
             except TinyharError as e:
                 if interrupt.seen():
                     _interrupted()
-                click.echo(f"error: {e}", file=interrupt.stderr())
+                click.echo(f"error: {log.printable(str(e), lines=False)}", file=interrupt.stderr())
                 sys.exit(e.exit_code)
             except Exception:
                 if interrupt.seen():
                     _interrupted()
                 raise
+
+
+def _echo(text: str) -> None:
+    """Print a result on stdout; control characters that came with data (class names, a
+    board's strings) are escaped, not sent to the terminal."""
+    click.echo(log.printable(text))
 
 
 def _interrupted() -> None:
@@ -85,7 +91,7 @@ def data_synth(out: Path, subjects: int, seed: int) -> None:
 
     folder = synthesize(out, subjects=subjects, seed=seed)
     info = dataset_info(folder)
-    click.echo(
+    _echo(
         f"wrote SYNTHETIC data: {subjects} subjects, {info.rows} rows "
         f"({info.rows / 50 / 60:.1f} min at 50 Hz), seed {seed} -> {folder}"
     )
@@ -98,7 +104,7 @@ def data_info(path: Path) -> None:
     dataset.toml, or MHEALTH (folder, zip or CSV)."""
     from tinyhar.data.info import dataset_info, format_info  # lazy: fast --help
 
-    click.echo(format_info(dataset_info(path)))
+    _echo(format_info(dataset_info(path)))
 
 
 def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -141,7 +147,7 @@ def data_import(src, out, acc_unit, gyro_unit, rate_hz, label_column, drop, subj
                          label_column=label_column, drop=drop or [],
                          subject_pattern=subject_pattern, subject_column=subject_column,
                          columns=columns, name=name)  # fmt: skip
-    click.echo(format_import(import_dataset(src, out, opts, log=log.inf)))
+    _echo(format_import(import_dataset(src, out, opts, log=log.inf)))
 
 
 @data.command("download")
@@ -168,12 +174,12 @@ def data_download(dest: Path | None, url: str | None) -> None:
 
     dest = dest or default_data_dir()
     if is_downloaded(dest):
-        click.echo(f"MHEALTH already downloaded and verified in {dest}; nothing to do")
+        _echo(f"MHEALTH already downloaded and verified in {dest}; nothing to do")
         return
-    click.echo(f"downloading MHEALTH from {url or default_url()}")
+    _echo(f"downloading MHEALTH from {url or default_url()}")
     folder = download_mhealth(dest, url=url)
-    click.echo(f"MHEALTH: every subject log verified (SHA-256) in {folder}")
-    click.echo(f"train on it with: tinyhar train --data {folder}")
+    _echo(f"MHEALTH: every subject log verified (SHA-256) in {folder}")
+    _echo(f"train on it with: tinyhar train --data {folder}")
 
 
 # --- training: tinyhar train --------------------------------------------------------------------
@@ -314,12 +320,12 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
         opts = LosoOptions(train=cfg, folds=folds, workers=workers, address=address,
                            progress=log.verbosity() >= log.NORMAL)  # fmt: skip
         result = run_loso(opts, log=log.inf)
-        click.echo(format_loso(result))
+        _echo(format_loso(result))
         if result.summary["failed"]:
             sys.exit(EXIT_FAILED)
         return
     result = run_training(cfg, log=log.inf)
-    click.echo(summary(result))
+    _echo(summary(result))
 
 
 @main.command()
@@ -374,7 +380,7 @@ def search(data, sensors, board, trials, workers, address, run_dir, resume, epoc
                          resume=resume, max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
                          emulate=emulate, progress=log.verbosity() >= log.NORMAL)  # fmt: skip
     result = run_search(opts, log=log.inf)
-    click.echo(format_search(result))
+    _echo(format_search(result))
     if result.summary["best"] is None:
         sys.exit(EXIT_FAILED)
 
@@ -393,7 +399,7 @@ def quantize(run: Path | None, board: str, libraries: Path | None) -> None:
     computes it, where it can be built for the host), arena and size."""
     from tinyhar.deploy.quantize import format_report, quantize_run  # lazy: fast --help
 
-    click.echo(format_report(quantize_run(run, board=board, libraries=libraries)))
+    _echo(format_report(quantize_run(run, board=board, libraries=libraries)))
 
 
 @main.command()
@@ -410,7 +416,7 @@ def evaluate(run: Path | None, data: Path, subjects: list[int] | None, sensors: 
     from tinyhar.deploy.evaluate import evaluate_run, format_evaluation  # lazy: fast --help
 
     ev = evaluate_run(run, data, subjects, log=log.inf, warn=log.wrn, sensors=sensors)
-    click.echo(format_evaluation(ev))
+    _echo(format_evaluation(ev))
 
 
 @main.command()
@@ -418,7 +424,7 @@ def boards() -> None:
     """List the boards tinyhar can build for, with their model and arena budgets."""
     from tinyhar.board.boards import board_table, list_boards  # lazy: fast --help
 
-    click.echo("\n".join(board_table(list_boards())))
+    _echo("\n".join(board_table(list_boards())))
 
 
 @main.command()
@@ -546,7 +552,7 @@ def build(
             "output_zero_point": output_zero_point,
         },
     )
-    click.echo(format_summary(build_firmware(opts)))
+    _echo(format_summary(build_firmware(opts)))
 
 
 @main.command()
@@ -557,7 +563,7 @@ def flash(board, port, run) -> None:
     """Upload the compiled firmware with arduino-cli."""
     from tinyhar.deploy.flash import flash_firmware  # lazy: fast --help
 
-    click.echo(flash_firmware(board=board, port=port, run=run))
+    _echo(flash_firmware(board=board, port=port, run=run))
 
 
 # --- device: tinyhar sim | verify | monitor -----------------------------------------------------
@@ -605,10 +611,10 @@ def sim(
                          "fault injection": faults.describe() != "none"}  # fmt: skip
         unused = [option for option, given_ in software_only.items() if given_]
         run_emulated_sim(board if given else None, run, link, unused,
-                         announce=lambda path: click.echo(path))  # fmt: skip
+                         announce=_echo)  # fmt: skip
         return
     run_sim(board, run, faults, model=model, replay=replay, speed=speed, link=link,
-            announce=lambda path: click.echo(path))  # fmt: skip
+            announce=_echo)  # fmt: skip
 
 
 @main.command()
@@ -662,7 +668,7 @@ def verify(
         progress=not trace,  # a bar redrawn between trace lines garbles both
     )  # fmt: skip
     report = verify_device(opts)
-    click.echo(format_report(report))
+    _echo(format_report(report))
     if not report.passed:
         sys.exit(EXIT_FAILED)
 
@@ -686,7 +692,7 @@ def monitor(port, run, last, count, seconds, timeout, trace) -> None:
 
     opts = MonitorOptions(port=port, run=run, last=last, count=count, seconds=seconds,
                           timeout=timeout, trace=trace)  # fmt: skip
-    run_monitor(opts, out=click.echo)
+    run_monitor(opts, out=_echo)
 
 
 @main.command()
@@ -716,7 +722,7 @@ def record(port, label, subject, out, seconds, session, run, board, timeout, no_
                          progress=not trace, plot=not no_plot)  # fmt: skip
     r = record_imu(opts, log=log.inf)
     lost = f", {r.lost} lost on the way" if r.lost else ""
-    click.echo(f"recorded {r.samples} samples ({r.seconds:.1f} s at {r.rate_hz:g} Hz{lost}) "
+    _echo(f"recorded {r.samples} samples ({r.seconds:.1f} s at {r.rate_hz:g} Hz{lost}) "
                f"of {label!r} into {r.file}")  # fmt: skip
     if r.stopped:
         sys.exit(EXIT_FAILED)
@@ -742,6 +748,6 @@ def demo(out, board, subjects, epochs, seed, windows) -> None:
     opts = DemoOptions(out=out, board=board, subjects=subjects, epochs=epochs, seed=seed,
                        windows=windows)  # fmt: skip
     summary = run_demo(opts, log=log.inf)
-    click.echo(format_summary(summary))
+    _echo(format_summary(summary))
     if not summary["passed"]:
         sys.exit(EXIT_FAILED)

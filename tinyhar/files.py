@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -99,16 +100,49 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     _written()
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path`'s lock file (.<name>.lock beside it)."""
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def append_json_line(path: str | os.PathLike, obj: Any) -> Path:
-    """Append `obj` as one JSON line to `path`, in one write on an O_APPEND descriptor, so
-    concurrent writers interleave whole lines."""
+    """Append `obj` as one JSON line to `path`, in one write on an O_APPEND descriptor under the
+    file's lock, so concurrent writers interleave whole lines."""
     path = Path(path)
     line = (json.dumps(obj, sort_keys=False) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    with _locked(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    return path
+
+
+def put_json_line(path: str | os.PathLike, obj: Any, key: str) -> Path:
+    """The JSON-lines file `path` with the line whose `key` equals obj[key] replaced by `obj`,
+    or `obj` appended when there is none; rewritten atomically under the file's lock."""
+    path = Path(path)
+    with _locked(path):
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        new = json.dumps(obj, sort_keys=False)
+        for i, text in enumerate(lines):
+            try:
+                same = json.loads(text).get(key) == obj[key]
+            except (ValueError, AttributeError):
+                same = False
+            if same:
+                lines[i] = new
+                break
+        else:
+            lines.append(new)
+        atomic_write_text(path, "".join(f"{ln}\n" for ln in lines))
     return path
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import itertools
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,8 +89,14 @@ def build_reference(
         what="tinyhar firmware sources",
         system_includes=include_dirs(tflm_src),
     )
-    native_build.link(HOST, [*own_objs, *lib_objs], so.with_suffix(".tmp.so"))
-    so.with_suffix(".tmp.so").replace(so)
+    # a name of this process's own: two processes building the same digest each link their own
+    # file and rename it into place (the same bytes), never writing into the other's
+    tmp = so.with_name(f".{so.stem}.{os.getpid()}.{threading.get_ident()}.tmp.so")
+    try:
+        native_build.link(HOST, [*own_objs, *lib_objs], tmp)
+        tmp.replace(so)
+    finally:
+        tmp.unlink(missing_ok=True)
     return BuiltReference(so, Path(library_dir))
 
 

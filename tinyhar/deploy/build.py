@@ -12,6 +12,7 @@ from tinyhar import __version__, runs
 from tinyhar.board.boards import Board, load_board
 from tinyhar.board.tflm_library import KernelPlan
 from tinyhar.crc import crc32, crc32_hex
+from tinyhar.data.classes import case_duplicates, shown
 from tinyhar.data.synth import synthesize
 from tinyhar.deploy import arduino, codegen
 from tinyhar.deploy.codegen import check_sketch_name
@@ -215,6 +216,8 @@ def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
     board = load_board(opts.board).with_tflm(opts.tflm_library)
     check_sketch_name(opts.sketch_name)
     src = resolve_source(opts, log)
+    for warning in label_warnings(src.spec.labels):
+        log(f"build: warning: {warning}")
     margin = margin_bytes(opts.arena_margin, src.arena_measured)
     check_budget(board, len(src.model), align(src.arena_measured + margin))
     plan = kernel_plan(board, src.model, list(src.info.ops), opts.kernels)
@@ -242,6 +245,22 @@ def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
     if failure is not None:
         raise failure
     return report
+
+
+def label_warnings(labels: list[str]) -> list[str]:
+    """Labels given more than once, or differing only in case: the firmware would report classes
+    the user cannot tell apart."""
+    out = [
+        f"label {shown(name)} is given {labels.count(name)} times: those outputs cannot be told "
+        "apart by name"
+        for name in dict.fromkeys(labels)
+        if labels.count(name) > 1
+    ]
+    out += [
+        f"labels {shown(a)} and {shown(b)} differ only in case"
+        for a, b in case_duplicates(list(dict.fromkeys(labels)))
+    ]
+    return out
 
 
 def _render(

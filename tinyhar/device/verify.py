@@ -38,10 +38,10 @@ from tinyhar.device.link import DeviceError, DeviceStateLost, Link, LinkStats
 from tinyhar.device.profile import NO_PROFILER, ProfileCollector, format_profile
 from tinyhar.errors import TinyharError
 from tinyhar.files import (
-    append_json_line,
     atomic_path,
     atomic_write_bytes,
     atomic_write_json,
+    put_json_line,
     read_json,
 )
 from tinyhar.lite.reference import TfliteReference, TflmReference
@@ -386,6 +386,10 @@ def verify_device(opts: VerifyOptions, log: Log = inf) -> VerifyReport:
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     wrote: list[bool] = [False]
+    # the run's line, before anything is sent: a verify killed on the way leaves it as it is
+    report.error = "unfinished: verify stopped without a word (killed, or the machine stopped)"
+    append_history(rm, report, False, log)
+    report.error = None
     try:
         return _verify(opts, rm, report, log, wrote)
     except BaseException as e:
@@ -516,7 +520,8 @@ def load_resume(rm: RunModel, mode: str, dev: DeviceRun, log: Log) -> None:
 
 
 def append_history(rm: RunModel, report: VerifyReport, wrote: bool, log: Log) -> None:
-    """One line in R/verify_history.jsonl for this run, passed or failed."""
+    """This run's line in R/verify_history.jsonl (replaced when it is there), passed or
+    failed."""
     line = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "started": report.started,
@@ -535,7 +540,7 @@ def append_history(rm: RunModel, report: VerifyReport, wrote: bool, log: Log) ->
         "report": runs.verify_json(report.mode) if wrote else None,
     }
     try:
-        append_json_line(rm.run / runs.VERIFY_HISTORY, line)
+        put_json_line(rm.run / runs.VERIFY_HISTORY, line, key="run_id")
     except OSError as e:
         log(f"verify: note: could not append to {rm.run / runs.VERIFY_HISTORY}: {e}")
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tinyhar import runs
-from tinyhar.data.classes import choose_classes
+from tinyhar.data.classes import case_duplicates, choose_classes, shown
 from tinyhar.data.dataset import Dataset, load_dataset
 from tinyhar.data.download import default_data_dir
 from tinyhar.data.windows import (
@@ -182,6 +182,8 @@ def prepare(cfg: TrainConfig, data: Dataset, warn: Callable[[str], None] = wrn) 
     codes = choose_classes(split, data.labels, cfg.classes, warn)
     split = split.with_classes(codes)
     names = [data.labels[c] for c in codes]
+    for a, b in case_duplicates(names):
+        warn(f"classes {shown(a)} and {shown(b)} differ only in case: two classes to the model")
     mean, std = normalization(split.train.x)
     spec = dataset_spec(
         name=data.name,
