@@ -169,3 +169,18 @@ def test_a_10_mb_label_cell_is_one_line_in_bounded_memory(tmp_path):
     assert "line 6: a label cell of 10000000 characters (at most 1024)" in one_error_line(
         proc.stderr
     )
+
+
+def test_subject_ids_and_strides_beyond_what_tinyhar_carries_are_usage_errors(tmp_path):
+    from tinyhar import cli
+    from tinyhar.data import recordings
+
+    assert cli.MAX_SUBJECT == recordings.MAX_SUBJECT
+    for option, value, said in (
+        ("--test-subjects", "99999999999999999999", "subject ids are 0..999999"),
+        ("--stride", "65536", "65536 is not in the range 1<=x<=65535"),
+        ("--train-stride", "100000", "100000 is not in the range 1<=x<=65535"),
+    ):
+        res = _cli("train", "--data", tmp_path, option, value)
+        assert res.exit_code == 2 and said in res.output, res.output
+        assert "Traceback" not in res.output

@@ -15,6 +15,9 @@ from tinyhar import __version__, interrupt, log
 from tinyhar.errors import EXIT_FAILED, EXIT_INTERRUPTED, TinyharError
 from tinyhar.runs import DEMO_DIR
 
+MAX_STRIDE = 0xFFFF  # the firmware counts the samples between predictions in 16 bits
+MAX_SUBJECT = 999_999  # as tinyhar.data.recordings reads subject numbers
+
 
 class _Group(click.Group):
     """Turns TinyharError into one line on stderr and Ctrl-C into a clean exit, however a library
@@ -189,9 +192,12 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     if value is None:
         return None
     try:
-        return [int(v) for v in value.replace(" ", "").split(",") if v]
+        ids = [int(v) for v in value.replace(" ", "").split(",") if v]
     except ValueError:
         raise click.BadParameter("give subject ids separated by commas, e.g. 1,2,3") from None
+    if any(not 0 <= i <= MAX_SUBJECT for i in ids):
+        raise click.BadParameter(f"subject ids are 0..{MAX_SUBJECT}")
+    return ids
 
 
 @main.command()
@@ -220,12 +226,12 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
 @click.option(
     "--stride",
-    type=click.IntRange(1),
+    type=click.IntRange(1, MAX_STRIDE),
     default=50,
     show_default=True,
     help="Samples between window starts (windows are 100 samples, 2 s)",
 )
-@click.option("--train-stride", type=click.IntRange(1), default=None,
+@click.option("--train-stride", type=click.IntRange(1, MAX_STRIDE), default=None,
               help="Samples between training windows' starts; validation and test keep "
               "--stride; --split random takes --stride  [25, or --stride if smaller]")  # fmt: skip
 @click.option("--include-null", is_flag=True,
@@ -347,7 +353,7 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
               help="Continue the interrupted search in --run (same options).")  # fmt: skip
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--patience", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--stride", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--stride", type=click.IntRange(1, MAX_STRIDE), default=50, show_default=True)
 @click.option("--classes", callback=_names, default=None, help="Class names to learn.")
 @click.option("--train-subjects", callback=_subject_ids, help="e.g. 1,2,3,4,5,6")
 @click.option("--val-subjects", callback=_subject_ids, help="Chosen on, e.g. 7,8")
