@@ -165,6 +165,7 @@ def test_quantize_names_a_missing_windows_file(tmp_path):
     run.mkdir()
     (run / runs.KERAS_MODEL).write_bytes(b"x")
     (run / runs.DATASET_JSON).write_text("{}")
+    (run / runs.METRICS_JSON).write_text("{}")  # a finished training (quantize needs one)
     result = CliRunner().invoke(main, ["quantize", "--run", str(run)])
     assert result.exit_code == 2
     assert "windows.npz" in result.stderr and result.stderr.count("\n") == 1
