@@ -50,8 +50,9 @@ RUN_OK, ALLOCATE_FAILED = 0, 3
 @dataclass(frozen=True)
 class LstmSpec:
     """A tf_keras LSTM(units, return_sequences=True) on (steps, inputs) with random weights,
-    calibrated on normal inputs. With `cell_target`, the gates' biases are set so that the cell
-    state settles near +-cell_target (largest unit): that sets the converter's cell scale."""
+    calibrated on normal inputs. With `cell_target` (> 1.1), the gates' biases are set so that
+    the cell state settles near +-cell_target (largest unit), which sets the converter's cell
+    scale: 2^ceil(log2(range)) / 2^15."""
 
     steps: int
     inputs: int
@@ -73,9 +74,9 @@ def _weights(spec: LstmSpec) -> list[np.ndarray]:
     bias = rng.normal(0, 0.3, 4 * n)
     bias[n : 2 * n] += 1.0  # keras' unit_forget_bias
     if spec.cell_target is not None:
-        # i, g ~ 1: the cell settles at i g / (1 - f); units spread from a third of the target up
+        # i, g ~ 1: the cell settles at i g / (1 - f) > i g; units spread from 1.1 to the target
         i_g = float(1 / (1 + np.exp(-4.0)) * np.tanh(4.0))
-        targets = spec.cell_target * np.linspace(1 / 3, 1, n)
+        targets = np.linspace(1.1, max(spec.cell_target, 1.1), n)
         f = 1 - i_g / targets
         bias[:n] = 4.0
         bias[n : 2 * n] = np.log(f / (1 - f))
@@ -163,6 +164,20 @@ def with_quantisation(model: bytes, changes: dict[int, tuple[float, int]]) -> by
     return bytes(buf)
 
 
+def _repack(m: schema.ModelT, size_hint: int) -> bytes:
+    builder = flatbuffers.Builder(size_hint + 4096)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def with_tensor_types(model: bytes, types: dict[int, int]) -> bytes:
+    """A copy of `model` whose tensors (by index) get another schema.TensorType."""
+    m = parse_model(model)
+    for index, tensor_type in types.items():
+        m.subgraphs[0].tensors[index].type = tensor_type
+    return _repack(m, len(model))
+
+
 def with_batches(model: bytes, batches: int, time_major: bool) -> bytes:
     """A copy of a batch-1 LSTM model taking `batches` sequences, batch- or time-major."""
     m = parse_model(model)
@@ -182,9 +197,7 @@ def with_batches(model: bytes, batches: int, time_major: bool) -> bytes:
     for op in graph.operators:
         if isinstance(op.builtinOptions, schema.UnidirectionalSequenceLSTMOptionsT):
             op.builtinOptions.timeMajor = time_major
-    builder = flatbuffers.Builder(len(model) + 4096)
-    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return _repack(m, len(model))
 
 
 def input_shape(model: bytes) -> tuple[int, ...]:
@@ -337,19 +350,20 @@ def _c_array(kind: str, name: str, data: bytes | np.ndarray, align: int = 0) -> 
 def write_cases_header(cases: list[M4Case], path: Path) -> None:
     """tests/c/lstm_qemu_main.cpp's cases as C arrays."""
     out = ["#include <stddef.h>\n#include <stdint.h>\n"]
-    rows = []
+    rows, most = [], 0
     for k, case in enumerate(cases):
         x = np.ascontiguousarray(case.x, dtype=np.int8)
         out.append(_c_array("uint8_t", f"model_{k}", case.model, 16))
         out.append(_c_array("int8_t", f"inputs_{k}", x.reshape(-1)))
         out_bytes = len(x) * int(np.prod(output_shape(case.model)))
+        most = max(most, out_bytes)
         rows.append(f"{{model_{k}, inputs_{k}, {x.nbytes}u, {len(x)}, {out_bytes}u, {case.flags}}}")
     out.append(
         "struct LstmCase { const uint8_t* model; const int8_t* inputs; size_t input_bytes; "
         "int runs; size_t output_bytes; int flags; };\n"
     )
     out.append(f"static const LstmCase kCases[] = {{{', '.join(rows)}}};\n")
-    out.append(f"#define LSTM_MAX_OUTPUT_BYTES {max(len(c.x) * int(np.prod(output_shape(c.model))) for c in cases)}u\n")
+    out.append(f"#define LSTM_MAX_OUTPUT_BYTES {most}u\n")
     path.write_text("".join(out))
 
 

@@ -59,6 +59,9 @@ constexpr int kInputGate = 0;
 constexpr int kForgetGate = 1;
 constexpr int kCellGate = 2;
 constexpr int kOutputGate = 3;
+// sizeof(tflite::OpDataLSTM), the reference kernel's persistent data: 688 bytes on 32- and
+// 64-bit targets (lstm_shared.h with these libraries' types.h).
+constexpr int kReferenceOpDataBytes = 688;
 
 // MultiplyByQuantizedMultiplier's parameters: the shift split into its two directions, and for
 // right shifts (e >= 1) the rounding of both its steps as one 64-bit constant (see Requantize).
@@ -95,6 +98,7 @@ struct OpData {
   int input_buffer;   // scratch buffer indices of the widened input and hidden state,
   int hidden_buffer;  // -1 on the scalar path
 };
+static_assert(sizeof(OpData) <= kReferenceOpDataBytes, "OpData outgrew the reference's");
 
 void* Init(TfLiteContext* context, const char* buffer, size_t length) {
   (void)buffer;
@@ -351,13 +355,14 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   data->input_buffer = -1;
   data->hidden_buffer = -1;
 #if TINYHAR_SIMD
-  // Scratch buffers start 16-byte aligned in the arena.
+  // The widened input and hidden state (one batch at a time) take the SIMD path when they need
+  // no more arena than the reference kernel: its four int16 scratch buffers of batches x units,
+  // and what its OpDataLSTM takes over this OpData. (Scratch buffers are 16-byte aligned.)
   const auto Align16 = [](int bytes) { return (bytes + 15) & ~15; };
-  // The widened input and hidden state (int16, one batch at a time) take the SIMD path when
-  // they fit where the reference kernel asks for four int16 buffers of batches x units.
   const int input_bytes = 4 * WidenedWords(data->inputs);
   const int hidden_bytes = 4 * WidenedWords(data->units);
-  const int reference = 4 * Align16(2 * data->batches * data->units);
+  const int reference = 4 * Align16(2 * data->batches * data->units) + kReferenceOpDataBytes -
+                        static_cast<int>(sizeof(OpData));
   if (Align16(input_bytes) + Align16(hidden_bytes) <= reference) {
     TF_LITE_ENSURE_STATUS(
         context->RequestScratchBufferInArena(context, input_bytes, &data->input_buffer));
