@@ -89,7 +89,6 @@ struct OpData {
   Requant forget_cell;           // f (2^-15) x c -> c
   Requant input_cell;            // i (2^-15) x g (2^-15) -> c
   Requant hidden;                // tanh(c) (2^-15) x o (2^-15) -> h
-  int32_t all_right_shifts;      // every Requant shifts right: Requantize's one-step form
   int32_t cell_gate_tanh;        // else sigmoid
   int32_t cell_clip;             // 0: no clipping
   int32_t cell_tanh_multiplier;  // tanh(c) input rescaling: (c * m + round) >> shift
@@ -297,12 +296,7 @@ void PrepareQuantisation(const Tensors& t, const TfLiteUnidirectionalSequenceLST
   data->input_cell = MakeRequant(act * act / static_cast<double>(cell_scale));
   data->hidden = MakeRequant(act * act / static_cast<double>(hidden->params.scale));
   data->cell_gate_tanh = p.activation == kTfLiteActTanh ? 1 : 0;
-  bool right = data->forget_cell.right_shift > 0 && data->input_cell.right_shift > 0 &&
-               data->hidden.right_shift > 0;
-  for (int g = 0; g < kGates; ++g) {
-    right = right && data->input_fc[g].right_shift > 0 && data->recurrent_fc[g].right_shift > 0;
-  }
-  data->all_right_shifts = right ? 1 : 0;
+
 
   // Clipping applies when cell_clip > 0, to the clip in cell units truncated to int16.
   data->cell_clip = 0;
@@ -401,10 +395,8 @@ inline int32_t RequantizeSlow(int32_t x, const Requant& q) {
   return (high >> q.right_shift) + (remainder > threshold ? 1 : 0);
 }
 
-// kRight: the caller knows q shifts right (e >= 1).
-template <bool kRight>
 inline int32_t Requantize(int32_t x, const Requant& q) {
-  if (!kRight && q.right_shift == 0) return RequantizeSlow(x, q);
+  if (q.right_shift == 0) return RequantizeSlow(x, q);
   const int64_t rounding =
       q.rounding - static_cast<int64_t>(static_cast<uint32_t>(x) & UINT32_C(0x80000000));
   const int64_t acc = rounding + static_cast<int64_t>(x) * q.multiplier;
@@ -412,19 +404,15 @@ inline int32_t Requantize(int32_t x, const Requant& q) {
 }
 
 // reference_integer_ops::Logistic for int16 with input_multiplier 0 and shift 0 (Q3.12 in,
-// Q0.15 out): the 256-entry sigmoid table, interpolated.
+// Q0.15 out): the 256-entry sigmoid table, interpolated. For an int16 x, |3 x| >> 9 <= 192: the
+// reference's saturation above entry 255 never applies.
 inline int32_t Sigmoid(int32_t x) {
   const int32_t v = x * 3;
   const uint32_t a = static_cast<uint32_t>(v < 0 ? -v : v);
   const uint32_t uh = a >> 9;
-  uint32_t r;
-  if (uh >= 255) {
-    r = 0x7FFFu << 10;
-  } else {
-    const uint32_t ua = tflite::sigmoid_table_uint16[uh];
-    const uint32_t ub = tflite::sigmoid_table_uint16[uh + 1];
-    r = (ua << 9) + (a & 0x1FFu) * (ub - ua);
-  }
+  const uint32_t ua = tflite::sigmoid_table_uint16[uh];
+  const uint32_t ub = tflite::sigmoid_table_uint16[uh + 1];
+  uint32_t r = (ua << 9) + (a & 0x1FFu) * (ub - ua);
   // v >= 0: r + 2^9; else 2^25 - r + 2^9 - 1 = ~r + 2^9 + 2^25
   const uint32_t negative = static_cast<uint32_t>(v >> 31);
   r = (r ^ negative) + (1u << 9) + (negative & (1u << 25));
@@ -453,27 +441,26 @@ inline int32_t Tanh(int32_t x, int32_t multiplier, int32_t shift, int32_t round)
 // The gates, cell and hidden state of one unit from its eight matmul sums (input and recurrent,
 // gate g's at [g * stride], biases included). Updates the cell state; returns the new hidden
 // state.
-template <bool kRight>
 inline int8_t UnitStep(const OpData& d, const int32_t* in_sum, const int32_t* rec_sum, int stride,
                        int16_t* cell) {
   int32_t gate[kGates];
 #pragma GCC unroll 4
   for (int g = 0; g < kGates; ++g) {
-    gate[g] = Saturate16(Saturate16(Requantize<kRight>(in_sum[g * stride], d.input_fc[g])) +
-                         Saturate16(Requantize<kRight>(rec_sum[g * stride], d.recurrent_fc[g])));
+    gate[g] = Saturate16(Saturate16(Requantize(in_sum[g * stride], d.input_fc[g])) +
+                         Saturate16(Requantize(rec_sum[g * stride], d.recurrent_fc[g])));
   }
   const int32_t i = Sigmoid(gate[kInputGate]);
   const int32_t f = Sigmoid(gate[kForgetGate]);
   const int32_t g = d.cell_gate_tanh ? Tanh(gate[kCellGate], 3, 0, 0) : Sigmoid(gate[kCellGate]);
   const int32_t o = Sigmoid(gate[kOutputGate]);
-  int32_t c = Saturate16(Saturate16(Requantize<kRight>(f * *cell, d.forget_cell)) +
-                         Saturate16(Requantize<kRight>(i * g, d.input_cell)));
+  int32_t c = Saturate16(Saturate16(Requantize(f * *cell, d.forget_cell)) +
+                         Saturate16(Requantize(i * g, d.input_cell)));
   if (d.cell_clip > 0) {
     c = c > d.cell_clip ? d.cell_clip : (c < -d.cell_clip ? -d.cell_clip : c);
   }
   *cell = static_cast<int16_t>(c);
   const int32_t t = Tanh(c, d.cell_tanh_multiplier, d.cell_tanh_shift, d.cell_tanh_round);
-  int32_t h = d.hidden_zero_point + Requantize<kRight>(t * o, d.hidden);
+  int32_t h = d.hidden_zero_point + Requantize(t * o, d.hidden);
   h = h < INT8_MIN ? INT8_MIN : (h > INT8_MAX ? INT8_MAX : h);
   return static_cast<int8_t>(h);
 }
@@ -547,12 +534,13 @@ inline void Widen(const int8_t* v, int n, int32_t offset, uint32_t* out) {
     s3 = tinyhar_smlad(tinyhar_sxtb16_ror8(q), odd, s3); \
   } while (0)
 
-// s[0..3] += the rows a, a + stride, b, b + stride of int8 weights times the n widened values x.
+// s[0..3] = s0..s3 + the rows a, a + stride, b, b + stride of int8 weights times the n widened
+// values x.
 // Four rows share each load of x, and two row pointers and a stride leave the loop the registers
 // it needs: 23 instructions per 16 multiply-adds. (Unrolled, GCC 12 spills two registers.)
 __attribute__((always_inline)) inline void Dot2x2(const int8_t* a, const int8_t* b, int stride,
-                                                  const uint32_t* x, int n, int32_t* s) {
-  int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+                                                  const uint32_t* x, int n, int32_t s0, int32_t s1,
+                                                  int32_t s2, int32_t s3, int32_t* s) {
   const int next = stride - 4;  // from a row's word just read to the next row's
   for (int k = n >> 2; k != 0; --k) TINYHAR_LSTM_DOT2X2_GROUP();
   for (int k = 0; k < (n & 3); ++k) {  // in uint32: sums wrap as the reference's int32 ones do
@@ -599,7 +587,6 @@ Bases MakeBases(const OpData& d, const int8_t* x, const int8_t* h) {
 }
 
 // One timestep of one batch on the scalar path: x and the state (h, c) -> the new h in out and h.
-template <bool kRight>
 void StepScalar(const OpData& d, const Operands& ops, const int8_t* x, int8_t* h, int16_t* c,
                 int8_t* out) {
   const Bases base = MakeBases(d, x, h);
@@ -618,7 +605,7 @@ void StepScalar(const OpData& d, const Operands& ops, const int8_t* x, int8_t* h
     }
     Dot4Scalar(w, x, d.inputs, d.input_offset, in_sum);
     Dot4Scalar(u, h, d.units, d.hidden_offset, rec_sum);
-    out[r] = UnitStep<kRight>(d, in_sum, rec_sum, 1, c + r);
+    out[r] = UnitStep(d, in_sum, rec_sum, 1, c + r);
   }
   memcpy(h, out, static_cast<size_t>(d.units));  // h was read to the end: update it now
 }
@@ -626,7 +613,6 @@ void StepScalar(const OpData& d, const Operands& ops, const int8_t* x, int8_t* h
 #if TINYHAR_SIMD
 // One timestep of one batch on the SIMD path, two units at a time. x and h are widened first, so
 // the new h can be written as it comes.
-template <bool kRight>
 __attribute__((noinline)) void StepSimd(const OpData& d, const Operands& ops, const int8_t* x,
                                         int8_t* h, int16_t* c, int8_t* out, uint32_t* x_wide,
                                         uint32_t* h_wide) {
@@ -645,22 +631,21 @@ __attribute__((noinline)) void StepSimd(const OpData& d, const Operands& ops, co
     for (int g = 0; g < kGates; g += 2) {
       const int32_t* bias_a = ops.bias[g] + r;
       const int32_t* bias_b = ops.bias[g + 1] + r;
-      in_sum[g][0] = static_cast<int32_t>(base.input[g] + static_cast<uint32_t>(bias_a[0]));
-      in_sum[g][1] = static_cast<int32_t>(base.input[g] + static_cast<uint32_t>(bias_a[next]));
-      in_sum[g + 1][0] =
-          static_cast<int32_t>(base.input[g + 1] + static_cast<uint32_t>(bias_b[0]));
-      in_sum[g + 1][1] =
-          static_cast<int32_t>(base.input[g + 1] + static_cast<uint32_t>(bias_b[next]));
+      const uint32_t in_a = base.input[g];
+      const uint32_t in_b = base.input[g + 1];
       Dot2x2(ops.input_weights[g] + r * ni, ops.input_weights[g + 1] + r * ni, next * ni, x_wide,
-             ni, in_sum[g]);
-      rec_sum[g][0] = rec_sum[g][1] = static_cast<int32_t>(base.recurrent[g]);
-      rec_sum[g + 1][0] = rec_sum[g + 1][1] = static_cast<int32_t>(base.recurrent[g + 1]);
+             ni, static_cast<int32_t>(in_a + static_cast<uint32_t>(bias_a[0])),
+             static_cast<int32_t>(in_a + static_cast<uint32_t>(bias_a[next])),
+             static_cast<int32_t>(in_b + static_cast<uint32_t>(bias_b[0])),
+             static_cast<int32_t>(in_b + static_cast<uint32_t>(bias_b[next])), in_sum[g]);
+      const int32_t rec_a = static_cast<int32_t>(base.recurrent[g]);
+      const int32_t rec_b = static_cast<int32_t>(base.recurrent[g + 1]);
       Dot2x2(ops.recurrent_weights[g] + r * nu, ops.recurrent_weights[g + 1] + r * nu, next * nu,
-             h_wide, nu, rec_sum[g]);
+             h_wide, nu, rec_a, rec_a, rec_b, rec_b, rec_sum[g]);
     }
-    h[r] = out[r] = UnitStep<kRight>(d, &in_sum[0][0], &rec_sum[0][0], 2, c + r);
+    h[r] = out[r] = UnitStep(d, &in_sum[0][0], &rec_sum[0][0], 2, c + r);
     if (next) {
-      h[r + 1] = out[r + 1] = UnitStep<kRight>(d, &in_sum[0][1], &rec_sum[0][1], 2, c + r + 1);
+      h[r + 1] = out[r + 1] = UnitStep(d, &in_sum[0][1], &rec_sum[0][1], 2, c + r + 1);
     }
   }
 }
@@ -708,19 +693,11 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
       int16_t* cb = c + b * d.units;
 #if TINYHAR_SIMD
       if (x_wide != nullptr) {
-        if (d.all_right_shifts) {
-          StepSimd<true>(d, ops, xt, hb, cb, ot, x_wide, h_wide);
-        } else {
-          StepSimd<false>(d, ops, xt, hb, cb, ot, x_wide, h_wide);
-        }
+        StepSimd(d, ops, xt, hb, cb, ot, x_wide, h_wide);
         continue;
       }
 #endif
-      if (d.all_right_shifts) {
-        StepScalar<true>(d, ops, xt, hb, cb, ot);
-      } else {
-        StepScalar<false>(d, ops, xt, hb, cb, ot);
-      }
+      StepScalar(d, ops, xt, hb, cb, ot);
     }
   }
   return kTfLiteOk;
