@@ -178,6 +178,18 @@ def with_tensor_types(model: bytes, types: dict[int, int]) -> bytes:
     return _repack(m, len(model))
 
 
+def with_lstm_options(model: bytes, **options: object) -> bytes:
+    """A copy of `model` whose LSTM options (schema field names: cellClip,
+    fusedActivationFunction, ...) take the given values."""
+    m = parse_model(model)
+    for op in m.subgraphs[0].operators:
+        if isinstance(op.builtinOptions, schema.UnidirectionalSequenceLSTMOptionsT):
+            for name, value in options.items():
+                assert hasattr(op.builtinOptions, name), name
+                setattr(op.builtinOptions, name, value)
+    return _repack(m, len(model))
+
+
 def with_batches(model: bytes, batches: int, time_major: bool) -> bytes:
     """A copy of a batch-1 LSTM model taking `batches` sequences, batch- or time-major."""
     m = parse_model(model)

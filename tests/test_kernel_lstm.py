@@ -35,6 +35,7 @@ from lstm_models import (
     run_m4_harness,
     tflm_sequences,
     with_batches,
+    with_lstm_options,
     with_quantisation,
     with_tensor_types,
 )
@@ -185,6 +186,32 @@ def test_saturating_inputs_match_python_tflm(harnesses):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("clip", [0.0, 0.5], ids=["no-clip", "clip-0.5"])
+def test_cell_clip_matches_python_tflm(clip: float, harnesses):
+    """The converter sets cell_clip 10 (past int16 at these scales); 0 turns clipping off, so the
+    cell saturates at -32768 too; 0.5 clips it at 0.5 / 2^-13 = 4096."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    model = with_lstm_options(lstm_model(SATURATING_SPEC), cellClip=clip)
+    node = lstm_node(model)
+    assert node.cell_clip == clip and node.cell_power == -13
+    x = random_inputs(model, RUNS, 10)
+    x[0], x[1] = -128, 127
+    same_as_tflm(harnesses, model, x)
+    interpreter = runtime.Interpreter.from_bytes(
+        model, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors
+    )
+    extremes = set()
+    for run in x:
+        interpreter.reset()
+        interpreter.set_input(run, 0)
+        interpreter.invoke()
+        cell = interpreter.GetTensor(node.inputs[19], 0)["tensor_data"].astype(int)
+        extremes |= {cell.min(), cell.max()}
+    assert (min(extremes), max(extremes)) == ((-4096, 4096) if clip else (-32768, 32767))
+
+
+@pytest.mark.slow
 def test_extreme_zero_points_match_python_tflm(harnesses):
     """Input and hidden state zero points at the ends of int8, and weights with zero points
     (the converter's are 0; the reference kernel subtracts them anyway)."""
@@ -262,6 +289,19 @@ def test_other_types_are_refused_in_prepare_with_one_line(harnesses):
             "bias, int16 cell state; got input INT16, weights INT8, bias INT32, cell INT16, hidden "
             "INT16, output INT16"
         ]
+
+
+@pytest.mark.slow
+def test_a_cell_activation_other_than_tanh_is_refused_in_prepare(harnesses):
+    """The reference kernel aborts in Eval on it; this one refuses it in Prepare."""
+    relu = schema.ActivationFunctionType.RELU
+    model = with_lstm_options(lstm_model(RANDOM_SPECS[0]), fusedActivationFunction=relu)
+    for harness in harnesses.values():
+        rc, _ = harness.run(model, random_inputs(model, 1, 0))
+        assert rc == ALLOCATE_FAILED
+        lines = [ln for ln in harness.log.splitlines() if "(tinyhar)" in ln]
+        assert lines == ["UNIDIRECTIONAL_SEQUENCE_LSTM (tinyhar): cell gate activation 1, "
+                         "supported is tanh (4)"]  # fmt: skip
 
 
 @pytest.mark.slow

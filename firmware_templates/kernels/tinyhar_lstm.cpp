@@ -5,7 +5,7 @@
 // the Python tflite-micro interpreter), per timestep and unit:
 //   gate = act(sat16(fc(x, W_gate, bias_gate)) + sat16(fc(h, U_gate)))   fc: int32 sum, then
 //     MultiplyByQuantizedMultiplier to the gate scale 2^-12, clamped to int16
-//   act: sigmoid (input, forget, output gates), tanh or sigmoid (cell gate), int16 -> Q0.15
+//   act: sigmoid (input, forget, output gates), tanh (cell gate), int16 Q3.12 -> Q0.15
 //   c = sat16(mul(f, c) + mul(i, g)), clipped to +-cell_clip when it is set
 //   h = int8(h_zp + mul(tanh(c), o)), written to the output sequence and the hidden state
 // The Arduino libraries' own 2022 kernel right-shifts the persistent cell state in place when
@@ -89,7 +89,6 @@ struct OpData {
   Requant forget_cell;           // f (2^-15) x c -> c
   Requant input_cell;            // i (2^-15) x g (2^-15) -> c
   Requant hidden;                // tanh(c) (2^-15) x o (2^-15) -> h
-  int32_t cell_gate_tanh;        // else sigmoid
   int32_t cell_clip;             // 0: no clipping
   int32_t cell_tanh_multiplier;  // tanh(c) input rescaling: (c * m + round) >> shift
   int32_t cell_tanh_shift;
@@ -227,9 +226,11 @@ TfLiteStatus CheckSupported(const Tensors& t, const TfLiteUnidirectionalSequence
     MicroPrintf("UNIDIRECTIONAL_SEQUENCE_LSTM (tinyhar): the state tensors must be variables");
     return kTfLiteError;
   }
-  if (p.activation != kTfLiteActTanh && p.activation != kTfLiteActSigmoid) {
-    MicroPrintf("UNIDIRECTIONAL_SEQUENCE_LSTM (tinyhar): cell gate activation %d, supported are "
-                "tanh and sigmoid", static_cast<int>(p.activation));
+  // The reference also takes a sigmoid, which a flatbuffer cannot ask for (its
+  // ActivationFunctionType has no SIGMOID); it aborts on any other.
+  if (p.activation != kTfLiteActTanh) {
+    MicroPrintf("UNIDIRECTIONAL_SEQUENCE_LSTM (tinyhar): cell gate activation %d, supported is "
+                "tanh (%d)", static_cast<int>(p.activation), static_cast<int>(kTfLiteActTanh));
     return kTfLiteError;
   }
   return kTfLiteOk;
@@ -295,7 +296,6 @@ void PrepareQuantisation(const Tensors& t, const TfLiteUnidirectionalSequenceLST
                                   static_cast<double>(cell_scale));
   data->input_cell = MakeRequant(act * act / static_cast<double>(cell_scale));
   data->hidden = MakeRequant(act * act / static_cast<double>(hidden->params.scale));
-  data->cell_gate_tanh = p.activation == kTfLiteActTanh ? 1 : 0;
 
 
   // Clipping applies when cell_clip > 0, to the clip in cell units truncated to int16.
@@ -451,7 +451,7 @@ inline int8_t UnitStep(const OpData& d, const int32_t* in_sum, const int32_t* re
   }
   const int32_t i = Sigmoid(gate[kInputGate]);
   const int32_t f = Sigmoid(gate[kForgetGate]);
-  const int32_t g = d.cell_gate_tanh ? Tanh(gate[kCellGate], 3, 0, 0) : Sigmoid(gate[kCellGate]);
+  const int32_t g = Tanh(gate[kCellGate], 3, 0, 0);  // Q3.12: (3 x) >> 0
   const int32_t o = Sigmoid(gate[kOutputGate]);
   int32_t c = Saturate16(Saturate16(Requantize(f * *cell, d.forget_cell)) +
                          Saturate16(Requantize(i * g, d.input_cell)));
