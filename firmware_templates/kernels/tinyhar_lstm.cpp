@@ -441,18 +441,20 @@ inline int32_t Tanh(int32_t x, int32_t multiplier, int32_t shift, int32_t round)
 // The gates, cell and hidden state of one unit from its eight matmul sums (input and recurrent,
 // gate g's at [g * stride], biases included). Updates the cell state; returns the new hidden
 // state.
+// One gate's input: its two matmul sums requantised to Q3.12 and added, each saturated.
+inline int32_t GateInput(const OpData& d, int g, int32_t in_sum, int32_t rec_sum) {
+  return Saturate16(Saturate16(Requantize(in_sum, d.input_fc[g])) +
+                    Saturate16(Requantize(rec_sum, d.recurrent_fc[g])));
+}
+
+// (The gates are written out: GCC 7, the board's compiler, has no #pragma GCC unroll.)
 inline int8_t UnitStep(const OpData& d, const int32_t* in_sum, const int32_t* rec_sum, int stride,
                        int16_t* cell) {
-  int32_t gate[kGates];
-#pragma GCC unroll 4
-  for (int g = 0; g < kGates; ++g) {
-    gate[g] = Saturate16(Saturate16(Requantize(in_sum[g * stride], d.input_fc[g])) +
-                         Saturate16(Requantize(rec_sum[g * stride], d.recurrent_fc[g])));
-  }
-  const int32_t i = Sigmoid(gate[kInputGate]);
-  const int32_t f = Sigmoid(gate[kForgetGate]);
-  const int32_t g = Tanh(gate[kCellGate], 3, 0, 0);  // Q3.12: (3 x) >> 0
-  const int32_t o = Sigmoid(gate[kOutputGate]);
+  const int32_t i = Sigmoid(GateInput(d, kInputGate, in_sum[0], rec_sum[0]));
+  const int32_t f = Sigmoid(GateInput(d, kForgetGate, in_sum[stride], rec_sum[stride]));
+  const int32_t g =  // Q3.12 in: (3 x) >> 0
+      Tanh(GateInput(d, kCellGate, in_sum[2 * stride], rec_sum[2 * stride]), 3, 0, 0);
+  const int32_t o = Sigmoid(GateInput(d, kOutputGate, in_sum[3 * stride], rec_sum[3 * stride]));
   int32_t c = Saturate16(Saturate16(Requantize(f * *cell, d.forget_cell)) +
                          Saturate16(Requantize(i * g, d.input_cell)));
   if (d.cell_clip > 0) {
@@ -611,6 +613,28 @@ void StepScalar(const OpData& d, const Operands& ops, const int8_t* x, int8_t* h
 }
 
 #if TINYHAR_SIMD
+// The matmul sums of gates g and g + 1 for units r and r + next ([gate][unit]).
+__attribute__((always_inline)) inline void GatePairSums(const Operands& ops, const Bases& base,
+                                                        int g, int r, int next,
+                                                        const uint32_t* x_wide, int ni,
+                                                        const uint32_t* h_wide, int nu,
+                                                        int32_t (*in_sum)[2],
+                                                        int32_t (*rec_sum)[2]) {
+  const int32_t* bias_a = ops.bias[g] + r;
+  const int32_t* bias_b = ops.bias[g + 1] + r;
+  const uint32_t in_a = base.input[g];
+  const uint32_t in_b = base.input[g + 1];
+  Dot2x2(ops.input_weights[g] + r * ni, ops.input_weights[g + 1] + r * ni, next * ni, x_wide, ni,
+         static_cast<int32_t>(in_a + static_cast<uint32_t>(bias_a[0])),
+         static_cast<int32_t>(in_a + static_cast<uint32_t>(bias_a[next])),
+         static_cast<int32_t>(in_b + static_cast<uint32_t>(bias_b[0])),
+         static_cast<int32_t>(in_b + static_cast<uint32_t>(bias_b[next])), in_sum[g]);
+  const int32_t rec_a = static_cast<int32_t>(base.recurrent[g]);
+  const int32_t rec_b = static_cast<int32_t>(base.recurrent[g + 1]);
+  Dot2x2(ops.recurrent_weights[g] + r * nu, ops.recurrent_weights[g + 1] + r * nu, next * nu,
+         h_wide, nu, rec_a, rec_a, rec_b, rec_b, rec_sum[g]);
+}
+
 // One timestep of one batch on the SIMD path, two units at a time. x and h are widened first, so
 // the new h can be written as it comes.
 __attribute__((noinline)) void StepSimd(const OpData& d, const Operands& ops, const int8_t* x,
@@ -627,22 +651,9 @@ __attribute__((noinline)) void StepSimd(const OpData& d, const Operands& ops, co
     // [gate][unit]: Dot2x2 fills two gates' rows of two units
     int32_t in_sum[kGates][2];
     int32_t rec_sum[kGates][2];
-#pragma GCC unroll 2
-    for (int g = 0; g < kGates; g += 2) {
-      const int32_t* bias_a = ops.bias[g] + r;
-      const int32_t* bias_b = ops.bias[g + 1] + r;
-      const uint32_t in_a = base.input[g];
-      const uint32_t in_b = base.input[g + 1];
-      Dot2x2(ops.input_weights[g] + r * ni, ops.input_weights[g + 1] + r * ni, next * ni, x_wide,
-             ni, static_cast<int32_t>(in_a + static_cast<uint32_t>(bias_a[0])),
-             static_cast<int32_t>(in_a + static_cast<uint32_t>(bias_a[next])),
-             static_cast<int32_t>(in_b + static_cast<uint32_t>(bias_b[0])),
-             static_cast<int32_t>(in_b + static_cast<uint32_t>(bias_b[next])), in_sum[g]);
-      const int32_t rec_a = static_cast<int32_t>(base.recurrent[g]);
-      const int32_t rec_b = static_cast<int32_t>(base.recurrent[g + 1]);
-      Dot2x2(ops.recurrent_weights[g] + r * nu, ops.recurrent_weights[g + 1] + r * nu, next * nu,
-             h_wide, nu, rec_a, rec_a, rec_b, rec_b, rec_sum[g]);
-    }
+    // Gates i and f, then c and o (written out: GCC 7 has no #pragma GCC unroll).
+    GatePairSums(ops, base, kInputGate, r, next, x_wide, ni, h_wide, nu, in_sum, rec_sum);
+    GatePairSums(ops, base, kCellGate, r, next, x_wide, ni, h_wide, nu, in_sum, rec_sum);
     h[r] = out[r] = UnitStep(d, &in_sum[0][0], &rec_sum[0][0], 2, c + r);
     if (next) {
       h[r + 1] = out[r + 1] = UnitStep(d, &in_sum[0][1], &rec_sum[0][1], 2, c + r + 1);
