@@ -159,7 +159,8 @@ def test_the_library_lstm_loses_the_cell_state_below_2e_minus_12_and_tinyhar_doe
         off = np.abs(library.astype(int) - want)
         if power < -12:
             assert np.count_nonzero(off) > want.size // 4, power
-            assert off[:, :, 1:].max() >= 4, power  # several LSB, growing over the steps
+            assert off.max() >= 4, power  # several LSB
+            assert off[:, :, -5:].mean() > off[:, :, 0].mean(), power  # growing with the steps
         else:
             assert np.count_nonzero(off) == 0, power
 
