@@ -244,6 +244,33 @@ def test_extreme_zero_points_match_python_tflm(harnesses):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("shift", ["left", "right-31", "flushed"])
+def test_extreme_scales_match_python_tflm(shift: str, harnesses):
+    """Input (and hidden state) scales moved so that the input gates' requantisation shifts left
+    (multipliers above 1), right by 31 (multipliers in [2^-32, 2^-31)) or further
+    (QuantizeMultiplier flushes them to 0)."""
+    from tinyhar.lite.tflite_inspect import parse_model
+
+    model = lstm_model(RANDOM_SPECS[1])
+    node = lstm_node(model)
+    ins = node.inputs
+    (sx, zx), (sh, zh) = node.input_quant, node.hidden_quant
+    tensors = parse_model(model).subgraphs[0].tensors
+    unit = [sx * float(tensors[ins[k]].quantization.scale[0]) * 2**12 for k in (1, 2, 3, 4)]
+    assert max(unit) / min(unit) < 1.9  # one factor puts all four in one power-of-two band
+    factor = {"left": 4.0, "right-31": 2.0**-31 / (1.05 * max(unit)), "flushed": 2.0**-40}[shift]
+    hidden = 4.0 if shift == "left" else 1.0
+    sx, sh = sx * factor, sh * hidden
+    edited = with_quantisation(model, {ins[0]: (sx, zx), ins[18]: (sh, zh), node.output: (sh, zh)})
+    band = {"left": (1.0, 2.0**31), "right-31": (2.0**-32, 2.0**-31), "flushed": (0, 2.0**-32)}
+    low, high = band[shift]
+    assert all(low <= m * factor < high for m in unit)
+    want = same_as_tflm(harnesses, edited, random_inputs(edited, RUNS, 11))
+    if shift == "left":  # shifted right 31 or flushed, the input's sums round to 0
+        assert len(np.unique(want)) > 20
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("time_major", [False, True], ids=["batch-major", "time-major"])
 def test_batches_match_python_tflm(time_major: bool, harnesses):
     model = with_batches(lstm_model(RANDOM_SPECS[0]), batches=3, time_major=time_major)
