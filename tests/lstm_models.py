@@ -28,6 +28,7 @@ KERNELS = REPO / "firmware_templates" / "kernels"
 KERNEL = KERNELS / "tinyhar_lstm.cpp"
 C_DIR = REPO / "tests" / "c"
 HARNESS = C_DIR / "lstm_harness.cpp"
+ARITH_CHECK = C_DIR / "lstm_arith_check.cpp"  # the kernel's arithmetic against the library's
 QEMU_MAIN = C_DIR / "lstm_qemu_main.cpp"
 STARTUP = C_DIR / "startup_m4.c"
 LINKER_SCRIPT = REPO / "firmware_templates" / "emulator" / "mps2_an386.ld"  # with a heap
@@ -267,6 +268,8 @@ class Harness:
         self._lib = ctypes.CDLL(str(so))
         self._lib.lstm_log.restype = ctypes.c_char_p
         self._lib.lstm_arena_used.restype = ctypes.c_size_t
+        for check in ("lstm_check_requantize", "lstm_check_sigmoid", "lstm_check_tanh"):
+            getattr(self._lib, check).restype = ctypes.c_long
         self._lib.lstm_run.argtypes = [
             ctypes.c_void_p,
             ctypes.c_int,
@@ -280,6 +283,24 @@ class Harness:
     @property
     def log(self) -> str:
         return self._lib.lstm_log().decode(errors="replace")
+
+    def check_requantize(self, multipliers: int, values: int, seed: int) -> tuple[int, int]:
+        """(mismatches, comparisons) of the kernel's Requantize against the library's
+        MultiplyByQuantizedMultiplier (tests/c/lstm_arith_check.cpp)."""
+        checked = ctypes.c_long(0)
+        bad = self._lib.lstm_check_requantize(
+            ctypes.c_long(multipliers), ctypes.c_long(values), ctypes.c_uint(seed),
+            ctypes.byref(checked),
+        )  # fmt: skip
+        return int(bad), int(checked.value)
+
+    def check_sigmoid(self) -> int:
+        """Mismatches of the kernel's sigmoid against the library's over every int16."""
+        return int(self._lib.lstm_check_sigmoid())
+
+    def check_tanh(self, power: int) -> int:
+        """Mismatches of the kernel's tanh of a cell at scale 2^power, over every int16."""
+        return int(self._lib.lstm_check_tanh(ctypes.c_int(power)))
 
     @property
     def arena_used(self) -> int:
@@ -321,7 +342,7 @@ def build_host_harness(src: Path, out_dir: Path, simd: bool) -> Path:
     defines = (*DEFINES, *(("TINYHAR_EMULATE_DSP",) if simd else ()))
     own = compile_sources(
         HOST,
-        [KERNEL, HARNESS],
+        [KERNEL, HARNESS, ARITH_CHECK],
         [KERNELS, C_DIR],
         defines,
         (*OWN_WARNINGS, *OWN_STD),

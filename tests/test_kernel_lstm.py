@@ -112,6 +112,25 @@ def same_as_tflm(
     return want
 
 
+# --- the arithmetic, against the library's reference functions -----------------------------------
+
+
+def test_requantize_matches_multiply_by_quantized_multiplier(harnesses):
+    """The one-SMLAL form of MultiplyByQuantizedMultiplier for right shifts, and the steps for
+    the rest, on edge values and random ones, multipliers from 2^-40 to 2^8."""
+    for harness in harnesses.values():
+        bad, checked = harness.check_requantize(multipliers=2000, values=2000, seed=2026)
+        assert checked > 3_000_000
+        assert bad == 0
+
+
+def test_sigmoid_and_tanh_match_the_reference_on_every_int16(harnesses):
+    for harness in harnesses.values():
+        assert harness.check_sigmoid() == 0
+        for power in range(-16, -8):  # -12: the cell gate's tanh; the others: the cell's
+            assert harness.check_tanh(power) == 0, power
+
+
 # --- against the interpreter ----------------------------------------------------------------------
 
 

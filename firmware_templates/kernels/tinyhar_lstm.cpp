@@ -267,6 +267,22 @@ TfLiteStatus PrepareShapes(const Tensors& t, bool time_major, OpData* data) {
   return kTfLiteOk;
 }
 
+// The rescaling of a cell state at scale 2^power to the tanh table's Q3.12 input, as the
+// reference's lstm_internal::Tanh sets it: 3 << s for a left shift s = 15 + power - 3 >= 0,
+// else (3 c + 2^(-s-1)) >> -s.
+void CellTanhRescale(int power, OpData* data) {
+  const int left_shift = 15 + power - 3;
+  if (left_shift >= 0) {
+    data->cell_tanh_multiplier = 3 << left_shift;
+    data->cell_tanh_shift = 0;
+    data->cell_tanh_round = 0;
+  } else {
+    data->cell_tanh_multiplier = 3;
+    data->cell_tanh_shift = -left_shift;
+    data->cell_tanh_round = 1 << (-left_shift - 1);
+  }
+}
+
 // The reference's quantisation parameters (lstm_eval_common.cc: CreateGateParams,
 // CreateInterGateMulParams, CreateLstmCellStateInfo; fully_connected_common.cc).
 void PrepareQuantisation(const Tensors& t, const TfLiteUnidirectionalSequenceLSTMParams& p,
@@ -305,20 +321,10 @@ void PrepareQuantisation(const Tensors& t, const TfLiteUnidirectionalSequenceLST
     data->cell_clip = static_cast<int16_t>(clip);
   }
   // tanh(c): the cell scale as a power of two, rounded (the reference ignores CheckedLog2's
-  // verdict), sets the rescaling of c to the Q3.12 input of the tanh table:
-  // 3 << s for a left shift s >= 0, else (3 * c + rounding) >> -s.
+  // verdict).
   int power = 0;
   tflite::CheckedLog2(cell_scale, &power);
-  const int left_shift = 15 + power - 3;
-  if (left_shift >= 0) {
-    data->cell_tanh_multiplier = 3 << left_shift;
-    data->cell_tanh_shift = 0;
-    data->cell_tanh_round = 0;
-  } else {
-    data->cell_tanh_multiplier = 3;
-    data->cell_tanh_shift = -left_shift;
-    data->cell_tanh_round = 1 << (-left_shift - 1);
-  }
+  CellTanhRescale(power, data);
 }
 
 #if TINYHAR_SIMD
