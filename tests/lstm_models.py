@@ -35,7 +35,7 @@ LINKER_SCRIPT = REPO / "firmware_templates" / "emulator" / "mps2_an386.ld"  # wi
 CHIRALE = "Chirale_TensorFLowLite"
 LIBRARY_OPS = ["UNIDIRECTIONAL_SEQUENCE_LSTM"]  # the library's own kernel, for comparison
 ARDUINO_ONLY = {"system_setup.cpp", "utility_arduino.cpp"}  # the harness stands in for them
-OWN_STD = ("-std=gnu++14",)  # the Nano 33 BLE core's standard (GCC 7)
+OWN_STD = ("-std=gnu++14",)  # the Nano 33 BLE core's standard (GCC 7): the host's too
 ARENA = 512 * 1024
 LSTM_INPUTS = 24
 TICK_INSTRUCTIONS = 40  # SysTick at 25 MHz under -icount shift=0 (1 instruction = 1 ns)
@@ -405,14 +405,15 @@ def build_m4_harness(src: Path, out_dir: Path, cases: list[M4Case]) -> Path:
     the real DSP instructions; the toolchain's flags as the firmware's (-Os)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_cases_header(cases, out_dir / "lstm_cases.h")
+    # the board's toolchain carries the core's defines (ARDUINO=...)
     lib_objects = compile_sources(
-        CORTEX_M4F, library_sources(src), include_dirs(src), DEFINES, ("-w",), what="TFLM sources"
+        CORTEX_M4F, library_sources(src), include_dirs(src), (), ("-w",), what="TFLM sources"
     )
     own = compile_sources(
         CORTEX_M4F,
         [KERNEL, HARNESS, QEMU_MAIN],
         [KERNELS, C_DIR, out_dir],
-        DEFINES,
+        (),
         (*OWN_WARNINGS, *OWN_STD),
         out_dir=out_dir,
         what="LSTM kernel and harness",
