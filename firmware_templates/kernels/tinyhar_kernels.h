@@ -10,6 +10,10 @@ namespace tinyhar {
 // Bit-exact with current TFLM's reference kernel (the Python tflite-micro runtime).
 TfLiteRegistration Register_BATCH_MATMUL();
 
+// int8 UNIDIRECTIONAL_SEQUENCE_LSTM: int8 input, output and weights, int32 bias, int16 cell
+// state, no peephole, projection or layer norm. Bit-exact with current TFLM's reference kernel.
+TfLiteRegistration Register_UNIDIRECTIONAL_SEQUENCE_LSTM();
+
 }  // namespace tinyhar
 
 #endif  // TINYHAR_KERNELS_H_
