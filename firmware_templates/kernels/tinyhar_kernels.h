@@ -1,4 +1,4 @@
-// tinyhar's own TFLM kernels for ops the Arduino TFLM libraries lack.
+// tinyhar's own TFLM kernels for ops the Arduino TFLM libraries lack or run slowly.
 #ifndef TINYHAR_KERNELS_H_
 #define TINYHAR_KERNELS_H_
 
@@ -9,6 +9,15 @@ namespace tinyhar {
 // int8 BATCH_MATMUL: adj_x / adj_y, broadcast batch dimensions, ranks 2 to 5.
 // Bit-exact with current TFLM's reference kernel (the Python tflite-micro runtime).
 TfLiteRegistration Register_BATCH_MATMUL();
+
+// int8 SOFTMAX with int8 or int16 output; the exp of each row's differences from a table built at
+// Prepare (persistent, <= 1 KB) when the tensor has at least as many elements as the table.
+// Bit-exact with current TFLM's reference kernel and with CMSIS-NN's arm_softmax_s8(_s16).
+TfLiteRegistration Register_SOFTMAX();
+
+// int8 MEAN over any constant axes, keep_dims or not, with int32 sums and current TFLM's integer
+// requantisation (the 2022 Arduino libraries' float mean differs by +-1).
+TfLiteRegistration Register_MEAN();
 
 }  // namespace tinyhar
 

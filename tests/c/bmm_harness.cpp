@@ -1,6 +1,8 @@
-// Host harness for tests/test_batch_matmul.py: runs a model through the Arduino TFLM library's
-// interpreter with tinyhar::OpResolver (tinyhar's BATCH_MATMUL plus library ops), via ctypes.
-// Stands in for the library's Arduino glue (system_setup.cpp, peripherals/utility_arduino.cpp).
+// Kernel harness (tests/kernel_harness.py): runs a model through the Arduino TFLM library's
+// interpreter with tinyhar::OpResolver (tinyhar's kernels plus library ops, chosen by bits), via
+// ctypes on the host or from tests/c/kernel_qemu_main.c on the emulated Cortex-M4F, where a
+// MicroProfilerInterface records each node's clock ticks. Stands in for the library's Arduino glue
+// (system_setup.cpp, peripherals/utility_arduino.cpp).
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include "peripherals/utility.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_profiler_interface.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 #pragma GCC diagnostic pop
 #include "tinyhar_op_resolver.h"
@@ -19,7 +22,18 @@ char g_log[8192];
 size_t g_log_len = 0;
 alignas(16) uint8_t g_arena[512 * 1024];
 
-enum LibraryOps { kAdd = 1, kSoftmax = 2, kNoBatchMatMul = 256 };
+// Library ops by bit; tinyhar's BATCH_MATMUL is registered unless kNoBatchMatMul, its other
+// kernels by their bits (tests/kernel_harness.py names them).
+enum Ops {
+  kAdd = 1,
+  kSoftmax = 2,
+  kMean = 4,
+  kMul = 8,
+  kNoBatchMatMul = 256,
+  kOwnSoftmax = 512,
+  kOwnMean = 1024,
+};
+constexpr int kMaxNodes = 64;
 
 enum RunStatus {
   kOk = 0,
@@ -28,6 +42,37 @@ enum RunStatus {
   kAllocateFailed = 3,
   kWrongSizes = 4,
   kInvokeFailed = 5,
+};
+
+size_t g_arena_used = 0;
+
+// Per-node clock ticks, summed over runs; the clock is set by the embedding program.
+uint32_t (*g_clock)(void) = nullptr;
+uint32_t g_clock_mask = 0xFFFFFFFFu;
+uint32_t g_node_ticks[kMaxNodes];
+const char* g_node_names[kMaxNodes];
+int g_nodes = 0;
+
+class Profiler : public tflite::MicroProfilerInterface {
+ public:
+  void StartRun() { next_ = 0; }
+  uint32_t BeginEvent(const char* tag) override {
+    const uint32_t node = next_++;
+    if (node < static_cast<uint32_t>(kMaxNodes)) {
+      g_node_names[node] = tag;
+      start_[node] = g_clock != nullptr ? g_clock() : 0;
+      if (static_cast<int>(node) >= g_nodes) g_nodes = static_cast<int>(node) + 1;
+    }
+    return node;
+  }
+  void EndEvent(uint32_t node) override {
+    if (node >= static_cast<uint32_t>(kMaxNodes) || g_clock == nullptr) return;
+    g_node_ticks[node] += (g_clock() - start_[node]) & g_clock_mask;
+  }
+
+ private:
+  uint32_t next_ = 0;
+  uint32_t start_[kMaxNodes] = {};
 };
 
 size_t InputBytes(tflite::MicroInterpreter& interpreter) {
@@ -56,6 +101,21 @@ extern "C" {
 
 const char* bmm_log(void) { return g_log; }
 
+// Bytes of the arena the last bmm_run's interpreter used (0 when it did not allocate).
+size_t bmm_arena_used(void) { return g_arena_used; }
+
+// The clock the profiler reads at each node's start and end; differences are taken modulo
+// mask + 1 (a 24-bit SysTick: 0xFFFFFF).
+void bmm_set_clock(uint32_t (*clock)(void), uint32_t mask) {
+  g_clock = clock;
+  g_clock_mask = mask;
+}
+
+// Nodes the last bmm_run invoked, and each one's op name and ticks summed over its runs.
+int bmm_nodes(void) { return g_nodes; }
+const char* bmm_node_name(int node) { return node >= 0 && node < g_nodes ? g_node_names[node] : ""; }
+uint32_t bmm_node_ticks(int node) { return node >= 0 && node < g_nodes ? g_node_ticks[node] : 0; }
+
 void bmm_clear_log(void) {
   g_log_len = 0;
   g_log[0] = '\0';
@@ -71,12 +131,29 @@ int bmm_run(const void* model_data, int ops, const int8_t* inputs, size_t input_
   // registration pointers unset, and ~MicroInterpreter calls their free() through whatever an
   // earlier run left in the arena. A zeroed arena makes them null.
   memset(g_arena, 0, sizeof(g_arena));
-  tinyhar::OpResolver<2> resolver;
+  memset(g_node_ticks, 0, sizeof(g_node_ticks));
+  g_nodes = 0;
+  g_arena_used = 0;
+  tinyhar::OpResolver<4, 3> resolver;
   if ((ops & kAdd) && resolver.library().AddAdd() != kTfLiteOk) return kRegisterFailed;
   if ((ops & kSoftmax) && resolver.library().AddSoftmax() != kTfLiteOk) return kRegisterFailed;
+  if ((ops & kMean) && resolver.library().AddMean() != kTfLiteOk) return kRegisterFailed;
+  if ((ops & kMul) && resolver.library().AddMul() != kTfLiteOk) return kRegisterFailed;
   if (!(ops & kNoBatchMatMul) && resolver.AddBatchMatMul() != kTfLiteOk) return kRegisterFailed;
-  tflite::MicroInterpreter interpreter(model, resolver, g_arena, sizeof(g_arena));
+  if ((ops & kOwnSoftmax) &&
+      resolver.AddOwn(tflite::BuiltinOperator_SOFTMAX, tinyhar::Register_SOFTMAX(),
+                      tflite::ParseSoftmax) != kTfLiteOk) {
+    return kRegisterFailed;
+  }
+  if ((ops & kOwnMean) && resolver.AddOwn(tflite::BuiltinOperator_MEAN, tinyhar::Register_MEAN(),
+                                          tflite::ParseReducer) != kTfLiteOk) {
+    return kRegisterFailed;
+  }
+  Profiler profiler;
+  tflite::MicroInterpreter interpreter(model, resolver, g_arena, sizeof(g_arena), nullptr,
+                                       &profiler);
   if (interpreter.AllocateTensors() != kTfLiteOk) return kAllocateFailed;
+  g_arena_used = interpreter.arena_used_bytes();
   const size_t in_bytes = InputBytes(interpreter);
   const size_t out_bytes = interpreter.output(0)->bytes;
   if (in_bytes * runs != input_bytes || out_bytes * runs != output_bytes) return kWrongSizes;
@@ -86,6 +163,7 @@ int bmm_run(const void* model_data, int ops, const int8_t* inputs, size_t input_
       memcpy(t->data.raw, inputs, t->bytes);
       inputs += t->bytes;
     }
+    profiler.StartRun();
     if (interpreter.Invoke() != kTfLiteOk) return kInvokeFailed;
     memcpy(outputs, interpreter.output(0)->data.raw, out_bytes);
     outputs += out_bytes;
