@@ -131,6 +131,13 @@ class Harness:
         )
         return rc, outputs
 
+    def requantise_mismatches(self, n: int, seed: int) -> tuple[int, int]:
+        """(inputs where tinyhar::Requantiser and the library's MultiplyByQuantizedMultiplier
+        differ, inputs placed next to a rounding boundary) among n pseudo-random ones."""
+        near = ctypes.c_int()
+        bad = self._lib.bmm_requantise_mismatches(n, ctypes.c_uint32(seed), ctypes.byref(near))
+        return int(bad), near.value
+
     def resolver_facts(self) -> list[int]:
         facts = (ctypes.c_int * 10)()
         assert self._lib.bmm_resolver_facts(facts, len(facts)) == 0
@@ -224,19 +231,24 @@ class Tensor:
 def single_op_model(op: str, inputs: list[Tensor], outputs: list[Tensor], options=None) -> bytes:
     """A TFLite flatbuffer with one builtin operator `op` (its options as a schema *OptionsT);
     inputs with data are constants, the others the model's inputs in order."""
-    code = getattr(schema.BuiltinOperator, op)
-    opcode = schema.OperatorCodeT()
-    opcode.builtinCode = code
-    opcode.deprecatedBuiltinCode = min(code, 127)
-    opcode.version = 1
+    n_in = len(inputs)
+    ops = [(op, list(range(n_in)), list(range(n_in, n_in + len(outputs))), options)]
+    return graph_model([*inputs, *outputs], ops, list(range(n_in, n_in + len(outputs))))
+
+
+def graph_model(tensors: list[Tensor], operators: list[tuple], outputs: list[int]) -> bytes:
+    """A TFLite flatbuffer of builtin `operators` (op name, input tensor indices, output tensor
+    indices, options as a schema *OptionsT or None) over `tensors`, run in the order given.
+    Tensors with data are constants; the model's inputs are the tensors no operator writes and
+    that have no data, in index order; `outputs` are the model's outputs."""
     model = schema.ModelT()
     model.version = 3
     model.description = "tinyhar kernel test"
-    model.operatorCodes = [opcode]
+    model.operatorCodes = []
     model.buffers = [schema.BufferT()]
     graph = schema.SubGraphT()
-    graph.tensors, graph.inputs, graph.outputs = [], [], []
-    for k, spec in enumerate([*inputs, *outputs]):
+    graph.tensors = []
+    for k, spec in enumerate(tensors):
         t = schema.TensorT()
         t.shape = list(spec.shape)
         t.type = _TYPES[spec.dtype]
@@ -252,19 +264,30 @@ def single_op_model(op: str, inputs: list[Tensor], outputs: list[Tensor], option
             q.zeroPoint = [int(spec.zero_point)]
             t.quantization = q
         graph.tensors.append(t)
-        if k < len(inputs) and spec.data is None:
-            graph.inputs.append(k)
-        elif k >= len(inputs):
-            graph.outputs.append(k)
-    operator = schema.OperatorT()
-    operator.opcodeIndex = 0
-    operator.inputs = list(range(len(inputs)))
-    operator.outputs = list(range(len(inputs), len(inputs) + len(outputs)))
-    if options is not None:
-        name = type(options).__name__.removesuffix("T")
-        operator.builtinOptionsType = getattr(schema.BuiltinOptions, name)
-        operator.builtinOptions = options
-    graph.operators = [operator]
+    codes: dict[str, int] = {}
+    graph.operators = []
+    written: set[int] = set()
+    for name, ins, outs, options in operators:
+        if name not in codes:
+            code = getattr(schema.BuiltinOperator, name)
+            opcode = schema.OperatorCodeT()
+            opcode.builtinCode = code
+            opcode.deprecatedBuiltinCode = min(code, 127)
+            opcode.version = 1
+            codes[name] = len(model.operatorCodes)
+            model.operatorCodes.append(opcode)
+        operator = schema.OperatorT()
+        operator.opcodeIndex = codes[name]
+        operator.inputs = list(ins)
+        operator.outputs = list(outs)
+        if options is not None:
+            kind = type(options).__name__.removesuffix("T")
+            operator.builtinOptionsType = getattr(schema.BuiltinOptions, kind)
+            operator.builtinOptions = options
+        graph.operators.append(operator)
+        written.update(outs)
+    graph.inputs = [k for k, t in enumerate(tensors) if t.data is None and k not in written]
+    graph.outputs = list(outputs)
     model.subgraphs = [graph]
     builder = flatbuffers.Builder(4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")

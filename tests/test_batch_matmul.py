@@ -123,6 +123,8 @@ CASES = [
     ),
     Case("3d-no-adj-70-columns", (1, 3, 7), (1, 7, 70), seed=16, pairs=100),
     Case("3d-adj_y-67-columns", (2, 5, 9), (2, 67, 9), adj_y=True, seed=17, pairs=100),
+    # Deeper than a packed block (128): packed in pieces, per row.
+    Case("3d-adj_y-depth-203", (1, 6, 203), (1, 7, 203), adj_y=True, seed=20, pairs=60),
 ]
 CRAFTED = Case("crafted", (1, 4, 256), (1, 256, 4), seed=11, pairs=64)
 
@@ -468,6 +470,14 @@ def test_kernel_on_the_m4_under_qemu_matches_python_tflm(libraries: Path, tmp_pa
     assert len(np.unique(want)) > 50
     assert [name for name, _ in run.nodes] == ["BATCH_MATMUL", "SOFTMAX", "BATCH_MATMUL"]
     assert all(ticks > 0 for _, ticks in run.nodes)
+
+
+def test_requantiser_equals_the_librarys_multiply_by_quantized_multiplier(harness: Harness):
+    """tinyhar_requantise.h, used by the kernels, against the library's function on 2 million
+    inputs, half of them next to a rounding boundary."""
+    bad, near = harness.requantise_mismatches(2_000_000, seed=19)
+    assert near > 500_000
+    assert bad == 0
 
 
 @pytest.mark.usefixtures("host_gcc")

@@ -6,19 +6,20 @@
 // shift (QuantizeMultiplier), MultiplyByQuantizedMultiplier, + output zero point, clamp to int8.
 // adj_x / adj_y are read through strides, so no scratch buffer is needed.
 //
-// With the DSP extension (TINYHAR_SIMD, tinyhar_simd.h) the two layouts of attention take SIMD
-// inner products, two int8 products per SMLAD:
-//   - adj_y (scores q k^T): lhs rows and rhs columns are both contiguous in k; one lhs row
-//     against two rhs columns at a time.
-//   - no adjoint (probs v): rhs columns have stride N; four rows of four columns are read as four
-//     words and regrouped into k-pairs per column with SXTB16 and PKHBT/PKHTB, one lhs row
-//     against four columns at a time.
-// The zero points are taken out of the inner loop: with a = lhs - lhs_zp, b = rhs - rhs_zp and
-// oa = -lhs_zp, ob = -rhs_zp,
-//   sum_k (a_k + oa)(b_k + ob) = sum_k a_k b_k + ob sum_k a_k + oa sum_k b_k + K oa ob,
-// the row sums once per row and the column sums once per block of kColumnBlock columns (on the
-// stack). All of it is modulo 2^32, which gives the exact int32 the reference computes since that
-// fits (kMaxDepth). adj_x, and every layout without the DSP extension, takes the scalar loop.
+// With the DSP extension (TINYHAR_SIMD, tinyhar_simd.h) every layout whose lhs rows are
+// contiguous in k (no adj_x: both attention matmuls, scores q k^T with adj_y and probs v without)
+// takes SIMD inner products, two products per SMLAD. The rhs is packed four columns at a time
+// into a stack buffer of int16 pairs, (b[k][n], b[k+2][n]) and (b[k+1][n], b[k+3][n]) per
+// column, which meet the pairs SXTB16 makes of four lhs bytes; each lhs row then takes 8 SMLADs
+// per 16 products against the packed block. Packing reads the rhs through its strides, so adj_y
+// and none cost the same, and it is done once per block for all rows (in pieces of kPackedDepth
+// k when the depth is larger, then once per row).
+// The zero points stay out of the inner loop: with oa = -lhs_zp and ob = -rhs_zp the block holds
+// b + ob (int16), and
+//   sum_k (a_k + oa)(b_k + ob) = sum_k a_k (b_k + ob) + oa sum_k (b_k + ob),
+// the second term once per column. All of it is modulo 2^32, which gives the exact int32 the
+// reference computes since that fits (kMaxDepth). adj_x, and every layout without the DSP
+// extension, takes the scalar loop.
 
 // The firmware compiles at -Os (the Arduino core's flags); this file is worth -O2.
 #pragma GCC optimize("O2")
@@ -38,6 +39,7 @@
 #include "tensorflow/lite/micro/micro_log.h"
 #pragma GCC diagnostic pop
 #include "tinyhar_kernels.h"
+#include "tinyhar_requantise.h"
 #include "tinyhar_simd.h"
 
 namespace tinyhar {
@@ -50,12 +52,11 @@ constexpr int kMaxRank = 5;
 constexpr int kMaxBatchDims = kMaxRank - 2;
 // |q - zero_point| <= 255 for int8, so one product is at most 255 * 255.
 constexpr int32_t kMaxDepth = INT32_MAX / (255 * 255);
-// Columns whose sums are kept on the stack at a time (4 bytes each).
-constexpr int kColumnBlock = 64;
+// Groups of four k of a packed block of four rhs columns (8 words each): 1 KB of stack.
+constexpr int kPackedGroups = 32;
 
 struct OpData {
-  int32_t output_multiplier;
-  int output_shift;
+  Requantiser requantise;
   int32_t lhs_offset;  // -lhs zero point
   int32_t rhs_offset;  // -rhs zero point
   int32_t output_offset;
@@ -175,7 +176,10 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, const TfLiteBatchMatMulParam
   const double real_multiplier = static_cast<double>(lhs->params.scale) *
                                  static_cast<double>(rhs->params.scale) /
                                  static_cast<double>(output->params.scale);
-  tflite::QuantizeMultiplier(real_multiplier, &data->output_multiplier, &data->output_shift);
+  int32_t multiplier;
+  int shift;
+  tflite::QuantizeMultiplier(real_multiplier, &multiplier, &shift);
+  data->requantise = Requantiser::Make(multiplier, shift);
   data->lhs_offset = -lhs->params.zero_point;
   data->rhs_offset = -rhs->params.zero_point;
   data->output_offset = output->params.zero_point;
@@ -205,9 +209,8 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   return status;
 }
 
-int8_t Requantise(const OpData& data, int32_t acc) {
-  int32_t v = tflite::MultiplyByQuantizedMultiplier(acc, data.output_multiplier, data.output_shift);
-  v += data.output_offset;
+inline int8_t Requantise(const OpData& data, int32_t acc) {
+  int32_t v = data.requantise(acc) + data.output_offset;
   v = v < data.activation_min ? data.activation_min : v;
   v = v > data.activation_max ? data.activation_max : v;
   return static_cast<int8_t>(v);
@@ -231,157 +234,122 @@ void MatMulScalar(const OpData& data, const int8_t* lhs, const int8_t* rhs, int8
 
 #if TINYHAR_SIMD
 
-// sum_k x[k * stride] for k < depth, modulo 2^32.
-uint32_t SumInt8(const int8_t* x, int depth, int stride) {
-  uint32_t sum = 0;
-  for (int k = 0; k < depth; ++k) sum += static_cast<uint32_t>(x[k * stride]);
-  return sum;
-}
-
-// ob * sum_k a[m][k] + K * oa * ob for the lhs row at `row` (contiguous in k).
-uint32_t RowTerm(const OpData& data, const int8_t* row) {
-  const uint32_t ob = static_cast<uint32_t>(data.rhs_offset);
+// oa * sum_k (b[k][n] + ob) for one rhs column.
+uint32_t ColumnTerm(const OpData& data, const int8_t* column) {
   const uint32_t oa = static_cast<uint32_t>(data.lhs_offset);
-  if (ob == 0) return 0;
-  return ob * SumInt8(row, data.depth, 1) + static_cast<uint32_t>(data.depth) * oa * ob;
+  if (oa == 0) return 0;
+  uint32_t sum = static_cast<uint32_t>(data.depth) * static_cast<uint32_t>(data.rhs_offset);
+  for (int k = 0; k < data.depth; ++k) sum += static_cast<uint32_t>(column[k * data.rhs_depth_stride]);
+  return oa * sum;
 }
 
-// oa * sum_k b[k][n] for columns n0 .. n0 + count - 1.
-void ColumnTerms(const OpData& data, const int8_t* rhs, int n0, int count, uint32_t* terms) {
-  const uint32_t oa = static_cast<uint32_t>(data.lhs_offset);
-  for (int j = 0; j < count; ++j) {
-    terms[j] = oa == 0 ? 0
-                       : oa * SumInt8(rhs + (n0 + j) * data.rhs_col_stride, data.depth,
-                                      data.rhs_depth_stride);
-  }
+inline uint32_t Halves(int32_t lo, int32_t hi) {
+  return static_cast<uint32_t>(static_cast<uint16_t>(lo)) | (static_cast<uint32_t>(hi) << 16);
 }
 
-// One lhs row against two rhs columns, all three contiguous in k: raw sums of products.
-void Dot1x2(const int8_t* a, const int8_t* b0, const int8_t* b1, int depth, uint32_t* acc) {
-  int32_t acc0 = 0;
-  int32_t acc1 = 0;
-  int k = 0;
-  for (; k + 4 <= depth; k += 4) {
-    const uint32_t wa = tinyhar_read_s8x4(a + k);
-    const uint32_t a02 = tinyhar_sxtb16(wa);
-    const uint32_t a13 = tinyhar_sxtb16_ror8(wa);
-    const uint32_t w0 = tinyhar_read_s8x4(b0 + k);
-    acc0 = tinyhar_smlad(a02, tinyhar_sxtb16(w0), acc0);
-    acc0 = tinyhar_smlad(a13, tinyhar_sxtb16_ror8(w0), acc0);
-    const uint32_t w1 = tinyhar_read_s8x4(b1 + k);
-    acc1 = tinyhar_smlad(a02, tinyhar_sxtb16(w1), acc1);
-    acc1 = tinyhar_smlad(a13, tinyhar_sxtb16_ror8(w1), acc1);
-  }
-  uint32_t s0 = static_cast<uint32_t>(acc0);
-  uint32_t s1 = static_cast<uint32_t>(acc1);
-  for (; k < depth; ++k) {
-    s0 += static_cast<uint32_t>(a[k] * b0[k]);
-    s1 += static_cast<uint32_t>(a[k] * b1[k]);
-  }
-  acc[0] = s0;
-  acc[1] = s1;
-}
-
-// adj_y: out[m][n] = sum_k lhs[m][k] rhs[n][k], both contiguous in k.
-void MatMulAdjY(const OpData& data, const int8_t* lhs, const int8_t* rhs, int8_t* out) {
-  uint32_t col_terms[kColumnBlock];
-  const int depth = data.depth;
-  for (int n0 = 0; n0 < data.cols; n0 += kColumnBlock) {
-    const int block = data.cols - n0 < kColumnBlock ? data.cols - n0 : kColumnBlock;
-    ColumnTerms(data, rhs, n0, block, col_terms);
-    for (int m = 0; m < data.rows; ++m) {
-      const int8_t* a = lhs + m * data.lhs_row_stride;
-      const uint32_t row_term = RowTerm(data, a);
-      int8_t* o = out + m * data.cols + n0;
-      const int8_t* b = rhs + n0 * data.rhs_col_stride;
-      int j = 0;
-      for (; j + 2 <= block; j += 2, b += 2 * data.rhs_col_stride) {
-        uint32_t acc[2];
-        Dot1x2(a, b, b + data.rhs_col_stride, depth, acc);
-        o[j] = Requantise(data, static_cast<int32_t>(acc[0] + row_term + col_terms[j]));
-        o[j + 1] = Requantise(data, static_cast<int32_t>(acc[1] + row_term + col_terms[j + 1]));
-      }
-      if (j < block) {
-        uint32_t acc[2];
-        Dot1x2(a, b, b, depth, acc);
-        o[j] = Requantise(data, static_cast<int32_t>(acc[0] + row_term + col_terms[j]));
-      }
+// Packs `groups` groups of four k (from k0) of `count` <= 4 columns starting at `column`: per
+// group 8 words, column j's (k, k+2) pair at 2j and (k+1, k+3) at 2j + 1, each value + ob.
+// Missing columns are 0.
+void PackBlock(const OpData& data, const int8_t* column, int count, int k0, int groups,
+               uint32_t* words) {
+  const int ds = data.rhs_depth_stride;
+  const int32_t ob = data.rhs_offset;
+  for (int j = 0; j < 4; ++j) {
+    uint32_t* w = words + 2 * j;
+    if (j >= count) {
+      for (int g = 0; g < groups; ++g, w += 8) w[0] = w[1] = 0;
+      continue;
+    }
+    const int8_t* b = column + j * data.rhs_col_stride + k0 * ds;
+    for (int g = 0; g < groups; ++g, w += 8, b += 4 * ds) {
+      w[0] = Halves(b[0] + ob, b[2 * ds] + ob);
+      w[1] = Halves(b[ds] + ob, b[3 * ds] + ob);
     }
   }
 }
 
-// One lhs row (contiguous in k) against four neighbouring rhs columns of a row-major [K, N]
-// rhs (`stride` = N): raw sums of products. Four rows k..k+3 of the four columns are four words;
-// SXTB16 takes columns 0 and 2 (bytes 0, 2) or 1 and 3 (ror 8), and PKHBT/PKHTB pair rows
-// k and k+2 (or k+1 and k+3) of one column to meet the lhs pairs SXTB16 makes.
-void Dot1x4(const int8_t* a, const int8_t* b, int depth, int stride, uint32_t* acc) {
-  int32_t c0 = 0;
-  int32_t c1 = 0;
-  int32_t c2 = 0;
-  int32_t c3 = 0;
-  int k = 0;
-  for (; k + 4 <= depth; k += 4, b += 4 * stride) {
-    const uint32_t wa = tinyhar_read_s8x4(a + k);
+// acc[j] += sum over the packed groups of a[k] * (b[k][j] + ob), a contiguous.
+void DotPacked(const int8_t* a, const uint32_t* w, int groups, int32_t* acc) {
+  int32_t c0 = acc[0];
+  int32_t c1 = acc[1];
+  int32_t c2 = acc[2];
+  int32_t c3 = acc[3];
+  for (int g = 0; g < groups; ++g, a += 4, w += 8) {
+    const uint32_t wa = tinyhar_read_s8x4(a);
     const uint32_t a02 = tinyhar_sxtb16(wa);       // a[k], a[k+2]
     const uint32_t a13 = tinyhar_sxtb16_ror8(wa);  // a[k+1], a[k+3]
-    const uint32_t r0 = tinyhar_read_s8x4(b);
-    const uint32_t r1 = tinyhar_read_s8x4(b + stride);
-    const uint32_t r2 = tinyhar_read_s8x4(b + 2 * stride);
-    const uint32_t r3 = tinyhar_read_s8x4(b + 3 * stride);
-    // Columns 0 and 2.
-    uint32_t x0 = tinyhar_sxtb16(r0);  // b[k][0], b[k][2]
-    uint32_t x2 = tinyhar_sxtb16(r2);  // b[k+2][0], b[k+2][2]
-    c0 = tinyhar_smlad(a02, tinyhar_pkhbt(x0, x2), c0);
-    c2 = tinyhar_smlad(a02, tinyhar_pkhtb(x2, x0), c2);
-    uint32_t x1 = tinyhar_sxtb16(r1);
-    uint32_t x3 = tinyhar_sxtb16(r3);
-    c0 = tinyhar_smlad(a13, tinyhar_pkhbt(x1, x3), c0);
-    c2 = tinyhar_smlad(a13, tinyhar_pkhtb(x3, x1), c2);
-    // Columns 1 and 3.
-    x0 = tinyhar_sxtb16_ror8(r0);
-    x2 = tinyhar_sxtb16_ror8(r2);
-    c1 = tinyhar_smlad(a02, tinyhar_pkhbt(x0, x2), c1);
-    c3 = tinyhar_smlad(a02, tinyhar_pkhtb(x2, x0), c3);
-    x1 = tinyhar_sxtb16_ror8(r1);
-    x3 = tinyhar_sxtb16_ror8(r3);
-    c1 = tinyhar_smlad(a13, tinyhar_pkhbt(x1, x3), c1);
-    c3 = tinyhar_smlad(a13, tinyhar_pkhtb(x3, x1), c3);
+    c0 = tinyhar_smlad(a02, w[0], c0);
+    c0 = tinyhar_smlad(a13, w[1], c0);
+    c1 = tinyhar_smlad(a02, w[2], c1);
+    c1 = tinyhar_smlad(a13, w[3], c1);
+    c2 = tinyhar_smlad(a02, w[4], c2);
+    c2 = tinyhar_smlad(a13, w[5], c2);
+    c3 = tinyhar_smlad(a02, w[6], c3);
+    c3 = tinyhar_smlad(a13, w[7], c3);
   }
-  uint32_t s[4] = {static_cast<uint32_t>(c0), static_cast<uint32_t>(c1),
-                   static_cast<uint32_t>(c2), static_cast<uint32_t>(c3)};
-  for (; k < depth; ++k, b += stride) {
-    const int32_t x = a[k];
-    for (int j = 0; j < 4; ++j) s[j] += static_cast<uint32_t>(x * b[j]);
-  }
-  for (int j = 0; j < 4; ++j) acc[j] = s[j];
+  acc[0] = c0;
+  acc[1] = c1;
+  acc[2] = c2;
+  acc[3] = c3;
 }
 
-// No adjoint: out[m][n] = sum_k lhs[m][k] rhs[k][n], rhs row-major.
-void MatMulNoAdj(const OpData& data, const int8_t* lhs, const int8_t* rhs, int8_t* out) {
-  uint32_t col_terms[kColumnBlock];
+// Requantises `count` accumulators into o[0 .. count - 1]. Not inlined: its own registers hold
+// the requantisation constants, which the packed loop would spill.
+__attribute__((noinline)) void Store(const OpData& data, const uint32_t* sums, int count,
+                                     int8_t* o) {
+  // Locals: the int8 stores may alias `data` as far as the compiler knows.
+  const Requantiser requantise = data.requantise;
+  const int32_t output_offset = data.output_offset;
+  for (int j = 0; j < count; ++j) {
+    int32_t v = requantise(static_cast<int32_t>(sums[j])) + output_offset;
+    v = v < INT8_MIN ? INT8_MIN : v;  // BATCH_MATMUL has no fused activation
+    v = v > INT8_MAX ? INT8_MAX : v;
+    o[j] = static_cast<int8_t>(v);
+  }
+}
+
+// lhs rows contiguous in k, rhs through its strides.
+void MatMulPacked(const OpData& data, const int8_t* lhs, const int8_t* rhs, int8_t* out) {
+  uint32_t words[8 * kPackedGroups];
+  const int rows = data.rows;
+  const int cols = data.cols;
   const int depth = data.depth;
-  const int stride = data.rhs_depth_stride;
-  for (int n0 = 0; n0 < data.cols; n0 += kColumnBlock) {
-    const int block = data.cols - n0 < kColumnBlock ? data.cols - n0 : kColumnBlock;
-    ColumnTerms(data, rhs, n0, block, col_terms);
-    for (int m = 0; m < data.rows; ++m) {
-      const int8_t* a = lhs + m * data.lhs_row_stride;
-      const uint32_t row_term = RowTerm(data, a);
-      int8_t* o = out + m * data.cols + n0;
-      int j = 0;
-      for (; j + 4 <= block; j += 4) {
-        uint32_t acc[4];
-        Dot1x4(a, rhs + n0 + j, depth, stride, acc);
-        for (int i = 0; i < 4; ++i) {
-          o[j + i] = Requantise(data, static_cast<int32_t>(acc[i] + row_term + col_terms[j + i]));
+  const int groups = depth / 4;
+  const int k_tail = 4 * groups;
+  const bool whole = groups <= kPackedGroups;
+  const int ds = data.rhs_depth_stride;
+  const int cs = data.rhs_col_stride;
+  const int row_stride = data.lhs_row_stride;
+  const int32_t ob = data.rhs_offset;
+  for (int n0 = 0; n0 < cols; n0 += 4) {
+    const int count = cols - n0 < 4 ? cols - n0 : 4;
+    const int8_t* column = rhs + n0 * cs;
+    uint32_t terms[4] = {0, 0, 0, 0};
+    for (int j = 0; j < count; ++j) terms[j] = ColumnTerm(data, column + j * cs);
+    if (whole) PackBlock(data, column, count, 0, groups, words);
+    const int8_t* a = lhs;
+    int8_t* o = out + n0;
+    for (int m = 0; m < rows; ++m, a += row_stride, o += cols) {
+      int32_t acc[4] = {0, 0, 0, 0};
+      if (whole) {
+        DotPacked(a, words, groups, acc);
+      } else {
+        for (int g0 = 0; g0 < groups; g0 += kPackedGroups) {
+          const int n = groups - g0 < kPackedGroups ? groups - g0 : kPackedGroups;
+          PackBlock(data, column, count, 4 * g0, n, words);
+          DotPacked(a + 4 * g0, words, n, acc);
         }
       }
-      for (; j < block; ++j) {
-        const int8_t* b = rhs + n0 + j;
-        uint32_t acc = 0;
-        for (int k = 0; k < depth; ++k) acc += static_cast<uint32_t>(a[k] * b[k * stride]);
-        o[j] = Requantise(data, static_cast<int32_t>(acc + row_term + col_terms[j]));
+      uint32_t sums[4];
+      for (int j = 0; j < count; ++j) {
+        uint32_t sum = static_cast<uint32_t>(acc[j]) + terms[j];
+        const int8_t* b = column + j * cs;
+        for (int k = k_tail; k < depth; ++k) {
+          sum += static_cast<uint32_t>(a[k] * (b[k * ds] + ob));
+        }
+        sums[j] = sum;
       }
+      Store(data, sums, count, o);
     }
   }
 }
@@ -390,12 +358,8 @@ void MatMulNoAdj(const OpData& data, const int8_t* lhs, const int8_t* rhs, int8_
 
 void MatMul(const OpData& data, const int8_t* lhs, const int8_t* rhs, int8_t* out) {
 #if TINYHAR_SIMD
-  if (data.lhs_depth_stride == 1 && data.rhs_depth_stride == 1) {
-    MatMulAdjY(data, lhs, rhs, out);
-    return;
-  }
-  if (data.lhs_depth_stride == 1 && data.rhs_col_stride == 1) {
-    MatMulNoAdj(data, lhs, rhs, out);
+  if (data.lhs_depth_stride == 1) {
+    MatMulPacked(data, lhs, rhs, out);
     return;
   }
 #endif

@@ -33,6 +33,7 @@
 #include "tensorflow/lite/micro/micro_log.h"
 #pragma GCC diagnostic pop
 #include "tinyhar_kernels.h"
+#include "tinyhar_requantise.h"
 
 namespace tinyhar {
 namespace {
@@ -46,8 +47,7 @@ constexpr int kMaxGroups = kMaxRank / 2;
 constexpr int kLaneRows = 256;
 
 struct OpData {
-  int32_t multiplier;  // with 1 / n folded in
-  int shift;
+  Requantiser requantise;  // with 1 / n folded in
   int32_t input_zero_point;
   int32_t output_zero_point;
   uint32_t count;  // n: input elements per output
@@ -203,8 +203,7 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, const TfLiteTensor* input,
     multiplier = static_cast<int32_t>((static_cast<int64_t>(multiplier) << log2) / count);
     shift -= log2;
   }
-  data->multiplier = multiplier;
-  data->shift = shift;
+  data->requantise = Requantiser::Make(multiplier, shift);
   data->input_zero_point = input->params.zero_point;
   data->output_zero_point = output->params.zero_point;
   return kTfLiteOk;
@@ -227,11 +226,10 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
 }
 
 // sum - input_zero_point * n, modulo 2^32 as the reference's int32 arithmetic, requantised.
-int8_t Requantise(const OpData& data, uint32_t sum) {
+inline int8_t Requantise(const OpData& data, uint32_t sum) {
   const int32_t shifted =
       static_cast<int32_t>(sum - static_cast<uint32_t>(data.input_zero_point) * data.count);
-  int32_t v = tflite::MultiplyByQuantizedMultiplier(shifted, data.multiplier, data.shift) +
-              data.output_zero_point;
+  int32_t v = data.requantise(shifted) + data.output_zero_point;
   v = v < INT8_MIN ? INT8_MIN : v;
   v = v > INT8_MAX ? INT8_MAX : v;
   return static_cast<int8_t>(v);

@@ -53,8 +53,8 @@ struct OpData {
   int rows;
   int depth;
   bool int16_output;
-  // exp(d) for d = 0, -1, ..., -(table_len - 1) at table[-d]; nullptr where not tabulated.
-  // Differences beyond the table are below diff_min.
+  // exp(d) for d = -(table_len - 1) .. 0 at table[d + table_len - 1]; nullptr where not
+  // tabulated. Differences below the table are below diff_min.
   int32_t* table;
   int table_len;
 };
@@ -130,7 +130,7 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, const TfLiteSoftmaxParams& p
     data->table = static_cast<int32_t*>(
         context->AllocatePersistentBuffer(context, sizeof(int32_t) * table_len));
     TF_LITE_ENSURE(context, data->table != nullptr);
-    for (int i = 0; i < table_len; ++i) data->table[i] = ExpOfDiff(*data, -i);
+    for (int i = 0; i < table_len; ++i) data->table[i] = ExpOfDiff(*data, i - (table_len - 1));
     data->table_len = table_len;
   }
   return kTfLiteOk;
@@ -159,30 +159,40 @@ int8_t RowMax(const int8_t* x, int n) {
   return static_cast<int8_t>(m);
 }
 
-// exp(d) of element c, from the table or computed.
+// exp(x - max) from the table: for a row's max the table covers x from max - (len - 1) up.
 struct TableExp {
   const int32_t* table;
-  uint32_t len;
-  int32_t operator()(int32_t diff) const {
-    const uint32_t i = static_cast<uint32_t>(-diff);
-    return i < len ? table[i] : 0;
-  }
+  int32_t len;
+  struct Row {
+    const int32_t* table;
+    int32_t low;  // the smallest x the table covers; anything below is under diff_min
+    int32_t operator()(int32_t x) const {
+      const int32_t i = x - low;
+      return i >= 0 ? table[i] : 0;
+    }
+  };
+  Row ForMax(int32_t max) const { return Row{table, max - (len - 1)}; }
 };
 
 struct DirectExp {
   const OpData* data;
-  int32_t operator()(int32_t diff) const { return ExpOfDiff(*data, diff); }
+  struct Row {
+    const OpData* data;
+    int32_t max;
+    int32_t operator()(int32_t x) const { return ExpOfDiff(*data, x - max); }
+  };
+  Row ForMax(int32_t max) const { return Row{data, max}; }
 };
 
 // One row: the reference's sum, reciprocal and outputs. All exp values are >= 0 and the
 // reciprocal is in (0.5, 1], so gemmlowp's roundings reduce to round-half-up shifts here.
 template <typename OutT, typename Exp>
-void SoftmaxRow(const int8_t* x, OutT* out, int n, Exp exp) {
-  const int32_t max = RowMax(x, n);
+void SoftmaxRow(const int8_t* x, OutT* out, int n, Exp exps) {
+  const typename Exp::Row exp = exps.ForMax(RowMax(x, n));
   // Rescale<kAccumulationIntegerBits>: RoundingDivideByPOT(e, 12) == (e + 2^11) >> 12 for e >= 0.
   uint32_t sum = 0;
   for (int c = 0; c < n; ++c) {
-    sum += (static_cast<uint32_t>(exp(x[c] - max)) + (1u << 11)) >> kAccumulationIntegerBits;
+    sum += (static_cast<uint32_t>(exp(x[c])) + (1u << 11)) >> kAccumulationIntegerBits;
   }
   int num_bits_over_unit;
   const int32_t scale = tflite::GetReciprocal(static_cast<int32_t>(sum), kAccumulationIntegerBits,
@@ -193,7 +203,7 @@ void SoftmaxRow(const int8_t* x, OutT* out, int n, Exp exp) {
   constexpr int32_t kMin = sizeof(OutT) == 1 ? INT8_MIN : INT16_MIN;
   constexpr int32_t kMax = sizeof(OutT) == 1 ? INT8_MAX : INT16_MAX;
   for (int c = 0; c < n; ++c) {
-    const int64_t product = static_cast<int64_t>(scale) * exp(x[c] - max);
+    const int64_t product = static_cast<int64_t>(scale) * exp(x[c]);
     const uint32_t high = static_cast<uint32_t>((product + (1ll << 30)) >> 31);
     int32_t v = static_cast<int32_t>((high + half) >> exponent) + kMin;
     v = v > kMax ? kMax : v;
@@ -213,7 +223,7 @@ void SoftmaxRows(const OpData& data, const int8_t* in, OutT* out, Exp exp) {
 template <typename OutT>
 void Softmax(const OpData& data, const int8_t* in, OutT* out) {
   if (data.table != nullptr) {
-    SoftmaxRows(data, in, out, TableExp{data.table, static_cast<uint32_t>(data.table_len)});
+    SoftmaxRows(data, in, out, TableExp{data.table, data.table_len});
   } else {
     SoftmaxRows(data, in, out, DirectExp{&data});
   }

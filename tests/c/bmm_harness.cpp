@@ -10,11 +10,13 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include "peripherals/utility.h"
+#include "tensorflow/lite/kernels/internal/common.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_profiler_interface.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 #pragma GCC diagnostic pop
 #include "tinyhar_op_resolver.h"
+#include "tinyhar_requantise.h"
 
 namespace {
 
@@ -195,6 +197,46 @@ int bmm_resolver_facts(int* facts, int n) {
   const tflite::MicroOpResolver& base = resolver;
   facts[9] = base.FindOp(tflite::BuiltinOperator_BATCH_MATMUL) == bmm;
   return 0;
+}
+
+// Inputs (of `n` pseudo-random ones from `seed`, half of them next to a rounding boundary) where
+// tinyhar::Requantiser and the library's MultiplyByQuantizedMultiplier differ; `near_boundary`
+// counts the inputs placed next to one.
+int bmm_requantise_mismatches(int n, uint32_t seed, int* near_boundary) {
+  uint32_t state = seed | 1u;
+  auto next = [&state]() {
+    state ^= state << 13;
+    state ^= state >> 17;
+    state ^= state << 5;
+    return state;
+  };
+  int mismatches = 0;
+  *near_boundary = 0;
+  for (int i = 0; i < n; ++i) {
+    const uint32_t pick = next() % 8;
+    const int32_t multiplier = pick == 0   ? 0
+                               : pick == 1 ? (1 << 30)
+                               : pick == 2 ? INT32_MAX
+                                           : static_cast<int32_t>((1u << 30) | (next() >> 2));
+    const int shift = static_cast<int>(next() % 37) - 31;  // -31 .. 5
+    int32_t x = static_cast<int32_t>(next());
+    if (shift > 0) x >>= shift + 1;  // the reference's x * 2^shift must not overflow
+    if (i % 2 == 1 && multiplier > 0 && shift <= 0) {
+      // high = k * 2^e + half (+ 0 or 1): x with (x * m + 2^30) >> 31 near it.
+      const int e = -shift;
+      const int64_t half = e > 0 ? (int64_t{1} << (e - 1)) - 1 + (next() % 3) : 0;
+      const int64_t k = static_cast<int32_t>(next()) >> (e + 2);  // |high| < 2^29
+      const int64_t high = (k << e) + half;
+      const int64_t target = (high * (int64_t{1} << 31)) / multiplier;
+      if (target > INT32_MIN && target < INT32_MAX) {
+        x = static_cast<int32_t>(target + static_cast<int32_t>(next() % 5) - 2);
+        ++*near_boundary;
+      }
+    }
+    const tinyhar::Requantiser r = tinyhar::Requantiser::Make(multiplier, shift);
+    if (r(x) != tflite::MultiplyByQuantizedMultiplier(x, multiplier, shift)) ++mismatches;
+  }
+  return mismatches;
 }
 
 }  // extern "C"
