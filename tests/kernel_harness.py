@@ -14,10 +14,12 @@ interpreter and the Arduino TFLM library, for the kernel tests and benchmarks/ke
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.util
 import os
 import re
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,6 +140,11 @@ class Harness:
         bad = self._lib.bmm_requantise_mismatches(n, ctypes.c_uint32(seed), ctypes.byref(near))
         return int(bad), near.value
 
+    def nonnegative_rounding_mismatches(self, n: int, seed: int) -> int:
+        """Inputs where tinyhar_requantise.h's non-negative roundings (the softmax's) and
+        gemmlowp's differ, among n pseudo-random ones, half of them on or next to a tie."""
+        return int(self._lib.bmm_nonnegative_rounding_mismatches(n, ctypes.c_uint32(seed)))
+
     def resolver_facts(self) -> list[int]:
         facts = (ctypes.c_int * 10)()
         assert self._lib.bmm_resolver_facts(facts, len(facts)) == 0
@@ -171,6 +178,14 @@ def build_host_harness(libraries: Path, out: Path, emulate_dsp: bool = False) ->
         what="kernels and harness",
     )
     return Harness(link(HOST, [*own_objects, *lib_objects], out / "kernel_harness.so"))
+
+
+@functools.cache
+def host_harness(libraries: Path, emulate_dsp: bool = False) -> Harness:
+    """`build_host_harness` once per process and configuration (the kernel test modules share
+    it), in a temporary folder."""
+    out = Path(tempfile.mkdtemp(prefix=f"tinyhar-kernels-{'dsp' if emulate_dsp else 'scalar'}-"))
+    return build_host_harness(libraries, out, emulate_dsp)
 
 
 # --- the Python TFLM interpreter ------------------------------------------------------------------

@@ -22,8 +22,8 @@ from kernel_harness import (
     REPO,
     RUN_OK,
     Harness,
-    build_host_harness,
     build_qemu_image,
+    host_harness,
     libraries_root,
     random_inputs,
     run_qemu_image,
@@ -241,15 +241,12 @@ def libraries() -> Path:
 
 
 @pytest.fixture(scope="module", params=["scalar", "emulated-dsp"])
-def harness(
-    request: pytest.FixtureRequest, libraries: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Harness:
+def harness(request: pytest.FixtureRequest, libraries: Path) -> Harness:
     """The harness with tinyhar's kernels and Chirale's ADD, SOFTMAX, MEAN and MUL, as one .so:
     scalar, and with -DTINYHAR_EMULATE_DSP (the kernels' SIMD paths on tinyhar_simd.h's C
     equivalents of the M4's DSP instructions)."""
     require_tools("gcc", "g++", apt="gcc g++")
-    out = tmp_path_factory.mktemp(f"bmm_harness_{request.param}")
-    return build_host_harness(libraries, out, emulate_dsp=request.param == "emulated-dsp")
+    return host_harness(libraries, emulate_dsp=request.param == "emulated-dsp")
 
 
 # --- TFLM's requantisation, written out -----------------------------------------------------------

@@ -45,6 +45,17 @@ struct Requantiser {
   }
 };
 
+// gemmlowp's SaturatingRoundingDoublingHighMul(a, b) for a, b >= 0 (no saturation there).
+inline uint32_t DoublingHighMulNonNegative(int32_t a, int32_t b) {
+  return static_cast<uint32_t>((static_cast<int64_t>(a) * b + (static_cast<int64_t>(1) << 30)) >>
+                               31);
+}
+
+// gemmlowp's RoundingDivideByPOT(x, e) for 0 <= x < 2^31 and 1 <= e <= 31: round half up.
+inline uint32_t RoundingDivideByPOTNonNegative(uint32_t x, int e) {
+  return (x + (static_cast<uint32_t>(1) << (e - 1))) >> e;
+}
+
 }  // namespace tinyhar
 
 #endif  // TINYHAR_REQUANTISE_H_

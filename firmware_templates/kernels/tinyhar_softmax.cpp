@@ -32,6 +32,7 @@
 #include "tensorflow/lite/micro/micro_log.h"
 #pragma GCC diagnostic pop
 #include "tinyhar_kernels.h"
+#include "tinyhar_requantise.h"
 
 namespace tinyhar {
 namespace {
@@ -185,27 +186,26 @@ struct DirectExp {
 };
 
 // One row: the reference's sum, reciprocal and outputs. All exp values are >= 0 and the
-// reciprocal is in (0.5, 1], so gemmlowp's roundings reduce to round-half-up shifts here.
+// reciprocal is in (0.5, 1], so gemmlowp's roundings take their non-negative forms.
 template <typename OutT, typename Exp>
 void SoftmaxRow(const int8_t* x, OutT* out, int n, Exp exps) {
   const typename Exp::Row exp = exps.ForMax(RowMax(x, n));
-  // Rescale<kAccumulationIntegerBits>: RoundingDivideByPOT(e, 12) == (e + 2^11) >> 12 for e >= 0.
+  // The reference's Rescale<kAccumulationIntegerBits>: RoundingDivideByPOT(e, 12).
   uint32_t sum = 0;
   for (int c = 0; c < n; ++c) {
-    sum += (static_cast<uint32_t>(exp(x[c])) + (1u << 11)) >> kAccumulationIntegerBits;
+    sum += RoundingDivideByPOTNonNegative(static_cast<uint32_t>(exp(x[c])),
+                                          kAccumulationIntegerBits);
   }
   int num_bits_over_unit;
   const int32_t scale = tflite::GetReciprocal(static_cast<int32_t>(sum), kAccumulationIntegerBits,
                                               &num_bits_over_unit);
-  // RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(scale, e), exponent), both >= 0.
+  // RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(scale, e), exponent).
   const int exponent = num_bits_over_unit + 31 - static_cast<int>(sizeof(OutT) * 8);
-  const uint32_t half = 1u << (exponent - 1);
   constexpr int32_t kMin = sizeof(OutT) == 1 ? INT8_MIN : INT16_MIN;
   constexpr int32_t kMax = sizeof(OutT) == 1 ? INT8_MAX : INT16_MAX;
   for (int c = 0; c < n; ++c) {
-    const int64_t product = static_cast<int64_t>(scale) * exp(x[c]);
-    const uint32_t high = static_cast<uint32_t>((product + (1ll << 30)) >> 31);
-    int32_t v = static_cast<int32_t>((high + half) >> exponent) + kMin;
+    const uint32_t high = DoublingHighMulNonNegative(scale, exp(x[c]));
+    int32_t v = static_cast<int32_t>(RoundingDivideByPOTNonNegative(high, exponent)) + kMin;
     v = v > kMax ? kMax : v;
     out[c] = static_cast<OutT>(v);
   }

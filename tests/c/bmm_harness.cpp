@@ -239,4 +239,36 @@ int bmm_requantise_mismatches(int n, uint32_t seed, int* near_boundary) {
   return mismatches;
 }
 
+// Inputs where the non-negative roundings of tinyhar_requantise.h (the softmax's) and gemmlowp's
+// general ones differ: n pseudo-random (a, b) >= 0 and (x, e), half of them x on a tie.
+int bmm_nonnegative_rounding_mismatches(int n, uint32_t seed) {
+  uint32_t state = seed | 1u;
+  auto next = [&state]() {
+    state ^= state << 13;
+    state ^= state >> 17;
+    state ^= state << 5;
+    return state;
+  };
+  int mismatches = 0;
+  for (int i = 0; i < n; ++i) {
+    const int32_t a = static_cast<int32_t>(next() >> 1);
+    const int32_t b = static_cast<int32_t>(next() >> (1 + next() % 31));
+    if (tinyhar::DoublingHighMulNonNegative(a, b) !=
+        static_cast<uint32_t>(gemmlowp::SaturatingRoundingDoublingHighMul(a, b))) {
+      ++mismatches;
+    }
+    const int e = 1 + static_cast<int>(next() % 31);
+    int32_t x = static_cast<int32_t>(next() >> 1);
+    if (i % 2 == 1) {  // on or next to a tie: x mod 2^e = 2^(e - 1) + {-1, 0, 1}
+      const uint32_t low = (1u << (e - 1)) + next() % 3 - 1;
+      x = static_cast<int32_t>(((static_cast<uint32_t>(x) >> e) << e) | (low & ((1u << e) - 1)));
+    }
+    if (tinyhar::RoundingDivideByPOTNonNegative(static_cast<uint32_t>(x), e) !=
+        static_cast<uint32_t>(gemmlowp::RoundingDivideByPOT(x, e))) {
+      ++mismatches;
+    }
+  }
+  return mismatches;
+}
+
 }  // extern "C"
