@@ -1,15 +1,15 @@
-"""Instructions of tinyhar's own SOFTMAX, MEAN and BATCH_MATMUL kernels against the Arduino TFLM
-library's (Chirale_TensorFLowLite 2.0.0: CMSIS-NN softmax, reference MEAN) and the scalar
-BATCH_MATMUL tinyhar had before, on the emulated Cortex-M4F (QEMU mps2-an386, -icount shift=0:
+"""Instructions and arena of tinyhar's own SOFTMAX, MEAN, BATCH_MATMUL, ADD and MUL kernels against
+the Arduino TFLM library's (Chirale_TensorFLowLite 2.0.0: CMSIS-NN softmax, reference MEAN and
+broadcast ADD/MUL) and the scalar BATCH_MATMUL tinyhar had before, on the emulated Cortex-M4F (QEMU mps2-an386, -icount shift=0:
 one instruction per ns, SysTick at 25 MHz = 40 instructions per tick, read by a TFLM
 MicroProfilerInterface around every node).
 
 One model holds the attention block of `tiny` at each shape (width 64 and 12, T = 50 and 25): the
 scores BATCH_MATMUL (adj_y), SOFTMAX over them, the probs x v BATCH_MATMUL, the temporal MEAN, and
-the unfolded batch norm (MUL and ADD of a [C] constant against [1, 1, 2T, C]; both the library's in
-every configuration), quantised as a trained `tiny` is. The same model runs with the library's
-kernels, with tinyhar's, and with tinyhar's compiled at -Os (their `#pragma GCC optimize("O2")`
-removed), each on the same random inputs.
+the unfolded batch norm (MUL and ADD of a [C] constant against [1, 1, 2T, C]), quantised as a
+trained `tiny` is. The same model runs with the library's kernels, with tinyhar's, with tinyhar's
+compiled at -Os (their `#pragma GCC optimize("O2")` removed), and with one of tinyhar's kernels at a
+time in the library's place (for the arena each adds), each on the same random inputs.
 
     PYTHONPATH=. python benchmarks/kernel_ops.py [--runs 2] [--libraries DIR]
 """
@@ -77,7 +77,7 @@ def attention_blocks(seed: int = 0) -> tuple[bytes, list[tuple[str, tuple[int, i
         add = tensor((1, 1, 2 * t, width), Q_ADD)
         ops.append(("MUL", [conv, mulc], [mul], schema.MulOptionsT()))
         ops.append(("ADD", [mul, addc], [add], schema.AddOptionsT()))
-        work += [("MUL", shape, 2 * t * width), ("ADD", shape, 2 * t * width)]
+        work += [("MUL", shape, 2 * t * width), ("ADD", shape, 2 * t * width)]  # fmt: skip
         outputs.append(add)
     return K.graph_model(tensors, ops, outputs), work
 
@@ -126,8 +126,10 @@ def main() -> int:
     inputs = K.random_inputs(model, args.runs, seed=1)
     want = K.tflm_outputs(model, inputs)
     library_ops = K.OP_SOFTMAX | K.OP_MEAN | K.OP_MUL | K.OP_ADD
-    own_ops = K.OWN_SOFTMAX | K.OWN_MEAN | K.OP_MUL | K.OP_ADD
-    results = {}
+    own_ops = K.OWN_SOFTMAX | K.OWN_MEAN | K.OWN_MUL | K.OWN_ADD
+    swaps = {"SOFTMAX": (K.OP_SOFTMAX, K.OWN_SOFTMAX), "MEAN": (K.OP_MEAN, K.OWN_MEAN),
+             "ADD": (K.OP_ADD, K.OWN_ADD), "MUL": (K.OP_MUL, K.OWN_MUL)}  # fmt: skip
+    results, arenas, sizes = {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="tinyhar-kernel-ops-") as tmp:
         root = Path(tmp)
         own = [K.KERNELS / s for s in K.OWN_SOURCES]
@@ -136,8 +138,10 @@ def main() -> int:
             "library": (library_ops, old),
             "tinyhar": (own_ops, own),
             "tinyhar -Os": (own_ops, at_os(root / "os")),
+            "BATCH_MATMUL": (library_ops, own),
         }
-        sizes = {}
+        for op, (theirs, ours) in swaps.items():
+            configs[op] = (library_ops & ~theirs | ours, old)
         for name, (ops, kernels) in configs.items():
             t0 = time.time()
             out = root / name.replace(" ", "_")
@@ -148,9 +152,11 @@ def main() -> int:
                 return 1
             same = int(np.count_nonzero(run.outputs != want))
             print(f"{name}: arena {run.arena} bytes, output 0 differs from the Python TFLM "
-                  f"interpreter in {same} of {want.size} bytes ({time.time() - t0:.0f} s)")  # fmt: skip
-            results[name] = run
-            if name != "library":
+                  f"interpreter in {same} of {want.size} bytes ({time.time() - t0:.0f} s)")
+            arenas[name] = run.arena
+            if name in ("library", "tinyhar", "tinyhar -Os"):
+                results[name] = run
+            if name.startswith("tinyhar"):
                 sizes[name] = text_bytes([out / f"{Path(k).stem}_cpp.o" for k in kernels])
     print()
     print("instructions per inference on the emulated Cortex-M4F (per MAC or per element)")
@@ -166,14 +172,23 @@ def main() -> int:
             row += f"{n:>15,.0f} ({n / units:5.1f})"
         print(row)
     print()
-    print("totals per shape (BATCH_MATMUL x2 + SOFTMAX + MEAN)")
+    print("totals per shape (BATCH_MATMUL x2 + SOFTMAX + MEAN; + MUL + ADD)")
     for width, t in SHAPES:
         row = f"  width {width:>2}, T {t}:"
         for name, run in results.items():
-            total = sum(run.instructions(i, args.runs) for i, (op, s, _) in enumerate(work)
-                        if s == (width, t) and op not in ("MUL", "ADD"))  # fmt: skip
-            row += f"  {name} {total:,.0f}"
+            per_op = {op: 0.0 for op in ("attention", "batch norm")}
+            for i, (op, s, _) in enumerate(work):
+                if s == (width, t):
+                    part = "batch norm" if op in ("MUL", "ADD") else "attention"
+                    per_op[part] += run.instructions(i, args.runs)
+            row += f"  {name} {per_op['attention']:,.0f} + {per_op['batch norm']:,.0f}"
         print(row)
+    print()
+    print("arena bytes (Cortex-M4F) each of tinyhar's kernels adds in the library's place, over the")
+    print("model's four attention blocks and batch norms:")
+    for op in ["BATCH_MATMUL", *swaps]:
+        print(f"  {op:<13}{arenas[op] - arenas['library']:+6d}")
+    print(f"  all          {arenas['tinyhar'] - arenas['library']:+6d}")
     print()
     for name, per_file in sizes.items():
         print(f".text bytes, {name}: " + ", ".join(f"{k} {v}" for k, v in per_file.items()))

@@ -46,7 +46,12 @@ QEMU_MAIN = C_DIR / "kernel_qemu_main.c"
 QEMU_STARTUP = C_DIR / "startup_m4.c"
 QEMU_LINKER_SCRIPT = REPO / "firmware_templates" / "emulator" / "mps2_an386.ld"
 # The kernels the harness registers (tinyhar::Register_*), in firmware_templates/kernels/.
-OWN_SOURCES = ("tinyhar_batch_matmul.cpp", "tinyhar_softmax.cpp", "tinyhar_mean.cpp")
+OWN_SOURCES = (
+    "tinyhar_batch_matmul.cpp",
+    "tinyhar_softmax.cpp",
+    "tinyhar_mean.cpp",
+    "tinyhar_elementwise.cpp",
+)
 CHIRALE = "Chirale_TensorFLowLite"
 LIBRARY_OPS = ["ADD", "SOFTMAX", "MEAN", "MUL"]  # what the harness may register from the library
 ARDUINO_ONLY = {"system_setup.cpp", "utility_arduino.cpp"}  # the harness stands in for them
@@ -56,7 +61,7 @@ EMULATE_DSP = "TINYHAR_EMULATE_DSP"
 
 # bmm_run's `ops` bits and return codes (tests/c/bmm_harness.cpp)
 OP_ADD, OP_SOFTMAX, OP_MEAN, OP_MUL = 1, 2, 4, 8
-NO_BATCH_MATMUL, OWN_SOFTMAX, OWN_MEAN = 256, 512, 1024
+NO_BATCH_MATMUL, OWN_SOFTMAX, OWN_MEAN, OWN_ADD, OWN_MUL = 256, 512, 1024, 2048, 4096
 RUN_OK, ALLOCATE_FAILED = 0, 3
 # SysTick runs on the 25 MHz CPU clock; under -icount shift=0 an instruction takes 1 ns.
 INSTRUCTIONS_PER_TICK = 40

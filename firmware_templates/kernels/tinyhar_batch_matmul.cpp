@@ -239,7 +239,9 @@ uint32_t ColumnTerm(const OpData& data, const int8_t* column) {
   const uint32_t oa = static_cast<uint32_t>(data.lhs_offset);
   if (oa == 0) return 0;
   uint32_t sum = static_cast<uint32_t>(data.depth) * static_cast<uint32_t>(data.rhs_offset);
-  for (int k = 0; k < data.depth; ++k) sum += static_cast<uint32_t>(column[k * data.rhs_depth_stride]);
+  for (int k = 0; k < data.depth; ++k) {
+    sum += static_cast<uint32_t>(column[k * data.rhs_depth_stride]);
+  }
   return oa * sum;
 }
 

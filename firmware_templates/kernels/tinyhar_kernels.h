@@ -19,6 +19,11 @@ TfLiteRegistration Register_SOFTMAX();
 // requantisation (the 2022 Arduino libraries' float mean differs by +-1).
 TfLiteRegistration Register_MEAN();
 
+// int8 ADD and MUL, elementwise and broadcast (up to 6 dimensions), fused activations; the
+// reference's arithmetic, with a broadcast per-channel constant's terms computed once per call.
+TfLiteRegistration Register_ADD();
+TfLiteRegistration Register_MUL();
+
 }  // namespace tinyhar
 
 #endif  // TINYHAR_KERNELS_H_

@@ -46,25 +46,30 @@ constexpr int kMaxGroups = kMaxRank / 2;
 // A 16-bit lane holds 256 biased bytes (at most 255 each, 65280 in all): flush every 256 rows.
 constexpr int kLaneRows = 256;
 
-struct OpData {
-  Requantiser requantise;  // with 1 / n folded in
-  int32_t input_zero_point;
-  int32_t output_zero_point;
-  uint32_t count;  // n: input elements per output
-  int outputs;
-  bool empty;      // a dimension of the input is 0: every output is 0, as in the reference
-  // One reduced block: input [outer, count, inner].
-  bool simple;
-  int outer;
-  int inner;
-  // Otherwise: the kept and the reduced dimensions (merged) with their input strides. Merged
-  // groups alternate between the two kinds, so each kind has at most kMaxRank / 2.
+// The kept and the reduced dimensions (merged) with their input strides. Merged groups alternate
+// between the two kinds, so each kind has at most kMaxRank / 2.
+struct Generic {
   int kept_rank;
   int kept_dims[kMaxGroups];
   int kept_strides[kMaxGroups];
   int reduced_rank;
   int reduced_dims[kMaxGroups];
   int reduced_strides[kMaxGroups];
+};
+
+struct OpData {
+  Requantiser requantise;  // with 1 / n folded in
+  int32_t input_zero_point;
+  int32_t output_zero_point;
+  uint32_t count;  // n: input elements per output
+  int outputs;
+  bool empty;  // a dimension of the input is 0: every output is 0, as in the reference
+  // One reduced block: input [outer, count, inner].
+  bool simple;
+  int outer;
+  int inner;
+  // Otherwise (allocated only then): the kept and the reduced dimensions, merged.
+  Generic* generic;
 };
 
 void* Init(TfLiteContext* context, const char* buffer, size_t length) {
@@ -106,8 +111,8 @@ TfLiteStatus ResolveAxes(const TfLiteTensor* axis, int rank, bool* reduced) {
 }
 
 // Splits the input into kept and reduced dimensions, merging neighbours of the same kind and
-// dropping size-1 dimensions; fills the plan.
-void PlanLayout(const int* dims, const bool* reduced, int rank, OpData* data) {
+// dropping size-1 dimensions; fills the plan (`generic` is where the generic layout goes).
+void PlanLayout(const int* dims, const bool* reduced, int rank, OpData* data, Generic* generic) {
   int group_dims[kMaxRank];
   bool group_reduced[kMaxRank];
   int groups = 0;
@@ -127,18 +132,18 @@ void PlanLayout(const int* dims, const bool* reduced, int rank, OpData* data) {
     group_strides[g] = stride;
     stride *= group_dims[g];
   }
-  data->kept_rank = 0;
-  data->reduced_rank = 0;
+  generic->kept_rank = 0;
+  generic->reduced_rank = 0;
   for (int g = 0; g < groups; ++g) {
     if (group_reduced[g]) {
-      data->reduced_dims[data->reduced_rank] = group_dims[g];
-      data->reduced_strides[data->reduced_rank++] = group_strides[g];
+      generic->reduced_dims[generic->reduced_rank] = group_dims[g];
+      generic->reduced_strides[generic->reduced_rank++] = group_strides[g];
     } else {
-      data->kept_dims[data->kept_rank] = group_dims[g];
-      data->kept_strides[data->kept_rank++] = group_strides[g];
+      generic->kept_dims[generic->kept_rank] = group_dims[g];
+      generic->kept_strides[generic->kept_rank++] = group_strides[g];
     }
   }
-  data->simple = data->reduced_rank <= 1;
+  data->simple = generic->reduced_rank <= 1;
   data->outer = 1;
   data->inner = 1;
   for (int g = 0; g < groups; ++g) {
@@ -186,7 +191,15 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, const TfLiteTensor* input,
   data->outputs = static_cast<int>(tflite::NumElements(output));
   if (!data->empty) TF_LITE_ENSURE_EQ(context, static_cast<int64_t>(data->outputs), kept);
   data->count = static_cast<uint32_t>(count);
-  PlanLayout(input->dims->data, reduced, rank, data);
+  Generic generic;
+  PlanLayout(input->dims->data, reduced, rank, data, &generic);
+  data->generic = nullptr;
+  if (!data->simple) {
+    data->generic =
+        static_cast<Generic*>(context->AllocatePersistentBuffer(context, sizeof(Generic)));
+    TF_LITE_ENSURE(context, data->generic != nullptr);
+    *data->generic = generic;
+  }
 
   // The reference's requantisation (reduce_common.cc, reference/reduce.h QuantizedMeanOrSum).
   const double real_multiplier =
@@ -308,14 +321,15 @@ void MeanSimple(const OpData& data, const int8_t* in, int8_t* out) {
 }
 
 void MeanGeneric(const OpData& data, const int8_t* in, int8_t* out) {
+  const Generic& g = *data.generic;
   int kept_index[kMaxGroups] = {0};
   int kept_back[kMaxGroups];  // how far a wrap of dimension i moves back
   int reduced_back[kMaxGroups];
-  for (int i = 0; i < data.kept_rank; ++i) {
-    kept_back[i] = (data.kept_dims[i] - 1) * data.kept_strides[i];
+  for (int i = 0; i < g.kept_rank; ++i) {
+    kept_back[i] = (g.kept_dims[i] - 1) * g.kept_strides[i];
   }
-  for (int i = 0; i < data.reduced_rank; ++i) {
-    reduced_back[i] = (data.reduced_dims[i] - 1) * data.reduced_strides[i];
+  for (int i = 0; i < g.reduced_rank; ++i) {
+    reduced_back[i] = (g.reduced_dims[i] - 1) * g.reduced_strides[i];
   }
   int base = 0;
   for (int o = 0; o < data.outputs; ++o) {
@@ -324,9 +338,9 @@ void MeanGeneric(const OpData& data, const int8_t* in, int8_t* out) {
     uint32_t sum = 0;
     for (uint32_t k = 0; k < data.count; ++k) {
       sum += static_cast<uint32_t>(in[offset]);
-      for (int i = data.reduced_rank - 1; i >= 0; --i) {
-        if (++reduced_index[i] < data.reduced_dims[i]) {
-          offset += data.reduced_strides[i];
+      for (int i = g.reduced_rank - 1; i >= 0; --i) {
+        if (++reduced_index[i] < g.reduced_dims[i]) {
+          offset += g.reduced_strides[i];
           break;
         }
         reduced_index[i] = 0;
@@ -334,9 +348,9 @@ void MeanGeneric(const OpData& data, const int8_t* in, int8_t* out) {
       }
     }
     out[o] = Requantise(data, sum);
-    for (int i = data.kept_rank - 1; i >= 0; --i) {
-      if (++kept_index[i] < data.kept_dims[i]) {
-        base += data.kept_strides[i];
+    for (int i = g.kept_rank - 1; i >= 0; --i) {
+      if (++kept_index[i] < g.kept_dims[i]) {
+        base += g.kept_strides[i];
         break;
       }
       kept_index[i] = 0;

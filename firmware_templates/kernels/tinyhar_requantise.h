@@ -17,21 +17,19 @@
 
 namespace tinyhar {
 
+// 8 bytes: kernels keep one per op in the arena. Copy it into a local before a loop, so the
+// compiler keeps the derived mask in a register.
 struct Requantiser {
   int32_t multiplier;  // >= 0, from QuantizeMultiplier
-  int left_shift;      // max(shift, 0)
-  int right_shift;     // max(-shift, 0), at most 31
-  int32_t mask;        // 2^right_shift - 1
-  int32_t half;        // mask >> 1
+  int8_t left_shift;   // max(shift, 0)
+  int8_t right_shift;  // max(-shift, 0), at most 31
 
   // From QuantizeMultiplier's (multiplier, shift).
   static Requantiser Make(int32_t multiplier, int shift) {
     Requantiser r;
     r.multiplier = multiplier;
-    r.left_shift = shift > 0 ? shift : 0;
-    r.right_shift = shift > 0 ? 0 : -shift;
-    r.mask = static_cast<int32_t>((static_cast<uint32_t>(1) << r.right_shift) - 1u);
-    r.half = r.mask >> 1;
+    r.left_shift = static_cast<int8_t>(shift > 0 ? shift : 0);
+    r.right_shift = static_cast<int8_t>(shift > 0 ? 0 : -shift);
     return r;
   }
 
@@ -40,7 +38,8 @@ struct Requantiser {
     const int32_t a = static_cast<int32_t>(static_cast<uint32_t>(x) << left_shift);
     const int32_t high = static_cast<int32_t>(
         (static_cast<int64_t>(a) * multiplier + (static_cast<int64_t>(1) << 30)) >> 31);
-    const int32_t threshold = half + (high < 0 ? 1 : 0);
+    const int32_t mask = static_cast<int32_t>((static_cast<uint32_t>(1) << right_shift) - 1u);
+    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
     return (high >> right_shift) + ((high & mask) > threshold ? 1 : 0);
   }
 };

@@ -34,6 +34,8 @@ enum Ops {
   kNoBatchMatMul = 256,
   kOwnSoftmax = 512,
   kOwnMean = 1024,
+  kOwnAdd = 2048,
+  kOwnMul = 4096,
 };
 constexpr int kMaxNodes = 64;
 
@@ -136,7 +138,7 @@ int bmm_run(const void* model_data, int ops, const int8_t* inputs, size_t input_
   memset(g_node_ticks, 0, sizeof(g_node_ticks));
   g_nodes = 0;
   g_arena_used = 0;
-  tinyhar::OpResolver<4, 3> resolver;
+  tinyhar::OpResolver<4, 5> resolver;
   if ((ops & kAdd) && resolver.library().AddAdd() != kTfLiteOk) return kRegisterFailed;
   if ((ops & kSoftmax) && resolver.library().AddSoftmax() != kTfLiteOk) return kRegisterFailed;
   if ((ops & kMean) && resolver.library().AddMean() != kTfLiteOk) return kRegisterFailed;
@@ -149,6 +151,14 @@ int bmm_run(const void* model_data, int ops, const int8_t* inputs, size_t input_
   }
   if ((ops & kOwnMean) && resolver.AddOwn(tflite::BuiltinOperator_MEAN, tinyhar::Register_MEAN(),
                                           tflite::ParseReducer) != kTfLiteOk) {
+    return kRegisterFailed;
+  }
+  if ((ops & kOwnAdd) && resolver.AddOwn(tflite::BuiltinOperator_ADD, tinyhar::Register_ADD(),
+                                         tflite::ParseAdd) != kTfLiteOk) {
+    return kRegisterFailed;
+  }
+  if ((ops & kOwnMul) && resolver.AddOwn(tflite::BuiltinOperator_MUL, tinyhar::Register_MUL(),
+                                         tflite::ParseMul) != kTfLiteOk) {
     return kRegisterFailed;
   }
   Profiler profiler;
