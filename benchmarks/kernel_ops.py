@@ -1,8 +1,8 @@
-"""Instructions and arena of tinyhar's own SOFTMAX, MEAN, BATCH_MATMUL, ADD and MUL kernels against
-the Arduino TFLM library's (Chirale_TensorFLowLite 2.0.0: CMSIS-NN softmax, reference MEAN and
-broadcast ADD/MUL) and the scalar BATCH_MATMUL tinyhar had before, on the emulated Cortex-M4F (QEMU mps2-an386, -icount shift=0:
-one instruction per ns, SysTick at 25 MHz = 40 instructions per tick, read by a TFLM
-MicroProfilerInterface around every node).
+"""Instructions and arena of tinyhar's own SOFTMAX, MEAN, BATCH_MATMUL, ADD and MUL kernels
+against the Arduino TFLM library's (Chirale_TensorFLowLite 2.0.0: CMSIS-NN softmax, reference MEAN
+and broadcast ADD/MUL) and the scalar BATCH_MATMUL tinyhar had before, on the emulated Cortex-M4F
+(QEMU mps2-an386, -icount shift=0: one instruction per ns, SysTick at 25 MHz = 40 instructions per
+tick, read by a TFLM MicroProfilerInterface around every node).
 
 One model holds the attention block of `tiny` at each shape (width 64 and 12, T = 50 and 25): the
 scores BATCH_MATMUL (adj_y), SOFTMAX over them, the probs x v BATCH_MATMUL, the temporal MEAN, and
@@ -151,8 +151,10 @@ def main() -> int:
                 print(f"{name}: the harness returned {run.rc}:\n{run.text[-2000:]}")
                 return 1
             same = int(np.count_nonzero(run.outputs != want))
-            print(f"{name}: arena {run.arena} bytes, output 0 differs from the Python TFLM "
-                  f"interpreter in {same} of {want.size} bytes ({time.time() - t0:.0f} s)")
+            print(
+                f"{name}: arena {run.arena} bytes, output 0 differs from the Python TFLM "
+                f"interpreter in {same} of {want.size} bytes ({time.time() - t0:.0f} s)"
+            )
             arenas[name] = run.arena
             if name in ("library", "tinyhar", "tinyhar -Os"):
                 results[name] = run
@@ -184,8 +186,8 @@ def main() -> int:
             row += f"  {name} {per_op['attention']:,.0f} + {per_op['batch norm']:,.0f}"
         print(row)
     print()
-    print("arena bytes (Cortex-M4F) each of tinyhar's kernels adds in the library's place, over the")
-    print("model's four attention blocks and batch norms:")
+    print("arena bytes (Cortex-M4F) each of tinyhar's kernels adds in the library's place,")
+    print("over the model's four attention blocks and batch norms:")
     for op in ["BATCH_MATMUL", *swaps]:
         print(f"  {op:<13}{arenas[op] - arenas['library']:+6d}")
     print(f"  all          {arenas['tinyhar'] - arenas['library']:+6d}")

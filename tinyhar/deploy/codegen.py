@@ -27,7 +27,13 @@ LIBRARY_NAME = "tinyhar_model"  # the Arduino library every build regenerates
 # Static C sources copied into the library's src/ (written by the core's authors, not rendered).
 CORE_FILES = ("tinyhar_core.h", "tinyhar_core.c")
 KERNELS_DIR = "kernels"  # tinyhar's own TFLM kernels and the resolver that adds them
-KERNEL_COMMON = ("tinyhar_kernels.h", "tinyhar_op_resolver.h")
+# ... and the headers the kernels share (the M4's DSP instructions, exact requantisation).
+KERNEL_COMMON = (
+    "tinyhar_kernels.h",
+    "tinyhar_op_resolver.h",
+    "tinyhar_simd.h",
+    "tinyhar_requantise.h",
+)
 # Templates rendered into the library's src/ (the sketch and the README are placed apart).
 LIBRARY_TEMPLATES = (
     "tinyhar_model.h.j2",
