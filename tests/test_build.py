@@ -50,7 +50,8 @@ def test_build_from_run_renders_a_complete_sketch(tmp_path):
         [
             "model_data.cpp", "model_data.h", "tinyhar_config.h", "tinyhar_core.c",
             "tinyhar_core.h", "tinyhar_runner.cpp", "tinyhar_runner.h", "tinyhar_model.h",
-            "tinyhar_limits.h", "tinyhar_op_resolver.h", "tinyhar_kernels.h",
+            "tinyhar_limits.h", "tinyhar_op_resolver.h", "tinyhar_kernels.h", "tinyhar_simd.h",
+            "tinyhar_requantise.h",
         ]
     )  # fmt: skip
     assert (library / "examples" / "tinyhar_har" / "tinyhar_har.ino").read_text() == (
