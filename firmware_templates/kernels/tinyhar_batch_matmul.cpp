@@ -4,7 +4,7 @@
 // requantised as TFLM's reference kernel does: the real multiplier
 // double(lhs_scale) * double(rhs_scale) / double(out_scale) becomes a fixed-point multiplier and
 // shift (QuantizeMultiplier), MultiplyByQuantizedMultiplier, + output zero point, clamp to int8.
-// adj_x / adj_y are read through strides, so no scratch buffer is needed.
+// adj_x / adj_y are read through strides, so no scratch buffer in the arena is needed.
 //
 // With the DSP extension (TINYHAR_SIMD, tinyhar_simd.h) every layout whose lhs rows are
 // contiguous in k (no adj_x: both attention matmuls, scores q k^T with adj_y and probs v without)
@@ -12,10 +12,10 @@
 // into a stack buffer of int16 pairs, (b[k][n], b[k+2][n]) and (b[k+1][n], b[k+3][n]) per
 // column, which meet the pairs SXTB16 makes of four lhs bytes; each lhs row then takes 8 SMLADs
 // per 16 products against the packed block. Packing reads the rhs through its strides, so adj_y
-// and none cost the same, and it is done once per block for all rows (in pieces of kPackedDepth
-// k when the depth is larger, then once per row).
-// The zero points stay out of the inner loop: with oa = -lhs_zp and ob = -rhs_zp the block holds
-// b + ob (int16), and
+// and none cost the same, and it is done once per block for all rows (in pieces of
+// 4 * kPackedGroups = 128 k when the depth is larger, then once per row).
+// The zero points stay out of the inner loop: with a, b the raw int8 values, oa = -lhs_zp and
+// ob = -rhs_zp, the block holds b + ob (int16), and
 //   sum_k (a_k + oa)(b_k + ob) = sum_k a_k (b_k + ob) + oa sum_k (b_k + ob),
 // the second term once per column. All of it is modulo 2^32, which gives the exact int32 the
 // reference computes since that fits (kMaxDepth). adj_x, and every layout without the DSP

@@ -1,4 +1,6 @@
-// tinyhar's own TFLM kernels for ops the Arduino TFLM libraries lack or run slowly.
+// tinyhar's own TFLM kernels for ops the Arduino TFLM libraries lack or run slowly. Each is
+// registered through tinyhar::OpResolver::AddOwn with its op's parser: tflite::ParseBatchMatMul,
+// ParseSoftmax, ParseReducer (MEAN), ParseAdd, ParseMul.
 #ifndef TINYHAR_KERNELS_H_
 #define TINYHAR_KERNELS_H_
 
@@ -6,7 +8,8 @@
 
 namespace tinyhar {
 
-// int8 BATCH_MATMUL: adj_x / adj_y, broadcast batch dimensions, ranks 2 to 5.
+// int8 BATCH_MATMUL: adj_x / adj_y, broadcast batch dimensions, ranks 2 to 5; SMLAD inner
+// products on a core with the DSP extension (1 KB of stack for a packed rhs block).
 // Bit-exact with current TFLM's reference kernel (the Python tflite-micro runtime).
 TfLiteRegistration Register_BATCH_MATMUL();
 
