@@ -48,6 +48,11 @@ class OwnKernel:
 # current TFLM reference kernel (tests/test_kernel_*.py, tests/test_batch_matmul.py).
 OWN_KERNELS = {
     "BATCH_MATMUL": OwnKernel("tinyhar_batch_matmul.cpp", "BatchMatMul"),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": OwnKernel("tinyhar_lstm.cpp", "UnidirectionalSequenceLSTM"),
+    "SOFTMAX": OwnKernel("tinyhar_softmax.cpp", "Softmax"),
+    "MEAN": OwnKernel("tinyhar_mean.cpp", "Reducer"),
+    "ADD": OwnKernel("tinyhar_elementwise.cpp", "Add"),
+    "MUL": OwnKernel("tinyhar_elementwise.cpp", "Mul"),
 }
 # Who runs an op both have: "tinyhar" (the default: tinyhar's kernel wherever it has one) or
 # "library" (the library's wherever it has one; tinyhar's only for ops the library lacks).

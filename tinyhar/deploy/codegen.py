@@ -28,7 +28,13 @@ LIBRARY_NAME = "tinyhar_model"  # the Arduino library every build regenerates
 # Static C sources copied into the library's src/ (written by the core's authors, not rendered).
 CORE_FILES = ("tinyhar_core.h", "tinyhar_core.c")
 KERNELS_DIR = "kernels"  # tinyhar's own TFLM kernels and the resolver that adds them
-KERNEL_COMMON = ("tinyhar_kernels.h", "tinyhar_op_resolver.h", "tinyhar_simd.h")
+# ... and the headers the kernels share (the M4's DSP instructions, exact requantisation).
+KERNEL_COMMON = (
+    "tinyhar_kernels.h",
+    "tinyhar_op_resolver.h",
+    "tinyhar_simd.h",
+    "tinyhar_requantise.h",
+)
 # Templates rendered into the library's src/ (the sketch and the README are placed apart).
 LIBRARY_TEMPLATES = (
     "tinyhar_model.h.j2",
@@ -204,7 +210,7 @@ def render_library(context: Mapping[str, Any], sketch_name: str) -> dict[str, st
     out[f"examples/{sketch_name}/{sketch_name}.ino"] = _render(env, SKETCH_TEMPLATE, context)
     for name in CORE_FILES:
         out[f"src/{name}"] = (templates_dir() / name).read_text(encoding="utf-8")
-    for name in (*KERNEL_COMMON, *context["own_kernels"].values()):
+    for name in dict.fromkeys((*KERNEL_COMMON, *context["own_kernels"].values())):
         out[f"src/{name}"] = (templates_dir() / KERNELS_DIR / name).read_text(encoding="utf-8")
     return out
 

@@ -31,9 +31,7 @@ def check_ops(ops: list[str]) -> None:
         )
 
 
-def kernel_plan(
-    board: Board, model: bytes, ops: list[str], prefer: str = "tinyhar"
-) -> KernelPlan:
+def kernel_plan(board: Board, model: bytes, ops: list[str], prefer: str = "tinyhar") -> KernelPlan:
     """Which kernel runs each op on this board's TFLM library (`prefer`: whose kernel where both
     have one, see tflm_library.KERNEL_CHOICES); refuses what it cannot run."""
 
