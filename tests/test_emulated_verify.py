@@ -125,7 +125,7 @@ def test_a_float_io_model_of_one_s_own_runs_through_the_firmware_s_runner(tmp_pa
     tflm = library_src(libraries_dir(), load_library(build["tflm_library"]["name"]))
     image = build_emulated_firmware(firmware_dirs_of(build, tmp_path), tflm, library_ops(build),
                                     tmp_path / "emu")  # fmt: skip
-    ref, why = for_build(build, model.read_bytes(), None)
+    ref, why = for_build(build, model.read_bytes(), None, run=tmp_path)
     assert ref is not None, why
     rng = np.random.default_rng(5)
     q = rng.integers(-128, 128, (WINDOWS, 40 * 3), dtype=np.int8)

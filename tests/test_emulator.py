@@ -73,7 +73,7 @@ def build_run(root: Path, board: str, tflm_src: Path) -> Built:
     assert res.exit_code == 0, res.output
     rec = json.loads((run / runs.BUILD_JSON).read_text())
     image = build_emulated_firmware(
-        firmware_dirs_of(rec), tflm_src, library_ops(rec), run / "emulator", log=print,
+        firmware_dirs_of(rec, run), tflm_src, library_ops(rec), run / "emulator", log=print,
         name=rec["sketch_name"],
     )  # fmt: skip
     return Built(run, rec, image, (run / runs.INT8_MODEL).read_bytes())
@@ -139,17 +139,18 @@ def test_image_holds_the_model_arena_library_and_layers(built: Built, tflm_src: 
 def test_firmware_folders_are_found_from_another_directory(built: Built) -> None:
     """build.json holds paths relative to where `tinyhar build` ran: the run's folder is used."""
     rec = dict(built.record)
-    real = firmware_dirs_of(rec)
+    real = firmware_dirs_of(rec, built.run)
+    assert real == [Path(rec["library_dir"]) / "src", Path(rec["sketch_dir"])]
     for key in ("sketch_dir", "library_dir"):
         rec[key] = str(Path("elsewhere") / Path(rec[key]).relative_to(built.run.parent))
-    assert firmware_dirs_of(rec, built.run) == real and len(real) == 2
+    assert firmware_dirs_of(rec, built.run) == real
 
 
 def test_arduino_tensorflowlite_is_refused_in_one_line(built: Built, tmp_path: Path) -> None:
     """Its TensorFlowLite.h #errors on every board but the Nano 33 BLE's mbed core."""
     src = SHARED_LIBRARIES / "Arduino_TensorFlowLite" / "src"
     with pytest.raises(TinyharError, match="cannot build against Arduino_TensorFlowLite"):
-        build_emulated_firmware(firmware_dirs_of(built.record), src, [], tmp_path)
+        build_emulated_firmware(firmware_dirs_of(built.record, built.run), src, [], tmp_path)
 
 
 def test_map_totals_are_the_elf_sections(built: Built) -> None:
@@ -169,7 +170,11 @@ def test_map_totals_are_the_elf_sections(built: Built) -> None:
 def test_a_warm_rebuild_compiles_only_tinyhar_code(built: Built, tflm_src: Path, tmp_path) -> None:
     t0 = time.monotonic()
     again = build_emulated_firmware(
-        firmware_dirs_of(built.record), tflm_src, library_ops(built.record), tmp_path, log=print
+        firmware_dirs_of(built.record, built.run),
+        tflm_src,
+        library_ops(built.record),
+        tmp_path,
+        log=print,
     )
     print(f"warm emulated build: {time.monotonic() - t0:.1f} s")
     assert again.library_compiled == 0
@@ -196,7 +201,7 @@ def test_inference_is_the_board_librarys_byte_for_byte(
     require_tools("gcc", "g++", apt="gcc g++")
     from tinyhar.deploy.board_reference import for_build
 
-    ref, why = for_build(built.record, built.model, SHARED_LIBRARIES)
+    ref, why = for_build(built.record, built.model, SHARED_LIBRARIES, run=built.run)
     assert ref is not None, why
     device = np.stack([r.output for r in results])
     want = ref.predict(np.asarray(windows).reshape(len(windows), -1), device.shape[1])

@@ -18,12 +18,15 @@ from tinyhar.cli import main
 from tinyhar.deploy import arduino
 
 FAKE_ARDUINO_CLI = r"""#!{python}
-# FAKE arduino-cli for tests: records argv, answers like arduino-cli 1.x.
+# FAKE arduino-cli for tests: records argv (and, in FAKE_CWD_LOG, its working directory),
+# answers like arduino-cli 1.x.
 import json, os, sys
 from pathlib import Path
 args = sys.argv[1:]
 with open(os.environ["FAKE_LOG"], "a") as f:
     f.write(json.dumps(args) + "\n")
+with open(os.environ["FAKE_CWD_LOG"], "a") as f:
+    f.write(json.dumps({{"args": args, "cwd": os.getcwd()}}) + "\n")
 state = Path(os.environ["FAKE_STATE"])
 state.mkdir(exist_ok=True)
 if args[:2] == ["core", "list"]:
@@ -78,6 +81,7 @@ def fake_cli(tmp_path, monkeypatch):
     log = tmp_path / "fake_calls.jsonl"
     monkeypatch.setenv("PATH", str(bindir))
     monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.setenv("FAKE_CWD_LOG", str(tmp_path / "fake_cwds.jsonl"))
     monkeypatch.setenv("FAKE_STATE", str(tmp_path / "fake_state"))
     monkeypatch.delenv("TINYHAR_ARDUINO_CLI", raising=False)
     monkeypatch.setattr(arduino, "serial_ports", lambda: [])  # only the fake's board list counts
@@ -167,6 +171,66 @@ def test_flash_uploads_to_the_one_matching_port(tmp_path, fake_cli, ptys, monkey
         ["upload", "-p", port, "--fqbn", "arduino:mbed_nano:nano33ble", "--input-dir",
          str(sketch / "build"), str(sketch)]
     ]  # fmt: skip
+
+
+def _upload_calls(tmp_path: Path) -> list[dict]:
+    """The FAKE arduino-cli's uploads, each with its argv and working directory."""
+    lines = (tmp_path / "fake_cwds.jsonl").read_text().splitlines()
+    return [c for c in map(json.loads, lines) if c["args"][0] == "upload"]
+
+
+def test_flash_uploads_the_named_run_from_any_working_directory(
+    tmp_path, fake_cli, ptys, monkeypatch
+):
+    """build.json spells the sketch folder relative to where `build` ran; flash finds R's own
+    firmware wherever it runs, and never hands arduino-cli a path outside R (not even the
+    same-named run of the folder it runs in)."""
+    port = ptys()
+    monkeypatch.setenv("FAKE_BOARDS", _ports_json((port, "2341", "805a")))
+    home = {}
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        make_run(folder / "runs")
+        monkeypatch.chdir(folder)  # build as a user does, with a relative --run
+        res = CliRunner().invoke(main, ["build", "--run", "runs/run", "--no-measure"])
+        assert res.exit_code == 0, res.output
+        home[name] = folder / "runs" / "run"
+    rec = json.loads((home["a"] / runs.BUILD_JSON).read_text())
+    assert rec["sketch_dir"] == str(Path("runs/run/firmware/nano33ble/tinyhar_har"))
+    (tmp_path / "c").mkdir()
+    for cwd, given in ((tmp_path / "b", home["a"]), (tmp_path / "c", Path("../a/runs/run"))):
+        monkeypatch.chdir(cwd)  # b holds a runs/run of its own; c holds nothing
+        n = len(_upload_calls(tmp_path))
+        res = CliRunner().invoke(main, ["flash", "--run", str(given)])
+        assert res.exit_code == 0, res.output
+        assert f"model CRC-32 {rec['model_crc32']}" in res.output
+        (call,) = _upload_calls(tmp_path)[n:]
+        assert call["cwd"] == str(cwd)
+        paths = [a for a in call["args"] if "/" in a and a != port]
+        assert len(paths) == 2  # --input-dir and the sketch
+        for arg in paths:
+            resolved = (Path(call["cwd"]) / arg).resolve()
+            assert resolved.is_relative_to(home["a"].resolve()), (arg, call["cwd"])
+        sketch = (Path(call["cwd"]) / call["args"][-1]).resolve()
+        assert sketch == (home["a"] / "firmware" / "nano33ble" / "tinyhar_har").resolve()
+
+
+def test_flash_refuses_a_stale_binary_and_another_board(tmp_path, fake_cli, ptys, monkeypatch):
+    """A build without arduino-cli leaves an earlier compile's binary in build/: that image is
+    of another model, and flash says so instead of uploading it under this model's CRC."""
+    run = _compiled_run(tmp_path)
+    port = ptys()
+    monkeypatch.setenv("FAKE_BOARDS", _ports_json((port, "2341", "805a")))
+    res = CliRunner().invoke(main, ["flash", "--run", str(run), "--board", "nano33ble_rev2"])
+    assert res.exit_code != 0 and res.output.count("\n") == 1
+    assert "last built for nano33ble" in res.output and "--board nano33ble_rev2" in res.output
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # rebuild where arduino-cli is missing
+    assert CliRunner().invoke(main, ["build", "--run", str(run), "--no-measure"]).exit_code == 0
+    assert (run / "firmware" / "nano33ble" / "tinyhar_har" / "build").is_dir()
+    monkeypatch.setenv("PATH", str(tmp_path / "fakebin"))
+    res = CliRunner().invoke(main, ["flash", "--run", str(run)])
+    assert res.exit_code != 0 and "no compiled firmware" in res.output
+    assert not _upload_calls(tmp_path)
 
 
 def test_flash_lists_candidates_when_several(tmp_path, fake_cli, ptys, monkeypatch):

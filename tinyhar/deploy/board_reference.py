@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 
+from tinyhar import runs
 from tinyhar.board.boards import load_board
 from tinyhar.board.tflm_library import (
     DEFINES,
@@ -29,7 +30,6 @@ from tinyhar.board.tflm_library import (
 )
 from tinyhar.crc import crc32
 from tinyhar.deploy import codegen, native_build
-from tinyhar.deploy.codegen import LIBRARY_NAME
 from tinyhar.deploy.firmware import DEFAULT_SKETCH, firmware_context, kernel_plan
 from tinyhar.deploy.firmware_config import spec_from_dataset
 from tinyhar.deploy.m4f_image import emulator_dir
@@ -39,7 +39,6 @@ from tinyhar.files import atomic_path
 from tinyhar.lite.tflite_inspect import debug_model, inspect_tflite
 from tinyhar.log import Log
 from tinyhar.resources import templates_dir
-from tinyhar.runs import FIRMWARE_DIR
 
 HOST_DIR = "host"  # firmware_templates/host: what the host build adds (logging and clock)
 # Arduino.h and Wire.h declarations portable to the host come from the emulator's layer.
@@ -181,14 +180,14 @@ def for_build(
     log: Log | None = None,
     run: Path | None = None,
 ) -> tuple[BoardReference | None, str]:
-    """The board reference for a run's build.json, or (None, why not) when it cannot be built.
-    A library path recorded relative to another folder is looked for in the run's firmware/."""
+    """The board reference for the build.json in `run`, or (None, why not) when it cannot be
+    built."""
 
     try:
         lib = load_library(build["tflm_library"]["name"])
-        library_dir = Path(build["library_dir"])
-        if not library_dir.is_dir() and run is not None:
-            library_dir = Path(run) / FIRMWARE_DIR / build["board"] / "libraries" / LIBRARY_NAME
+        if run is None:
+            return None, "no run folder to find the firmware in"
+        library_dir = runs.firmware_of(run, build).library_dir
         if not (library_dir / "src").is_dir():
             return None, f"the firmware library {library_dir} is gone: run `tinyhar build`"
         tflm_src = library_src(libraries_dir(libraries), lib)

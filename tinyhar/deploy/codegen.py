@@ -19,12 +19,13 @@ from typing import Any
 
 import jinja2
 
+from tinyhar import runs
 from tinyhar.board.boards import NAME
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, atomic_write_text
 from tinyhar.resources import templates_dir
 
-LIBRARY_NAME = "tinyhar_model"  # the Arduino library every build regenerates
+LIBRARY_NAME = runs.FIRMWARE_LIBRARY  # the Arduino library every build regenerates
 # Static C sources copied into the library's src/ (written by the core's authors, not rendered).
 CORE_FILES = ("tinyhar_core.h", "tinyhar_core.c")
 KERNELS_DIR = "kernels"  # tinyhar's own TFLM kernels and the resolver that adds them

@@ -62,7 +62,8 @@ def flash_firmware(
     run: Path | None = None,
     log: Callable[[str], None] = inf,
 ) -> str:
-    """Upload R/firmware/<board>/<sketch> (compiled by `tinyhar build`); a one-line summary."""
+    """Upload R/firmware/<board>/<sketch> as the run's last `tinyhar build` compiled it, from
+    any working directory; a one-line summary."""
     cli = arduino.find_cli()
     if cli is None:
         raise TinyharError(
@@ -72,19 +73,19 @@ def flash_firmware(
     runs.check_run(run)  # the firmware is of this run's int8 model, of this training
     record = read_json(run / runs.BUILD_JSON)
     b = load_board(board or record["board"])
-    sketch_name = record.get("sketch_name") or Path(record["sketch_dir"]).name
-    if b.name == record["board"]:
-        sketch_dir = Path(record["sketch_dir"])
-    else:
-        sketch_dir = run / runs.FIRMWARE_DIR / b.name / sketch_name
-    build_dir = sketch_dir / "build"
-    binary = compiled_binary(build_dir, sketch_name)
-    if binary is None:
+    if b.name != record["board"]:
         raise TinyharError(
-            f"no compiled firmware for {b.name} in {build_dir}: run "
-            f"`tinyhar build --board {b.name}` with arduino-cli installed first"
+            f"{run} was last built for {record['board']}, not {b.name}: run "
+            f"`tinyhar build --board {b.name} --run {run}` first"
+        )
+    fw = runs.firmware_of(run, record)  # in the run, whatever the working directory
+    binary = compiled_binary(fw.build_dir, fw.sketch_dir.name)
+    if not record.get("compiled") or binary is None:
+        raise TinyharError(
+            f"no compiled firmware for {b.name} in {fw.build_dir}: run "
+            f"`tinyhar build --board {b.name} --run {run}` with arduino-cli installed first"
         )
     address = choose_port(b, port, cli)
-    log(f"flash: uploading {binary.name} to {address} (arduino-cli upload --fqbn {b.fqbn})")
-    arduino.upload(cli, b, address, sketch_dir, build_dir)
+    log(f"flash: uploading {binary} to {address} (arduino-cli upload --fqbn {b.fqbn})")
+    arduino.upload(cli, b, address, fw.sketch_dir, fw.build_dir)
     return f"flashed {b.name} on {address}: model CRC-32 {record.get('model_crc32', '?')}"

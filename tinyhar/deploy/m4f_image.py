@@ -325,18 +325,12 @@ def format_footprint(fp: dict[str, dict[str, int]]) -> list[str]:
 # --- running ------------------------------------------------------------------------------
 
 
-def firmware_dirs_of(record: dict[str, Any], run: Path | None = None) -> list[Path]:
-    """The source folders of a build.json's firmware: the model library's src/ (when the build
-    made one) and the sketch folder. Paths recorded relative to where `tinyhar build` ran are
-    looked for in the run's own firmware/<board>/ folder too."""
-    board_dir = Path(run) / runs.FIRMWARE_DIR / record["board"] if run is not None else None
-    sketch = Path(record["sketch_dir"])
-    library = Path(record.get("library_dir") or sketch.parent / "libraries" / "tinyhar_model")
-    if board_dir is not None and not sketch.is_dir():
-        sketch = board_dir / sketch.name
-        library = board_dir / "libraries" / library.name
-    src = library / "src"
-    return [src, sketch] if src.is_dir() else [sketch]
+def firmware_dirs_of(record: dict[str, Any], folder: Path) -> list[Path]:
+    """The source folders of a build.json's firmware, in `folder` (the one holding that
+    build.json): the model library's src/ (when the build made one) and the sketch folder."""
+    fw = runs.firmware_of(folder, record)
+    src = fw.library_dir / "src"
+    return [src, fw.sketch_dir] if src.is_dir() else [fw.sketch_dir]
 
 
 def tflm_source_for(record: dict[str, Any], libraries: Path | None = None) -> Path:
