@@ -107,8 +107,8 @@ def _check_profile(report: dict, run: Path) -> None:
     assert profile["unit"] == "instructions" and profile["windows"] == report["windows"]
     assert [n["op"] for n in profile["nodes"]] == [n.op for n in nodes]
     assert all(n["min"] > 0 for n in profile["nodes"])
-    total = report["emulated"]["instructions_per_inference"]
-    assert 0.97 * total < profile["total"] <= total
+    total = report["emulated"]["instructions_per_inference"]  # a median, in steps of 1000
+    assert 0.97 * total < profile["total"] <= 1.01 * total
     assert sum(o["mean"] for o in profile["ops"]) == pytest.approx(profile["total"], rel=1e-6)
     assert "per-op profile (instructions" in report["stdout"]
 
