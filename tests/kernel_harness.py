@@ -363,14 +363,14 @@ def build_qemu_image(
     output_bytes = int(np.prod(output.shape)) * np.dtype(output.dtype).itemsize
     write_kernel_case(out / "kernel_case.h", model, inputs, ops, output_bytes)
     lib_objects = compile_sources(
-        CORTEX_M4F, lib_sources, include_dirs(src), DEFINES, ("-w",), what="TFLM library sources"
+        CORTEX_M4F, lib_sources, include_dirs(src), (), ("-w",), what="TFLM library sources"
     )
     own = kernels if kernels is not None else [KERNELS / s for s in OWN_SOURCES]
     own_objects = compile_sources(
         CORTEX_M4F,
         [*own, HARNESS],
         [KERNELS, *include_dirs(src)],
-        DEFINES,
+        (),  # the board's toolchain carries the core's defines
         (*OWN_WARNINGS, *OWN_STD),
         out_dir=out,
         what="kernels and harness",

@@ -375,3 +375,11 @@ def test_no_run_at_all_trains_one_on_synthetic_data_first(tmp_path, monkeypatch)
     assert rec["synthetic"] is True and "SYNTHETIC data" in res.output
     model = (run / runs.INT8_MODEL).read_bytes()
     assert parse_c_array(Path(rec["library_dir"], "src", "model_data.cpp").read_text()) == model
+
+
+def test_a_float_op_goes_to_the_library_because_tinyhar_s_kernels_are_int8_only():
+    lib = load_library("Chirale_TensorFLowLite")
+    plan = plan_kernels(["SOFTMAX", "MEAN"], lib, not_int8=frozenset({"SOFTMAX"}))
+    assert plan.library_methods == {"SOFTMAX": "AddSoftmax"} and set(plan.own_kernels) == {"MEAN"}
+    with pytest.raises(TinyharError, match="BATCH_MATMUL"):  # a float op only tinyhar has
+        plan_kernels(["BATCH_MATMUL"], lib, not_int8=frozenset({"BATCH_MATMUL"}))

@@ -148,7 +148,8 @@ def test_failed_quantize_leaves_earlier_artifacts_intact(quantized_run, tmp_path
     run, _ = quantized_run
     broken = tmp_path / "broken"
     broken.mkdir()
-    for name in (runs.DATASET_JSON, runs.WINDOWS_NPZ, runs.INT8_MODEL, runs.QUANTIZE_JSON):
+    for name in (runs.METRICS_JSON, runs.DATASET_JSON, runs.WINDOWS_NPZ, runs.INT8_MODEL,
+                 runs.QUANTIZE_JSON):  # fmt: skip
         (broken / name).write_bytes((run / name).read_bytes())
     (broken / runs.KERAS_MODEL).write_bytes(b"this is not a keras model")
     before = {p.name: p.read_bytes() for p in broken.iterdir()}

@@ -71,6 +71,7 @@ SATURATING_SPEC = LstmSpec(12, 8, 6, seed=7, input_std=0.2, kernel_std=0.8, recu
 # reference kernel: the SIMD build takes the scalar path.
 WIDE_SPEC = LstmSpec(6, 203, 2, seed=8)
 RUNS = 12
+CORPUS = Path(__file__).parent / "corpus" / "lstm"  # a trained model's LSTM and its inputs
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +145,16 @@ def test_random_shapes_match_python_tflm_byte_for_byte(spec: LstmSpec, harnesses
     want = same_as_tflm(harnesses, model, x)
     assert want.shape == (2 * RUNS, 1, spec.steps, spec.units)  # the whole sequence
     assert len(np.unique(want)) > min(50, want.size // 8)  # not a saturated constant
+
+
+def test_a_trained_lstm_where_float_and_double_scale_products_part_matches_python_tflm(harnesses):
+    """The LSTM of a `tiny` trained 1 epoch on synthetic data (cell scale 2^-13, clip 10), alone,
+    on the three windows of 200 where a gate multiplier from the float product of the input and
+    weight scales (as older TFLMs take it) gave 1 LSB off the interpreter's double product."""
+    model = (CORPUS / "trained_cell2e-13.tflite").read_bytes()
+    x = np.load(CORPUS / "trained_cell2e-13_inputs.npy")[:, None]
+    assert lstm_node(model).cell_power == -13
+    same_as_tflm(harnesses, model, x)
 
 
 @pytest.mark.slow

@@ -300,12 +300,15 @@ void PrepareQuantisation(const Tensors& t, const TfLiteUnidirectionalSequenceLST
     const TfLiteTensor* u = t.in(kRecurrentWeights + g);
     data->input_weight_offset[g] = -w->params.zero_point;
     data->recurrent_weight_offset[g] = -u->params.zero_point;
-    // GetQuantizedConvolutionMultipler without a bias: the scale product taken in float.
-    data->input_fc[g] = MakeRequant(static_cast<double>(input->params.scale * w->params.scale) /
+    // GetQuantizedConvolutionMultipler without a bias, as the interpreter's TFLM computes it:
+    // the scale product in double (a float product, as older TFLMs take it, parts by an LSB in
+    // rare windows).
+    data->input_fc[g] = MakeRequant(static_cast<double>(input->params.scale) *
+                                    static_cast<double>(w->params.scale) /
                                     static_cast<double>(gate_scale));
-    data->recurrent_fc[g] = MakeRequant(
-        static_cast<double>(hidden->params.scale * u->params.scale) /
-        static_cast<double>(gate_scale));
+    data->recurrent_fc[g] = MakeRequant(static_cast<double>(hidden->params.scale) *
+                                        static_cast<double>(u->params.scale) /
+                                        static_cast<double>(gate_scale));
   }
   const double act = static_cast<double>(activation_scale);
   data->forget_cell = MakeRequant(act * static_cast<double>(cell_scale) /

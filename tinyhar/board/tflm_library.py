@@ -149,14 +149,21 @@ class KernelPlan:
         return [*self.library_methods, *self.own_kernels]
 
 
-def plan_kernels(ops: list[str], lib: TflmLibrary, prefer: str = "tinyhar") -> KernelPlan:
+def plan_kernels(
+    ops: list[str],
+    lib: TflmLibrary,
+    prefer: str = "tinyhar",
+    not_int8: frozenset[str] = frozenset(),
+) -> KernelPlan:
     """Who runs each op: tinyhar's kernel where it has one (`prefer="library"`: only where the
-    library has none), else the library's; one line naming an op neither has."""
+    library has none), else the library's; one line naming an op neither has. tinyhar's kernels
+    are int8 only: ops in `not_int8` (a node with another input type) go to the library."""
     if prefer not in KERNEL_CHOICES:
         raise TinyharError(f"kernels {prefer!r}: use one of {', '.join(KERNEL_CHOICES)}")
     methods, own, missing = {}, {}, []
     for op in ops:
-        if op in OWN_KERNELS and (prefer == "tinyhar" or op not in lib.ops):
+        ours = op in OWN_KERNELS and op not in not_int8
+        if ours and (prefer == "tinyhar" or op not in lib.ops):
             own[op] = OWN_KERNELS[op]
         elif op in lib.ops:
             methods[op] = lib.ops[op]

@@ -14,7 +14,12 @@ from tinyhar.deploy.firmware_config import ModelSpec, channel_layout
 from tinyhar.deploy.footprint import align
 from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
 from tinyhar.errors import TinyharError
-from tinyhar.lite.tflite_inspect import FORBIDDEN_OPS, check_tflm_ops, per_channel_fc_layers
+from tinyhar.lite.tflite_inspect import (
+    FORBIDDEN_OPS,
+    check_tflm_ops,
+    op_input_types,
+    per_channel_fc_layers,
+)
 
 DEFAULT_SKETCH = "tinyhar_har"
 
@@ -36,7 +41,8 @@ def kernel_plan(board: Board, model: bytes, ops: list[str], prefer: str = "tinyh
     have one, see tflm_library.KERNEL_CHOICES); refuses what it cannot run."""
 
     lib = load_library(board.tflm.name)
-    plan = plan_kernels(ops, lib, prefer)
+    not_int8 = frozenset(op for op, types in op_input_types(model).items() if types != {"int8"})
+    plan = plan_kernels(ops, lib, prefer, not_int8)
     per_channel = per_channel_fc_layers(model) if "FULLY_CONNECTED" in ops else 0
     if per_channel and not lib.fc_per_channel:
         raise TinyharError(

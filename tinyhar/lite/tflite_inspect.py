@@ -391,6 +391,19 @@ class NodeWork:
     unit: str  # "MAC" or "element"
 
 
+def op_input_types(model_bytes: bytes) -> dict[str, set[str]]:
+    """Each op of the main subgraph -> the element types of its nodes' first inputs."""
+    model = parse_model(model_bytes)
+    graph = model.subgraphs[0]
+    tensors = graph.tensors or []
+    types: dict[str, set[str]] = {}
+    for op in graph.operators or []:
+        name = _op_name(model.operatorCodes[op.opcodeIndex])
+        first = [tensors[int(i)].type for i in op.inputs[:1] if i >= 0]
+        types.setdefault(name, set()).update(_TYPE_NAMES.get(t, f"type{t}") for t in first)
+    return types
+
+
 def node_work(model_bytes: bytes) -> list[NodeWork]:
     """Every node of the main subgraph with its MACs (weighted ops) or elements (the rest)."""
     model = parse_model(model_bytes)
