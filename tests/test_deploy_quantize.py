@@ -120,7 +120,9 @@ def test_quantize_without_the_board_library_says_why(quantized_run, tmp_path, mo
     result = CliRunner().invoke(main, ["quantize", "--run", str(copy)])
     assert result.exit_code == 0, result.output
     q = json.loads((copy / runs.QUANTIZE_JSON).read_text())
-    assert "Chirale_TensorFLowLite@2.0.0" in q["board_int8"]["unavailable"]
+    why = q["board_int8"]["unavailable"]
+    assert f"is not in {tmp_path / 'no-libraries'} ($TINYHAR_ARDUINO_LIBRARIES)" in why
+    assert "Chirale_TensorFLowLite 2.0.0" in why and "--libraries DIR" in why
     assert re.search(r"int8 accuracy \(board's TFLM\) +not measured", result.output)
 
 

@@ -69,6 +69,10 @@ def _check(report: dict, mode: str, windows: int) -> None:
     est = emulated["estimated_latency_ms"]
     assert est["clock_hz"] == 64_000_000 and 0 < est["min"] < est["max"]
     assert "instructions per inference" in report["stdout"] and "ESTIMATE" in report["stdout"]
+    assert "device latency" not in report["stdout"]  # -icount's "us" are instructions / 1000
+    n = emulated["instructions"]
+    assert n["min"] <= n["median"] == emulated["instructions_per_inference"] <= n["max"]
+    assert "the board's own firmware code" in report["reference"]["proves"]
     second = report["python_tflm"]  # every op on tinyhar's kernels or on ones known to match:
     assert second["gate"]["violations"] == []
     assert re.search(r"Python TFLM gate\s+passed", report["stdout"])

@@ -345,14 +345,29 @@ def test_other_boards_firmware_runs_with_its_imu_replay(
 # --- tinyhar sim --emulate ------------------------------------------------------------------
 
 
-def test_sim_emulate_prints_the_port_and_serves(built: Built, monkeypatch) -> None:
-    monkeypatch.setenv(tflm_library.LIBRARIES_ENV, str(SHARED_LIBRARIES))
-    with sim_board(built.run, "--emulate", start_timeout=600) as sim:
+def test_sim_emulate_prints_the_port_and_serves(built: Built, monkeypatch, tmp_path) -> None:
+    """--libraries is the folder it builds against, whatever $TINYHAR_ARDUINO_LIBRARIES says."""
+    monkeypatch.setenv(tflm_library.LIBRARIES_ENV, str(tmp_path / "no-libraries"))
+    with sim_board(built.run, "--emulate", "--libraries", SHARED_LIBRARIES,
+                   start_timeout=600) as sim:  # fmt: skip
         with Link(sim.port, timeout=2.0) as lk:
             info = lk.hello()
         assert info.model_crc32 == built.record["model_crc32_int"]
     assert sim.proc.returncode == 0  # SIGTERM stops QEMU and exits cleanly
     assert not Path(sim.port).exists()  # QEMU (and its pty) is gone
+
+
+def test_sim_emulate_says_where_it_looked_for_the_library(built: Built, tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(main, ["sim", "--emulate", "--run", str(built.run),
+                                    "--libraries", str(empty)])  # fmt: skip
+    assert res.exit_code != 0
+    line = one_error_line(res.output)
+    assert f"Chirale_TensorFLowLite 2.0.0, the board's TFLM library, is not in {empty} " \
+        "(--libraries)" in line  # fmt: skip
+    res = CliRunner().invoke(main, ["sim", "--run", str(built.run), "--libraries", str(empty)])
+    assert res.exit_code != 0 and "only the emulated board" in one_error_line(res.output)
 
 
 def test_sim_emulate_refuses_software_board_options(built: Built) -> None:

@@ -74,10 +74,27 @@ def test_on_its_test_subjects_evaluate_repeats_train_and_quantize(hapt_run):
     assert ev["float"]["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-9)
     assert ev["float"]["confusion"] == metrics["confusion"]
     assert ev["int8"]["accuracy"] == pytest.approx(quant["int8_accuracy"], abs=1e-9)
+    # as the board computes it: its TFLM library built for the host, as quantize measured it
+    assert ev["board_int8"]["library"] == quant["board_int8"]["library"]
+    assert ev["board_int8"]["accuracy"] == pytest.approx(quant["board_int8"]["accuracy"], abs=1e-9)
+    assert "nano33ble's Chirale_TensorFLowLite 2.0.0 built for the host" in result.output
     assert ev["seen_in_training"] == [] and "warning" not in result.stderr
     png = (run / runs.EVALUATE_PNG).read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_evaluate_says_where_it_looked_for_the_board_library(hapt_run, tmp_path):
+    run, data = hapt_run
+    if not (run / runs.INT8_MODEL).exists():
+        _cli("quantize", "--run", run)
+    empty = tmp_path / "no-libraries"
+    empty.mkdir()
+    result = _cli("evaluate", "--run", run, "--data", data, "--subjects", "6",
+                  "--libraries", empty)  # fmt: skip
+    line = next(ln for ln in result.output.splitlines() if "int8 with nano33ble's TFLM" in ln)
+    assert f"is not in {empty} (--libraries)" in line and "not scored" in line
+    assert "accuracy" not in json.loads((run / runs.EVALUATE_JSON).read_text())["board_int8"]
 
 
 def test_subjects_it_trained_on_are_flagged(hapt_run):

@@ -50,20 +50,49 @@ def test_sources_for_a_model_are_the_interpreter_and_its_kernels_only():
     assert len(small) < len(list(src.rglob("*.cpp"))) * 0.75
 
 
+FAKE_CLI = """#!/bin/sh
+# FAKE arduino-cli: answers `config get directories.user` only
+[ "$1 $2 $3" = "config get directories.user" ] && echo "$FAKE_USER_DIR" && exit 0
+echo "Error: unknown command $*" >&2; exit 1
+"""
+
+
 def test_libraries_folder_precedence_and_a_missing_library_is_one_line(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))  # no arduino-cli
+    """--libraries, else $TINYHAR_ARDUINO_LIBRARIES, else arduino-cli's directories.user, else the
+    platform default; a missing library is one line naming the folder and why that one."""
+    bindir, home = tmp_path / "bin", tmp_path / "home"
+    bindir.mkdir()
+    monkeypatch.setenv("PATH", str(bindir))  # no arduino-cli
     monkeypatch.delenv(T.LIBRARIES_ENV, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert T.libraries_dir() == tmp_path / "Arduino" / "libraries"
+    monkeypatch.delenv("TINYHAR_ARDUINO_CLI", raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    assert T.libraries_dir() == home / "Arduino" / "libraries"
+    lib = T.load_library("Chirale_TensorFLowLite")
+    with pytest.raises(TinyharError) as e:
+        T.tflm_source(lib)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert f"not in {home / 'Arduino' / 'libraries'} (the Arduino default" in msg
+    assert "no arduino-cli" in msg and "arduino-cli lib install" not in msg  # it is not there
+    assert "--libraries DIR" in msg and "$TINYHAR_ARDUINO_LIBRARIES" in msg
+    cli = bindir / "arduino-cli"
+    cli.write_text(FAKE_CLI)
+    cli.chmod(0o755)
+    monkeypatch.setenv("FAKE_USER_DIR", str(tmp_path / "sketchbook"))
+    assert T.find_libraries() == T.LibrariesFolder(
+        tmp_path / "sketchbook" / "libraries", "arduino-cli's directories.user"
+    )
+    with pytest.raises(
+        TinyharError, match='`arduino-cli lib install "Chirale_TensorFLowLite@2.0.0"`'
+    ):
+        T.tflm_source(lib)
     monkeypatch.setenv(T.LIBRARIES_ENV, str(SHARED_LIBRARIES))
     assert T.libraries_dir() == SHARED_LIBRARIES
+    assert T.tflm_source(lib) == SHARED_LIBRARIES / lib.name / "src"
     assert T.libraries_dir(tmp_path) == tmp_path
-    lib = T.load_library("Chirale_TensorFLowLite")
+    with pytest.raises(TinyharError, match=f"not in {tmp_path} \\(--libraries\\)"):
+        T.tflm_source(lib, tmp_path)
     assert T.library_src(SHARED_LIBRARIES, lib) == SHARED_LIBRARIES / lib.name / "src"
-    with pytest.raises(TinyharError) as e:
-        T.library_src(tmp_path, lib)
-    assert 'arduino-cli lib install "Chirale_TensorFLowLite@2.0.0"' in str(e.value)
-    assert "\n" not in str(e.value)
     old = tmp_path / "Chirale_TensorFLowLite"
     old.mkdir()
     (old / "library.properties").write_text("name=Chirale_TensorFLowLite\nversion=1.0.0\n")
@@ -91,12 +120,23 @@ def test_the_interpreter_bounds_every_op_by_who_runs_it():
     assert none == {} and "UNIDIRECTIONAL_SEQUENCE_LSTM" in why and "second opinion" in why
     per_op = [
         {"op": "MEAN", "tensor": "m", "origin": 5, "origin_max_lsb": 1, "first_step": None},
-        {"op": "UNIDIRECTIONAL_SEQUENCE_LSTM", "tensor": "lstm", "origin": 2,
-         "origin_max_lsb": 3, "first_step": 1},  # fmt: skip
+        {
+            "op": "UNIDIRECTIONAL_SEQUENCE_LSTM",
+            "tensor": "lstm",
+            "origin": 2,
+            "origin_max_lsb": 3,
+            "first_step": 1,
+        },  # fmt: skip
         {"op": "CONV_2D", "tensor": "c", "origin": 0, "origin_max_lsb": 0, "first_step": None},
     ]
     assert interpreter_violations(per_op, bounds) == [
-        {"op": "UNIDIRECTIONAL_SEQUENCE_LSTM", "tensor": "lstm", "max_lsb": 3, "bound": 0,
-         "first_step": 1, "windows": 2}  # fmt: skip
+        {
+            "op": "UNIDIRECTIONAL_SEQUENCE_LSTM",
+            "tensor": "lstm",
+            "max_lsb": 3,
+            "bound": 0,
+            "first_step": 1,
+            "windows": 2,
+        }  # fmt: skip
     ]
     assert interpreter_violations(per_op[:1], {"MEAN": 0}) != []

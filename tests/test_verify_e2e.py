@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import zlib
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from conftest import one_error_line, sim_board, tinyhar, verify_history
 
-from tinyhar.device.verify import compare
+from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
+from tinyhar.device.verify import (
+    PROVES_BOARD_CODE,
+    VerifyReport,
+    compare,
+    emulated_timing,
+    format_report,
+)
 from tinyhar.files import read_json
 
 pytestmark = pytest.mark.e2e  # the real command line against a virtual board
@@ -36,6 +45,16 @@ def test_verify_model_mode_passes_on_every_test_window(tiny_run, clean_sim) -> N
     assert report["windows_per_second"] > 0 and report["bytes_per_window"] > 600
     assert report["synthetic"] is True
     assert (tiny_run / "verify_model.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the virtual board runs the Python interpreter: the report says what agreeing proves, does
+    # not call it the board's code, and does not list it again as a second opinion
+    ref = report["reference"]
+    assert "which the virtual board itself runs" in ref["name"]
+    assert "not the board's TFLM kernels" in ref["proves"] and "python_tflm" not in report
+    assert (
+        "board's own code" not in proc.stdout and "Python TFLM (second opinion)" not in proc.stdout
+    )
+    assert "agreement checks             the serial link, the firmware's C core" in proc.stdout
+    assert "the virtual board runs this same interpreter" in report["thresholds"]["why"]
     assert y.shape == (n_test,)
 
 
@@ -93,3 +112,75 @@ def test_compare_figures() -> None:
     assert r["device_accuracy"] == 2 / 3 and r["host_accuracy"] == 1.0
     assert r["latency_us"] == {"min": 100, "median": 200.0, "max": 300}
     assert r["windows_per_second"] == 1.5
+
+
+def _report(**over) -> VerifyReport:
+    """A complete passing report against a firmware, as judge() fills it."""
+    r = VerifyReport(passed=True, complete=True, mode="model", port="/dev/pts/9", run="runs/x",
+                     synthetic=False, windows_requested=100)  # fmt: skip
+    r.set(
+        device={"board": "nano33ble"},
+        windows=100,
+        top1_agreement=1.0,
+        max_abs_diff_lsb=0,
+        mean_abs_diff_lsb=0.0,
+        device_accuracy=0.9,
+        host_accuracy=0.9,
+        tflite_top1_agreement=1.0,
+        tflite_max_abs_diff_lsb=1,
+        latency_us={"min": 28000, "median": 29200.0, "max": 30000},
+        windows_per_second=5.0,
+        bytes_per_window=700.0,
+        retries=0,
+        thresholds={"min_agreement": 1.0, "max_lsb": 0, "why": "bit-exact"},
+        reference={
+            "name": "Chirale_TensorFLowLite 2.0.0 built for the host (the board's code)",
+            "exact": True,
+            "proves": PROVES_BOARD_CODE,
+            "note": "",
+        },
+        python_tflm={
+            "top1_agreement": 0.99,
+            "max_abs_diff_lsb": 20,
+            "windows_differing": 43,
+            "accuracy": 0.9,
+            "per_op_windows": 64,
+            "per_op": [
+                {
+                    "op": "MEAN",
+                    "tensor": "tiny/branch_pool/Mean",
+                    "origin": 62,
+                    "origin_max_lsb": 1,
+                    "max_lsb": 1,
+                    "first_step": None,
+                },
+                {
+                    "op": "MEAN",
+                    "tensor": "tiny/attn_pool/Mean",
+                    "origin": 11,
+                    "origin_max_lsb": 1,
+                    "max_lsb": 1,
+                    "first_step": None,
+                },
+            ],
+        },
+    )
+    for k, v in over.items():
+        setattr(r, k, v)
+    return r  # fmt: skip
+
+
+def test_the_emulated_report_names_instructions_and_which_node_differs() -> None:
+    latency = np.array([28000, 29200, 30000])
+    info = SimpleNamespace(firmware_version="1.0.0" + EMULATED_SUFFIX, board="nano33ble")
+    text = format_report(_report(emulated=emulated_timing(info, latency)))
+    assert "device latency" not in text
+    assert "instructions per inference   min 28,000,000, median 29,200,000, max 30,000,000" in text
+    assert re.search(r"latency on nano33ble +456-684 ms ESTIMATE \(the median's instructions", text)
+    assert "43 of 100 windows differ" in text
+    assert "MEAN (tiny/branch_pool/Mean) ±1 LSB in 62 of 64 windows examined" in text
+    assert "MEAN (tiny/attn_pool/Mean) ±1 LSB in 11 of 64 windows examined" in text
+    assert "agreement checks             the device computes what the board's own" in text
+    hardware = format_report(_report())
+    assert "device latency (us)          min 28000, median 29200, max 30000" in hardware
+    assert "instructions" not in hardware

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from tinyhar import __version__, interrupt, log
+from tinyhar.board.arduino_dirs import LIBRARIES_ENV
 from tinyhar.errors import EXIT_FAILED, EXIT_INTERRUPTED, TinyharError
 from tinyhar.runs import DEMO_DIR
 
@@ -73,6 +74,17 @@ def main(verbose: bool, quiet: bool) -> None:
 
 def _path(exists: bool = False, dir_okay: bool = True, file_okay: bool = True) -> click.Path:
     return click.Path(exists=exists, dir_okay=dir_okay, file_okay=file_okay, path_type=Path)
+
+
+def _libraries_option(f):
+    """--libraries, worded alike on every command that needs the board's TFLM library."""
+    return click.option(
+        "--libraries",
+        type=_path(file_okay=False),
+        default=None,
+        help="Arduino libraries folder that holds the board's TFLM library  [default: "
+        f"${LIBRARIES_ENV}, else arduino-cli's, else ~/Arduino/libraries]",
+    )(f)
 
 
 # --- data: tinyhar data synth | info | download -------------------------------------------------
@@ -398,8 +410,7 @@ def search(data, sensors, board, trials, workers, address, run_dir, resume, epoc
 @click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest run).")
 @click.option("--board", default="nano33ble", show_default=True,
               help="Also measure int8 accuracy with this board's TFLM library.")  # fmt: skip
-@click.option("--libraries", type=_path(file_okay=False), default=None,
-              help="Arduino libraries [arduino-cli's; $TINYHAR_ARDUINO_LIBRARIES].")  # fmt: skip
+@_libraries_option
 def quantize(run: Path | None, board: str, libraries: Path | None) -> None:
     """Convert a trained run to int8 for TFLM; measure accuracy (also as the board's TFLM library
     computes it, where it can be built for the host), arena and size."""
@@ -416,12 +427,23 @@ def quantize(run: Path | None, board: str, libraries: Path | None) -> None:
               help="Only these subjects, e.g. 2,4,9 [all].")  # fmt: skip
 @click.option("--sensors", type=click.Choice(["arm", "ankle", "both"]), default=None,
               help="MHEALTH data, for a run of another dataset: whose channels  [arm]")  # fmt: skip
-def evaluate(run: Path | None, data: Path, subjects: list[int] | None, sensors: str | None) -> None:
+@click.option("--board", default="nano33ble", show_default=True,
+              help="Also score int8 with this board's TFLM library.")  # fmt: skip
+@_libraries_option
+def evaluate(
+    run: Path | None,
+    data: Path,
+    subjects: list[int] | None,
+    sensors: str | None,
+    board: str,
+    libraries: Path | None,
+) -> None:
     """Score a trained run, float and int8, on another dataset or other subjects; write
     evaluate.json and evaluate_confusion.png into the run."""
     from tinyhar.deploy.evaluate import evaluate_run, format_evaluation  # lazy: fast --help
 
-    ev = evaluate_run(run, data, subjects, log=log.inf, warn=log.wrn, sensors=sensors)
+    ev = evaluate_run(run, data, subjects, log=log.inf, warn=log.wrn, sensors=sensors,
+                      board=board, libraries=libraries)  # fmt: skip
     _echo(format_evaluation(ev))
 
 
@@ -474,13 +496,7 @@ def boards() -> None:
     help="Who runs an op both have: tinyhar's own kernels (fast on the Cortex-M4, the arithmetic "
     "of the current TFLM) or the TFLM library's (tinyhar's only for ops it lacks).",
 )
-@click.option(
-    "--libraries",
-    type=_path(file_okay=False),
-    default=None,
-    help="Arduino libraries folder with the board's TFLM, to link for the Cortex-M4F and "
-    "measure flash and RAM [arduino-cli's; $TINYHAR_ARDUINO_LIBRARIES].",
-)
+@_libraries_option
 @click.option("--no-measure", is_flag=True,
               help="Skip the Cortex-M4F link measuring flash and RAM (estimate them).")  # fmt: skip
 @click.option("--train-if-missing", is_flag=True,
@@ -601,9 +617,11 @@ def flash(board, port, run) -> None:
 @click.option("--emulate", is_flag=True,
               help="Run the generated firmware itself (the run's `tinyhar build`) on an emulated "
               "Cortex-M4F: QEMU mps2-an386.")  # fmt: skip
+@_libraries_option
 def sim(
-    board, run, replay, model, drop, corrupt, delay, reset_after, seed, speed, link, emulate
-) -> None:
+    board, run, replay, model, drop, corrupt, delay, reset_after, seed, speed, link, emulate,
+    libraries,
+) -> None:  # fmt: skip
     """Start a virtual board on a pseudo-terminal and print its path (use it as --port)."""
     from tinyhar.device.virtual_board import Faults, run_sim  # lazy: fast --help
 
@@ -617,8 +635,13 @@ def sim(
                          "fault injection": faults.describe() != "none"}  # fmt: skip
         unused = [option for option, given_ in software_only.items() if given_]
         run_emulated_sim(board if given else None, run, link, unused,
-                         announce=_echo)  # fmt: skip
+                         announce=_echo, libraries=libraries)  # fmt: skip
         return
+    if libraries is not None:
+        raise TinyharError(
+            "--libraries: only the emulated board (`tinyhar sim --emulate`) builds the board's "
+            "TFLM library; the software board runs the Python TFLM interpreter"
+        )
     run_sim(board, run, faults, model=model, replay=replay, speed=speed, link=link,
             announce=_echo)  # fmt: skip
 
@@ -632,13 +655,12 @@ def sim(
 @click.option("--board", default=None,
               help="Board name or .toml for --raw [default: the device's board].")  # fmt: skip
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=1.0, show_default=True,
-              help="Least top-1 agreement with TFLM to pass.")  # fmt: skip
+              help="Least top-1 agreement with the reference to pass.")  # fmt: skip
 @click.option("--max-lsb", type=click.IntRange(0), default=None,
-              help="Largest output difference (int8 LSB) to pass [0 against the board's own "
-              "code built for the host, 1 against the Python interpreter].")  # fmt: skip
-@click.option("--libraries", type=_path(file_okay=False), default=None,
-              help="Arduino libraries folder with the board's TFLM [arduino-cli's; "
-              "$TINYHAR_ARDUINO_LIBRARIES].")  # fmt: skip
+              help="Largest output difference (int8 LSB) to pass  [default: 0 against the "
+              "board's own code or the virtual board's own interpreter, 1 against the Python "
+              "interpreter]")  # fmt: skip
+@_libraries_option
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Seconds per attempt.")  # fmt: skip
 @click.option("--retries", type=click.IntRange(0), default=3, show_default=True,
@@ -657,10 +679,18 @@ def verify(
 ) -> None:  # fmt: skip
     """Check that the device computes what the host computes; write verify_<mode>.json/.png.
 
-    The reference is the board's own firmware code (its TFLM library, tinyhar's kernels)
-    compiled for the host; the Python TFLM interpreter and TFLite are second opinions. A run that
-    stops part-way keeps a passing report as it was, and every run adds a line to
-    verify_history.jsonl."""
+    \b
+    The reference, and what agreeing with it proves, depend on the device:
+    - a firmware (a board, or `sim --emulate`), with the board's TFLM library
+      found (--libraries): the board's own firmware code built for the host;
+      bit for bit, it checks the board's kernels, the C core and the link;
+    - the same without that library: the Python TFLM interpreter, a newer
+      TFLM, within 1 LSB: the board's kernels are not checked bit for bit;
+    - the virtual board (`tinyhar sim`): the Python TFLM interpreter, which it
+      runs itself: it checks the link, the C core and the preprocessing, not
+      the board's kernels.
+    The report names its reference. A run that stops part-way keeps a passing
+    report as it was; every run adds a line to verify_history.jsonl."""
     from tinyhar.device.verify import (  # lazy: fast --help
         VerifyOptions,
         format_report,
@@ -747,12 +777,13 @@ def record(port, label, subject, out, seconds, session, run, board, timeout, no_
               help="Most epochs (early stopping usually ends sooner).")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--windows", type=click.IntRange(1), default=None, help="Test windows to verify.")
-def demo(out, board, subjects, epochs, seed, windows) -> None:
+@_libraries_option
+def demo(out, board, subjects, epochs, seed, windows, libraries) -> None:
     """The whole job offline on SYNTHETIC data: train, quantize, build, verify a virtual board."""
     from tinyhar.demo import DemoOptions, format_summary, run_demo  # lazy: fast --help
 
     opts = DemoOptions(out=out, board=board, subjects=subjects, epochs=epochs, seed=seed,
-                       windows=windows)  # fmt: skip
+                       windows=windows, libraries=libraries)  # fmt: skip
     summary = run_demo(opts, log=log.inf)
     _echo(format_summary(summary))
     if not summary["passed"]:

@@ -32,6 +32,7 @@ class DemoOptions:
     epochs: int = 50
     seed: int = 0
     windows: int | None = None
+    libraries: Path | None = None  # Arduino libraries folder (the board's TFLM library)
 
 
 @contextlib.contextmanager
@@ -72,16 +73,18 @@ def run_demo(opts: DemoOptions, log: Log = inf) -> dict[str, Any]:
         trained = train(cfg, log=log)
 
     with step("quantize", "int8 model; float, TFLM and TFLite accuracy; measured arena"):
-        quant = quantize_run(run, log=log)
+        quant = quantize_run(run, log=log, board=opts.board, libraries=opts.libraries)
 
     with step("build", f"firmware for {opts.board}"):
-        built = build_firmware(BuildOptions(board=opts.board, run=run), log=log)
+        bopts = BuildOptions(board=opts.board, run=run, libraries=opts.libraries)
+        built = build_firmware(bopts, log=log)
 
     reports = {}
     with step("verify", f"virtual {opts.board} on a pseudo-terminal, verified over it"):
         with virtual_board(opts.board, run, log=log) as port:
             for mode in ("model", "raw"):
-                vopts = VerifyOptions(port=port, run=run, windows=opts.windows, raw=mode == "raw")
+                vopts = VerifyOptions(port=port, run=run, windows=opts.windows, raw=mode == "raw",
+                                      libraries=opts.libraries)  # fmt: skip
                 reports[mode] = verify_device(vopts, log=log)
 
     m = trained.metrics
@@ -112,7 +115,7 @@ def run_demo(opts: DemoOptions, log: Log = inf) -> dict[str, Any]:
 def _verify_figures(r: VerifyReport) -> dict[str, Any]:
     keys = ("passed", "windows", "top1_agreement", "max_abs_diff_lsb", "mean_abs_diff_lsb",
             "device_accuracy", "host_accuracy", "latency_us", "windows_per_second",
-            "preprocess_mismatch_windows")  # fmt: skip
+            "preprocess_mismatch_windows", "reference")  # fmt: skip
     figures = r.to_json()
     return {k: figures[k] for k in keys if k in figures}
 
@@ -142,6 +145,9 @@ def format_summary(s: dict[str, Any]) -> str:
             f"LSB, virtual-board latency median {lat['median']:.0f} us, "
             f"{r['windows_per_second']} windows/s"
         )
+    ref = v["model"].get("reference") or {}
+    if ref.get("proves"):
+        lines.append(f"  verify reference   {ref['name']}: agreement checks {ref['proves']}")
     secs = ", ".join(f"{k} {t:g}" for k, t in s["seconds"].items())
     lines += [
         f"  seconds            {secs}",

@@ -7,19 +7,22 @@ The facts live in `boards/libraries/<name>.toml`: the library's builtin ops (rea
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinyhar.board.arduino_dirs import (  # noqa: F401 (LIBRARIES_ENV, libraries_dir: re-exported)
+    LIBRARIES_ENV,
+    LIBRARIES_HOW,
+    LibrariesFolder,
+    find_cli,
+    find_libraries,
+    libraries_dir,
+)
 from tinyhar.errors import TinyharError
 from tinyhar.resources import boards_dir
 
-LIBRARIES_ENV = "TINYHAR_ARDUINO_LIBRARIES"
 # Include folders of an Arduino TFLM port, relative to its src/ (as arduino-cli adds them).
 INCLUDE_SUBDIRS = (
     "",
@@ -197,40 +200,21 @@ def interpreter_bounds(kernels: dict[str, str], lib: TflmLibrary) -> tuple[dict[
 # --- where the libraries are ------------------------------------------------------------------
 
 
-def arduino_cli_libraries() -> Path | None:
-    """arduino-cli's libraries folder (`directories.user`/libraries), when arduino-cli is here."""
-    cli = shutil.which("arduino-cli")
-    if cli is None:
-        return None
-    try:
-        out = subprocess.run(
-            [cli, "config", "dump", "--format", "json"], capture_output=True, text=True, timeout=30
-        )
-        cfg = json.loads(out.stdout)
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return None
-    cfg = cfg.get("config", cfg)
-    user = cfg.get("directories", {}).get("user")
-    return Path(user) / "libraries" if user else None
-
-
-def libraries_dir(option: Path | None = None) -> Path:
-    """--libraries, else $TINYHAR_ARDUINO_LIBRARIES, else arduino-cli's, else ~/Arduino/libraries"""
-    if option is not None:
-        return Path(option).expanduser()
-    if os.environ.get(LIBRARIES_ENV):
-        return Path(os.environ[LIBRARIES_ENV]).expanduser()
-    return arduino_cli_libraries() or Path.home() / "Arduino" / "libraries"
-
-
-def library_src(libraries: Path, lib: TflmLibrary) -> Path:
-    """The installed library's src/ folder; one line saying how to install it otherwise."""
-    folder = libraries / lib.name
+def library_src(libraries: Path | LibrariesFolder, lib: TflmLibrary) -> Path:
+    """The installed library's src/ folder in `libraries`; otherwise one line naming the folder
+    looked in (and why that one) and how to install the library or point at it."""
+    where = libraries if isinstance(libraries, LibrariesFolder) else None
+    folder = (where.path if where else Path(libraries)) / lib.name
     props = folder / "library.properties"
     if not props.is_file():
+        install = (
+            f"`{lib.install}`"
+            if find_cli()
+            else "the Arduino IDE's Library Manager (or arduino-cli)"
+        )
         raise TinyharError(
-            f"{lib.name} is not in {libraries}: install it with `{lib.install}`, or point "
-            f"--libraries (or ${LIBRARIES_ENV}) at the folder that holds it"
+            f"{lib.title}, the board's TFLM library, is not in {where or folder.parent}: install "
+            f"it with {install}, or {LIBRARIES_HOW}"
         )
     text = props.read_text(encoding="utf-8", errors="replace")
     version = re.search(r"^version=(.+)$", text, re.M)
@@ -240,6 +224,12 @@ def library_src(libraries: Path, lib: TflmLibrary) -> Path:
             f"{folder} is {lib.name} {found}, tinyhar needs {lib.version}: `{lib.install}`"
         )
     return folder / "src"
+
+
+def tflm_source(lib: TflmLibrary, libraries: Path | None = None) -> Path:
+    """`lib`'s src/ in the libraries folder the one rule finds (`arduino_dirs.find_libraries`:
+    --libraries, $TINYHAR_ARDUINO_LIBRARIES, arduino-cli's, the platform default)."""
+    return library_src(find_libraries(libraries), lib)
 
 
 def include_dirs(src: Path) -> list[Path]:

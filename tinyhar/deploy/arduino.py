@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from serial.tools import list_ports
 
+from tinyhar.board.arduino_dirs import find_cli
 from tinyhar.board.boards import Board, Library
 from tinyhar.errors import TinyharError
 
@@ -54,14 +54,6 @@ class Port:
         if self.vid is None or self.pid is None:
             return "no USB id"
         return f"{self.vid:04x}:{self.pid:04x}"
-
-
-def find_cli() -> str | None:
-    """Path of arduino-cli (TINYHAR_ARDUINO_CLI overrides PATH), or None."""
-    override = os.environ.get("TINYHAR_ARDUINO_CLI")
-    if override:
-        return override if Path(override).is_file() else None
-    return shutil.which("arduino-cli")
 
 
 def require_cli() -> str:

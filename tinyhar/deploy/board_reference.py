@@ -23,10 +23,9 @@ from tinyhar.board.boards import load_board
 from tinyhar.board.tflm_library import (
     DEFINES,
     include_dirs,
-    libraries_dir,
-    library_src,
     load_library,
     sources_for_ops,
+    tflm_source,
 )
 from tinyhar.crc import crc32
 from tinyhar.deploy import codegen, native_build
@@ -190,7 +189,7 @@ def for_build(
         library_dir = runs.firmware_of(run, build).library_dir
         if not (library_dir / "src").is_dir():
             return None, f"the firmware library {library_dir} is gone: run `tinyhar build`"
-        tflm_src = library_src(libraries_dir(libraries), lib)
+        tflm_src = tflm_source(lib, libraries)
         ops = [op for op, who in build["kernels"].items() if who != "tinyhar"]
         built = build_reference(library_dir, tflm_src, ops, log)
         return BoardReference(built, model, int(build["arena_bytes"]) * 2), ""
@@ -276,7 +275,7 @@ def for_board(
     try:
         HOST.require()
         board = load_board(board_name)
-        tflm_src = library_src(libraries_dir(libraries), load_library(board.tflm.name))
+        tflm_src = tflm_source(load_library(board.tflm.name), libraries)
         info = inspect_tflite(model)
         plan = kernel_plan(board, model, list(info.ops))
         spec = spec_from_dataset(dataset, info)

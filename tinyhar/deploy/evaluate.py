@@ -1,4 +1,5 @@
-"""`tinyhar evaluate`: score a trained run, float and int8, on another dataset or other subjects.
+"""`tinyhar evaluate`: score a trained run, float and int8 (the Python TFLM interpreter and, where
+it can be built for the host, the board's own TFLM library), on another dataset or other subjects.
 
 Channels are matched by name, else by kind and axis; both datasets are already in training units
 (their manifests say how), so only a difference of training units would need a factor. Classes are
@@ -18,7 +19,8 @@ from tinyhar import runs
 from tinyhar.data.dataset import Channel, Dataset, load_dataset
 from tinyhar.data.units import UNIT_FACTORS
 from tinyhar.data.windows import make_windows
-from tinyhar.deploy.quantize import load_keras, normalise, tflm_outputs, top1
+from tinyhar.deploy.board_reference import for_board
+from tinyhar.deploy.quantize import library_title, load_keras, normalise, tflm_outputs, top1
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
 from tinyhar.log import inf, wrn
@@ -44,6 +46,7 @@ class Evaluation:
     float: dict[str, Any]
     int8: dict[str, Any]  # scores, or {"unavailable": why}
     seconds: float
+    board_int8: dict[str, Any] | None = None  # with the board's TFLM library, or {"unavailable"}
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,9 +59,13 @@ def evaluate_run(
     log: Callable[[str], None] = inf,
     warn: Callable[[str], None] = wrn,
     sensors: str | None = None,
+    board: str = "nano33ble",
+    libraries: Path | None = None,
 ) -> Evaluation:
     """Score `run` on the dataset at `data_path` (only `subjects` if given; MHEALTH's `sensors`
-    for a run from another dataset); write R/evaluate.json and R/evaluate_confusion.png."""
+    for a run from another dataset), int8 also with `board`'s TFLM library where it can be built
+    (`libraries`: the Arduino libraries folder); write R/evaluate.json and
+    R/evaluate_confusion.png."""
     t0 = time.monotonic()
     run = runs.require_run(run, needs=runs.KERAS_MODEL)
     runs.check_run(run, runs.METRICS_JSON, runs.QUANTIZE_JSON)
@@ -106,7 +113,7 @@ def evaluate_run(
     float_scores = classification_metrics(
         y, top1(model.predict(xn, batch_size=256, verbose=0)), spec["labels"]
     )
-    int8_scores = _int8_scores(run, xn, y, spec["labels"], log)
+    int8_scores, board_scores = _int8_scores(run, xn, y, spec, board, libraries, log)
     ev = Evaluation(
         run=str(run),
         data=data.source,
@@ -122,6 +129,7 @@ def evaluate_run(
         float=float_scores,
         int8=int8_scores,
         seconds=round(time.monotonic() - t0, 1),
+        board_int8=board_scores,
     )
     shown = int8_scores if "accuracy" in int8_scores else float_scores
     which = "int8 (TFLM)" if shown is int8_scores else "float"
@@ -210,19 +218,37 @@ def _seen_in_training(spec: dict, data: Dataset, subjects: list[int]) -> list[in
     return sorted(set(subjects) & used)
 
 
-def _int8_scores(run: Path, x: np.ndarray, y: np.ndarray, labels: list[str], log) -> dict[str, Any]:
+def _int8_scores(
+    run: Path,
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: dict,
+    board: str,
+    libraries: Path | None,
+    log: Callable[[str], None],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """int8 scores with the Python TFLM interpreter, and with the board's own TFLM library built
+    for the host (or why not); ({"unavailable": why}, None) when the run is not quantized."""
     if not (run / runs.INT8_MODEL).is_file() or not (run / runs.QUANTIZE_JSON).is_file():
-        return {"unavailable": f"no {runs.INT8_MODEL}: run `tinyhar quantize --run {run}`"}
+        return {"unavailable": f"no {runs.INT8_MODEL}: run `tinyhar quantize --run {run}`"}, None
     q = read_json(run / runs.QUANTIZE_JSON)
+    model, labels = (run / runs.INT8_MODEL).read_bytes(), spec["labels"]
     log(f"evaluate: int8 model (TFLM interpreter) on {len(y)} windows")
-    _, out = tflm_outputs(
-        (run / runs.INT8_MODEL).read_bytes(),
-        int(q["arena_bytes"]),
-        x,
-        q["input"]["scale"],
-        q["input"]["zero_point"],
+    xq, out = tflm_outputs(
+        model, int(q["arena_bytes"]), x, q["input"]["scale"], q["input"]["zero_point"]
     )
-    return classification_metrics(y, top1(out), labels)
+    log(f"evaluate: int8 model with {board}'s TFLM library built for the host")
+    ref, why = for_board(model, spec, board, int(q["arena_bytes"]), libraries, log)
+    if ref is None:
+        log(f"evaluate: note: no board-library scores ({why})")
+        return classification_metrics(y, top1(out), labels), {"board": board, "unavailable": why}
+    on_board = ref.predict(xq.reshape(len(xq), -1), len(labels))
+    board_scores = {
+        "board": board,
+        "library": library_title(board),
+        **classification_metrics(y, top1(on_board), labels),
+    }
+    return classification_metrics(y, top1(out), labels), board_scores
 
 
 def _ids(ids: Sequence[int]) -> str:
@@ -246,5 +272,15 @@ def format_evaluation(ev: Evaluation) -> str:
         )
     else:
         lines.append(f"  int8: not scored ({ev.int8['unavailable']})")
+    on_board = ev.board_int8 or {}
+    if "accuracy" in on_board:
+        lines.append(
+            f"  int8 accuracy {on_board['accuracy']:.4f}, macro-F1 {on_board['macro_f1']:.4f}"
+            f" ({on_board['board']}'s {on_board['library']} built for the host)"
+        )
+    elif on_board:
+        lines.append(
+            f"  int8 with {on_board['board']}'s TFLM: not scored ({on_board['unavailable']})"
+        )
     lines.append(f"  wrote {runs.EVALUATE_JSON} and {runs.EVALUATE_PNG} in {ev.run}")
     return "\n".join(lines)

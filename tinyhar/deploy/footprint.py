@@ -8,7 +8,7 @@ from typing import Any
 
 from tinyhar import runs
 from tinyhar.board.boards import Board
-from tinyhar.board.tflm_library import KernelPlan, libraries_dir, library_src, load_library
+from tinyhar.board.tflm_library import KernelPlan, load_library, tflm_source
 from tinyhar.crc import crc32
 from tinyhar.deploy import codegen
 from tinyhar.deploy.m4f_image import build_emulated_firmware
@@ -106,7 +106,7 @@ def measure_footprint(
         why = f"the link map is measured for Cortex-M4F boards, {board.name} has a {board.cpu}"
     else:
         try:
-            tflm_src = library_src(libraries_dir(libraries), load_library(board.tflm.name))
+            tflm_src = tflm_source(load_library(board.tflm.name), libraries)
             image = build_emulated_firmware(
                 [rendered.library_dir / "src", rendered.sketch_dir], tflm_src,
                 list(plan.library_methods), rendered.library_dir.parents[1] / "m4f",

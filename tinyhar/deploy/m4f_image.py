@@ -340,7 +340,7 @@ def tflm_source_for(record: dict[str, Any], libraries: Path | None = None) -> Pa
     if isinstance(name, dict):
         name = name["name"]
     lib = tflm_library.load_library(str(name))
-    return tflm_library.library_src(tflm_library.libraries_dir(libraries), lib)
+    return tflm_library.tflm_source(lib, libraries)
 
 
 def library_ops(record: dict[str, Any]) -> list[str]:

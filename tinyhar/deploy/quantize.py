@@ -249,15 +249,15 @@ def board_accuracy(
     diff = np.abs(out.astype(np.int32) - python_out.reshape(len(xq), -1).astype(np.int32))
     return {
         "board": board,
-        "library": _library_title(board),
+        "library": library_title(board),
         "accuracy": _accuracy(pred, y),
         "top1_agreement_with_python_tflm": _accuracy(pred, top1(python_out)),
         "max_abs_diff_lsb_with_python_tflm": int(diff.max(initial=0)),
     }
 
 
-def _library_title(board: str) -> str:
-
+def library_title(board: str) -> str:
+    """'Chirale_TensorFLowLite 2.0.0': the board's TFLM library and its version."""
     b = load_board(board)
     return f"{b.tflm.name} {b.tflm.version}"
 

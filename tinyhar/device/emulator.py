@@ -186,7 +186,7 @@ def measure_instructions(
     opts = replace(opts, install=False, measure=False)
     build_firmware(opts, log=log)
     folder = Path(opts.run if opts.model is None else opts.out or Path(opts.model).parent)
-    image, rec = build_for_run(folder, log=log)
+    image, rec = build_for_run(folder, opts.libraries, log=log)
     model = Path(opts.model).read_bytes() if opts.model else (folder / runs.INT8_MODEL).read_bytes()
     board = rec["board"]
     rng = np.random.default_rng(0)
@@ -244,10 +244,12 @@ def run_emulated_sim(
     software_only: Sequence[str] = (),
     announce: Callable[[str], None] = print,
     log: Log = inf,
+    libraries: Path | None = None,
 ) -> None:
     """`tinyhar sim --emulate`: build the run's firmware for the emulated board, start QEMU,
     announce the pty path (first line on stdout, as `tinyhar sim` does) and serve until Ctrl-C
-    or SIGTERM. `software_only` names options given that only the software board has."""
+    or SIGTERM. `software_only` names options given that only the software board has;
+    `libraries`: the Arduino libraries folder with the board's TFLM library (--libraries)."""
     if software_only:
         raise TinyharError(
             f"{', '.join(software_only)}: only the software board (`tinyhar sim` without "
@@ -264,7 +266,7 @@ def run_emulated_sim(
     require_qemu()
     with _sigterm_interrupts():
         try:
-            image, rec = build_for_run(run, log=log)
+            image, rec = build_for_run(run, libraries, log=log)
             _serve(image, rec, link_path, announce, log)
         except KeyboardInterrupt:
             pass

@@ -157,15 +157,32 @@ def reference_outputs(
 PER_OP_WINDOWS = 64  # windows the per-op comparison of the two TFLMs looks at
 
 
+# What agreement with each kind of reference proves (the report and `verify --help` say it).
+PROVES_BOARD_CODE = (
+    "the device computes what the board's own firmware code computes, bit for bit: its TFLM "
+    "library's kernels, tinyhar's kernels, the runner, the C core, the preprocessing and the link"
+)
+PROVES_VIRTUAL = (
+    "the serial link, the firmware's C core and its preprocessing; not the board's TFLM kernels "
+    "(the virtual board runs this same Python interpreter)"
+)
+PROVES_INTERPRETER = (
+    "the device agrees with a newer TFLM within the threshold; the board's own kernels are not "
+    "checked bit for bit (give --libraries, where the board's TFLM library is, for that)"
+)
+
+
 @dataclass
 class References:
-    """What the device is compared with: the reference, and second opinions."""
+    """What the device is compared with: the reference, what agreeing with it proves, and second
+    opinions."""
 
     name: str  # what the reference is
     exact: bool  # the device should match it bit for bit
     outputs: np.ndarray  # (n, classes)
-    python_tflm: np.ndarray
+    python_tflm: np.ndarray | None  # a second opinion; None when it is the reference itself
     tflite: np.ndarray
+    proves: str
     note: str = ""
     per_op: list[dict] | None = None
     # op -> LSB the Python interpreter may differ by where a difference starts: the interpreter is
@@ -187,8 +204,8 @@ def host_references(
     log(f"verify: host references on {n} windows")
     python, tflite = reference_outputs(rm.model_bytes, arena, q)
     if info.firmware_version == VIRTUAL_FIRMWARE:
-        return References("TFLM Python interpreter (the virtual board runs it)", True, python,
-                          python, tflite)  # fmt: skip
+        return References("TFLM Python interpreter, which the virtual board itself runs", True,
+                          python, None, tflite, PROVES_VIRTUAL)  # fmt: skip
     build_path = rm.run / runs.BUILD_JSON
     build = read_json(build_path) if build_path.is_file() else {}
     if build and build.get("model_crc32_int") != rm.crc32:
@@ -203,14 +220,14 @@ def host_references(
             f"verify: note: no board-library reference ({why}); comparing with the Python TFLM "
             "interpreter, a newer TFLM whose kernels may differ from the board's by an LSB"
         )
-        return References("TFLM Python interpreter (board library unavailable)", False, python,
-                          python, tflite, note=why)  # fmt: skip
+        return References("TFLM Python interpreter (the board's TFLM library is unavailable)",
+                          False, python, None, tflite, PROVES_INTERPRETER, note=why)  # fmt: skip
     lib = build["tflm_library"]
     outputs = ref.predict(q.reshape(n, -1), info.n_classes)
     bounds, gate_note = interpreter_bounds(build["kernels"], load_library(lib["name"]))
     refs = References(f"{lib['name']} {lib['version']} built for the host (the board's code)",
-                      True, outputs, python, tflite, bounds=bounds if not gate_note else None,
-                      gate_note=gate_note)  # fmt: skip
+                      True, outputs, python, tflite, PROVES_BOARD_CODE,
+                      bounds=bounds if not gate_note else None, gate_note=gate_note)  # fmt: skip
     if np.any(python != outputs):
         log("verify: the Python interpreter differs from the board's library: locating the ops")
         refs.per_op = board_reference.tensor_differences(
@@ -276,7 +293,7 @@ def _recheck(link: Link) -> None:
 # preprocess_*: in raw mode; error, stopped_at: on failure); any other field is None only in a
 # failed run.
 _SOMETIMES = ("device", "emulated", "preprocess_mismatch_windows", "preprocess_mismatch_values",
-              "error", "stopped_at", "profile")  # fmt: skip
+              "error", "stopped_at", "profile", "python_tflm")  # fmt: skip
 
 
 @dataclass
@@ -310,8 +327,9 @@ class VerifyReport:
     latency_us: dict[str, float] | None = None  # min, median, max
     seconds: float | None = None
     windows_per_second: float | None = None
-    reference: dict[str, Any] | None = None  # name, exact, note
-    python_tflm: dict[str, Any] | None = None  # second opinion (`second_opinion`)
+    reference: dict[str, Any] | None = None  # name, exact, proves, note
+    # second opinion (`second_opinion`); absent when the Python interpreter is the reference
+    python_tflm: dict[str, Any] | None = None
     emulated: dict[str, Any] | None = None  # `emulated_timing`
     profile: dict[str, Any] | None = None  # per-op counts (`--profile`; device/profile.py)
     preprocess_mismatch_windows: int | None = None
@@ -426,7 +444,7 @@ def _verify(
     refs = host_references(rm, info, expected.reshape(n, *info.input.shape[1:]), opts.libraries,
                            log)  # fmt: skip
     judge(report, dev, expected.reshape(n, -1), refs, rm, opts)
-    write_results(rm.run, report, dev, refs.outputs)
+    write_results(rm, report, dev, refs.outputs)
     wrote[0] = True
     return report
 
@@ -458,7 +476,7 @@ def _write_partial(
                                opts.libraries, log)  # fmt: skip
         judge(report, dev.head(), part.reshape(k, -1), refs, rm, opts, complete=False)
         if not keep:
-            write_results(rm.run, report, dev.head(), refs.outputs)
+            write_results(rm, report, dev.head(), refs.outputs)
     except (Exception, KeyboardInterrupt) as e:  # the run's own failure is the one to raise
         log(f"verify: note: no figures for the {k} windows answered: {e!r}")
         return False
@@ -648,17 +666,19 @@ def judge(
     n = len(expected)
     report.set(**compare(dev.outputs, refs.outputs, refs.tflite, rm.y[:n], dev.latency_us,
                          dev.seconds))  # fmt: skip
-    report.reference = {"name": refs.name, "exact": refs.exact, "note": refs.note}
-    report.python_tflm = second_opinion(refs.python_tflm, refs.outputs, rm.y[:n], refs.per_op)
+    report.reference = {"name": refs.name, "exact": refs.exact, "proves": refs.proves,
+                        "note": refs.note}  # fmt: skip
     violations: list[dict] = []
-    if refs.bounds is not None:
-        violations = interpreter_violations(refs.per_op or [], refs.bounds)
-        report.python_tflm["gate"] = {
-            "bounds": {op: b for op, b in refs.bounds.items() if b},
-            "violations": violations,
-        }
-    elif refs.gate_note:
-        report.python_tflm["gate"] = {"note": refs.gate_note}
+    if refs.python_tflm is not None:
+        report.python_tflm = second_opinion(refs.python_tflm, refs.outputs, rm.y[:n], refs.per_op)
+        if refs.bounds is not None:
+            violations = interpreter_violations(refs.per_op or [], refs.bounds)
+            report.python_tflm["gate"] = {
+                "bounds": {op: b for op, b in refs.bounds.items() if b},
+                "violations": violations,
+            }
+        elif refs.gate_note:
+            report.python_tflm["gate"] = {"note": refs.gate_note}
     report.emulated = emulated_timing(dev.info, dev.latency_us)
     profile = dev.profile.result() if dev.profile is not None else None
     report.profile = profile.to_json() if profile is not None else None
@@ -682,6 +702,8 @@ def judge(
             "max_lsb": max_lsb,
             "why": (
                 "given" if opts.max_lsb is not None
+                else "the virtual board runs this same interpreter: bit-exact"
+                if refs.exact and refs.python_tflm is None
                 else "the reference is the board's own code: bit-exact" if refs.exact
                 else "the reference is the Python interpreter, a newer TFLM: its MEAN differs "
                 "from the board libraries' by 1 LSB (and its LSTM by more: build the board "
@@ -699,10 +721,11 @@ def judge(
     )
 
 
-def write_results(run: Path, report: VerifyReport, dev: DeviceRun, host: np.ndarray) -> None:
+def write_results(rm: RunModel, report: VerifyReport, dev: DeviceRun, host: np.ndarray) -> None:
     """R/verify_<mode>.png, then R/verify_<mode>.json (both carry the report's run_id)."""
-    plot_verify(run / runs.verify_png(report.mode), dev.outputs, host, dev.latency_us, report)
-    atomic_write_json(run / runs.verify_json(report.mode), report.to_json())
+    plot_verify(rm.run / runs.verify_png(report.mode), dev.outputs, host, dev.latency_us, report,
+                labels=rm.dataset.get("labels"))  # fmt: skip
+    atomic_write_json(rm.run / runs.verify_json(report.mode), report.to_json())
 
 
 def compare(
@@ -752,7 +775,12 @@ def emulated_timing(info: P.DeviceInfo, latency_us: np.ndarray) -> dict[str, Any
 
     instructions = float(np.median(latency_us)) * 1000.0
     out: dict[str, Any] = {
-        "instructions_per_inference": int(instructions),
+        "instructions_per_inference": int(instructions),  # the median
+        "instructions": {
+            "min": int(latency_us.min()) * 1000,
+            "median": int(instructions),
+            "max": int(latency_us.max()) * 1000,
+        },
         "measured_on": "QEMU mps2-an386 Cortex-M4F, -icount shift=0",
     }
     try:
@@ -802,6 +830,20 @@ def op_summary(second: dict[str, Any]) -> str:
     return "; ".join(parts) if parts else "none"
 
 
+def _second_opinion_lines(second: dict[str, Any] | None, windows: int) -> list[str]:
+    """The Python TFLM interpreter against the reference (none when it is the reference)."""
+    if second is None:
+        return []
+    line = (
+        f"  Python TFLM (second opinion) top-1 agreement {second['top1_agreement']:.4f}, max "
+        f"{second['max_abs_diff_lsb']} LSB, {second['windows_differing']} of {windows} windows "
+        "differ"
+    )
+    if "per_op" in second:
+        line += f"; differences start in: {op_summary(second)}"
+    return [line, *filter(None, [gate_line(second)])]
+
+
 def gate_line(second: dict[str, Any]) -> str | None:
     """The Python interpreter as a gate: what it holds the ops to and what broke it."""
     gate = second.get("gate")
@@ -847,31 +889,53 @@ def _info_dict(info: P.DeviceInfo) -> dict[str, Any]:
 
 
 def plot_verify(
-    path: Path, dev: np.ndarray, host: np.ndarray, latency_us: np.ndarray, report: VerifyReport
+    path: Path,
+    dev: np.ndarray,
+    host: np.ndarray,
+    latency_us: np.ndarray,
+    report: VerifyReport,
+    labels: list[str] | None = None,
 ) -> None:
-    """LSB-difference histogram, per-window top class (device vs host), device latency."""
+    """LSB-difference histogram, per-window top class (device vs the reference, by class name),
+    and the device's latency (instructions on the emulated board)."""
     import matplotlib  # lazy: matplotlib takes 0.4 s to import
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # lazy: matplotlib takes 0.4 s to import
 
     diff = (dev.astype(np.int32) - host.astype(np.int32)).ravel()
-    fig, ax = plt.subplots(1, 3, figsize=(14, 4))
+    n_classes = dev.shape[1]
+    names = list(labels) if labels and len(labels) == n_classes else None
+    fig, ax = plt.subplots(
+        1, 3, figsize=(15, 4.5), gridspec_kw={"width_ratios": [1, 1.5 if names else 1.2, 1]}
+    )
     lim = max(1, int(np.abs(diff).max()))
     ax[0].hist(diff, bins=np.arange(-lim - 0.5, lim + 1.5, 1.0), color="tab:blue")
-    ax[0].set(title="device - TFLM (int8 LSB), all outputs", xlabel="LSB", ylabel="outputs")
+    ax[0].set(title="device - reference (int8 LSB), all outputs", xlabel="LSB", ylabel="outputs")
     idx = np.arange(len(dev))
     agree = dev.argmax(1) == host.argmax(1)
-    ax[1].scatter(idx, host.argmax(1), s=18, facecolors="none", edgecolors="gray", label="TFLM")
+    ax[1].scatter(idx, host.argmax(1), s=18, facecolors="none", edgecolors="gray",
+                  label="reference")  # fmt: skip
     ax[1].scatter(idx[agree], dev.argmax(1)[agree], s=6, color="tab:green", label="device, same")
     ax[1].scatter(
         idx[~agree], dev.argmax(1)[~agree], s=14, color="tab:red", label="device, differs"
     )
     ax[1].set(title=f"top class per window (agreement {report.top1_agreement:.3f})",
-              xlabel="window", ylabel="class")  # fmt: skip
-    ax[1].legend(fontsize=7, loc="upper right")
-    ax[2].plot(idx, latency_us / 1000.0, ".", ms=3, color="tab:purple")
-    ax[2].set(title="device latency per inference", xlabel="window", ylabel="ms")
+              xlabel="window", ylim=(-0.5, n_classes - 0.5))  # fmt: skip
+    ax[1].set_yticks(range(n_classes))
+    if names:
+        ax[1].set_yticklabels([_short(n) for n in names], fontsize=7)
+    else:
+        ax[1].set_ylabel("class")
+    # beside the points, not over them
+    ax[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2)
+    if report.emulated:
+        ax[2].plot(idx, latency_us / 1000.0, ".", ms=3, color="tab:purple")
+        ax[2].set(title="instructions per inference (emulated Cortex-M4F)", xlabel="window",
+                  ylabel="million instructions")  # fmt: skip
+    else:
+        ax[2].plot(idx, latency_us / 1000.0, ".", ms=3, color="tab:purple")
+        ax[2].set(title="device latency per inference", xlabel="window", ylabel="ms")
     verdict = "PASSED" if report.passed else "FAILED"
     if not report.complete:
         verdict += (
@@ -879,7 +943,8 @@ def plot_verify(
             f"{report.stopped_at}"
         )
     synth = " (SYNTHETIC data)" if report.synthetic else ""
-    fig.suptitle(f"tinyhar verify, {report.mode} mode: {verdict}{synth}")
+    ref = f"\nreference: {report.reference['name']}" if report.reference else ""
+    fig.suptitle(f"tinyhar verify, {report.mode} mode: {verdict}{synth}{ref}", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90,
@@ -888,43 +953,52 @@ def plot_verify(
     plt.close(fig)
 
 
-def _timing_lines(emulated: dict[str, Any] | None) -> list[str]:
+def _short(name: str, most: int = 18) -> str:
+    """A class name short enough for an axis label."""
+    return name if len(name) <= most else name[: most - 1] + "…"
+
+
+def _timing_lines(r: VerifyReport) -> list[str]:
+    """Latency as the device measured it; on the emulated board, instructions (its clock counts
+    one per ns) and the latency they suggest on the real board, an estimate."""
+    emulated, lat = r.emulated, r.latency_us
     if not emulated:
-        return []
-    lines = [f"  instructions per inference   {emulated['instructions_per_inference']:,} "
-             "(emulated Cortex-M4F, measured)"]  # fmt: skip
+        return [f"  device latency (us)          min {lat['min']}, median {lat['median']:.0f}, "
+                f"max {lat['max']}"]  # fmt: skip
+    n = emulated.get("instructions") or {"median": emulated["instructions_per_inference"]}
+    spread = f"min {n['min']:,}, median {n['median']:,}, max {n['max']:,}" if "min" in n else (
+        f"median {n['median']:,}")  # fmt: skip
+    lines = [f"  instructions per inference   {spread} (emulated Cortex-M4F, counted by QEMU "
+             "-icount)"]  # fmt: skip
     est = emulated.get("estimated_latency_ms")
     if est:
         lines.append(
             f"  latency on {est['board']:<17} {est['min']:.0f}-{est['max']:.0f} ms ESTIMATE "
-            f"(at {est['clock_hz'] / 1e6:.0f} MHz, {est['cycles_per_instruction'][0]:g}-"
-            f"{est['cycles_per_instruction'][1]:g} cycles per instruction)"
+            f"(the median's instructions at {est['clock_hz'] / 1e6:.0f} MHz, "
+            f"{est['cycles_per_instruction'][0]:g}-{est['cycles_per_instruction'][1]:g} cycles "
+            "per instruction)"
         )
     return lines
 
 
 def format_report(r: VerifyReport) -> str:
     """The figures a user reads after verify."""
-    lat, th, second = r.latency_us, r.thresholds, r.python_tflm
+    th, second = r.thresholds, r.python_tflm
+    proves = r.reference.get("proves")
     lines = [
         f"verify ({r.mode} mode) against {r.device['board']} on {r.port}: "
         f"{'PASSED' if r.passed else 'FAILED'}" + ("  [SYNTHETIC data]" if r.synthetic else ""),
         f"  windows                      {r.windows}",
         f"  reference                    {r.reference['name']}",
+        *([f"  agreement checks             {proves}"] if proves else []),
         f"  top-1 agreement              {r.top1_agreement:.4f}  (need >= {th['min_agreement']:g})",
         f"  output difference (LSB)      max {r.max_abs_diff_lsb}, mean "
         f"{r.mean_abs_diff_lsb:.4f}  (need max <= {th['max_lsb']}: {th['why']})",
         f"  accuracy device / host       {r.device_accuracy:.4f} / {r.host_accuracy:.4f}",
-        f"  Python TFLM (second opinion) top-1 agreement {second['top1_agreement']:.4f}"
-        f", max {second['max_abs_diff_lsb']} LSB, "
-        f"{second['windows_differing']} windows differ"
-        + (f"; differences start in: {op_summary(second)}" if "per_op" in second else ""),
-        *filter(None, [gate_line(second)]),
+        *_second_opinion_lines(second, r.windows),
         f"  TFLite (second opinion)      top-1 agreement "
         f"{r.tflite_top1_agreement:.4f}, max {r.tflite_max_abs_diff_lsb} LSB",
-        f"  device latency (us)          min {lat['min']}, median {lat['median']:.0f}, "
-        f"max {lat['max']}",
-        *_timing_lines(r.emulated),
+        *_timing_lines(r),
         f"  throughput                   {r.windows_per_second} windows/s, "
         f"{r.bytes_per_window} bytes/window on the wire, {r.retries} retries",
     ]
