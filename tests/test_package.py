@@ -6,13 +6,22 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
+from importlib import metadata
 from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import tinyhar
 
 SRC = Path(tinyhar.__file__).parent
 REPO = SRC.parent
+# Distributions that each install the `tensorflow` package: two of them write over one folder.
+TENSORFLOWS = {"tensorflow", "tensorflow-cpu", "tensorflow-intel", "tensorflow-macos",
+               "tensorflow-aarch64", "tf-nightly", "tf-nightly-cpu"}  # fmt: skip
 
 
 def test_the_wheel_carries_boards_templates_and_checksums(tmp_path: Path) -> None:
@@ -56,3 +65,27 @@ def test_python_m_tinyhar_is_the_tinyhar_command() -> None:
     proc = subprocess.run([sys.executable, "-m", "tinyhar", "--version"], capture_output=True,
                           text=True, check=False)  # fmt: skip
     assert proc.returncode == 0 and proc.stdout.strip() == f"tinyhar, version {tinyhar.__version__}"
+
+
+def _tensorflows(requirements: list[str]) -> set[str]:
+    """The TensorFlow distributions among requirement strings (extras' requirements left out)."""
+    reqs = [Requirement(r) for r in requirements]
+    names = {canonicalize_name(r.name) for r in reqs if r.marker is None or r.marker.evaluate()}
+    return names & TENSORFLOWS
+
+
+def test_one_tensorflow_is_asked_for_and_installed() -> None:
+    """tinyhar asks for the TensorFlow distribution tf-keras requires (not tensorflow-cpu beside
+    it), and the environment holds one distribution of the `tensorflow` package."""
+    ours = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert _tensorflows(ours) == _tensorflows(metadata.requires("tf-keras")) == {"tensorflow"}
+    installed = set(metadata.requires("tinyhar") or [])
+    if {str(Requirement(r)) for r in installed} != {str(Requirement(r)) for r in ours}:
+        pytest.skip("this environment was installed from another pyproject.toml: "
+                    "`pip install -e .[dev]` to check what it installs")  # fmt: skip
+    providers = {canonicalize_name(d) for d in metadata.packages_distributions()["tensorflow"]}
+    assert providers == {"tensorflow"}, (
+        f"{sorted(providers)} all install the tensorflow package; keep tensorflow only: "
+        "`pip uninstall -y tensorflow-cpu && pip install --force-reinstall --no-deps "
+        "tensorflow==2.21.0`"
+    )
