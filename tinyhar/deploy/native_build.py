@@ -152,8 +152,14 @@ def compile_sources(
     jobs: int | None = None,
     system_includes: Sequence[Path] = (),
 ) -> list[Path]:
-    """Object files for `sources`, in order. Cached by content when `out_dir` is None."""
+    """Object files for `sources`, in order. Cached by content when `out_dir` is None: keyed by
+    the compiler, the flags, the source's bytes and resolved paths, so `../lib` and `/abs/lib`
+    (or a symlink to it) share their objects."""
     tc.require()
+    # resolved for the key and the command alike (an object embeds its source's path: __FILE__)
+    sources = [Path(s).resolve() for s in sources]
+    includes = [Path(p).resolve() for p in includes]
+    system_includes = [Path(p).resolve() for p in system_includes]
     jobs = jobs or os.cpu_count() or 2
     plans: list[tuple[Path, Path]] = []
     for src in sources:
