@@ -96,10 +96,25 @@ def _ctrl_c_mangled_into(error: Exception):
     ids=["import-error", "tinyhar-error"],
 )
 def test_ctrl_c_that_a_library_turned_into_another_error_is_still_an_interrupt(error):
+    # the handler found is the one restored: Python's default, or SIG_IGN where the tests were
+    # started with SIGINT ignored (`nohup`, `&` in a script, some CI runners)
+    found = signal.getsignal(signal.SIGINT)
     result = CliRunner().invoke(_group(_ctrl_c_mangled_into(error)), ["load"])
     assert result.exit_code == EXIT_INTERRUPTED
     assert result.output.splitlines() == ["warning: kept 3 windows", "interrupted"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after
+    assert signal.getsignal(signal.SIGINT) is found
+
+
+@pytest.mark.parametrize("found", [signal.SIG_IGN, signal.default_int_handler])
+def test_the_handler_found_is_the_handler_restored(found):
+    """However SIGINT was handled when tinyhar started, it is handled so again afterwards."""
+    before = signal.signal(signal.SIGINT, found)
+    try:
+        result = CliRunner().invoke(_group(_ctrl_c_mangled_into(ImportError("x"))), ["load"])
+        assert result.exit_code == EXIT_INTERRUPTED
+        assert signal.getsignal(signal.SIGINT) is found
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_an_import_error_of_its_own_is_not_taken_for_an_interrupt():
