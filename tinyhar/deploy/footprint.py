@@ -109,7 +109,7 @@ def measure_footprint(
             tflm_src = tflm_source(load_library(board.tflm.name), libraries)
             image = build_emulated_firmware(
                 [rendered.library_dir / "src", rendered.sketch_dir], tflm_src,
-                list(plan.library_methods), rendered.library_dir.parents[1] / "m4f",
+                list(plan.library_methods), rendered.library_dir.parents[1] / runs.M4F_DIR,
                 log, name=sketch_name,
             )  # fmt: skip
         except CompileError as e:

@@ -45,7 +45,6 @@ QEMU = "qemu-system-arm"
 QEMU_APT = "qemu-system-arm"
 MACHINE = "mps2-an386"
 ICOUNT_SHIFT = 0  # one instruction = 2**0 ns of virtual time: micros() * 1000 = instructions
-EMULATOR_OUT = "emulator"  # runs/<run>/emulator/<board>/: objects, ELF and map
 _PTY_LINE = re.compile(r"char device redirected to (/dev/\S+)")
 
 
@@ -232,7 +231,7 @@ def build_for_run(
     rec = read_json(run / runs.BUILD_JSON)
     image = build_emulated_firmware(
         firmware_dirs_of(rec, run), tflm_source_for(rec, libraries), library_ops(rec),
-        run / EMULATOR_OUT / rec["board"], log, name=rec.get("sketch_name") or "firmware",
+        run / runs.EMULATOR_DIR / rec["board"], log, name=rec.get("sketch_name") or "firmware",
     )  # fmt: skip
     return image, rec
 
