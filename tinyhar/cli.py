@@ -18,6 +18,10 @@ from tinyhar.runs import DEMO_DIR
 
 MAX_STRIDE = 0xFFFF  # the firmware counts the samples between predictions in 16 bits
 MAX_SUBJECT = 999_999  # as tinyhar.data.recordings reads subject numbers
+GLOSSARY = (
+    "Terms (LSB, TFLM, arena, HELLO, LOSO, Pareto, icount, FQBN, macro-F1, budget): "
+    "docs/glossary.md in tinyhar's repository."
+)
 
 
 class _Group(click.Group):
@@ -52,7 +56,8 @@ def _interrupted() -> None:
     sys.exit(EXIT_INTERRUPTED)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=GLOSSARY)  # fmt: skip
 @click.version_option(__version__, prog_name="tinyhar")
 @click.option("-v", "--verbose", is_flag=True, help="Also print debug lines.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only warnings, errors and results.")
@@ -76,15 +81,40 @@ def _path(exists: bool = False, dir_okay: bool = True, file_okay: bool = True) -
     return click.Path(exists=exists, dir_okay=dir_okay, file_okay=file_okay, path_type=Path)
 
 
+def _default(text: str) -> str:
+    """A computed default, shown as click shows a literal one."""
+    return f"  [default: {text}]"
+
+
+LATEST_RUN = "the latest trained run under runs/"
+BOARD = "Board: a name from `tinyhar boards`, or a board .toml file"
+SIDE = "the side file <model>.json"
+# the default subject split (data.windows.default_subject_split), as each option's default
+SPLIT = ("the first ~60 % of the subjects by id", "the next ~20 %", "the last ~20 %")
+
+
 def _libraries_option(f):
     """--libraries, worded alike on every command that needs the board's TFLM library."""
     return click.option(
         "--libraries",
         type=_path(file_okay=False),
         default=None,
-        help="Arduino libraries folder that holds the board's TFLM library  [default: "
-        f"${LIBRARIES_ENV}, else arduino-cli's, else ~/Arduino/libraries]",
+        help="Arduino libraries folder that holds the board's TFLM library."
+        + _default(f"${LIBRARIES_ENV}, else arduino-cli's, else ~/Arduino/libraries"),
     )(f)
+
+
+def _run_option(what: str = "Run folder.", default: str = LATEST_RUN, dest: str = "run"):
+    """--run, worded alike: a run folder to read (or, for train and search, to write)."""
+    return click.option("--run", dest, type=_path(), default=None, help=what + _default(default))
+
+
+def _board_option(role: str, default: str | None = "nano33ble", shown: str | None = None):
+    """--board, worded alike: `BOARD`, its role in the command, and its default."""
+    if default is not None:
+        return click.option("--board", default=default, show_default=True,
+                            help=f"{BOARD}; {role}")  # fmt: skip
+    return click.option("--board", default=None, help=f"{BOARD}; {role}" + _default(shown or ""))
 
 
 # --- data: tinyhar data synth | info | download -------------------------------------------------
@@ -97,7 +127,8 @@ def data() -> None:
 
 @data.command("synth")
 @click.option("--out", type=_path(), required=True, help="Folder to write (made atomically).")
-@click.option("--subjects", type=click.IntRange(1, 99), default=10, show_default=True)
+@click.option("--subjects", type=click.IntRange(1, 99), default=10, show_default=True,
+              help="Synthetic subjects, one log file each.")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
 def data_synth(out: Path, subjects: int, seed: int) -> None:
     """Write a SYNTHETIC dataset in the exact UCI MHEALTH log format (for offline use and tests)."""
@@ -135,19 +166,27 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
 @click.argument("src", type=_path(exists=True))
 @click.option("--out", type=_path(file_okay=False), required=True,
               help="Dataset folder to write (new or empty; made atomically).")  # fmt: skip
-@click.option("--acc-unit", default=None, help="g, mg or m/s^2 [from the column names or gravity]")
-@click.option("--gyro-unit", default=None, help="rad/s or deg/s [from the column names]")
+@click.option("--acc-unit", default=None,
+              help="Accelerometer unit: g, mg or m/s^2."
+              + _default("from the column names, else from gravity"))  # fmt: skip
+@click.option("--gyro-unit", default=None,
+              help="Gyroscope unit: rad/s or deg/s."
+              + _default("from the column names"))  # fmt: skip
 @click.option("--rate", "rate_hz", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Samples per second [from a time column like time_s].")  # fmt: skip
-@click.option("--label-column", default=None, help="[a column named activity, label or class]")
+              help="Samples per second." + _default("from a time column like time_s"))  # fmt: skip
+@click.option("--label-column", default=None, help="Column holding the activity."
+              + _default("a column named activity, label or class"))  # fmt: skip
 @click.option("--drop", callback=_names, default=None,
-              help="Labels to drop, comma separated; globs like '*_TO_*' [empty].")  # fmt: skip
+              help="Labels to drop, comma separated; globs like '*_TO_*'."
+              + _default("none"))  # fmt: skip
 @click.option("--subject-pattern", default=None,
-              help="Regex on file names, the subject number its group [subjectN].")  # fmt: skip
-@click.option("--subject-column", default=None, help="Column holding the subject [subject].")
-@click.option("--columns", callback=_names, default=None,
-              help="Signal columns, comma separated [every acc_*/gyro_* column].")  # fmt: skip
-@click.option("--name", default=None, help="Dataset name [the --out folder's name].")
+              help="Regex on file names, the subject number its group."
+              + _default("subjectN"))  # fmt: skip
+@click.option("--subject-column", default=None,
+              help="Column holding the subject." + _default("subject"))  # fmt: skip
+@click.option("--columns", callback=_names, default=None, help="Signal columns, comma separated."
+              + _default("every acc_*/gyro_* column"))  # fmt: skip
+@click.option("--name", default=None, help="Dataset name." + _default("the --out folder's name"))
 def data_import(src, out, acc_unit, gyro_unit, rate_hz, label_column, drop, subject_pattern,
                 subject_column, columns, name) -> None:  # fmt: skip
     """Make a dataset folder from CSV or CSV.gz recordings in SRC: infer their rate, units,
@@ -170,13 +209,13 @@ def data_import(src, out, acc_unit, gyro_unit, rate_hz, label_column, drop, subj
     "--dest",
     type=_path(file_okay=False),
     default=None,
-    help="Folder for the logs [default: $TINYHAR_CACHE/mhealth or ~/.cache/tinyhar/mhealth].",
+    help="Folder for the logs." + _default("$TINYHAR_CACHE/mhealth, else ~/.cache/tinyhar/mhealth"),
 )
 @click.option(
     "--url",
     envvar="TINYHAR_MHEALTH_URL",
     default=None,
-    help="A mirror of the UCI MHEALTH zip (also $TINYHAR_MHEALTH_URL) [default: UCI's own].",
+    help="A mirror of the UCI MHEALTH zip (also $TINYHAR_MHEALTH_URL)." + _default("UCI's own"),
 )
 def data_download(dest: Path | None, url: str | None) -> None:
     """Download MHEALTH from UCI, verify every log by SHA-256, keep it in the user cache."""
@@ -217,95 +256,106 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     "--data",
     type=_path(),
     default=None,
-    help="Dataset folder (tinyhar data import), or MHEALTH folder, zip or CSV  "
-    "[default: the `tinyhar data download` cache]",
+    help="Dataset folder (tinyhar data import), or MHEALTH folder, zip or CSV."
+    + _default("the `tinyhar data download` cache"),
 )
 @click.option(
     "--sensors",
     type=click.Choice(["arm", "ankle", "both"]),
     default=None,
-    help="MHEALTH only: arm = what one wrist-worn board sees; both = the paper's 12  [arm]",
+    help="MHEALTH only: arm = what one wrist-worn board sees; both = the paper's 12."
+    + _default("arm"),
 )
-@click.option("--arch", type=click.Choice(["tiny", "paper"]), default="tiny", show_default=True)
-@click.option(
-    "--run",
-    "run_dir",
-    type=_path(file_okay=False),
-    default=None,
-    help="Run folder to write  [default: runs/<time>-<arch>-<sensors>]",
-)
-@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--arch", type=click.Choice(["tiny", "paper"]), default="tiny", show_default=True,
+              help="tiny: sized to the model budget (--max-model-kb, --max-arena-kb); paper: the "
+              "paper's model as its text gives it.")  # fmt: skip
+@_run_option("Run folder to write.", "runs/<time>-<arch>-<sensors or dataset>", "run_dir")
+@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True,
+              help="Most epochs (--patience usually stops sooner).")  # fmt: skip
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
+              help="Windows per training step.")  # fmt: skip
 @click.option(
     "--stride",
     type=click.IntRange(1, MAX_STRIDE),
     default=50,
     show_default=True,
-    help="Samples between window starts (windows are 100 samples, 2 s)",
+    help="Samples between window starts (windows are 100 samples, 2 s).",
 )
 @click.option("--train-stride", type=click.IntRange(1, MAX_STRIDE), default=None,
               help="Samples between training windows' starts; validation and test keep "
-              "--stride; --split random takes --stride  [25, or --stride if smaller]")  # fmt: skip
+              "--stride; --split random takes --stride."
+              + _default("25, or --stride if smaller"))  # fmt: skip
 @click.option("--include-null", is_flag=True,
               help="MHEALTH: keep the null class as class 0 (13 classes).")  # fmt: skip
 @click.option("--classes", callback=_names, default=None,
-              help="Class names to learn, comma separated, in class order "
-              "[every class with training windows].")  # fmt: skip
+              help="Class names to learn, comma separated, in class order."
+              + _default("every class with training windows"))  # fmt: skip
 @click.option(
     "--split",
     type=click.Choice(["subjects", "loso", "random"]),
     default="subjects",
     show_default=True,
-    help="subjects: named subjects per set; loso: leave one out; random: the paper's "
-    "window shuffle (leaks)",
+    help="subjects: named subjects per set; LOSO: leave one subject out; random: the paper's "
+    "window shuffle (leaks).",
 )
-@click.option("--train-subjects", callback=_subject_ids, help="e.g. 1,2,3,4,5,6")
-@click.option("--val-subjects", callback=_subject_ids, help="e.g. 7,8")
-@click.option("--test-subjects", callback=_subject_ids, help="e.g. 9,10 (loso: one id)")
+@click.option("--train-subjects", callback=_subject_ids,
+              help="Subjects to train on, e.g. 1,2,3,4,5,6."
+              + _default(SPLIT[0]))  # fmt: skip
+@click.option("--val-subjects", callback=_subject_ids,
+              help="Subjects to choose the epoch on, e.g. 7,8."
+              + _default(SPLIT[1]))  # fmt: skip
+@click.option("--test-subjects", callback=_subject_ids,
+              help="Subjects to report on, e.g. 9,10 (loso: one id)."
+              + _default(SPLIT[2]))  # fmt: skip
 @click.option("--folds", default=None,
               help="With --split loso: hold out each of these subjects in turn, in parallel on "
               "Ray: all, or ids like 1,3,5.")  # fmt: skip
 @click.option("--workers", type=click.IntRange(1), default=None,
-              help="--folds: trainings at once  [local Ray: the cores]")  # fmt: skip
+              help="--folds: trainings at once." + _default("local Ray: the cores"))  # fmt: skip
 @click.option("--address", envvar="RAY_ADDRESS", default=None,
-              help="--folds: a Ray cluster (also $RAY_ADDRESS)  [a local Ray]")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True)
+              help="--folds: a Ray cluster (also $RAY_ADDRESS)."
+              + _default("a local Ray"))  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the weights, shuffles and sizing: same seed, same run.")  # fmt: skip
 @click.option("--select", type=click.Choice(["val_macro_f1", "val_accuracy", "val_loss"]),
               default="val_macro_f1", show_default=True,
-              help="Keep the epoch with the best of this validation score")  # fmt: skip
+              help="Keep the epoch with the best of this validation score.")  # fmt: skip
 @click.option("--min-epochs", type=click.IntRange(1), default=10, show_default=True,
-              help="Select only from this epoch on")  # fmt: skip
+              help="Select only from this epoch on.")  # fmt: skip
 @click.option(
     "--patience",
     type=click.IntRange(1),
     default=10,
     show_default=True,
-    help="Stop after this many epochs without a better --select score",
+    help="Stop after this many epochs without a better --select score.",
 )
 @click.option("--rotate", type=click.FloatRange(0, 180), default=0.0, show_default=True,
-              help="Augment: rotate the sensor frame (acc and gyro alike) ± degrees")  # fmt: skip
+              help="Augment: rotate the sensor frame (acc and gyro alike) ± degrees.")  # fmt: skip
 @click.option("--scale", type=click.FloatRange(0, 1, max_open=True), default=0.0,
-              show_default=True, help="Augment: scale amplitudes by 1 ± this")  # fmt: skip
+              show_default=True, help="Augment: scale amplitudes by 1 ± this.")  # fmt: skip
 @click.option("--time-jitter", type=click.FloatRange(0, 0.5, max_open=True), default=0.0,
-              show_default=True, help="Augment: stretch time by 1 ± this")  # fmt: skip
+              show_default=True, help="Augment: stretch time by 1 ± this.")  # fmt: skip
 @click.option("--clip-board", default=None,
-              help="Augment: clip at this board's IMU range, e.g. nano33ble")  # fmt: skip
+              help="Augment: clip at this board's IMU range, e.g. nano33ble."
+              + _default("no clipping"))  # fmt: skip
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
               show_default=True, help="Adam's learning rate: constant, or cosine decay to 0 over "
-              "--epochs")  # fmt: skip
+              "--epochs.")  # fmt: skip
 @click.option(
     "--max-model-kb",
     type=click.FloatRange(min=1),
     default=64.0,
     show_default=True,
-    help="tiny: int8 flatbuffer budget",
+    help="tiny's model budget: the largest int8 model (KB) it is sized to; the board's budget, "
+    "`tinyhar boards`, is larger.",
 )
 @click.option(
     "--max-arena-kb",
     type=click.FloatRange(min=1),
     default=32.0,
     show_default=True,
-    help="tiny: TFLM arena budget",
+    help="tiny's model budget: the largest TFLM arena (KB) it is sized to; the board's budget, "
+    "`tinyhar boards`, is larger.",
 )
 def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride, include_null,
           classes, split, train_subjects, val_subjects, test_subjects, folds, workers, address,
@@ -348,37 +398,55 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
 
 @main.command()
 @click.option("--data", type=_path(), default=None,
-              help="Dataset folder, or MHEALTH  [the download cache]")  # fmt: skip
+              help="Dataset folder (tinyhar data import), or MHEALTH folder, zip or CSV."
+              + _default("the `tinyhar data download` cache"))  # fmt: skip
 @click.option("--sensors", type=click.Choice(["arm", "ankle", "both"]), default=None,
-              help="MHEALTH only: whose channels  [arm]")  # fmt: skip
-@click.option("--board", default="nano33ble", show_default=True,
-              help="Board whose budget the best model must fit.")  # fmt: skip
-@click.option("--trials", type=click.IntRange(1), default=20, show_default=True)
+              help="MHEALTH only: whose channels." + _default("arm"))  # fmt: skip
+@_board_option("the best model must fit its budget (flash for the model, RAM for the arena).")
+@click.option("--trials", type=click.IntRange(1), default=20, show_default=True,
+              help="Models of the tiny family to train and measure.")  # fmt: skip
 @click.option("--workers", type=click.IntRange(1), default=None,
-              help="Trials at once  [local Ray: the cores]")  # fmt: skip
+              help="Trials at once." + _default("local Ray: the cores"))  # fmt: skip
 @click.option("--address", envvar="RAY_ADDRESS", default=None,
-              help="A Ray cluster (also $RAY_ADDRESS)  [a local Ray]")  # fmt: skip
-@click.option("--run", "run_dir", type=_path(file_okay=False), default=None,
-              help="Run folder: trials/, tune/, search.json and the best model  "
-              "[runs/<time>-tiny-search]")  # fmt: skip
+              help="A Ray cluster (also $RAY_ADDRESS)." + _default("a local Ray"))  # fmt: skip
+@_run_option(
+    "Run folder to write: trials/, tune/, search.json and the best model.",
+    "runs/<time>-tiny-search",
+    "run_dir",
+)
 @click.option("--resume", is_flag=True,
               help="Continue the interrupted search in --run (same options).")  # fmt: skip
-@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--patience", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--stride", type=click.IntRange(1, MAX_STRIDE), default=50, show_default=True)
-@click.option("--classes", callback=_names, default=None, help="Class names to learn.")
-@click.option("--train-subjects", callback=_subject_ids, help="e.g. 1,2,3,4,5,6")
-@click.option("--val-subjects", callback=_subject_ids, help="Chosen on, e.g. 7,8")
-@click.option("--test-subjects", callback=_subject_ids, help="Reported only, e.g. 9,10")
+@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True,
+              help="Most epochs per trial (--patience usually stops sooner).")  # fmt: skip
+@click.option("--patience", type=click.IntRange(1), default=10, show_default=True,
+              help="Stop a trial after this many epochs with no better val macro-F1.")  # fmt: skip
+@click.option("--stride", type=click.IntRange(1, MAX_STRIDE), default=50, show_default=True,
+              help="Samples between window starts (windows are 100 samples, 2 s).")  # fmt: skip
+@click.option("--classes", callback=_names, default=None,
+              help="Class names to learn, comma separated, in class order."
+              + _default("every class with training windows"))  # fmt: skip
+@click.option("--train-subjects", callback=_subject_ids,
+              help="Subjects to train on, e.g. 1,2,3,4,5,6."
+              + _default(SPLIT[0]))  # fmt: skip
+@click.option("--val-subjects", callback=_subject_ids,
+              help="Subjects the trials are chosen on, e.g. 7,8."
+              + _default(SPLIT[1]))  # fmt: skip
+@click.option("--test-subjects", callback=_subject_ids,
+              help="Subjects only reported on, e.g. 9,10."
+              + _default(SPLIT[2]))  # fmt: skip
 @click.option("--max-model-kb", type=click.FloatRange(min=1), default=None,
-              help="int8 model budget  [the board's]")  # fmt: skip
+              help="Model budget: the largest int8 model (KB) the best trial may have."
+              + _default("the board's model flash budget"))  # fmt: skip
 @click.option("--max-arena-kb", type=click.FloatRange(min=1), default=None,
-              help="TFLM arena budget  [the board's]")  # fmt: skip
+              help="Model budget: the largest TFLM arena (KB) the best trial may have."
+              + _default("the board's arena RAM budget"))  # fmt: skip
 @click.option("--emulate/--no-emulate", default=None,
               help="Measure each trial's instructions per inference on the emulated board "
-              "(QEMU; about 10 s a trial)  [where QEMU, the Arm compiler and the board's TFLM "
-              "library are]")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True)
+              "(QEMU; about 10 s a trial)."
+              + _default("where QEMU, the Arm compiler and the board's TFLM library are")
+              )  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the search and of every trial's training.")  # fmt: skip
 def search(data, sensors, board, trials, workers, address, run_dir, resume, epochs, patience,
            stride, classes, train_subjects, val_subjects, test_subjects, max_model_kb,
            max_arena_kb, emulate, seed) -> None:  # fmt: skip
@@ -407,9 +475,8 @@ def search(data, sensors, board, trials, workers, address, run_dir, resume, epoc
 
 
 @main.command()
-@click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest run).")
-@click.option("--board", default="nano33ble", show_default=True,
-              help="Also measure int8 accuracy with this board's TFLM library.")  # fmt: skip
+@_run_option()
+@_board_option("int8 accuracy is also measured with its TFLM library.")
 @_libraries_option
 def quantize(run: Path | None, board: str, libraries: Path | None) -> None:
     """Convert a trained run to int8 for TFLM; measure accuracy (also as the board's TFLM library
@@ -420,15 +487,15 @@ def quantize(run: Path | None, board: str, libraries: Path | None) -> None:
 
 
 @main.command()
-@click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest run).")
+@_run_option()
 @click.option("--data", type=_path(exists=True), required=True,
               help="Dataset folder (tinyhar data import) or MHEALTH to score on.")  # fmt: skip
 @click.option("--subjects", callback=_subject_ids, default=None,
-              help="Only these subjects, e.g. 2,4,9 [all].")  # fmt: skip
+              help="Only these subjects, e.g. 2,4,9." + _default("all"))  # fmt: skip
 @click.option("--sensors", type=click.Choice(["arm", "ankle", "both"]), default=None,
-              help="MHEALTH data, for a run of another dataset: whose channels  [arm]")  # fmt: skip
-@click.option("--board", default="nano33ble", show_default=True,
-              help="Also score int8 with this board's TFLM library.")  # fmt: skip
+              help="MHEALTH data, for a run of another dataset: whose channels."
+              + _default("arm"))  # fmt: skip
+@_board_option("int8 is also scored with its TFLM library.")
 @_libraries_option
 def evaluate(
     run: Path | None,
@@ -449,15 +516,21 @@ def evaluate(
 
 @main.command()
 def boards() -> None:
-    """List the boards tinyhar can build for, with their model and arena budgets."""
+    """List the boards tinyhar can build for, with their budgets: the flash each leaves the int8
+    model and the RAM it leaves the TFLM arena."""
     from tinyhar.board.boards import board_table, list_boards  # lazy: fast --help
 
     _echo("\n".join(board_table(list_boards())))
+    _echo(
+        "model flash / arena RAM: the board's budget for the int8 model and the TFLM arena "
+        "(build and search check it); `train` sizes tiny to a smaller model budget "
+        "(--max-model-kb, --max-arena-kb)"
+    )
 
 
 @main.command()
-@click.option("--board", default="nano33ble", show_default=True, help="Board name or .toml path.")
-@click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest).")
+@_board_option("the firmware is for it.")
+@_run_option()
 @click.option(
     "--model",
     type=_path(exists=True, dir_okay=False),
@@ -468,9 +541,10 @@ def boards() -> None:
     "--out",
     type=_path(file_okay=False),
     default=None,
-    help="With --model: folder for firmware/ and build.json (default: beside the model).",
+    help="With --model: folder for firmware/ and build.json." + _default("beside the model"),
 )
-@click.option("--sketch-name", default="tinyhar_har", show_default=True)
+@click.option("--sketch-name", default="tinyhar_har", show_default=True,
+              help="Name of your sketch: firmware/<board>/<name>/<name>.ino.")  # fmt: skip
 @click.option(
     "--arena-margin",
     default="25%",
@@ -502,15 +576,23 @@ def boards() -> None:
 @click.option("--train-if-missing", is_flag=True,
               help="With no run at all, train one with the defaults first (minutes; on synthetic "
               "data unless MHEALTH was downloaded).")  # fmt: skip
-@click.option("--labels", default=None, help="--model: class names, comma separated.")
-@click.option("--window", type=int, default=None, help="--model: samples per window.")
-@click.option("--channels", default=None, help="--model: count, or names like acc_x,...,gyro_z.")
-@click.option("--mean", default=None, help="--model: per-channel means, comma separated.")
-@click.option("--std", default=None, help="--model: per-channel stds, comma separated.")
-@click.option("--input-scale", type=float, default=None, help="--model, float input: int8 step.")
-@click.option("--output-scale", type=float, default=None, help="--model, float output: int8 step.")
+@click.option("--labels", default=None, help="--model: class names, comma separated."
+              + _default(f"{SIDE}, else class0,class1,..."))  # fmt: skip
+@click.option("--window", type=int, default=None, help="--model: samples per window."
+              + _default(f"{SIDE}, else the model's input shape"))  # fmt: skip
+@click.option("--channels", default=None, help="--model: count, or names like acc_x,...,gyro_z."
+              + _default(f"{SIDE}, else the model's input shape"))  # fmt: skip
+@click.option("--mean", default=None, help="--model: per-channel means, comma separated."
+              + _default(f"{SIDE}, else 0"))  # fmt: skip
+@click.option("--std", default=None, help="--model: per-channel stds, comma separated."
+              + _default(f"{SIDE}, else 1"))  # fmt: skip
+@click.option("--input-scale", type=float, default=None, help="--model, float input: int8 step."
+              + _default(f"{SIDE}, else 1/32"))  # fmt: skip
+@click.option("--output-scale", type=float, default=None, help="--model, float output: int8 step."
+              + _default(f"{SIDE}, else 1/256 after a SOFTMAX, 1/16 otherwise"))  # fmt: skip
 @click.option("--output-zero-point", type=int, default=None,
-              help="--model, float output: int8 zero point (with an output scale).")  # fmt: skip
+              help="--model, float output: int8 zero point (with an output scale)."
+              + _default(f"{SIDE}, else 0"))  # fmt: skip
 def build(
     board,
     run,
@@ -578,9 +660,13 @@ def build(
 
 
 @main.command()
-@click.option("--board", default=None, help="Board (default: the one the run was built for).")
-@click.option("--port", default=None, help="Serial port (default: found by USB VID:PID).")
-@click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest).")
+@_board_option(
+    "the run must have been last built for it.", None, "the board the run was last built for"
+)
+@click.option("--port", default=None,
+              help="Serial port of the board, e.g. /dev/ttyACM0."
+              + _default("found by USB VID:PID"))  # fmt: skip
+@_run_option()
 def flash(board, port, run) -> None:
     """Upload the compiled firmware with arduino-cli."""
     from tinyhar.deploy.flash import flash_firmware  # lazy: fast --help
@@ -592,12 +678,12 @@ def flash(board, port, run) -> None:
 
 
 @main.command()
-@click.option("--board", default="nano33ble", show_default=True, help="Board name or .toml file.")
-@click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest run).")
+@_board_option("the virtual board plays it (with --emulate: the board the run was built for).")
+@_run_option()
 @click.option(
     "--replay", type=_path(exists=True), default=None,
     help="Dataset folder, or MHEALTH-format file or folder, of the run's dataset for the IMU to "
-    "replay  [default: the run's test recordings]",
+    "replay." + _default("the run's test recordings"),
 )  # fmt: skip
 @click.option("--model", type=_path(exists=True, dir_okay=False), default=None,
               help="Carry this .tflite instead of the run's (a different model CRC).")  # fmt: skip
@@ -648,18 +734,19 @@ def sim(
 
 @main.command()
 @click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
-@click.option("--run", "run", type=_path(), default=None, help="Run folder (default: latest run).")
-@click.option("--windows", type=click.IntRange(1), default=None, help="Test windows to send [all].")
+@_run_option()
+@click.option("--windows", type=click.IntRange(1), default=None,
+              help="Test windows to send." + _default("all"))  # fmt: skip
 @click.option("--raw", is_flag=True,
               help="Send raw samples in board units: checks on-device preprocessing.")  # fmt: skip
-@click.option("--board", default=None,
-              help="Board name or .toml for --raw [default: the device's board].")  # fmt: skip
+@_board_option("--raw converts the samples to its units.", None, "the one the device names in "
+               "HELLO")  # fmt: skip
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Least top-1 agreement with the reference to pass.")  # fmt: skip
 @click.option("--max-lsb", type=click.IntRange(0), default=None,
-              help="Largest output difference (int8 LSB) to pass  [default: 0 against the "
-              "board's own code or the virtual board's own interpreter, 1 against the Python "
-              "interpreter]")  # fmt: skip
+              help="Largest output difference (int8 LSB) to pass."
+              + _default("0 against the board's own code or the virtual board's own "
+                         "interpreter, 1 against the Python interpreter"))  # fmt: skip
 @_libraries_option
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Seconds per attempt.")  # fmt: skip
@@ -711,8 +798,7 @@ def verify(
 
 @main.command()
 @click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
-@click.option("--run", "run", type=_path(), default=None,
-              help="Run folder, for label names if the firmware has none.")  # fmt: skip
+@_run_option("Run folder, for class names when the firmware has none.")
 @click.option("--last", type=click.IntRange(1, 100), default=10, show_default=True,
               help="Predictions in the rolling view.")  # fmt: skip
 @click.option("--count", type=click.IntRange(1), default=None, help="Stop after N predictions.")
@@ -740,10 +826,9 @@ def monitor(port, run, last, count, seconds, timeout, trace) -> None:
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=60.0,
               show_default=True, help="How long to record.")  # fmt: skip
 @click.option("--session", type=click.IntRange(1), default=None,
-              help="Session number  [default: the subject's next]")  # fmt: skip
-@click.option("--run", "run", type=_path(), default=None,
-              help="Run the firmware was built from (its channels)  [default: latest]")  # fmt: skip
-@click.option("--board", default=None, help="Board name or .toml  [default: the one HELLO names]")
+              help="Session number." + _default("the subject's next"))  # fmt: skip
+@_run_option("Run folder the firmware was built from (its channels).")
+@_board_option("its units and axes are recorded.", None, "the one the device names in HELLO")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Seconds per request attempt.")  # fmt: skip
 @click.option("--no-plot", is_flag=True, help="No live plot, even where a display exists.")
@@ -770,13 +855,15 @@ def record(port, label, subject, out, seconds, session, run, board, timeout, no_
 @main.command()
 @click.option("--out", type=_path(file_okay=False), default=DEMO_DIR, show_default=True,
               help="Run folder for everything the demo makes (its data in OUT/data).")  # fmt: skip
-@click.option("--board", default="nano33ble", show_default=True, help="Board name or .toml file.")
+@_board_option("the firmware is built and verified for it.")
 @click.option("--subjects", type=click.IntRange(3, 99), default=10, show_default=True,
               help="Synthetic subjects.")  # fmt: skip
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True,
               help="Most epochs (early stopping usually ends sooner).")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--windows", type=click.IntRange(1), default=None, help="Test windows to verify.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the synthetic data and the training: same seed, same run.")  # fmt: skip
+@click.option("--windows", type=click.IntRange(1), default=None,
+              help="Test windows to verify." + _default("all"))  # fmt: skip
 @_libraries_option
 def demo(out, board, subjects, epochs, seed, windows, libraries) -> None:
     """The whole job offline on SYNTHETIC data: train, quantize, build, verify a virtual board."""
@@ -788,3 +875,14 @@ def demo(out, board, subjects, epochs, seed, windows, libraries) -> None:
     _echo(format_summary(summary))
     if not summary["passed"]:
         sys.exit(EXIT_FAILED)
+
+
+def _add_glossary(group: click.Group) -> None:
+    """Every command's --help ends by pointing at the glossary, as `tinyhar --help` does."""
+    for command in group.commands.values():
+        command.epilog = command.epilog or GLOSSARY
+        if isinstance(command, click.Group):
+            _add_glossary(command)
+
+
+_add_glossary(main)

@@ -387,7 +387,7 @@ def format_summary(r: BuildReport) -> str:
         f"board        {r.board} ({r.fqbn})",
         f"model        {r.model_bytes} B, CRC-32 {r.model_crc32}, ops {', '.join(r.ops)}",
         f"arena        {r.arena_bytes} B ({r.arena_measured} measured + {r.arena_margin} margin)",
-        f"budget       model flash {r.flash_budget} B, arena RAM {r.ram_budget} B",
+        f"board budget model flash {r.flash_budget} B, arena RAM {r.ram_budget} B",
         *footprint_lines(r.footprint),
         f"sketch       {r.sketch_dir}",
     ]

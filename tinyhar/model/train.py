@@ -259,7 +259,10 @@ def size_model(
         return {}, {}
     if cfg.size is not None:
         return dict(cfg.size), {}
-    log(f"sizing tiny to {cfg.max_model_kb:g} KB model / {cfg.max_arena_kb:g} KB arena")
+    log(
+        f"sizing tiny to the model budget: {cfg.max_model_kb:g} KB int8 model / "
+        f"{cfg.max_arena_kb:g} KB arena (--max-model-kb, --max-arena-kb)"
+    )
     size, model_bytes, arena = fit_tiny_to_budget(
         shape, n_classes, cfg.max_model_kb, cfg.max_arena_kb, log=log
     )
