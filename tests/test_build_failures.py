@@ -13,6 +13,7 @@ from tinyhar import runs
 from tinyhar.board import tflm_library
 from tinyhar.cli import main
 from tinyhar.deploy import codegen
+from tinyhar.deploy.footprint import estimate_footprint
 
 needs_arm = pytest.mark.usefixtures("arm_gcc")
 
@@ -28,7 +29,14 @@ def test_a_firmware_that_does_not_compile_fails_the_build_with_the_first_error(
     run = make_run(tmp_path)
     ok = _build("--run", str(run), "--no-install")
     assert ok.exit_code == 0, ok.output
-    assert json.loads((run / runs.BUILD_JSON).read_text())["footprint"]["measured"] is True
+    rec = json.loads((run / runs.BUILD_JSON).read_text())
+    assert rec["footprint"]["measured"] is True
+    # the estimate a build without the link prints is not under the linked figure
+    est = estimate_footprint(rec["model_bytes"], rec["arena_bytes"], "tinyhar")
+    print(f"flash measured {rec['footprint']['flash']} B, estimated {est['flash']} B; RAM "
+          f"measured {rec['footprint']['ram']} B, estimated {est['ram']} B")  # fmt: skip
+    assert rec["footprint"]["flash"] <= est["flash"] <= 1.25 * rec["footprint"]["flash"]
+    assert rec["footprint"]["ram"] <= est["ram"] <= 1.25 * rec["footprint"]["ram"]
     render = codegen.render_library
 
     def broken(context, sketch_name):  # what any error in generated code looks like to gcc
@@ -64,5 +72,6 @@ def test_without_the_tflm_library_the_footprint_is_an_estimate_naming_it(tmp_pat
     assert res.exit_code == 0, res.output
     fp = json.loads((run / runs.BUILD_JSON).read_text())["footprint"]
     assert fp["measured"] is False
-    name = tflm_library.load_library("Chirale_TensorFLowLite").name
-    assert f"{name} is not in {empty}" in fp["why"]
+    title = tflm_library.load_library("Chirale_TensorFLowLite").title
+    assert f"{title}, the board's TFLM library, is not in {empty} (--libraries)" in fp["why"]
+    assert res.output.count("the board's TFLM library, is not in") == 1  # once, not per step

@@ -89,3 +89,13 @@ def test_one_tensorflow_is_asked_for_and_installed() -> None:
         "`pip uninstall -y tensorflow-cpu && pip install --force-reinstall --no-deps "
         "tensorflow==2.21.0`"
     )
+
+
+def test_what_commands_write_into_a_checkout_is_ignored_and_the_package_is_not() -> None:
+    """`tinyhar data import ... --out data/hapt` and every run stay out of `git status`."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = ["data/hapt/subject01.csv", "runs/demo/model.keras", "tinyhar/data/windows.py"]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.stdout.split() == paths[:2]

@@ -207,11 +207,7 @@ def library_src(libraries: Path | LibrariesFolder, lib: TflmLibrary) -> Path:
     folder = (where.path if where else Path(libraries)) / lib.name
     props = folder / "library.properties"
     if not props.is_file():
-        install = (
-            f"`{lib.install}`"
-            if find_cli()
-            else "the Arduino IDE's Library Manager (or arduino-cli)"
-        )
+        install = f"`{lib.install}`" if find_cli() else "the Arduino IDE's Library Manager"
         raise TinyharError(
             f"{lib.title}, the board's TFLM library, is not in {where or folder.parent}: install "
             f"it with {install}, or {LIBRARIES_HOW}"

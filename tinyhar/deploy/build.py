@@ -297,8 +297,9 @@ def _footprint(
         footprint = measure_footprint(board, rendered, plan, opts.sketch_name, opts.libraries, log)
     if not footprint["measured"]:
         why = footprint["why"]
-        footprint = {**estimate_footprint(model_bytes, arena_bytes), "why": why}
-        log(f"build: flash and RAM are estimates: no Cortex-M4F link ({why})")
+        footprint = {**estimate_footprint(model_bytes, arena_bytes, opts.kernels), "why": why}
+        if opts.measure:  # why once, in the summary's footprint line (also under -q)
+            log("build: flash and RAM are estimates: no Cortex-M4F link (the summary says why)")
     check_footprint(board, footprint)
     return footprint
 
