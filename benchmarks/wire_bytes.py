@@ -62,7 +62,8 @@ def measure(window: int, channels: int, classes: int) -> dict[str, tuple[int, in
         return up, down, len(frames)
 
     def framed(payloads: list[tuple[int, bytes]]) -> list[bytes]:
-        return [P.encode_frame(t, i % 255, pl) for i, (t, pl) in enumerate(payloads)]
+        # as the host sends them: each frame and a second delimiter (docs/protocol.md, Frames)
+        return [P.encode_frame(t, i % 255, pl) + b"\x00" for i, (t, pl) in enumerate(payloads)]
 
     data, n = int8.tobytes(), P.CHUNK
     loads = [(P.MsgType.LOAD, P.pack_piece(o, data[o : o + n])) for o in range(0, len(data) - n, n)]

@@ -257,8 +257,11 @@ static void send_frame(tinyhar_dev_t *dev, uint8_t type, uint8_t seq, size_t len
     put_u16(f + 3, (uint32_t)len);
     put_u32(f + TINYHAR_FRAME_HEADER + len,
             tinyhar_crc32(0, f, TINYHAR_FRAME_HEADER + len));
-    n = cobs_encode(f, TINYHAR_FRAME_OVERHEAD + len, dev->tx_enc, sizeof dev->tx_enc);
+    n = cobs_encode(f, TINYHAR_FRAME_OVERHEAD + len, dev->tx_enc, sizeof dev->tx_enc - 1);
     if (n > 0 && dev->plat.write != NULL) {
+        /* a second delimiter: a line that corrupts or drops one still ends the frame, and the
+           host retries at once instead of waiting in silence (docs/protocol.md, Framing) */
+        dev->tx_enc[n++] = 0;
         dev->plat.write(dev->tx_enc, n, dev->plat.ctx);
     }
 }

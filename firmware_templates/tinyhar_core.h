@@ -53,8 +53,9 @@ extern "C" {
 #define TINYHAR_FRAME_CRC 4
 #define TINYHAR_FRAME_OVERHEAD (TINYHAR_FRAME_HEADER + TINYHAR_FRAME_CRC)
 #define TINYHAR_FRAME_MAX (TINYHAR_MAX_PAYLOAD + TINYHAR_FRAME_OVERHEAD)
-/* COBS adds one byte per 254 plus one; then the 0x00 delimiter */
-#define TINYHAR_ENCODED_MAX (TINYHAR_FRAME_MAX + TINYHAR_FRAME_MAX / 254 + 2)
+/* COBS adds one byte per 254 plus one; then the 0x00 delimiter, and the second delimiter every
+   sent frame ends with (docs/protocol.md, Framing) */
+#define TINYHAR_ENCODED_MAX (TINYHAR_FRAME_MAX + TINYHAR_FRAME_MAX / 254 + 3)
 #define TINYHAR_SEQ_UNKNOWN 0xFF /* seq of an ERROR answering a frame too broken to read */
 
 /* message types: a reply's type is the request's type | 0x80 */

@@ -189,16 +189,18 @@ def test_a_reply_whose_delimiter_is_lost_is_asked_again_without_waiting_the_time
     tiny_run,
 ) -> None:
     """Once HELLO has been answered, an attempt waits a few times its slowest reply, not the whole
-    --timeout: a lost frame delimiter costs tens of milliseconds; later attempts wait longer."""
+    --timeout: a frame that lost both its delimiters costs tens of milliseconds; later attempts
+    wait longer."""
     vb = VirtualBoard(board_image("nano33ble", tiny_run))
     write = vb._write
     replies = []
 
-    def lose_second_delimiter(data: bytes) -> None:
+    def lose_second_reply_s_delimiters(data: bytes) -> None:
         replies.append(data)
-        write(data[:-1] if len(replies) == 2 else data)  # the 2nd reply never ends
+        assert data.endswith(b"\x00\x00")  # each frame ends with two delimiters: lose both
+        write(data.rstrip(b"\x00") if len(replies) == 2 else data)  # the 2nd reply never ends
 
-    vb._write = lose_second_delimiter  # type: ignore[method-assign]
+    vb._write = lose_second_reply_s_delimiters  # type: ignore[method-assign]
     server = threading.Thread(target=vb.serve, daemon=True)
     server.start()
     try:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from conftest import verify_quietly, virtual_board
-from noisy_line import NoisyLine
+from noisy_line import Direction, NoisyLine
 
 from tinyhar.errors import TinyharError
 
@@ -50,3 +50,33 @@ def test_heavy_noise_stops_within_ten_seconds_naming_corruption(tiny_run, raw):
     assert took < 10, msg
     assert "\n" not in msg and "corrupt" in msg and "cable" in msg
     assert "nothing came back" not in msg
+
+
+class LosesDelimiters(NoisyLine):
+    """A line that drops every 7th 0x00 byte each way (a frame's delimiter), and nothing else."""
+
+    def mangle(self, data: bytes, counts: Direction) -> bytes:
+        out = bytearray()
+        for b in data:
+            if b == 0:
+                counts.corrupted += 1  # here: the delimiters seen
+                if counts.corrupted % 7 == 0:
+                    counts.dropped += 1
+                    continue
+            counts.passed += 1
+            out.append(b)
+        return bytes(out)
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["model", "raw"])
+def test_a_lost_delimiter_costs_no_retry(tiny_run, raw):
+    """Both sides end every frame with two delimiters: losing one still ends the frame, so no
+    attempt waits in silence for the next (one in seven frames' only delimiter, before)."""
+    with virtual_board(tiny_run) as (vb, _):
+        with LosesDelimiters(vb.path) as line:
+            t0 = time.monotonic()
+            report = verify_quietly(line.port, tiny_run, windows=30, raw=raw)
+            took = time.monotonic() - t0
+    assert report.passed and report.windows == 30
+    assert line.to_device.dropped > 10 and line.to_host.dropped > 10
+    assert report.retries == 0, f"{report.retries} retries in {took:.1f} s"

@@ -52,7 +52,9 @@ static void drain(void)
 {
     size_t start = 0, i;
     for (i = 0; i < out_len; i++) {
-        if (out_buf[i] == 0) {
+        if (out_buf[i] == 0 && i == start) {
+            start = i + 1; /* the second delimiter after a frame: an empty frame */
+        } else if (out_buf[i] == 0) {
             uint8_t type, seq;
             size_t plen;
             int rc = tinyhar_frame_decode(out_buf + start, i + 1 - start, &type, &seq, decoded,
@@ -79,8 +81,9 @@ static void drain(void)
 static void on_write(const uint8_t *data, size_t len, void *ctx)
 {
     (void)ctx;
-    if (len == 0 || data[len - 1] != 0 || memchr(data, 0, len) != data + len - 1) {
-        fail("write() did not carry exactly one delimited frame");
+    /* one frame and its two delimiters (docs/protocol.md, Frames) */
+    if (len < 3 || data[len - 1] != 0 || memchr(data, 0, len) != data + len - 2) {
+        fail("write() did not carry exactly one frame ending in two delimiters");
     }
     if (out_len + len > sizeof out_buf) {
         drain();

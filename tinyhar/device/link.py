@@ -298,9 +298,11 @@ class Link:
         return min(self.timeout, max(WAIT_FLOOR, WAIT_FACTOR * max(seen)) * 2**silent)
 
     def _send(self, frame: bytes, msg_type: int, seq: int, payload: bytes, name: str) -> None:
-        """Write one encoded request frame (and trace it)."""
+        """Write one encoded request frame and a second delimiter (and trace it): a line that
+        corrupts or drops one delimiter still ends the frame, so the device answers (at worst
+        that it could not read it) instead of waiting for the next frame in silence."""
         self._trace_frame(">>", msg_type, seq, payload)
-        self._write(frame, name)
+        self._write(frame + b"\x00", name)
 
     def _await_reply(self, msg_type: int, seq: int, deadline: float, name: str):
         """Read until the reply to request `seq` arrives, a frame arrives corrupted or the device
