@@ -43,7 +43,7 @@ from tinyhar.deploy.footprint import (
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_json, read_json
 from tinyhar.lite.tflite_inspect import ModelInfo, inspect_tflite
-from tinyhar.log import Log, inf
+from tinyhar.log import NORMAL, Log, inf, verbosity
 
 SYNTH_DATA_DIR = Path("data/synth")  # where a first build without data makes synthetic data
 
@@ -298,8 +298,7 @@ def _footprint(
     if not footprint["measured"]:
         why = footprint["why"]
         footprint = {**estimate_footprint(model_bytes, arena_bytes, opts.kernels), "why": why}
-        if opts.measure:  # why once, in the summary's footprint line (also under -q)
-            log("build: flash and RAM are estimates: no Cortex-M4F link (the summary says why)")
+        log(f"build: flash and RAM are estimates: no Cortex-M4F link ({why})")
     check_footprint(board, footprint)
     return footprint
 
@@ -389,7 +388,8 @@ def format_summary(r: BuildReport) -> str:
         f"model        {r.model_bytes} B, CRC-32 {r.model_crc32}, ops {', '.join(r.ops)}",
         f"arena        {r.arena_bytes} B ({r.arena_measured} measured + {r.arena_margin} margin)",
         f"board budget model flash {r.flash_budget} B, arena RAM {r.ram_budget} B",
-        *footprint_lines(r.footprint),
+        # the log said why the figures are estimates, unless -q kept it quiet: once, not twice
+        *footprint_lines(r.footprint, why_above=verbosity() >= NORMAL),
         f"sketch       {r.sketch_dir}",
     ]
     if r.compiled:

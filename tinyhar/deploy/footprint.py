@@ -165,10 +165,12 @@ def check_footprint(board: Board, fp: dict[str, Any]) -> None:
         )
 
 
-def footprint_lines(fp: dict[str, Any]) -> list[str]:
-    """The firmware's flash and RAM, measured (per part) or estimated, for the build summary."""
+def footprint_lines(fp: dict[str, Any], why_above: bool = False) -> list[str]:
+    """The firmware's flash and RAM, measured (per part) or estimated, for the build summary;
+    `why_above`: the build's log already said why they are estimates."""
     if not fp["measured"]:
-        return [f"footprint    ESTIMATE flash {fp['flash']} B, RAM {fp['ram']} B ({fp['why']})"]
+        why = "no Cortex-M4F link: why is above" if why_above else fp["why"]
+        return [f"footprint    ESTIMATE flash {fp['flash']} B, RAM {fp['ram']} B ({why})"]
     names = {"model": "model", "arena": "arena", "tflm": "TFLM + kernels", "tinyhar": "tinyhar",
              "runtime": "libc/libgcc"}  # fmt: skip
     parts = ", ".join(
