@@ -148,7 +148,7 @@ def test_every_board_s_firmware_links_against_the_real_tflm_and_imu_libraries(tm
     b = load_board(board)
     imu = SHARED_LIBRARIES / IMU_LIBRARIES[b.imu.chip] / "src"
     tflm = tflm_library.library_src(SHARED_LIBRARIES, tflm_library.load_library(b.tflm.name))
-    image = build_emulated_firmware(firmware_dirs_of(rec, src.parents[3]), tflm, library_ops(rec),
+    image = build_emulated_firmware(firmware_dirs_of(rec, src.parents[4]), tflm, library_ops(rec),
                                     tmp_path / "elf", imu_library=imu)  # fmt: skip
     symbols = subprocess.run(["arm-none-eabi-nm", "-C", str(image.elf)], capture_output=True,
                              text=True, check=True).stdout  # fmt: skip
