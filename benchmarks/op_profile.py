@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="tiny,tiny-w12,paper",
                     help=f"comma separated, of {', '.join(MODELS)}")  # fmt: skip
     ap.add_argument("--run", action="append", default=[], help="a trained run (repeatable)")
-    ap.add_argument("--kernels", default="tinyhar,library", help="comma separated, of tinyhar and library")
+    ap.add_argument("--kernels", default="tinyhar,library",
+                    help="comma separated, of tinyhar and library")  # fmt: skip
     ap.add_argument("--windows", type=int, default=20)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)

@@ -300,9 +300,8 @@ void PrepareQuantisation(const Tensors& t, const TfLiteUnidirectionalSequenceLST
     const TfLiteTensor* u = t.in(kRecurrentWeights + g);
     data->input_weight_offset[g] = -w->params.zero_point;
     data->recurrent_weight_offset[g] = -u->params.zero_point;
-    // GetQuantizedConvolutionMultipler without a bias, as the interpreter's TFLM computes it:
-    // the scale product in double (a float product, as older TFLMs take it, parts by an LSB in
-    // rare windows).
+    // GetQuantizedConvolutionMultipler without a bias: the scale product in double (a float
+    // product gives another multiplier for some scales, and an LSB off in rare windows).
     data->input_fc[g] = MakeRequant(static_cast<double>(input->params.scale) *
                                     static_cast<double>(w->params.scale) /
                                     static_cast<double>(gate_scale));
