@@ -51,28 +51,117 @@ def build_paper(input_shape, n_classes, batch_size=None, filters=64, kernel=3, u
     return keras.Model(inp, out, name="paper")
 
 
+NORMS = ("relu_bn", "bn_relu", "none")  # tiny's batch norms: after the ReLU, before it, none
+ATTENTIONS = ("dot", "pool", "none")
+STATS = ("none", "mean", "mad", "var")
+
+
+def _attention_kind(attention: bool | str) -> str:
+    """build_tiny's `attention`: True/False (as `tinyhar search` passes it) or one of ATTENTIONS."""
+    kind = {True: "dot", False: "none"}.get(attention, attention)  # type: ignore[call-overload]
+    if kind not in ATTENTIONS:
+        raise TinyharError(f"unknown attention {attention!r}: use one of {', '.join(ATTENTIONS)}")
+    return kind
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise TinyharError(f"unknown {what} {value!r}: use one of {', '.join(choices)}")
+
+
+def _layer_norm_relu(layer, x, norm: str, name: str):
+    """`layer` (built without activation), then batch norm and ReLU ("bn_relu": batch norm right
+    after the layer, where the converter folds it into its weights) or ReLU alone ("none")."""
+    x = layer(x)
+    if norm == "bn_relu":
+        x = L.BatchNormalization(name=f"{name}_bn")(x)
+    return L.ReLU(name=f"{name}_relu")(x)
+
+
+def _attention_pool(s, name: str):
+    """Attention pooling, O(T): a Dense(1) score per timestep, softmax over time, the weighted sum
+    of the timesteps (FULLY_CONNECTED, SOFTMAX over T, BATCH_MATMUL of 1 x T by T x w)."""
+    score = L.Dense(1, name=f"{name}_score")(s)  # (T, 1)
+    score = L.Reshape((1, int(s.shape[1])), name=f"{name}_scores")(score)
+    weight = L.Softmax(axis=-1, name=f"{name}_softmax")(score)  # (1, T)
+    pooled = L.Dot(axes=(2, 1), name=f"{name}_sum")([weight, s])  # (1, w)
+    return L.Flatten(name=f"{name}_flat")(pooled)
+
+
+def _window_stats(inp, stats: str):
+    """Per-channel statistics of the normalised input window: the mean (MEAN), and the spread,
+    mean |x - mean| for "mad" (SUB, ABS, MEAN) or mean (x - mean)^2 for "var" (SQUARED_DIFFERENCE,
+    MEAN). TFOpLambda layers: they save, load and clone as plain Keras layers."""
+    from tinyhar.lite.keras_env import tf
+
+    mean = L.GlobalAveragePooling1D(keepdims=True, name="stats_mean")(inp)  # (1, C)
+    feats = [L.Flatten(name="stats_mean_flat")(mean)]
+    if stats == "mad":
+        dev = tf.math.abs(L.Subtract(name="stats_dev")([inp, mean]))
+        feats.append(L.GlobalAveragePooling1D(name="stats_mad")(dev))
+    elif stats == "var":
+        feats.append(
+            L.GlobalAveragePooling1D(name="stats_var")(tf.math.squared_difference(inp, mean))
+        )
+    return feats[0] if len(feats) == 1 else L.Concatenate(name="stats")(feats)
+
+
 def build_tiny(
-    input_shape, n_classes, batch_size=None, width=16, kernel=5, pool=2, attention=True, branch=True
+    input_shape,
+    n_classes,
+    batch_size=None,
+    width=16,
+    kernel=5,
+    pool=2,
+    attention=True,
+    branch=True,
+    norm="relu_bn",
+    stride=1,
+    stats="none",
 ):
     """Same family sized by `width`: conv, pool, one LSTM + attention, one dense branch (the
-    attention and the branch can be left out, as `tinyhar search` tries)."""
+    attention and the branch can be left out, as `tinyhar search` tries).
+
+    `norm` places the batch norms ("relu_bn", today's: ReLU then batch norm, left as MUL/ADD;
+    "bn_relu": batch norm folded into the conv and dense weights; "none"); `stride` strides the
+    conv; `pool` (1 = none) max-pools before the LSTM; `attention` is "dot" (True: T x T
+    self-attention, then the mean over time), "pool" (attention pooling, O(T)) or "none" (False:
+    the mean over time); `stats` adds per-window statistics of the input to the head.
+    """
+    kind = _attention_kind(attention)
+    _check_choice("norm", norm, NORMS)
+    _check_choice("stats", stats, STATS)
+    if not (1 <= int(pool) and 1 <= int(stride)):
+        raise TinyharError(f"pool {pool} and stride {stride} must be at least 1")
     inp = L.Input(shape=tuple(input_shape), batch_size=batch_size, name="window")
-    x = L.Conv1D(width, kernel, padding="same", activation="relu", name="conv")(inp)
-    x = L.BatchNormalization(name="conv_bn")(x)
+    if norm == "relu_bn":  # today's layers and names: `tinyhar search` and saved runs build it
+        x = L.Conv1D(width, kernel, stride, padding="same", activation="relu", name="conv")(inp)
+        x = L.BatchNormalization(name="conv_bn")(x)
+    else:
+        conv_layer = L.Conv1D(width, kernel, stride, padding="same", name="conv")
+        x = _layer_norm_relu(conv_layer, inp, norm, "conv")
     x = L.Dropout(DROPOUT, name="conv_dropout")(x)
-    conv = L.MaxPooling1D(pool, name="conv_pool")(x)  # halves the sequence: LSTM time and arena
+    conv = L.MaxPooling1D(pool, name="conv_pool")(x) if pool > 1 else x  # shortens the sequence
 
     s = L.LSTM(width, return_sequences=True, name="lstm")(conv)
-    a = _self_attention(s, "attention") if attention else s
-    temporal = L.GlobalAveragePooling1D(name="temporal_pool")(a)
+    if kind == "pool":
+        temporal = _attention_pool(s, "attention")
+    else:
+        a = _self_attention(s, "attention") if kind == "dot" else s
+        temporal = L.GlobalAveragePooling1D(name="temporal_pool")(a)
 
-    x = temporal
+    heads = [temporal]
     if branch:
         b = L.GlobalAveragePooling1D(name="branch_pool")(conv)
-        b = L.Dense(width, activation="relu", name="branch_dense")(b)
-        b = L.BatchNormalization(name="branch_bn")(b)
-        b = L.Dropout(DROPOUT, name="branch_dropout")(b)
-        x = L.Concatenate(name="concat")([temporal, b])
+        if norm == "relu_bn":
+            b = L.Dense(width, activation="relu", name="branch_dense")(b)
+            b = L.BatchNormalization(name="branch_bn")(b)
+        else:
+            b = _layer_norm_relu(L.Dense(width, name="branch_dense"), b, norm, "branch")
+        heads.append(L.Dropout(DROPOUT, name="branch_dropout")(b))
+    if stats != "none":
+        heads.append(_window_stats(inp, stats))
+    x = heads[0] if len(heads) == 1 else L.Concatenate(name="concat")(heads)
     x = L.Dense(width, activation="relu", name="head_dense")(x)
     x = L.Dropout(DROPOUT, name="head_dropout")(x)
     out = L.Dense(n_classes, activation="softmax", name="class")(x)
