@@ -93,6 +93,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--clip-board", default=None)
     ap.add_argument("--train-stride", type=int, default=None, help="(default: tinyhar's)")
     ap.add_argument("--lr-schedule", default="cosine", choices=["cosine", "constant"])
+    ap.add_argument("--warmup-epochs", type=int, default=0)
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
     for s in ("train", "val", "test"):
         ap.add_argument(f"--{s}-subjects", default=None, help="e.g. 1,3,5 (default split if unset)")
     ap.add_argument("--hapt", type=Path, default=HAPT_DIR, help="the HAPT CSV folder")
@@ -117,6 +119,8 @@ def config(args: argparse.Namespace, arch: str, data: Path, run: Path) -> TrainC
         select=SelectionRule(args.select, args.min_epochs, args.patience),
         augment=aug,
         lr_schedule=args.lr_schedule,
+        warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing,
         size=args.size if arch == "tiny" else None,
         **({} if args.train_stride is None else {"train_stride": args.train_stride}),
         train_subjects=_ids(args.train_subjects),
@@ -218,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
           f"val {_join(split['val'])}; TEST {_join(split['test'])}")  # fmt: skip
     seeds = f"seeds {_join(args.seeds)}" if args.seeds else f"seed {args.seed}"
     print(f"selection: {first['selection']['rule']}; augmentation: "
-          f"{_aug_text(first['augment'])}; learning rate {args.lr_schedule}; {seeds}")  # fmt: skip
+          f"{_aug_text(first['augment'])}; learning rate {_lr_text(args)}; {seeds}")  # fmt: skip
     print(f"windows: training every {first['train_stride']} samples, validation and test "
           f"every {first['stride']}")  # fmt: skip
     if args.seeds:
@@ -322,6 +326,12 @@ def _cell(fmt: str, value: object) -> str:
 
 def _join(ids: list[int]) -> str:
     return ",".join(map(str, ids))
+
+
+def _lr_text(args: argparse.Namespace) -> str:
+    warm = f" after {args.warmup_epochs} warm-up epochs" if args.warmup_epochs else ""
+    smooth = f"; label smoothing {args.label_smoothing:g}" if args.label_smoothing else ""
+    return f"{args.lr_schedule}{warm}{smooth}"
 
 
 def _aug_text(aug: dict) -> str:

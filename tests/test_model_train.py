@@ -220,6 +220,42 @@ def test_cosine_learning_rate_falls_from_adams_rate_to_zero():
     assert all(cosine_lr(e + 1, 50) < cosine_lr(e, 50) for e in range(49))
 
 
+def test_warmup_climbs_to_adams_rate_then_the_schedule_runs_over_the_rest():
+    from tinyhar.model.architectures import LEARNING_RATE
+    from tinyhar.model.train import cosine_lr, learning_rate
+
+    assert [learning_rate(e, 50, "cosine", 3) for e in range(3)] == pytest.approx(
+        [LEARNING_RATE / 4, LEARNING_RATE / 2, LEARNING_RATE * 3 / 4]
+    )
+    assert learning_rate(3, 50, "cosine", 3) == LEARNING_RATE
+    assert learning_rate(10, 50, "cosine", 3) == cosine_lr(7, 47)
+    assert learning_rate(10, 50, "constant", 3) == LEARNING_RATE
+    assert [learning_rate(e, 50, "cosine") for e in range(50)] == [
+        cosine_lr(e, 50) for e in range(50)
+    ]
+
+
+@pytest.mark.slow
+def test_label_smoothing_and_warmup_train_save_and_record(synth, tmp_path):
+    from tinyhar.deploy.quantize import load_keras
+    from tinyhar.model.train import train
+
+    run = tmp_path / "R"
+    cfg = TrainConfig(
+        data=synth, run=run, epochs=2, label_smoothing=0.1, warmup_epochs=1,
+        size={"width": 8, "pool": 4, "norm": "bn_relu", "attention": "pool", "stats": "mad"},
+    )  # fmt: skip
+    result = train(cfg, log=lambda _: None)
+    m = json.loads((run / runs.METRICS_JSON).read_text())
+    assert m["label_smoothing"] == 0.1 and m["warmup_epochs"] == 1
+    assert m["size"]["stats"] == "mad" and result.metrics.params > 0
+    assert (
+        load_keras(run / runs.KERAS_MODEL).count_params() > 0
+    )  # saved and loadable as quantize loads it
+    with pytest.raises(TinyharError, match="label-smoothing"):
+        train(TrainConfig(data=synth, run=tmp_path / "S", label_smoothing=1.0, size={"width": 8}))
+
+
 def test_train_stride_makes_denser_training_windows_and_leaves_val_and_test_as_they_were(loaded):
     sparse = prepare(TrainConfig(train_stride=50), loaded)
     dense = prepare(TrainConfig(), loaded)  # the default: every 25 samples

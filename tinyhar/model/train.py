@@ -78,6 +78,8 @@ class TrainConfig:
     select: SelectionRule = field(default_factory=SelectionRule)
     augment: Augment = field(default_factory=Augment)
     lr_schedule: str = "cosine"  # from LEARNING_RATE to 0 over `epochs`; or "constant"
+    warmup_epochs: int = 0  # the rate climbs linearly to LEARNING_RATE over these first epochs
+    label_smoothing: float = 0.0  # the targets: 1 - s on the class, s spread over all classes
     max_model_kb: float = 64
     max_arena_kb: float = 32
     size: dict[str, Any] | None = None  # tiny as given (a search trial): no budget sizing
@@ -122,6 +124,8 @@ class TrainMetrics:
     train_seconds: float
     seed: int
     batch_size: int
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -276,12 +280,19 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
 
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise TinyharError("--epochs and --batch-size must be at least 1")
+    if not 0 <= cfg.label_smoothing < 1 or cfg.warmup_epochs < 0:
+        raise TinyharError(
+            f"--label-smoothing {cfg.label_smoothing} / --warmup-epochs {cfg.warmup_epochs}: "
+            "give a smoothing from 0 to below 1 and at least 0 warm-up epochs"
+        )
     n_classes = len(prep.class_names)
     shape = (cfg.window, len(prep.dataset["channels"]))
     size, budget = size_model(cfg, shape, n_classes, log)
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     model = build_model(cfg.arch, shape, n_classes, **size)
+    if cfg.label_smoothing:
+        compile_smoothed(model, n_classes, cfg.label_smoothing)
     s = prep.split
     x_val = normalize(s.val.x, prep.mean, prep.std)
     seconds: list[float] = []
@@ -290,10 +301,14 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
         selection_callback(rule, x_val, s.val.y, prep.class_names),
         _epoch_logger(log, cfg.epochs, seconds),
     ]
-    if cfg.lr_schedule == "cosine":
-        callbacks.append(keras.callbacks.LearningRateScheduler(lambda e: cosine_lr(e, cfg.epochs)))
-    elif cfg.lr_schedule != "constant":
+    if cfg.lr_schedule not in ("cosine", "constant"):
         raise TinyharError(f"unknown --lr-schedule {cfg.lr_schedule!r}: use constant or cosine")
+    if cfg.lr_schedule == "cosine" or cfg.warmup_epochs:
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(
+                lambda e: learning_rate(e, cfg.epochs, cfg.lr_schedule, cfg.warmup_epochs)
+            )
+        )
     params = int8_params(cfg.arch, shape, n_classes, **size)
     log(
         f"training {cfg.arch} ({params} params, as int8) on {len(s.train)} windows, "
@@ -325,6 +340,31 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
 def cosine_lr(epoch: int, epochs: int) -> float:
     """Adam's learning rate in 0-based `epoch` of `epochs`: a half cosine, LEARNING_RATE to 0."""
     return float(LEARNING_RATE * 0.5 * (1 + np.cos(np.pi * epoch / epochs)))
+
+
+def learning_rate(epoch: int, epochs: int, schedule: str, warmup: int = 0) -> float:
+    """Adam's rate in 0-based `epoch`: a linear climb to LEARNING_RATE over `warmup` epochs, then
+    constant or a half cosine to 0 over the remaining epochs."""
+    if epoch < warmup:
+        return LEARNING_RATE * (epoch + 1) / (warmup + 1)
+    if schedule == "constant":
+        return LEARNING_RATE
+    return cosine_lr(epoch - warmup, max(1, epochs - warmup))
+
+
+def compile_smoothed(model, n_classes: int, smoothing: float) -> None:
+    """Compile `model` as build_model does, with label smoothing on its integer targets."""
+    from tinyhar.lite.keras_env import keras, tf  # lazy: TensorFlow takes seconds to import
+
+    def smoothed_crossentropy(y_true, y_pred):
+        onehot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n_classes)
+        return keras.losses.categorical_crossentropy(onehot, y_pred, label_smoothing=smoothing)
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
+        loss=smoothed_crossentropy,
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
 
 
 def _training_data(cfg: TrainConfig, prep: Prepared) -> tuple:
@@ -458,6 +498,8 @@ def train_metrics(
         train_seconds=history["train_seconds"],
         seed=cfg.seed,
         batch_size=cfg.batch_size,
+        warmup_epochs=cfg.warmup_epochs,
+        label_smoothing=cfg.label_smoothing,
     )
 
 
