@@ -61,17 +61,24 @@ def _seeds(text: str) -> list[int]:
 
 
 def _size(text: str) -> dict:
-    """--size: key=value pairs for build_tiny (ints, true/false, or words)."""
+    """--size: key=value pairs for build_tiny (numbers, true/false, or words)."""
     size: dict = {}
     for item in filter(None, text.split(",")):
         key, sep, value = item.partition("=")
         if not sep:
             raise argparse.ArgumentTypeError(f"{item!r}: give key=value, e.g. width=12")
-        low = value.lower()
-        size[key] = (
-            int(value) if value.isdigit() else {"true": True, "false": False}.get(low, value)
-        )
+        size[key] = _value(value)
     return size
+
+
+def _value(text: str) -> int | float | bool | str:
+    """An int, a float, true/false, or the word itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -174,6 +181,9 @@ def bench(args: argparse.Namespace, arch: str, data: Path, seed: int | None = No
         "selection": m.selection,
         "augment": m.augment,
         "lr_schedule": m.lr_schedule,
+        "warmup_epochs": m.warmup_epochs,
+        "label_smoothing": m.label_smoothing,
+        "epochs": args.epochs,
         "stride": result.dataset["stride"],
         "train_stride": result.dataset["train_stride"],
         "epochs_run": m.epochs_run,

@@ -83,6 +83,10 @@ def test_tiny_options_shape_the_model():
     )
     mean_only = build_model("tiny", (100, 6), 6, width=8, stats="mean", branch=False)
     assert mean_only.get_layer("concat").output_shape == (None, 8 + 6)
+    drops = [layer.rate for layer in mean_only.layers if type(layer).__name__ == "Dropout"]
+    assert drops == [0.2, 0.2]  # conv and head: the default rate
+    light = build_model("tiny", (100, 6), 6, width=8, dropout=0.05)
+    assert {layer.rate for layer in light.layers if type(layer).__name__ == "Dropout"} == {0.05}
 
 
 @pytest.mark.parametrize(

@@ -118,6 +118,7 @@ def build_tiny(
     norm="relu_bn",
     stride=1,
     stats="none",
+    dropout=DROPOUT,
 ):
     """Same family sized by `width`: conv, pool, one LSTM + attention, one dense branch (the
     attention and the branch can be left out, as `tinyhar search` tries).
@@ -126,7 +127,8 @@ def build_tiny(
     "bn_relu": batch norm folded into the conv and dense weights; "none"); `stride` strides the
     conv; `pool` (1 = none) max-pools before the LSTM; `attention` is "dot" (True: T x T
     self-attention, then the mean over time), "pool" (attention pooling, O(T)) or "none" (False:
-    the mean over time); `stats` adds per-window statistics of the input to the head.
+    the mean over time); `stats` adds per-window statistics of the input to the head; `dropout`
+    is the rate of every dropout layer.
     """
     kind = _attention_kind(attention)
     _check_choice("norm", norm, NORMS)
@@ -140,7 +142,7 @@ def build_tiny(
     else:
         conv_layer = L.Conv1D(width, kernel, stride, padding="same", name="conv")
         x = _layer_norm_relu(conv_layer, inp, norm, "conv")
-    x = L.Dropout(DROPOUT, name="conv_dropout")(x)
+    x = L.Dropout(dropout, name="conv_dropout")(x)
     conv = L.MaxPooling1D(pool, name="conv_pool")(x) if pool > 1 else x  # shortens the sequence
 
     s = L.LSTM(width, return_sequences=True, name="lstm")(conv)
@@ -158,12 +160,12 @@ def build_tiny(
             b = L.BatchNormalization(name="branch_bn")(b)
         else:
             b = _layer_norm_relu(L.Dense(width, name="branch_dense"), b, norm, "branch")
-        heads.append(L.Dropout(DROPOUT, name="branch_dropout")(b))
+        heads.append(L.Dropout(dropout, name="branch_dropout")(b))
     if stats != "none":
         heads.append(_window_stats(inp, stats))
     x = heads[0] if len(heads) == 1 else L.Concatenate(name="concat")(heads)
     x = L.Dense(width, activation="relu", name="head_dense")(x)
-    x = L.Dropout(DROPOUT, name="head_dropout")(x)
+    x = L.Dropout(dropout, name="head_dropout")(x)
     out = L.Dense(n_classes, activation="softmax", name="class")(x)
     return keras.Model(inp, out, name="tiny")
 
