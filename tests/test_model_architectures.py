@@ -92,7 +92,7 @@ def test_tiny_options_shape_the_model():
 @pytest.mark.parametrize(
     "bad, word",
     [({"norm": "ln"}, "norm"), ({"attention": "mha"}, "attention"), ({"stats": "max"}, "stats"),
-     ({"pool": 0}, "pool")],
+     ({"pool": 0}, "pool"), ({"means": "median"}, "means")],
 )  # fmt: skip
 def test_tiny_bad_option_is_one_line_error(bad, word):
     with pytest.raises(TinyharError, match=word) as e:
@@ -220,6 +220,10 @@ def test_tiny_attention_pooling_and_window_stats_run_on_the_board_library():
     dot, dot_info, _ = _convert_and_run("tiny", 6, 6, **{**size, "attention": "dot"}, stats="mad")
     # T x T scores and their weighted sum, against a score per step and one weighted sum
     assert dot_info.macs - info.macs == 2 * 25 * 25 * 12 - (25 * 12 + 25 * 12)
+    pooled, pooled_info, _ = _convert_and_run("tiny", 6, 6, **size, stats="mad", means="avgpool")
+    assert "MEAN" not in pooled_info.ops and pooled_info.op_counts["AVERAGE_POOL_2D"] == 3
+    assert pooled_info.macs == info.macs
+    kernel_plan(load_board("nano33ble"), pooled, pooled_info.ops)
     var_data, var_info, _ = _convert_and_run("tiny", 6, 6, **size, stats="var")
     assert "SQUARED_DIFFERENCE" in var_info.ops and "ABS" not in var_info.ops
     kernel_plan(load_board("nano33ble"), var_data, var_info.ops)

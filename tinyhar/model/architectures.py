@@ -54,6 +54,7 @@ def build_paper(input_shape, n_classes, batch_size=None, filters=64, kernel=3, u
 NORMS = ("relu_bn", "bn_relu", "none")  # tiny's batch norms: after the ReLU, before it, none
 ATTENTIONS = ("dot", "pool", "none")
 STATS = ("none", "mean", "mad", "var")
+MEANS = ("mean", "avgpool")  # how tiny averages over time: MEAN, or AVERAGE_POOL_2D (CMSIS-NN)
 
 
 def _attention_kind(attention: bool | str) -> str:
@@ -88,21 +89,28 @@ def _attention_pool(s, name: str):
     return L.Flatten(name=f"{name}_flat")(pooled)
 
 
-def _window_stats(inp, stats: str):
-    """Per-channel statistics of the normalised input window: the mean (MEAN), and the spread,
-    mean |x - mean| for "mad" (SUB, ABS, MEAN) or mean (x - mean)^2 for "var" (SQUARED_DIFFERENCE,
-    MEAN). TFOpLambda layers: they save, load and clone as plain Keras layers."""
+def _time_mean(x, means: str, name: str, keepdims: bool = False):
+    """The mean over time of (T, C): GlobalAveragePooling1D (MEAN) for "mean", or
+    AveragePooling1D over all T (AVERAGE_POOL_2D, which CMSIS-NN runs) for "avgpool"."""
+    if means == "mean":
+        return L.GlobalAveragePooling1D(keepdims=keepdims, name=name)(x)
+    y = L.AveragePooling1D(int(x.shape[1]), name=name)(x)  # (1, C)
+    return y if keepdims else L.Flatten(name=f"{name}_flat")(y)
+
+
+def _window_stats(inp, stats: str, means: str):
+    """Per-channel statistics of the normalised input window: the mean, and the spread, mean
+    |x - mean| for "mad" (SUB, ABS) or mean (x - mean)^2 for "var" (SQUARED_DIFFERENCE); the
+    means as `means` says. TFOpLambda layers: they save, load and clone as Keras layers."""
     from tinyhar.lite.keras_env import tf
 
-    mean = L.GlobalAveragePooling1D(keepdims=True, name="stats_mean")(inp)  # (1, C)
+    mean = _time_mean(inp, means, "stats_mean", keepdims=True)  # (1, C)
     feats = [L.Flatten(name="stats_mean_flat")(mean)]
     if stats == "mad":
         dev = tf.math.abs(L.Subtract(name="stats_dev")([inp, mean]))
-        feats.append(L.GlobalAveragePooling1D(name="stats_mad")(dev))
+        feats.append(_time_mean(dev, means, "stats_mad"))
     elif stats == "var":
-        feats.append(
-            L.GlobalAveragePooling1D(name="stats_var")(tf.math.squared_difference(inp, mean))
-        )
+        feats.append(_time_mean(tf.math.squared_difference(inp, mean), means, "stats_var"))
     return feats[0] if len(feats) == 1 else L.Concatenate(name="stats")(feats)
 
 
@@ -119,6 +127,7 @@ def build_tiny(
     stride=1,
     stats="none",
     dropout=DROPOUT,
+    means="mean",
 ):
     """Same family sized by `width`: conv, pool, one LSTM + attention, one dense branch (the
     attention and the branch can be left out, as `tinyhar search` tries).
@@ -128,11 +137,13 @@ def build_tiny(
     conv; `pool` (1 = none) max-pools before the LSTM; `attention` is "dot" (True: T x T
     self-attention, then the mean over time), "pool" (attention pooling, O(T)) or "none" (False:
     the mean over time); `stats` adds per-window statistics of the input to the head; `dropout`
-    is the rate of every dropout layer.
+    is the rate of every dropout layer; `means` ("mean" or "avgpool") picks the op of every
+    mean over time.
     """
     kind = _attention_kind(attention)
     _check_choice("norm", norm, NORMS)
     _check_choice("stats", stats, STATS)
+    _check_choice("means", means, MEANS)
     if not (1 <= int(pool) and 1 <= int(stride)):
         raise TinyharError(f"pool {pool} and stride {stride} must be at least 1")
     inp = L.Input(shape=tuple(input_shape), batch_size=batch_size, name="window")
@@ -150,11 +161,11 @@ def build_tiny(
         temporal = _attention_pool(s, "attention")
     else:
         a = _self_attention(s, "attention") if kind == "dot" else s
-        temporal = L.GlobalAveragePooling1D(name="temporal_pool")(a)
+        temporal = _time_mean(a, means, "temporal_pool")
 
     heads = [temporal]
     if branch:
-        b = L.GlobalAveragePooling1D(name="branch_pool")(conv)
+        b = _time_mean(conv, means, "branch_pool")
         if norm == "relu_bn":
             b = L.Dense(width, activation="relu", name="branch_dense")(b)
             b = L.BatchNormalization(name="branch_bn")(b)
@@ -162,7 +173,7 @@ def build_tiny(
             b = _layer_norm_relu(L.Dense(width, name="branch_dense"), b, norm, "branch")
         heads.append(L.Dropout(dropout, name="branch_dropout")(b))
     if stats != "none":
-        heads.append(_window_stats(inp, stats))
+        heads.append(_window_stats(inp, stats, means))
     x = heads[0] if len(heads) == 1 else L.Concatenate(name="concat")(heads)
     x = L.Dense(width, activation="relu", name="head_dense")(x)
     x = L.Dropout(dropout, name="head_dropout")(x)
