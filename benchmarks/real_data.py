@@ -102,6 +102,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lr-schedule", default="cosine", choices=["cosine", "constant"])
     ap.add_argument("--warmup-epochs", type=int, default=0)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--teachers", default="", help="run folders, comma separated: distil from them")
+    ap.add_argument("--distill", type=float, default=0.5, help="the teachers' share of targets")
+    ap.add_argument("--distill-temperature", type=float, default=2.0)
     for s in ("train", "val", "test"):
         ap.add_argument(f"--{s}-subjects", default=None, help="e.g. 1,3,5 (default split if unset)")
     ap.add_argument("--hapt", type=Path, default=HAPT_DIR, help="the HAPT CSV folder")
@@ -128,6 +131,9 @@ def config(args: argparse.Namespace, arch: str, data: Path, run: Path) -> TrainC
         lr_schedule=args.lr_schedule,
         warmup_epochs=args.warmup_epochs,
         label_smoothing=args.label_smoothing,
+        teachers=[Path(p) for p in args.teachers.split(",") if p],
+        distill=args.distill,
+        distill_temperature=args.distill_temperature,
         size=args.size if arch == "tiny" else None,
         **({} if args.train_stride is None else {"train_stride": args.train_stride}),
         train_subjects=_ids(args.train_subjects),
@@ -183,6 +189,7 @@ def bench(args: argparse.Namespace, arch: str, data: Path, seed: int | None = No
         "lr_schedule": m.lr_schedule,
         "warmup_epochs": m.warmup_epochs,
         "label_smoothing": m.label_smoothing,
+        "distillation": m.distillation,
         "epochs": args.epochs,
         "stride": result.dataset["stride"],
         "train_stride": result.dataset["train_stride"],
@@ -341,7 +348,10 @@ def _join(ids: list[int]) -> str:
 def _lr_text(args: argparse.Namespace) -> str:
     warm = f" after {args.warmup_epochs} warm-up epochs" if args.warmup_epochs else ""
     smooth = f"; label smoothing {args.label_smoothing:g}" if args.label_smoothing else ""
-    return f"{args.lr_schedule}{warm}{smooth}"
+    n = len([p for p in args.teachers.split(",") if p])
+    teach = (f"; distilled from {n} teacher run(s), {args.distill:g} of the targets at "
+             f"temperature {args.distill_temperature:g}") if n else ""  # fmt: skip
+    return f"{args.lr_schedule}{warm}{smooth}{teach}"
 
 
 def _aug_text(aug: dict) -> str:

@@ -34,6 +34,7 @@ from tinyhar.model.architectures import LEARNING_RATE, build_model
 from tinyhar.model.augment import Augment, augment, sensor_groups
 from tinyhar.model.budget import PARAMS_NOTE, fit_tiny_to_budget, int8_params
 from tinyhar.model.dataset_spec import dataset_spec
+from tinyhar.model.distill import distilled_targets, teacher_probs
 from tinyhar.model.metrics import classification_metrics
 from tinyhar.model.selection import SelectionRule, best_epoch, selection_callback
 
@@ -80,6 +81,9 @@ class TrainConfig:
     lr_schedule: str = "cosine"  # from LEARNING_RATE to 0 over `epochs`; or "constant"
     warmup_epochs: int = 0  # the rate climbs linearly to LEARNING_RATE over these first epochs
     label_smoothing: float = 0.0  # the targets: 1 - s on the class, s spread over all classes
+    teachers: Sequence[Path] = ()  # trained runs whose mean outputs become soft targets
+    distill: float = 0.5  # the teachers' share of the targets
+    distill_temperature: float = 2.0
     max_model_kb: float = 64
     max_arena_kb: float = 32
     size: dict[str, Any] | None = None  # tiny as given (a search trial): no budget sizing
@@ -126,6 +130,7 @@ class TrainMetrics:
     batch_size: int
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
+    distillation: dict[str, Any] = field(default_factory=dict)  # teachers, weight, temperature
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -291,9 +296,19 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     model = build_model(cfg.arch, shape, n_classes, **size)
-    if cfg.label_smoothing:
-        compile_smoothed(model, n_classes, cfg.label_smoothing)
     s = prep.split
+    y_train, y_val = s.train.y, s.val.y
+    if cfg.teachers:
+        if cfg.augment.active:
+            raise TinyharError("distillation takes the teachers' outputs on fixed training "
+                               "windows: leave out the augmentation options")  # fmt: skip
+        probs = teacher_probs(cfg.teachers, s.train.x, prep.class_names)
+        y_train = distilled_targets(s.train.y, probs, cfg.distill, cfg.distill_temperature)
+        y_val = np.eye(n_classes, dtype=np.float32)[s.val.y]
+        log(f"distilling from {len(cfg.teachers)} teacher(s): targets {cfg.distill:g} theirs "
+            f"at temperature {cfg.distill_temperature:g}")  # fmt: skip
+    if cfg.label_smoothing or cfg.teachers:
+        compile_soft(model, n_classes, cfg.label_smoothing, onehot=not cfg.teachers)
     x_val = normalize(s.val.x, prep.mean, prep.std)
     seconds: list[float] = []
     rule = cfg.select
@@ -318,8 +333,8 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
         log(f"augmenting the training windows: {cfg.augment.describe()}")
     t0 = time.perf_counter()
     hist = model.fit(
-        *_training_data(cfg, prep),
-        validation_data=(x_val, s.val.y),
+        *_training_data(cfg, prep, y_train),
+        validation_data=(x_val, y_val),
         epochs=cfg.epochs,
         batch_size=None if cfg.augment.active else cfg.batch_size,
         shuffle=not cfg.augment.active,
@@ -352,29 +367,34 @@ def learning_rate(epoch: int, epochs: int, schedule: str, warmup: int = 0) -> fl
     return cosine_lr(epoch - warmup, max(1, epochs - warmup))
 
 
-def compile_smoothed(model, n_classes: int, smoothing: float) -> None:
-    """Compile `model` as build_model does, with label smoothing on its integer targets."""
+def compile_soft(model, n_classes: int, smoothing: float, onehot: bool = True) -> None:
+    """Compile `model` as build_model does, for label smoothing on integer targets (`onehot`)
+    or for probability targets (distillation), with cross-entropy."""
     from tinyhar.lite.keras_env import keras, tf  # lazy: TensorFlow takes seconds to import
 
-    def smoothed_crossentropy(y_true, y_pred):
-        onehot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n_classes)
-        return keras.losses.categorical_crossentropy(onehot, y_pred, label_smoothing=smoothing)
+    def soft_crossentropy(y_true, y_pred):
+        if onehot:
+            y_true = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n_classes)
+        return keras.losses.categorical_crossentropy(y_true, y_pred, label_smoothing=smoothing)
 
+    accuracy = (
+        keras.metrics.SparseCategoricalAccuracy if onehot else keras.metrics.CategoricalAccuracy
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
-        loss=smoothed_crossentropy,
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        loss=soft_crossentropy,
+        metrics=[accuracy(name="accuracy")],
     )
 
 
-def _training_data(cfg: TrainConfig, prep: Prepared) -> tuple:
+def _training_data(cfg: TrainConfig, prep: Prepared, y: np.ndarray) -> tuple:
     """model.fit's training input: the normalised windows and labels, or (augmenting) a
     keras Sequence that augments the raw windows afresh each epoch (seeded) and shuffles."""
     from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
 
     train = prep.split.train
     if not cfg.augment.active:
-        return normalize(train.x, prep.mean, prep.std), train.y
+        return normalize(train.x, prep.mean, prep.std), y
     groups = sensor_groups(prep.dataset["channels"])
     rng = np.random.default_rng([cfg.seed, 9])  # a stream apart from Keras's own seeding
 
@@ -500,6 +520,13 @@ def train_metrics(
         batch_size=cfg.batch_size,
         warmup_epochs=cfg.warmup_epochs,
         label_smoothing=cfg.label_smoothing,
+        distillation={
+            "teachers": [str(p) for p in cfg.teachers],
+            "weight": cfg.distill,
+            "temperature": cfg.distill_temperature,
+        }
+        if cfg.teachers
+        else {},
     )
 
 
