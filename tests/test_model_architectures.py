@@ -85,6 +85,9 @@ def test_tiny_options_shape_the_model():
     assert mean_only.get_layer("concat").output_shape == (None, 8 + 6)
     drops = [layer.rate for layer in mean_only.layers if type(layer).__name__ == "Dropout"]
     assert drops == [0.2, 0.2]  # conv and head: the default rate
+    wide = build_model("tiny", (100, 6), 6, width=8, filters=24, stride=2, pool=2)
+    assert wide.get_layer("conv").filters == 24 and wide.get_layer("lstm").units == 8
+    assert wide.get_layer("lstm").input_shape == (None, 25, 24)
     light = build_model("tiny", (100, 6), 6, width=8, dropout=0.05)
     assert {layer.rate for layer in light.layers if type(layer).__name__ == "Dropout"} == {0.05}
 

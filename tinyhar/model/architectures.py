@@ -128,6 +128,7 @@ def build_tiny(
     stats="none",
     dropout=DROPOUT,
     means="mean",
+    filters=None,
 ):
     """Same family sized by `width`: conv, pool, one LSTM + attention, one dense branch (the
     attention and the branch can be left out, as `tinyhar search` tries).
@@ -138,7 +139,8 @@ def build_tiny(
     self-attention, then the mean over time), "pool" (attention pooling, O(T)) or "none" (False:
     the mean over time); `stats` adds per-window statistics of the input to the head; `dropout`
     is the rate of every dropout layer; `means` ("mean" or "avgpool") picks the op of every
-    mean over time.
+    mean over time; `filters` sets the conv's filters apart from `width` (the LSTM and dense
+    units).
     """
     kind = _attention_kind(attention)
     _check_choice("norm", norm, NORMS)
@@ -146,12 +148,13 @@ def build_tiny(
     _check_choice("means", means, MEANS)
     if not (1 <= int(pool) and 1 <= int(stride)):
         raise TinyharError(f"pool {pool} and stride {stride} must be at least 1")
+    filters = int(filters or width)
     inp = L.Input(shape=tuple(input_shape), batch_size=batch_size, name="window")
     if norm == "relu_bn":  # today's layers and names: `tinyhar search` and saved runs build it
-        x = L.Conv1D(width, kernel, stride, padding="same", activation="relu", name="conv")(inp)
+        x = L.Conv1D(filters, kernel, stride, padding="same", activation="relu", name="conv")(inp)
         x = L.BatchNormalization(name="conv_bn")(x)
     else:
-        conv_layer = L.Conv1D(width, kernel, stride, padding="same", name="conv")
+        conv_layer = L.Conv1D(filters, kernel, stride, padding="same", name="conv")
         x = _layer_norm_relu(conv_layer, inp, norm, "conv")
     x = L.Dropout(dropout, name="conv_dropout")(x)
     conv = L.MaxPooling1D(pool, name="conv_pool")(x) if pool > 1 else x  # shortens the sequence
