@@ -373,6 +373,46 @@ static void handle_labels(tinyhar_dev_t *dev, uint8_t seq, const uint8_t *pl, si
     send_frame(dev, TINYHAR_MSG_LABELS | TINYHAR_REPLY, seq, o);
 }
 
+static const tinyhar_profile_t *g_profile; /* the runner's, when it has a profiler */
+
+void tinyhar_set_profile(const tinyhar_profile_t *profile)
+{
+    g_profile = profile;
+}
+
+/* PROFILE: u16 first node -> u8 unit, u16 nodes, u16 first, u8 count, count x u32 */
+static void handle_profile(tinyhar_dev_t *dev, uint8_t seq, const uint8_t *pl, size_t len)
+{
+    uint8_t *p = payload_out(dev);
+    const size_t most = (TINYHAR_MAX_PAYLOAD - 6u) / 4u;
+    uint32_t first, nodes = 0, count = 0, i;
+    uint8_t unit = TINYHAR_PROFILE_NONE;
+    if (len != 2) {
+        send_error(dev, seq, TINYHAR_MSG_PROFILE, TINYHAR_ERR_BAD_LENGTH, 2);
+        return;
+    }
+    first = get_u16(pl);
+    if (g_profile != NULL) {
+        unit = g_profile->unit;
+        nodes = g_profile->nodes;
+    }
+    if (first > nodes) {
+        send_error(dev, seq, TINYHAR_MSG_PROFILE, TINYHAR_ERR_BAD_ARG, nodes);
+        return;
+    }
+    count = nodes - first;
+    count = count > most ? (uint32_t)most : count;
+    count = count > 255u ? 255u : count;
+    p[0] = unit;
+    put_u16(p + 1, nodes);
+    put_u16(p + 3, first);
+    p[5] = (uint8_t)count;
+    for (i = 0; i < count; i++) {
+        put_u32(p + 6 + 4 * i, g_profile->counts[first + i]);
+    }
+    send_frame(dev, TINYHAR_MSG_PROFILE | TINYHAR_REPLY, seq, 6 + 4 * count);
+}
+
 static void send_status(tinyhar_dev_t *dev, uint8_t type, uint8_t seq)
 {
     uint8_t *p = payload_out(dev);
@@ -656,6 +696,9 @@ static void dispatch(tinyhar_dev_t *dev, uint8_t type, uint8_t seq, const uint8_
         break;
     case TINYHAR_MSG_LOAD:
         handle_load(dev, seq, pl, len);
+        break;
+    case TINYHAR_MSG_PROFILE:
+        handle_profile(dev, seq, pl, len);
         break;
     case TINYHAR_MSG_RESET_BUFFER:
     case TINYHAR_MSG_STREAM_START:

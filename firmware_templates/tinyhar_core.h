@@ -72,6 +72,7 @@ enum {
     TINYHAR_MSG_LOAD = 0x0A,         /* u16 offset + a piece of the int8 window -> LOADED */
     TINYHAR_MSG_RECORD_START = 0x0B, /* -> STATUS, then RECORDING frames of the IMU's samples */
     TINYHAR_MSG_RECORD_STOP = 0x0C,  /* -> the last RECORDING frame, then STATUS */
+    TINYHAR_MSG_PROFILE = 0x0D,      /* u16 first node -> PROFILE page of the last inference */
     TINYHAR_REPLY = 0x80,
     TINYHAR_MSG_PREDICTION = 0xA0, /* unsolicited, while streaming */
     TINYHAR_MSG_RECORDING = 0xA1,  /* unsolicited, while recording */
@@ -84,6 +85,20 @@ enum {
 #define TINYHAR_STATUS_RECORDING 0x02
 /* most bytes of samples in one RECORDING frame (whole samples of cfg->channels floats) */
 #define TINYHAR_RECORD_BYTES 240
+
+/* what a PROFILE page counts (its unit byte) */
+#define TINYHAR_PROFILE_NONE 0         /* no profiler compiled in */
+#define TINYHAR_PROFILE_INSTRUCTIONS 1 /* the emulated board (QEMU -icount) */
+#define TINYHAR_PROFILE_CYCLES 2       /* the DWT cycle counter of a Cortex-M4/M7 */
+#define TINYHAR_PROFILE_MICROSECONDS 3 /* micros(), where there is no cycle counter */
+#define TINYHAR_PROFILE_NANOSECONDS 4  /* the host */
+
+/* The model runner's per-node counts of its last inference (see tinyhar_set_profile). */
+typedef struct {
+    uint8_t unit;           /* TINYHAR_PROFILE_* */
+    uint16_t nodes;         /* nodes counted in the last inference (0: none yet) */
+    const uint32_t *counts; /* counts[nodes] */
+} tinyhar_profile_t;
 
 /* error codes carried by ERROR frames (and returned by tinyhar_init) */
 enum {
@@ -204,6 +219,10 @@ typedef struct {
 /* Validate cfg and reset dev. Returns TINYHAR_OK or TINYHAR_ERR_BAD_CONFIG. cfg and the strings it
    points to must outlive dev; plat is copied. */
 int tinyhar_init(tinyhar_dev_t *dev, const tinyhar_config_t *cfg, const tinyhar_platform_t *plat);
+
+/* The profile PROFILE requests read (NULL: none, the default). A runner built with a profiler
+   sets it once; it must outlive every device. */
+void tinyhar_set_profile(const tinyhar_profile_t *profile);
 
 /* Feed bytes received from the host; complete frames are answered through plat.write. */
 void tinyhar_rx(tinyhar_dev_t *dev, const uint8_t *data, size_t n);

@@ -33,6 +33,20 @@ def har_int8_model() -> bytes:
 
 
 @functools.cache
+def har_attention_int8_model() -> bytes:
+    """tinyhar's `tiny` at width 8 (conv, LSTM, self-attention, branch), int8, 100 x 6, 4 classes:
+    every op kind the firmware's own kernels serve."""
+    from tinyhar.lite.convert import to_int8_tflite
+    from tinyhar.lite.keras_env import keras
+    from tinyhar.model.architectures import build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model("tiny", (100, 6), len(LABELS), batch_size=1, width=8)
+    rep = np.random.default_rng(0).normal(size=(32, 100, 6)).astype(np.float32)
+    return to_int8_tflite(model, rep)
+
+
+@functools.cache
 def third_party_float_model() -> bytes:
     """A third-party-like model: a 2-D conv net (not made by tinyhar) with float32 I/O,
     input (1, 40, 3, 1): 40 samples of a 3-axis accelerometer, 5 gesture classes."""
@@ -67,18 +81,26 @@ def dataset_json(synthetic: bool = True) -> dict:
     }
 
 
-def make_run(root: Path, with_quantize_json: bool = True, arena_bytes: int | None = None) -> Path:
-    """A run folder as docs/architecture.md describes it, holding the small int8 model."""
+def make_run(
+    root: Path,
+    with_quantize_json: bool = True,
+    arena_bytes: int | None = None,
+    model: bytes | None = None,
+) -> Path:
+    """A run folder as docs/architecture.md describes it, holding the small int8 model (or
+    `model`)."""
     from tinyhar.crc import crc32
+    from tinyhar.lite.arena import measure_arena
 
     run = root / "run"
     run.mkdir(parents=True)
-    model = har_int8_model()
+    own_model = model is not None
+    model = model if own_model else har_int8_model()
     (run / runs.INT8_MODEL).write_bytes(model)
     (run / runs.DATASET_JSON).write_text(json.dumps(dataset_json()))
     (run / runs.METRICS_JSON).write_text(json.dumps({"accuracy": 0.5, "synthetic": True}))
     if with_quantize_json:
-        arena = arena_bytes if arena_bytes is not None else measured_arena()
+        arena = arena_bytes or (measure_arena(model) if own_model else measured_arena())
         q = {"arena_bytes": arena, "model_bytes": len(model), "model_crc32_int": crc32(model)}
         (run / runs.QUANTIZE_JSON).write_text(json.dumps(q))
     return run

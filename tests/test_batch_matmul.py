@@ -3,10 +3,8 @@ host with the Chirale TFLM library and compared byte for byte with the Python TF
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,35 +12,41 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import require_tools
+from kernel_harness import (
+    ALLOCATE_FAILED,
+    KERNELS,
+    OP_ADD,
+    OP_SOFTMAX,
+    OWN_SOFTMAX,
+    OWN_SOURCES,
+    REPO,
+    RUN_OK,
+    Harness,
+    build_qemu_image,
+    host_harness,
+    libraries_root,
+    random_inputs,
+    run_qemu_image,
+    tflm_outputs,
+    with_quantisation,
+)
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-from tinyhar.board.tflm_library import DEFINES, include_dirs, sources_for_ops
+from tinyhar.board.tflm_library import DEFINES, include_dirs
 from tinyhar.deploy.native_build import (
     CORTEX_M4F,
     HOST,
     OWN_WARNINGS,
     Toolchain,
     compile_sources,
-    link,
 )
 from tinyhar.lite.tflite_inspect import inspect_tflite, parse_model
 
-REPO = Path(__file__).resolve().parents[1]
-KERNELS = REPO / "firmware_templates" / "kernels"
-KERNEL = KERNELS / "tinyhar_batch_matmul.cpp"
-HARNESS = REPO / "tests" / "c" / "bmm_harness.cpp"
 RESOLVER_USE = REPO / "tests" / "c" / "bmm_resolver_use.cpp"
-CHIRALE = "Chirale_TensorFLowLite"
-TFLM_LIBRARIES = (CHIRALE, "Arduino_TensorFlowLite")
-LIBRARY_OPS = ["ADD", "SOFTMAX"]  # what the harness may register from the library
-ARDUINO_ONLY = {"system_setup.cpp", "utility_arduino.cpp"}  # the harness stands in for them
-ARENA = 256 * 1024
+TFLM_LIBRARIES = ("Chirale_TensorFLowLite", "Arduino_TensorFlowLite")
+NO_BATCH_MATMUL = 256
 # The converter's calibrator still uses tf.lite.Interpreter.
 pytestmark = pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
-
-# bmm_run's `ops` bits and return codes (tests/c/bmm_harness.cpp)
-OP_ADD, OP_SOFTMAX, NO_BATCH_MATMUL = 1, 2, 256
-RUN_OK, ALLOCATE_FAILED = 0, 3
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,32 @@ CASES = [
         rhs_range=(-1.5, 2.5),
         seed=10,
     ),
+    # The SIMD paths' blocks and tails: the attention shapes of `tiny` (probs x v without adjoint,
+    # K = 50: a 2-deep k tail) and of width 12; N > 64 (two column blocks, 4- and 2-column tails);
+    # an odd number of adj_y columns with a 1-deep k tail; zero points on both operands.
+    Case(
+        "attention-probs-v-width-64",
+        (1, 50, 50),
+        (1, 50, 64),
+        lhs_range=(0.0, 1.0),
+        rhs_range=(-1.2, 0.9),
+        seed=14,
+        pairs=40,
+    ),
+    Case(
+        "attention-scores-width-12",
+        (1, 50, 12),
+        (1, 50, 12),
+        adj_y=True,
+        lhs_range=(-1.0, 0.5),
+        rhs_range=(-0.3, 1.0),
+        seed=15,
+        pairs=60,
+    ),
+    Case("3d-no-adj-70-columns", (1, 3, 7), (1, 7, 70), seed=16, pairs=100),
+    Case("3d-adj_y-67-columns", (2, 5, 9), (2, 67, 9), adj_y=True, seed=17, pairs=100),
+    # Deeper than a packed block (128): packed in pieces, per row.
+    Case("3d-adj_y-depth-203", (1, 6, 203), (1, 7, 203), adj_y=True, seed=20, pairs=60),
 ]
 CRAFTED = Case("crafted", (1, 4, 256), (1, 256, 4), seed=11, pairs=64)
 
@@ -202,124 +232,21 @@ def operands(model: bytes) -> Operands:
     )
 
 
-def with_quantisation(model: bytes, changes: dict[int, tuple[float, int]]) -> bytes:
-    """A copy of `model` whose tensors (by index) get a new per-tensor (scale, zero point)."""
-    buf = bytearray(model)
-    subgraph = schema.Model.GetRootAsModel(buf, 0).Subgraphs(0)
-    for index, (scale, zero_point) in changes.items():
-        q = subgraph.Tensors(index).Quantization()
-        q.ScaleAsNumpy()[0] = scale  # views into buf
-        q.ZeroPointAsNumpy()[0] = zero_point
-    return bytes(buf)
-
-
-def random_inputs(model: bytes, n: int, seed: int) -> list[np.ndarray]:
-    """n random int8 values per model input; the first four runs hold the extremes."""
-    rng = np.random.default_rng(seed)
-    xs = [
-        rng.integers(-128, 128, size=(n, *t.shape), dtype=np.int8)
-        for t in inspect_tflite(model).inputs
-    ]
-    for r, values in enumerate([(-128, -128), (127, 127), (-128, 127), (127, -128)][:n]):
-        for x, v in zip(xs, values, strict=True):
-            x[r] = v
-    return xs
-
-
-# --- the two interpreters -------------------------------------------------------------------------
-
-
-def tflm_outputs(model: bytes, inputs: list[np.ndarray]) -> np.ndarray:
-    """Output 0 of the Python TFLM interpreter for each run of `inputs`."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_bytes(model, arena_size=ARENA)
-    outs = []
-    for r in range(len(inputs[0])):
-        for i, x in enumerate(inputs):
-            interpreter.set_input(x[r], i)
-        interpreter.invoke()
-        outs.append(interpreter.get_output(0).copy())
-    return np.stack(outs)
-
-
-class Harness:
-    """tests/c/bmm_harness.cpp (tinyhar's kernel + resolver + Chirale's TFLM) through ctypes."""
-
-    def __init__(self, so: Path) -> None:
-        self._lib = ctypes.CDLL(str(so))
-        self._lib.bmm_log.restype = ctypes.c_char_p
-        self._lib.bmm_run.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_int,
-            ctypes.c_void_p,
-            ctypes.c_size_t,
-            ctypes.c_int,
-            ctypes.c_void_p,
-            ctypes.c_size_t,
-        ]
-        self._lib.bmm_resolver_facts.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_int]
-
-    @property
-    def log(self) -> str:
-        return self._lib.bmm_log().decode(errors="replace")
-
-    def run(self, model: bytes, inputs: list[np.ndarray], ops: int = 0) -> tuple[int, np.ndarray]:
-        """(return code, output 0 of each run); runs are inputs[i][r] for every r."""
-        n = len(inputs[0])
-        out = inspect_tflite(model).outputs[0]
-        outputs = np.zeros((n, *out.shape), dtype=out.dtype)
-        packed = np.ascontiguousarray(
-            np.concatenate([x.reshape(n, -1).view(np.uint8) for x in inputs], axis=1)
-        )
-        buf = ctypes.create_string_buffer(len(model) + 16)
-        aligned = ctypes.addressof(buf) + (-ctypes.addressof(buf) % 16)  # TFLM wants it aligned
-        ctypes.memmove(aligned, model, len(model))
-        self._lib.bmm_clear_log()
-        rc = self._lib.bmm_run(
-            aligned, ops, packed.ctypes.data, packed.nbytes, n, outputs.ctypes.data, outputs.nbytes
-        )
-        return rc, outputs
-
-    def resolver_facts(self) -> list[int]:
-        facts = (ctypes.c_int * 10)()
-        assert self._lib.bmm_resolver_facts(facts, len(facts)) == 0
-        return list(facts)
+# --- the harness ---------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def libraries() -> Path:
-    """The Arduino libraries folder: `shared/arduino/libraries` beside the repository."""
-    root = Path(__file__).resolve().parents[2] / "shared" / "arduino" / "libraries"
-    if not (root / CHIRALE / "library.properties").is_file():
-        msg = f"the Arduino TFLM libraries are not in {root}"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI: {msg}; the CI checkout must carry shared/ beside the repository")
-        pytest.skip(msg)
-    return root
+    return libraries_root()
 
 
-@pytest.fixture(scope="module")
-def harness(libraries: Path, tmp_path_factory: pytest.TempPathFactory) -> Harness:
-    """The harness, tinyhar's kernel and the Chirale sources for ADD and SOFTMAX, as one .so.
-    Library objects come from the object cache after the first build."""
+@pytest.fixture(scope="module", params=["scalar", "emulated-dsp"])
+def harness(request: pytest.FixtureRequest, libraries: Path) -> Harness:
+    """The harness with tinyhar's kernels and Chirale's ADD, SOFTMAX, MEAN and MUL, as one .so:
+    scalar, and with -DTINYHAR_EMULATE_DSP (the kernels' SIMD paths on tinyhar_simd.h's C
+    equivalents of the M4's DSP instructions)."""
     require_tools("gcc", "g++", apt="gcc g++")
-    src = libraries / CHIRALE / "src"
-    lib_sources = [p for p in sources_for_ops(src, LIBRARY_OPS) if p.name not in ARDUINO_ONLY]
-    lib_objects = compile_sources(
-        HOST, lib_sources, include_dirs(src), DEFINES, ("-w",), what="TFLM library sources"
-    )
-    out = tmp_path_factory.mktemp("bmm_harness")
-    own_objects = compile_sources(
-        HOST,
-        [KERNEL, HARNESS],
-        [KERNELS, *include_dirs(src)],
-        DEFINES,
-        OWN_WARNINGS,
-        out_dir=out,
-        what="kernel and harness",
-    )
-    return Harness(link(HOST, [*own_objects, *lib_objects], out / "bmm_harness.so"))
+    return host_harness(libraries, emulate_dsp=request.param == "emulated-dsp")
 
 
 # --- TFLM's requantisation, written out -----------------------------------------------------------
@@ -508,6 +435,48 @@ def test_library_ops_and_own_ops_mix_in_one_resolver(harness: Harness):
     assert rc == ALLOCATE_FAILED and "BATCH_MATMUL" in harness.log
 
 
+@functools.cache
+def two_matmuls_model() -> bytes:
+    """softmax(a b^T) b: both SIMD layouts (adj_y, then no adjoint) with k and column tails."""
+    from tinyhar.lite.keras_env import tf
+
+    case = Case("two-matmuls", (1, 21, 12), (1, 21, 12), seed=18)
+
+    class TwoMatMuls(tf.Module):
+        @tf.function(input_signature=_signature(case))
+        def f(self, a, b):
+            return tf.linalg.matmul(tf.nn.softmax(tf.linalg.matmul(a, b, adjoint_b=True)), b)
+
+    return _convert(TwoMatMuls(), lambda: _representative(case), True)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("arm_gcc")
+def test_kernel_on_the_m4_under_qemu_matches_python_tflm(libraries: Path, tmp_path: Path):
+    """The real SMLAD/SXTB16/PKHBT instructions: the harness on QEMU's Cortex-M4F."""
+    require_tools("qemu-system-arm", apt="qemu-system-arm")
+    model = two_matmuls_model()
+    assert inspect_tflite(model).ops == ["BATCH_MATMUL", "SOFTMAX"]
+    inputs = random_inputs(model, 8, seed=18)
+    elf = build_qemu_image(libraries, tmp_path, model, inputs, ops=OWN_SOFTMAX)
+    run = run_qemu_image(elf, model, runs=8)
+    assert run.rc == RUN_OK, run.text
+    want = tflm_outputs(model, inputs)
+    assert run.outputs.shape == want.shape
+    assert int(np.count_nonzero(run.outputs != want)) == 0
+    assert len(np.unique(want)) > 50
+    assert [name for name, _ in run.nodes] == ["BATCH_MATMUL", "SOFTMAX", "BATCH_MATMUL"]
+    assert all(ticks > 0 for _, ticks in run.nodes)
+
+
+def test_requantiser_equals_the_librarys_multiply_by_quantized_multiplier(harness: Harness):
+    """tinyhar_requantise.h, used by the kernels, against the library's function on 2 million
+    inputs, half of them next to a rounding boundary."""
+    bad, near = harness.requantise_mismatches(2_000_000, seed=19)
+    assert near > 500_000
+    assert bad == 0
+
+
 @pytest.mark.usefixtures("host_gcc")
 def test_resolver_hands_out_the_registration_as_batch_matmul(harness: Harness):
     facts = harness.resolver_facts()
@@ -546,9 +515,9 @@ def test_kernel_and_resolver_compile_without_warnings(
     std = ("-std=gnu++11",) if toolchain is HOST else ()
     objects = compile_sources(
         toolchain,
-        [KERNEL, RESOLVER_USE],
+        [*(KERNELS / k for k in OWN_SOURCES), RESOLVER_USE],
         [KERNELS, *include_dirs(src)],
-        DEFINES,
+        DEFINES if toolchain is HOST else (),  # the board's toolchain has the core's defines
         (*OWN_WARNINGS, *std),
         out_dir=tmp_path,
         what="tinyhar kernel sources",

@@ -12,7 +12,7 @@ from fw_models import LABELS, har_int8_model, make_run, measured_arena, third_pa
 
 from tinyhar import runs
 from tinyhar.board.boards import list_boards, load_board
-from tinyhar.board.tflm_library import load_library, plan_kernels
+from tinyhar.board.tflm_library import OWN_KERNELS, OwnKernel, load_library, plan_kernels
 from tinyhar.cli import main
 from tinyhar.crc import crc32
 from tinyhar.deploy.codegen import c_float, parse_c_array
@@ -50,7 +50,8 @@ def test_build_from_run_renders_a_complete_sketch(tmp_path):
         [
             "model_data.cpp", "model_data.h", "tinyhar_config.h", "tinyhar_core.c",
             "tinyhar_core.h", "tinyhar_runner.cpp", "tinyhar_runner.h", "tinyhar_model.h",
-            "tinyhar_limits.h", "tinyhar_op_resolver.h", "tinyhar_kernels.h",
+            "tinyhar_limits.h", "tinyhar_op_resolver.h", "tinyhar_kernels.h", "tinyhar_simd.h",
+            "tinyhar_requantise.h", "tinyhar_lstm.cpp", "tinyhar_softmax.cpp",
         ]
     )  # fmt: skip
     assert (library / "examples" / "tinyhar_har" / "tinyhar_har.ino").read_text() == (
@@ -61,8 +62,9 @@ def test_build_from_run_renders_a_complete_sketch(tmp_path):
         in (library / "library.properties").read_text()
     )
     assert rec["tflm_library"] == {"name": "Chirale_TensorFLowLite", "version": "2.0.0"}
-    assert set(rec["kernels"]) == set(info.ops) and set(rec["kernels"].values()) == {
-        "Chirale_TensorFLowLite"
+    own = {"UNIDIRECTIONAL_SEQUENCE_LSTM", "SOFTMAX"}  # tinyhar's kernels where it has one
+    assert rec["kernels"] == {
+        op: "tinyhar" if op in own else "Chirale_TensorFLowLite" for op in info.ops
     }
     sketch = library / "src"
     assert rec["board"] == "nano33ble" and rec["fqbn"] == "arduino:mbed_nano:nano33ble"
@@ -79,8 +81,11 @@ def test_build_from_run_renders_a_complete_sketch(tmp_path):
     # the resolver holds exactly the model's ops
     runner = (sketch / "tinyhar_runner.cpp").read_text()
     added = re.findall(r"resolver\.library\(\)\.Add(\w+)\(\)", runner)
-    assert len(added) == len(set(added)) == len(info.ops)
-    assert f"tinyhar::OpResolver<{len(info.ops)}>" in runner
+    assert len(added) == len(set(added)) == len(info.ops) - len(own)
+    assert re.findall(r"tinyhar::Register_(\w+)\(\)", runner) == [
+        op for op in info.ops if op in own
+    ]
+    assert f"tinyhar::OpResolver<{len(info.ops) - len(own)}, {len(own)}>" in runner
     assert "#include <Chirale_TensorFlowLite.h>" in runner
     # the arena: measured + stated margin, aligned
     measured = measured_arena()
@@ -138,13 +143,28 @@ def test_an_op_tflm_lacks_is_named():
 def test_ops_go_to_the_library_or_to_tinyhar_or_are_refused_naming_op_and_library():
     lib = load_library("Chirale_TensorFLowLite")
     plan = plan_kernels(["CONV_2D", "BATCH_MATMUL", "MEAN"], lib)
-    assert plan.library_methods == {"CONV_2D": "AddConv2D", "MEAN": "AddMean"}
-    assert plan.own_kernels == {"BATCH_MATMUL": "tinyhar_batch_matmul.cpp"}
+    assert plan.library_methods == {"CONV_2D": "AddConv2D"}
+    assert {op: k.source for op, k in plan.own_kernels.items()} == {
+        "BATCH_MATMUL": "tinyhar_batch_matmul.cpp", "MEAN": "tinyhar_mean.cpp"
+    }  # fmt: skip
     with pytest.raises(TinyharError) as e:  # an op TFLM has, but neither the library nor tinyhar
         plan_kernels(["CONV_2D", "STABLEHLO_COMPOSITE"], lib)
     msg = str(e.value)
     assert "STABLEHLO_COMPOSITE" in msg and "Chirale_TensorFLowLite 2.0.0" in msg
     assert "\n" not in msg
+
+
+def test_tinyhar_s_kernel_runs_an_op_both_have_unless_the_library_s_is_asked_for():
+    lib = load_library("Chirale_TensorFLowLite")
+    ops = ["SOFTMAX", "BATCH_MATMUL", "CONV_2D"]
+    ours = plan_kernels(ops, lib)
+    assert ours.own_kernels["SOFTMAX"] == OwnKernel("tinyhar_softmax.cpp", "Softmax")
+    assert set(ours.library_methods) == {"CONV_2D"} and "SOFTMAX" in OWN_KERNELS
+    theirs = plan_kernels(ops, lib, prefer="library")
+    assert theirs.library_methods == {"SOFTMAX": "AddSoftmax", "CONV_2D": "AddConv2D"}
+    assert set(theirs.own_kernels) == {"BATCH_MATMUL"}  # the library has none
+    with pytest.raises(TinyharError, match="kernels 'fastest'"):
+        plan_kernels(ops, lib, prefer="fastest")
 
 
 def test_the_user_s_edited_sketch_survives_a_rebuild(tmp_path):
@@ -355,3 +375,11 @@ def test_no_run_at_all_trains_one_on_synthetic_data_first(tmp_path, monkeypatch)
     assert rec["synthetic"] is True and "SYNTHETIC data" in res.output
     model = (run / runs.INT8_MODEL).read_bytes()
     assert parse_c_array(Path(rec["library_dir"], "src", "model_data.cpp").read_text()) == model
+
+
+def test_a_float_op_goes_to_the_library_because_tinyhar_s_kernels_are_int8_only():
+    lib = load_library("Chirale_TensorFLowLite")
+    plan = plan_kernels(["SOFTMAX", "MEAN"], lib, not_int8=frozenset({"SOFTMAX"}))
+    assert plan.library_methods == {"SOFTMAX": "AddSoftmax"} and set(plan.own_kernels) == {"MEAN"}
+    with pytest.raises(TinyharError, match="BATCH_MATMUL"):  # a float op only tinyhar has
+        plan_kernels(["BATCH_MATMUL"], lib, not_int8=frozenset({"BATCH_MATMUL"}))

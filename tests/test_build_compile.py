@@ -25,7 +25,7 @@ from tinyhar.resources import templates_dir
 
 STAND_INS = Path(__file__).parent / "stand_in_headers"  # the Arduino core only: no source here
 WARN = ["-Wall", "-Wextra", "-Werror"]
-M4F = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
+M4F = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16"]  # the core's ABI
 needs_gcc = pytest.mark.usefixtures("host_gcc")  # skipped without them locally, failed in CI
 needs_arm = pytest.mark.usefixtures("arm_gcc")
 
@@ -182,7 +182,7 @@ def test_tinyhar_s_own_files_compile_against_arduino_tensorflowlite(tmp_path):
     (tmp_path / "mbed_pins.h").write_text(MBED_PINS)
     layer = templates_dir() / "emulator"
     system = [a for d in tflm_library.include_dirs(lib) for a in ("-isystem", str(d))]
-    flags = ["arm-none-eabi-g++", "-std=gnu++17", *WARN, *M4F, "-O2", "-DARDUINO",
+    flags = ["arm-none-eabi-g++", "-std=gnu++14", *WARN, *M4F, "-O2", "-DARDUINO",
              "-DARDUINO_ARDUINO_NANO33BLE", "-include", str(tmp_path / "mbed_pins.h"),
              f"-I{src}", f"-I{layer}", *system, "-c"]  # fmt: skip
     kernel = templates_dir() / "kernels" / "tinyhar_batch_matmul.cpp"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 
@@ -262,3 +264,37 @@ def test_recording_sends_every_sample_in_numbered_frames(host: Host) -> None:
     assert [(g.first, len(g.samples)) for g in got] == [(0, 10), (10, 10), (20, 3)]
     np.testing.assert_array_equal(np.concatenate([g.samples for g in got]), raw)
     assert host.dev.push_sample(raw[0]) == b""  # stopped: nothing more
+
+
+class _ProfileStruct(ctypes.Structure):
+    _fields_ = [("unit", ctypes.c_uint8), ("nodes", ctypes.c_uint16),
+                ("counts", ctypes.POINTER(ctypes.c_uint32))]  # fmt: skip
+
+
+def test_profile_pages_the_runner_s_per_node_counts(host: Host) -> None:
+    """PROFILE answers 'no profiler' until a runner sets its profile, then pages its counts; a
+    first node past the profile and a wrong length are refused."""
+    lib = host.dev._lib
+    lib.tinyhar_set_profile(None)
+    assert host.request(P.MsgType.PROFILE, P.pack_profile_request(0)) == P.ProfilePage(
+        P.ProfileUnit.NONE, 0, 0, []
+    )
+    counts = (ctypes.c_uint32 * 300)(*[7 * k + 1 for k in range(300)])
+    profile = _ProfileStruct(P.ProfileUnit.INSTRUCTIONS, 300, counts)
+    lib.tinyhar_set_profile(ctypes.byref(profile))
+    try:
+        got: list[int] = []
+        while len(got) < 300:
+            page = host.request(P.MsgType.PROFILE, P.pack_profile_request(len(got)))
+            assert (page.unit, page.nodes, page.first) == (P.ProfileUnit.INSTRUCTIONS, 300,
+                                                           len(got))  # fmt: skip
+            assert 0 < len(page.counts) <= 255
+            got += page.counts
+        assert got == [7 * k + 1 for k in range(300)]
+        err = host.request(P.MsgType.PROFILE, P.pack_profile_request(301))
+        assert isinstance(err, P.ErrorReply) and err.code == P.ErrorCode.BAD_ARG
+        assert err.detail == 300
+        err = host.request(P.MsgType.PROFILE, b"\x00")
+        assert err.code == P.ErrorCode.BAD_LENGTH
+    finally:
+        lib.tinyhar_set_profile(None)

@@ -148,7 +148,8 @@ def test_failed_quantize_leaves_earlier_artifacts_intact(quantized_run, tmp_path
     run, _ = quantized_run
     broken = tmp_path / "broken"
     broken.mkdir()
-    for name in (runs.DATASET_JSON, runs.WINDOWS_NPZ, runs.INT8_MODEL, runs.QUANTIZE_JSON):
+    for name in (runs.METRICS_JSON, runs.DATASET_JSON, runs.WINDOWS_NPZ, runs.INT8_MODEL,
+                 runs.QUANTIZE_JSON):  # fmt: skip
         (broken / name).write_bytes((run / name).read_bytes())
     (broken / runs.KERAS_MODEL).write_bytes(b"this is not a keras model")
     before = {p.name: p.read_bytes() for p in broken.iterdir()}
@@ -165,6 +166,7 @@ def test_quantize_names_a_missing_windows_file(tmp_path):
     run.mkdir()
     (run / runs.KERAS_MODEL).write_bytes(b"x")
     (run / runs.DATASET_JSON).write_text("{}")
+    (run / runs.METRICS_JSON).write_text("{}")  # a finished training (quantize needs one)
     result = CliRunner().invoke(main, ["quantize", "--run", str(run)])
     assert result.exit_code == 2
     assert "windows.npz" in result.stderr and result.stderr.count("\n") == 1

@@ -126,7 +126,8 @@ def test_image_holds_the_model_arena_library_and_layers(built: Built, tflm_src: 
     assert fp["model"]["ram"] == 0
     assert fp["arena"]["ram"] == rec["arena_bytes"] and fp["arena"]["flash"] == 0
     assert fp["tflm"]["flash"] > 40_000  # interpreter, allocator, CMSIS-NN and LSTM kernels
-    assert 1_000 < fp["tinyhar"]["flash"] < 20_000 and fp["tinyhar"]["ram"] > 1_000
+    # protocol, runner and tinyhar's own kernels (LSTM, SOFTMAX, MEAN, ADD/MUL, BATCH_MATMUL)
+    assert 1_000 < fp["tinyhar"]["flash"] < 40_000 and fp["tinyhar"]["ram"] > 1_000
     assert 500 < fp["arduino"]["flash"] < 8_000
     groups = [g for g in fp if g not in ("total", "reserved")]
     for kind in ("flash", "ram"):

@@ -67,20 +67,20 @@ def test_search_writes_a_front_and_a_buildable_best_and_survives_a_raising_trial
         raise RuntimeError("injected trial failure")
 
     cfg = TrainConfig(data=data, run=run, epochs=1, stride=100, train_stride=100, seed=0)
-    opts = SearchOptions(train=cfg, trials=6, workers=2, max_model_kb=24, progress=False)
+    opts = SearchOptions(train=cfg, trials=4, workers=2, max_model_kb=24, progress=False)
     result = run_search(opts, log=lambda _: None, trial=first_trial_raises)
 
     s = json.loads((run / "search.json").read_text())
-    assert s == result.summary and len(s["trials"]) == 6
+    assert s == result.summary and len(s["trials"]) == 4
     assert len(s["failed"]) == 1 and "injected trial failure" in s["failed"][0]["error"]
     finished = {t["trial"]: t for t in s["trials"] if "error" not in t}
-    assert len(finished) == 5 and s["pareto"] and set(s["pareto"]) <= set(finished)
+    assert len(finished) == 3 and s["pareto"] and set(s["pareto"]) <= set(finished)
     assert (run / "search_pareto.png").read_bytes()[:4] == b"\x89PNG"
     err = capfd.readouterr().err
-    assert err.count("FAILED") == 1 and err.count("int8 val") == 5  # one line per trial
+    assert err.count("FAILED") == 1 and err.count("int8 val") == 3  # one line per trial
     # with QEMU and the Arm compiler, each trial's firmware ran on the emulated board
     require_tools("arm-none-eabi-g++", "qemu-system-arm", apt="gcc-arm-none-eabi qemu-system-arm")
-    assert s["latency"]["key"] == "instructions" and err.count("M instructions") == 5
+    assert s["latency"]["key"] == "instructions" and err.count("M instructions") == 3
     for t in finished.values():
         assert t["instructions"] > 100_000 and t["flash_bytes"] > t["model_bytes"] + 20_000
     assert s["best"] in finished and finished[s["best"]]["model_bytes"] <= 24 * 1024

@@ -75,3 +75,28 @@ def test_unknown_library_names_the_known_ones():
     with pytest.raises(TinyharError, match="Arduino_TensorFlowLite, Chirale_TensorFLowLite"):
         T.load_library("TensorFlowLite_ESP32")
     assert Path(T.library_facts_dir()).is_dir()
+
+
+def test_the_interpreter_bounds_every_op_by_who_runs_it():
+    """tinyhar's kernels and the library's exact ones: 0 LSB; the library's MEAN: its +-1; a
+    library LSTM (no bound) makes the interpreter a second opinion only."""
+    from tinyhar.deploy.board_reference import interpreter_violations
+
+    lib = T.load_library("Chirale_TensorFLowLite")
+    bounds, why = T.interpreter_bounds(
+        {"CONV_2D": lib.name, "MEAN": lib.name, "UNIDIRECTIONAL_SEQUENCE_LSTM": "tinyhar"}, lib
+    )
+    assert why == "" and bounds == {"CONV_2D": 0, "MEAN": 1, "UNIDIRECTIONAL_SEQUENCE_LSTM": 0}
+    none, why = T.interpreter_bounds({"UNIDIRECTIONAL_SEQUENCE_LSTM": lib.name}, lib)
+    assert none == {} and "UNIDIRECTIONAL_SEQUENCE_LSTM" in why and "second opinion" in why
+    per_op = [
+        {"op": "MEAN", "tensor": "m", "origin": 5, "origin_max_lsb": 1, "first_step": None},
+        {"op": "UNIDIRECTIONAL_SEQUENCE_LSTM", "tensor": "lstm", "origin": 2,
+         "origin_max_lsb": 3, "first_step": 1},  # fmt: skip
+        {"op": "CONV_2D", "tensor": "c", "origin": 0, "origin_max_lsb": 0, "first_step": None},
+    ]
+    assert interpreter_violations(per_op, bounds) == [
+        {"op": "UNIDIRECTIONAL_SEQUENCE_LSTM", "tensor": "lstm", "max_lsb": 3, "bound": 0,
+         "first_step": 1, "windows": 2}  # fmt: skip
+    ]
+    assert interpreter_violations(per_op[:1], {"MEAN": 0}) != []

@@ -15,6 +15,9 @@ from tinyhar import __version__, interrupt, log
 from tinyhar.errors import EXIT_FAILED, EXIT_INTERRUPTED, TinyharError
 from tinyhar.runs import DEMO_DIR
 
+MAX_STRIDE = 0xFFFF  # the firmware counts the samples between predictions in 16 bits
+MAX_SUBJECT = 999_999  # as tinyhar.data.recordings reads subject numbers
+
 
 class _Group(click.Group):
     """Turns TinyharError into one line on stderr and Ctrl-C into a clean exit, however a library
@@ -29,12 +32,18 @@ class _Group(click.Group):
             except TinyharError as e:
                 if interrupt.seen():
                     _interrupted()
-                click.echo(f"error: {e}", file=interrupt.stderr())
+                click.echo(f"error: {log.printable(str(e), lines=False)}", file=interrupt.stderr())
                 sys.exit(e.exit_code)
             except Exception:
                 if interrupt.seen():
                     _interrupted()
                 raise
+
+
+def _echo(text: str) -> None:
+    """Print a result on stdout; control characters that came with data (class names, a
+    board's strings) are escaped, not sent to the terminal."""
+    click.echo(log.printable(text))
 
 
 def _interrupted() -> None:
@@ -85,7 +94,7 @@ def data_synth(out: Path, subjects: int, seed: int) -> None:
 
     folder = synthesize(out, subjects=subjects, seed=seed)
     info = dataset_info(folder)
-    click.echo(
+    _echo(
         f"wrote SYNTHETIC data: {subjects} subjects, {info.rows} rows "
         f"({info.rows / 50 / 60:.1f} min at 50 Hz), seed {seed} -> {folder}"
     )
@@ -98,7 +107,7 @@ def data_info(path: Path) -> None:
     dataset.toml, or MHEALTH (folder, zip or CSV)."""
     from tinyhar.data.info import dataset_info, format_info  # lazy: fast --help
 
-    click.echo(format_info(dataset_info(path)))
+    _echo(format_info(dataset_info(path)))
 
 
 def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -141,7 +150,7 @@ def data_import(src, out, acc_unit, gyro_unit, rate_hz, label_column, drop, subj
                          label_column=label_column, drop=drop or [],
                          subject_pattern=subject_pattern, subject_column=subject_column,
                          columns=columns, name=name)  # fmt: skip
-    click.echo(format_import(import_dataset(src, out, opts, log=log.inf)))
+    _echo(format_import(import_dataset(src, out, opts, log=log.inf)))
 
 
 @data.command("download")
@@ -168,12 +177,12 @@ def data_download(dest: Path | None, url: str | None) -> None:
 
     dest = dest or default_data_dir()
     if is_downloaded(dest):
-        click.echo(f"MHEALTH already downloaded and verified in {dest}; nothing to do")
+        _echo(f"MHEALTH already downloaded and verified in {dest}; nothing to do")
         return
-    click.echo(f"downloading MHEALTH from {url or default_url()}")
+    _echo(f"downloading MHEALTH from {url or default_url()}")
     folder = download_mhealth(dest, url=url)
-    click.echo(f"MHEALTH: every subject log verified (SHA-256) in {folder}")
-    click.echo(f"train on it with: tinyhar train --data {folder}")
+    _echo(f"MHEALTH: every subject log verified (SHA-256) in {folder}")
+    _echo(f"train on it with: tinyhar train --data {folder}")
 
 
 # --- training: tinyhar train --------------------------------------------------------------------
@@ -183,9 +192,12 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     if value is None:
         return None
     try:
-        return [int(v) for v in value.replace(" ", "").split(",") if v]
+        ids = [int(v) for v in value.replace(" ", "").split(",") if v]
     except ValueError:
         raise click.BadParameter("give subject ids separated by commas, e.g. 1,2,3") from None
+    if any(not 0 <= i <= MAX_SUBJECT for i in ids):
+        raise click.BadParameter(f"subject ids are 0..{MAX_SUBJECT}")
+    return ids
 
 
 @main.command()
@@ -214,12 +226,12 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
 @click.option(
     "--stride",
-    type=click.IntRange(1),
+    type=click.IntRange(1, MAX_STRIDE),
     default=50,
     show_default=True,
     help="Samples between window starts (windows are 100 samples, 2 s)",
 )
-@click.option("--train-stride", type=click.IntRange(1), default=None,
+@click.option("--train-stride", type=click.IntRange(1, MAX_STRIDE), default=None,
               help="Samples between training windows' starts; validation and test keep "
               "--stride; --split random takes --stride  [25, or --stride if smaller]")  # fmt: skip
 @click.option("--include-null", is_flag=True,
@@ -314,12 +326,12 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
         opts = LosoOptions(train=cfg, folds=folds, workers=workers, address=address,
                            progress=log.verbosity() >= log.NORMAL)  # fmt: skip
         result = run_loso(opts, log=log.inf)
-        click.echo(format_loso(result))
+        _echo(format_loso(result))
         if result.summary["failed"]:
             sys.exit(EXIT_FAILED)
         return
     result = run_training(cfg, log=log.inf)
-    click.echo(summary(result))
+    _echo(summary(result))
 
 
 @main.command()
@@ -341,7 +353,7 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
               help="Continue the interrupted search in --run (same options).")  # fmt: skip
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--patience", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--stride", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--stride", type=click.IntRange(1, MAX_STRIDE), default=50, show_default=True)
 @click.option("--classes", callback=_names, default=None, help="Class names to learn.")
 @click.option("--train-subjects", callback=_subject_ids, help="e.g. 1,2,3,4,5,6")
 @click.option("--val-subjects", callback=_subject_ids, help="Chosen on, e.g. 7,8")
@@ -374,7 +386,7 @@ def search(data, sensors, board, trials, workers, address, run_dir, resume, epoc
                          resume=resume, max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
                          emulate=emulate, progress=log.verbosity() >= log.NORMAL)  # fmt: skip
     result = run_search(opts, log=log.inf)
-    click.echo(format_search(result))
+    _echo(format_search(result))
     if result.summary["best"] is None:
         sys.exit(EXIT_FAILED)
 
@@ -393,7 +405,7 @@ def quantize(run: Path | None, board: str, libraries: Path | None) -> None:
     computes it, where it can be built for the host), arena and size."""
     from tinyhar.deploy.quantize import format_report, quantize_run  # lazy: fast --help
 
-    click.echo(format_report(quantize_run(run, board=board, libraries=libraries)))
+    _echo(format_report(quantize_run(run, board=board, libraries=libraries)))
 
 
 @main.command()
@@ -410,7 +422,7 @@ def evaluate(run: Path | None, data: Path, subjects: list[int] | None, sensors: 
     from tinyhar.deploy.evaluate import evaluate_run, format_evaluation  # lazy: fast --help
 
     ev = evaluate_run(run, data, subjects, log=log.inf, warn=log.wrn, sensors=sensors)
-    click.echo(format_evaluation(ev))
+    _echo(format_evaluation(ev))
 
 
 @main.command()
@@ -418,7 +430,7 @@ def boards() -> None:
     """List the boards tinyhar can build for, with their model and arena budgets."""
     from tinyhar.board.boards import board_table, list_boards  # lazy: fast --help
 
-    click.echo("\n".join(board_table(list_boards())))
+    _echo("\n".join(board_table(list_boards())))
 
 
 @main.command()
@@ -446,10 +458,21 @@ def boards() -> None:
 @click.option("--no-install", is_flag=True, help="Do not install the Arduino core or libraries.")
 @click.option("--require-compile", is_flag=True, help="Fail when arduino-cli cannot compile.")
 @click.option("--stream-at-boot", is_flag=True, help="Stream predictions from reset.")
+@click.option("--profile", is_flag=True,
+              help="Count each op's CPU cycles on the board (DWT) for `tinyhar verify --profile`; "
+              "the emulated board always counts instructions.")  # fmt: skip
 @click.option(
     "--tflm-library",
     default=None,
     help="Build against another TFLM library the board supports (see its board file).",
+)
+@click.option(
+    "--kernels",
+    type=click.Choice(["tinyhar", "library"]),
+    default="tinyhar",
+    show_default=True,
+    help="Who runs an op both have: tinyhar's own kernels (fast on the Cortex-M4, the arithmetic "
+    "of the current TFLM) or the TFLM library's (tinyhar's only for ops it lacks).",
 )
 @click.option(
     "--libraries",
@@ -482,7 +505,9 @@ def build(
     no_install,
     require_compile,
     stream_at_boot,
+    profile,
     tflm_library,
+    kernels,
     libraries,
     no_measure,
     train_if_missing,
@@ -516,7 +541,9 @@ def build(
         install=not no_install,
         require_compile=require_compile,
         stream_at_boot=stream_at_boot,
+        profile=profile,
         tflm_library=tflm_library,
+        kernels=kernels,
         libraries=libraries,
         measure=not no_measure,
         train_if_missing=train_if_missing,
@@ -531,7 +558,7 @@ def build(
             "output_zero_point": output_zero_point,
         },
     )
-    click.echo(format_summary(build_firmware(opts)))
+    _echo(format_summary(build_firmware(opts)))
 
 
 @main.command()
@@ -542,7 +569,7 @@ def flash(board, port, run) -> None:
     """Upload the compiled firmware with arduino-cli."""
     from tinyhar.deploy.flash import flash_firmware  # lazy: fast --help
 
-    click.echo(flash_firmware(board=board, port=port, run=run))
+    _echo(flash_firmware(board=board, port=port, run=run))
 
 
 # --- device: tinyhar sim | verify | monitor -----------------------------------------------------
@@ -590,10 +617,10 @@ def sim(
                          "fault injection": faults.describe() != "none"}  # fmt: skip
         unused = [option for option, given_ in software_only.items() if given_]
         run_emulated_sim(board if given else None, run, link, unused,
-                         announce=lambda path: click.echo(path))  # fmt: skip
+                         announce=_echo)  # fmt: skip
         return
     run_sim(board, run, faults, model=model, replay=replay, speed=speed, link=link,
-            announce=lambda path: click.echo(path))  # fmt: skip
+            announce=_echo)  # fmt: skip
 
 
 @main.command()
@@ -620,9 +647,13 @@ def sim(
               help="Print a hex dump of every frame sent and received on stderr.")  # fmt: skip
 @click.option("--resume", is_flag=True,
               help="Continue this mode's interrupted run from its last window.")  # fmt: skip
+@click.option("--profile", is_flag=True,
+              help="Read the firmware's per-op counts after every window and print where the "
+              "inference spends its time (instructions on `sim --emulate`, cycles on a board "
+              "built with `build --profile`).")  # fmt: skip
 def verify(
     port, run, windows, raw, board, min_agreement, max_lsb, libraries, timeout, retries, trace,
-    resume,
+    resume, profile,
 ) -> None:  # fmt: skip
     """Check that the device computes what the host computes; write verify_<mode>.json/.png.
 
@@ -639,10 +670,11 @@ def verify(
     opts = VerifyOptions(
         port=port, run=run, windows=windows, raw=raw, board=board, min_agreement=min_agreement,
         max_lsb=max_lsb, libraries=libraries, timeout=timeout, retries=retries, trace=trace,
-        resume=resume, progress=not trace,  # a bar redrawn between trace lines garbles both
+        resume=resume, profile=profile,
+        progress=not trace,  # a bar redrawn between trace lines garbles both
     )  # fmt: skip
     report = verify_device(opts)
-    click.echo(format_report(report))
+    _echo(format_report(report))
     if not report.passed:
         sys.exit(EXIT_FAILED)
 
@@ -666,7 +698,7 @@ def monitor(port, run, last, count, seconds, timeout, trace) -> None:
 
     opts = MonitorOptions(port=port, run=run, last=last, count=count, seconds=seconds,
                           timeout=timeout, trace=trace)  # fmt: skip
-    run_monitor(opts, out=click.echo)
+    run_monitor(opts, out=_echo)
 
 
 @main.command()
@@ -696,7 +728,7 @@ def record(port, label, subject, out, seconds, session, run, board, timeout, no_
                          progress=not trace, plot=not no_plot)  # fmt: skip
     r = record_imu(opts, log=log.inf)
     lost = f", {r.lost} lost on the way" if r.lost else ""
-    click.echo(f"recorded {r.samples} samples ({r.seconds:.1f} s at {r.rate_hz:g} Hz{lost}) "
+    _echo(f"recorded {r.samples} samples ({r.seconds:.1f} s at {r.rate_hz:g} Hz{lost}) "
                f"of {label!r} into {r.file}")  # fmt: skip
     if r.stopped:
         sys.exit(EXIT_FAILED)
@@ -722,6 +754,6 @@ def demo(out, board, subjects, epochs, seed, windows) -> None:
     opts = DemoOptions(out=out, board=board, subjects=subjects, epochs=epochs, seed=seed,
                        windows=windows)  # fmt: skip
     summary = run_demo(opts, log=log.inf)
-    click.echo(format_summary(summary))
+    _echo(format_summary(summary))
     if not summary["passed"]:
         sys.exit(EXIT_FAILED)

@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+# TEST HOOK: with this set to N, the process SIGKILLs itself right after its Nth file write or
+# removal through this module, so tests can check what a crash at every such moment leaves.
+KILL_AFTER_WRITES = "TINYHAR_TEST_KILL_AFTER_WRITES"
+_done = 0
+
+
+def _written() -> None:
+    """Count a finished write or removal (the test hook's kill point)."""
+    global _done
+    n = os.environ.get(KILL_AFTER_WRITES)
+    if not n:
+        return
+    _done += 1
+    if _done == int(n):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def remove(path: str | os.PathLike) -> bool:
+    """Remove a file or a folder tree if it is there; True when something was removed."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    else:
+        return False
+    _written()
+    return True
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -27,6 +58,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _written()
     return path
 
 
@@ -65,18 +97,52 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+    _written()
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path`'s lock file (.<name>.lock beside it)."""
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def append_json_line(path: str | os.PathLike, obj: Any) -> Path:
-    """Append `obj` as one JSON line to `path`, in one write on an O_APPEND descriptor, so
-    concurrent writers interleave whole lines."""
+    """Append `obj` as one JSON line to `path`, in one write on an O_APPEND descriptor under the
+    file's lock, so concurrent writers interleave whole lines."""
     path = Path(path)
     line = (json.dumps(obj, sort_keys=False) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    with _locked(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    return path
+
+
+def put_json_line(path: str | os.PathLike, obj: Any, key: str) -> Path:
+    """The JSON-lines file `path` with the line whose `key` equals obj[key] replaced by `obj`,
+    or `obj` appended when there is none; rewritten atomically under the file's lock."""
+    path = Path(path)
+    with _locked(path):
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        new = json.dumps(obj, sort_keys=False)
+        for i, text in enumerate(lines):
+            try:
+                same = json.loads(text).get(key) == obj[key]
+            except (ValueError, AttributeError):
+                same = False
+            if same:
+                lines[i] = new
+                break
+        else:
+            lines.append(new)
+        atomic_write_text(path, "".join(f"{ln}\n" for ln in lines))
     return path
 
 

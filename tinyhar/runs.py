@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
+from typing import Any
 
 from tinyhar.errors import TinyharError
+from tinyhar.files import read_json
 
 RUNS_ROOT = Path("runs")
 DEMO_DIR = RUNS_ROOT / "demo"  # the run folder of `tinyhar demo`
@@ -105,3 +108,77 @@ def require_run(run: Path | None, needs: str = METRICS_JSON, hint: str = "tinyha
         command = hint if hint == "tinyhar train" else f"{hint} --run {run}"
         raise TinyharError(f"{run} has no {needs}: run `{command}` first")
     return run
+
+
+# --- which files belong together ------------------------------------------------------------
+# A record (metrics.json, quantize.json, build.json) holds the SHA-256 of the files it was made
+# from (MADE_FROM) and of the files its command wrote beside it (OUTPUTS), so a reader refuses a
+# run whose files come from different commands (a crash, a copy, a retrain half done).
+MADE_FROM = "made_from"
+OUTPUTS = "outputs"
+# What makes each record again, for the one line that refuses a mismatch.
+REDO = {
+    METRICS_JSON: ("train the run again", "tinyhar train --run {run} ..."),
+    QUANTIZE_JSON: ("quantize again", "tinyhar quantize --run {run}"),
+    BUILD_JSON: ("build again", "tinyhar build --run {run}"),
+}
+
+
+def digest(path: Path) -> str:
+    """`sha256:<hex>` of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return f"sha256:{h.hexdigest()}"
+
+
+def digest_of(data: bytes) -> str:
+    """`sha256:<hex>` of bytes in memory (what `digest` gives for a file holding them)."""
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def digests(run: Path, names: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """{name: digest} of files in `run` (a name may also be an absolute path)."""
+    return {name: digest(Path(run) / name) for name in names}
+
+
+def check_record(run: Path, record: str, content: dict[str, Any] | None = None) -> None:
+    """Refuse in one line when `record` (a file in `run`) names a file it was made from or wrote
+    whose bytes are not those in the run now, or that is gone. A record from before tinyhar kept
+    digests is taken as it is."""
+    run = Path(run)
+    if content is None:
+        path = run / record
+        if not path.is_file():
+            return
+        try:
+            content = read_json(path)
+        except (OSError, ValueError) as e:
+            raise TinyharError(f"{path} is unreadable ({e}): {_redo(run, record)}") from None
+    if not isinstance(content, dict):
+        raise TinyharError(f"{run / record} is not a record of tinyhar: {_redo(run, record)}")
+    for key, verb in ((MADE_FROM, "is from another"), (OUTPUTS, "does not describe this")):
+        files = content.get(key) or {}
+        if not isinstance(files, dict):
+            raise TinyharError(f"{run / record}: {key} is not a table: {_redo(run, record)}")
+        for name, want in files.items():
+            path = run / name
+            if not path.is_file():
+                raise TinyharError(
+                    f"{run}: {name} is missing but {record} was made with it: {_redo(run, record)}"
+                )
+            if digest(path) != want:
+                raise TinyharError(f"{run}: {record} {verb} {name}: {_redo(run, record)}")
+
+
+def check_run(run: Path, *records: str) -> None:
+    """check_record for each of `records` present in `run` (default: all three, in the order
+    their commands run), so the first mismatch named is the earliest command to redo."""
+    for record in records or (METRICS_JSON, QUANTIZE_JSON, BUILD_JSON):
+        check_record(run, record)
+
+
+def _redo(run: Path, record: str) -> str:
+    verb, command = REDO.get(record, ("make it again", ""))
+    return f"{verb} (`{command.format(run=run)}`)" if command else verb

@@ -30,7 +30,13 @@ public:
     float magneticFieldSampleRate() { return 10.0f; }
 };
 
-inline BoschSensorClass IMU_BMI270_BMM150(Wire);
+template <typename Unused>
+struct TinyharEmuBmi270 {
+    static BoschSensorClass imu;
+};
+template <typename Unused>
+BoschSensorClass TinyharEmuBmi270<Unused>::imu(Wire);
+static BoschSensorClass &IMU_BMI270_BMM150 = TinyharEmuBmi270<void>::imu;  // see Wire.h
 #undef IMU
 #define IMU IMU_BMI270_BMM150
 

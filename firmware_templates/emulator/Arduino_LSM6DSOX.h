@@ -22,6 +22,12 @@ public:
     int temperatureAvailable() { return 1; }
 };
 
-inline LSM6DSOXClass IMU(Wire, 0x6A);
+template <typename Unused>
+struct TinyharEmuLsm6dsox {
+    static LSM6DSOXClass imu;
+};
+template <typename Unused>
+LSM6DSOXClass TinyharEmuLsm6dsox<Unused>::imu(Wire, 0x6A);
+static LSM6DSOXClass &IMU = TinyharEmuLsm6dsox<void>::imu;  // one object (see Wire.h)
 
 #endif  // TINYHAR_EMU_ARDUINO_LSM6DSOX_H

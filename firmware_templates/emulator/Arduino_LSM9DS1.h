@@ -28,7 +28,13 @@ public:
     float magneticFieldSampleRate() { return 20.0f; }
 };
 
-inline LSM9DS1Class IMU_LSM9DS1(Wire);
+template <typename Unused>
+struct TinyharEmuLsm9ds1 {
+    static LSM9DS1Class imu;
+};
+template <typename Unused>
+LSM9DS1Class TinyharEmuLsm9ds1<Unused>::imu(Wire);
+static LSM9DS1Class &IMU_LSM9DS1 = TinyharEmuLsm9ds1<void>::imu;  // one object (see Wire.h)
 #undef IMU
 #define IMU IMU_LSM9DS1
 

@@ -27,6 +27,12 @@ public:
     void transfer(void *buf, size_t len) { memset(buf, 0, len); }
 };
 
-inline SPIClass SPI;
+template <typename Unused>
+struct TinyharEmuSpi {
+    static SPIClass spi;
+};
+template <typename Unused>
+SPIClass TinyharEmuSpi<Unused>::spi;
+static SPIClass &SPI = TinyharEmuSpi<void>::spi;  // one object per program (see Wire.h)
 
 #endif  // TINYHAR_EMU_SPI_H

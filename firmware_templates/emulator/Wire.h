@@ -21,7 +21,18 @@ public:
     int read() { return -1; }
 };
 
-inline TwoWire Wire;
-inline TwoWire Wire1;
+// One object per program from a header, in C++14 (the core's standard; inline variables are
+// C++17): a class template's static members, bound to references in each file.
+template <typename Unused>
+struct TinyharEmuWire {
+    static TwoWire wire0;
+    static TwoWire wire1;
+};
+template <typename Unused>
+TwoWire TinyharEmuWire<Unused>::wire0;
+template <typename Unused>
+TwoWire TinyharEmuWire<Unused>::wire1;
+static TwoWire &Wire = TinyharEmuWire<void>::wire0;
+static TwoWire &Wire1 = TinyharEmuWire<void>::wire1;
 
 #endif  // TINYHAR_EMU_WIRE_H

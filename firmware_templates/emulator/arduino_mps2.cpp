@@ -23,6 +23,9 @@ extern "C" void tinyhar_emu_time_init(void)
     MPS2_SYST_RVR = MPS2_SYSTICK_RELOAD;
     MPS2_SYST_CVR = 0u;
     MPS2_SYST_CSR = MPS2_SYST_CSR_ENABLE | MPS2_SYST_CSR_TICKINT | MPS2_SYST_CSR_CLKSOURCE;
+    MPS2_TIMER0_RELOAD = 0xFFFFFFFFu;
+    MPS2_TIMER0_VALUE = 0xFFFFFFFFu;
+    MPS2_TIMER0_CTRL = MPS2_TIMER_CTRL_EN;
 }
 
 extern "C" void SysTick_Handler(void)
@@ -30,7 +33,8 @@ extern "C" void SysTick_Handler(void)
     g_ms = g_ms + 1u;
 }
 
-extern "C" unsigned long micros(void)
+/* Milliseconds since start and the SysTick ticks into the current one, read consistently. */
+static void now(uint32_t *ms_out, uint32_t *ticks_out)
 {
     uint32_t ms, val, pending;
     do {
@@ -41,7 +45,33 @@ extern "C" unsigned long micros(void)
     if (pending != 0u && val > MPS2_SYSTICK_RELOAD / 2u) {
         ms++;  // the counter wrapped after g_ms was read and before its interrupt ran
     }
-    return (unsigned long)(ms * 1000u + (MPS2_SYSTICK_RELOAD - val) / MPS2_TICKS_PER_US);
+    /* QEMU can show the reloaded counter a few instructions before it marks the interrupt
+       pending: time would step back a millisecond. Time never goes back. */
+    static uint64_t last;
+    const uint64_t per_ms = (uint64_t)MPS2_SYSTICK_RELOAD + 1u;
+    uint64_t total = (uint64_t)ms * per_ms + (MPS2_SYSTICK_RELOAD - val);
+    if (total < last) {
+        ms++;
+        total += per_ms;
+    }
+    last = total;
+    *ms_out = ms;
+    *ticks_out = MPS2_SYSTICK_RELOAD - val;
+}
+
+extern "C" unsigned long micros(void)
+{
+    uint32_t ms, ticks;
+    now(&ms, &ticks);
+    return (unsigned long)(ms * 1000u + ticks / MPS2_TICKS_PER_US);
+}
+
+/* Virtual nanoseconds since start: under -icount shift=0, instructions (40 per SysTick tick). The
+   runner's profiler reads it (TINYHAR_PROFILE). */
+/* Nanoseconds (= instructions under -icount shift=0), modulo 2^32: timer 0's ticks of 40 ns. */
+extern "C" uint32_t tinyhar_profile_clock(void)
+{
+    return (0xFFFFFFFFu - MPS2_TIMER0_VALUE) * (1000u / MPS2_TICKS_PER_US);
 }
 
 extern "C" unsigned long millis(void)

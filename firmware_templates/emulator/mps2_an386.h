@@ -34,6 +34,13 @@ typedef struct {
 #define MPS2_UART_INT_RX 0x2u
 #define MPS2_UART0_RX_IRQ 0 /* external interrupt number of UART0's receive interrupt */
 
+/* CMSDK APB timer 0 (ARM DDI 0479), free-running from 0xFFFFFFFF without interrupts: the
+   profiler's clock, read straight from the emulated time (no interrupt that can lag). */
+#define MPS2_TIMER0_CTRL (*(volatile uint32_t *)0x40000000u)   /* bit0 enable */
+#define MPS2_TIMER0_VALUE (*(volatile uint32_t *)0x40000004u)  /* counts down at 25 MHz */
+#define MPS2_TIMER0_RELOAD (*(volatile uint32_t *)0x40000008u)
+#define MPS2_TIMER_CTRL_EN 0x1u
+
 /* SysTick and the System Control Block (ARMv7-M) */
 #define MPS2_SYST_CSR (*(volatile uint32_t *)0xE000E010u)
 #define MPS2_SYST_RVR (*(volatile uint32_t *)0xE000E014u)

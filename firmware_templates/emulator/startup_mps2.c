@@ -24,6 +24,10 @@ void _init(void);
 
 typedef void (*handler_t)(void);
 
+/* The handle C++ registers static destructors under (__cxa_atexit); crtbegin.o defines it where
+   start files are linked, the mbed core's start-up does on the board. */
+void *__dso_handle = &__dso_handle;
+
 __attribute__((section(".isr_vector"), used)) const handler_t g_vectors[16 + MPS2_IRQS] = {
     (handler_t)(uintptr_t)&_estack,
     Reset_Handler,

@@ -4,7 +4,26 @@
 // requantised as TFLM's reference kernel does: the real multiplier
 // double(lhs_scale) * double(rhs_scale) / double(out_scale) becomes a fixed-point multiplier and
 // shift (QuantizeMultiplier), MultiplyByQuantizedMultiplier, + output zero point, clamp to int8.
-// adj_x / adj_y are read through strides, so no scratch buffer is needed.
+// adj_x / adj_y are read through strides, so no scratch buffer in the arena is needed.
+//
+// With the DSP extension (TINYHAR_SIMD, tinyhar_simd.h) every layout whose lhs rows are
+// contiguous in k (no adj_x: both attention matmuls, scores q k^T with adj_y and probs v without)
+// takes SIMD inner products, two products per SMLAD. The rhs is packed four columns at a time
+// into a stack buffer of int16 pairs, (b[k][n], b[k+2][n]) and (b[k+1][n], b[k+3][n]) per
+// column, which meet the pairs SXTB16 makes of four lhs bytes; each lhs row then takes 8 SMLADs
+// per 16 products against the packed block. Packing reads the rhs through its strides, so adj_y
+// and none cost the same, and it is done once per block for all rows (in pieces of
+// 4 * kPackedGroups = 128 k when the depth is larger, then once per row).
+// The zero points stay out of the inner loop: with a, b the raw int8 values, oa = -lhs_zp and
+// ob = -rhs_zp, the block holds b + ob (int16), and
+//   sum_k (a_k + oa)(b_k + ob) = sum_k a_k (b_k + ob) + oa sum_k (b_k + ob),
+// the second term once per column. All of it is modulo 2^32, which gives the exact int32 the
+// reference computes since that fits (kMaxDepth). adj_x, and every layout without the DSP
+// extension, takes the scalar loop.
+
+// The firmware compiles at -Os (the Arduino core's flags); this file is worth -O2.
+#pragma GCC optimize("O2")
+
 #include <stdint.h>
 
 // The library's headers are not clean under -Wextra (unused parameters in inline functions).
@@ -20,6 +39,8 @@
 #include "tensorflow/lite/micro/micro_log.h"
 #pragma GCC diagnostic pop
 #include "tinyhar_kernels.h"
+#include "tinyhar_requantise.h"
+#include "tinyhar_simd.h"
 
 namespace tinyhar {
 namespace {
@@ -31,10 +52,11 @@ constexpr int kMaxRank = 5;
 constexpr int kMaxBatchDims = kMaxRank - 2;
 // |q - zero_point| <= 255 for int8, so one product is at most 255 * 255.
 constexpr int32_t kMaxDepth = INT32_MAX / (255 * 255);
+// Groups of four k of a packed block of four rhs columns (8 words each): 1 KB of stack.
+constexpr int kPackedGroups = 32;
 
 struct OpData {
-  int32_t output_multiplier;
-  int output_shift;
+  Requantiser requantise;
   int32_t lhs_offset;  // -lhs zero point
   int32_t rhs_offset;  // -rhs zero point
   int32_t output_offset;
@@ -154,7 +176,10 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, const TfLiteBatchMatMulParam
   const double real_multiplier = static_cast<double>(lhs->params.scale) *
                                  static_cast<double>(rhs->params.scale) /
                                  static_cast<double>(output->params.scale);
-  tflite::QuantizeMultiplier(real_multiplier, &data->output_multiplier, &data->output_shift);
+  int32_t multiplier;
+  int shift;
+  tflite::QuantizeMultiplier(real_multiplier, &multiplier, &shift);
+  data->requantise = Requantiser::Make(multiplier, shift);
   data->lhs_offset = -lhs->params.zero_point;
   data->rhs_offset = -rhs->params.zero_point;
   data->output_offset = output->params.zero_point;
@@ -184,7 +209,14 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   return status;
 }
 
-void MatMul(const OpData& data, const int8_t* lhs, const int8_t* rhs, int8_t* out) {
+inline int8_t Requantise(const OpData& data, int32_t acc) {
+  int32_t v = data.requantise(acc) + data.output_offset;
+  v = v < data.activation_min ? data.activation_min : v;
+  v = v > data.activation_max ? data.activation_max : v;
+  return static_cast<int8_t>(v);
+}
+
+void MatMulScalar(const OpData& data, const int8_t* lhs, const int8_t* rhs, int8_t* out) {
   for (int m = 0; m < data.rows; ++m) {
     const int8_t* lhs_row = lhs + m * data.lhs_row_stride;
     for (int n = 0; n < data.cols; ++n) {
@@ -195,14 +227,145 @@ void MatMul(const OpData& data, const int8_t* lhs, const int8_t* rhs, int8_t* ou
         const int32_t b = rhs_col[k * data.rhs_depth_stride];
         acc += (a + data.lhs_offset) * (b + data.rhs_offset);
       }
-      int32_t v =
-          tflite::MultiplyByQuantizedMultiplier(acc, data.output_multiplier, data.output_shift);
-      v += data.output_offset;
-      v = v < data.activation_min ? data.activation_min : v;
-      v = v > data.activation_max ? data.activation_max : v;
-      out[m * data.cols + n] = static_cast<int8_t>(v);
+      out[m * data.cols + n] = Requantise(data, acc);
     }
   }
+}
+
+#if TINYHAR_SIMD
+
+// oa * sum_k (b[k][n] + ob) for one rhs column.
+uint32_t ColumnTerm(const OpData& data, const int8_t* column) {
+  const uint32_t oa = static_cast<uint32_t>(data.lhs_offset);
+  if (oa == 0) return 0;
+  uint32_t sum = static_cast<uint32_t>(data.depth) * static_cast<uint32_t>(data.rhs_offset);
+  for (int k = 0; k < data.depth; ++k) {
+    sum += static_cast<uint32_t>(column[k * data.rhs_depth_stride]);
+  }
+  return oa * sum;
+}
+
+inline uint32_t Halves(int32_t lo, int32_t hi) {
+  return static_cast<uint32_t>(static_cast<uint16_t>(lo)) | (static_cast<uint32_t>(hi) << 16);
+}
+
+// Packs `groups` groups of four k (from k0) of `count` <= 4 columns starting at `column`: per
+// group 8 words, column j's (k, k+2) pair at 2j and (k+1, k+3) at 2j + 1, each value + ob.
+// Missing columns are 0.
+void PackBlock(const OpData& data, const int8_t* column, int count, int k0, int groups,
+               uint32_t* words) {
+  const int ds = data.rhs_depth_stride;
+  const int32_t ob = data.rhs_offset;
+  for (int j = 0; j < 4; ++j) {
+    uint32_t* w = words + 2 * j;
+    if (j >= count) {
+      for (int g = 0; g < groups; ++g, w += 8) w[0] = w[1] = 0;
+      continue;
+    }
+    const int8_t* b = column + j * data.rhs_col_stride + k0 * ds;
+    for (int g = 0; g < groups; ++g, w += 8, b += 4 * ds) {
+      w[0] = Halves(b[0] + ob, b[2 * ds] + ob);
+      w[1] = Halves(b[ds] + ob, b[3 * ds] + ob);
+    }
+  }
+}
+
+// acc[j] += sum over the packed groups of a[k] * (b[k][j] + ob), a contiguous.
+void DotPacked(const int8_t* a, const uint32_t* w, int groups, int32_t* acc) {
+  int32_t c0 = acc[0];
+  int32_t c1 = acc[1];
+  int32_t c2 = acc[2];
+  int32_t c3 = acc[3];
+  for (int g = 0; g < groups; ++g, a += 4, w += 8) {
+    const uint32_t wa = tinyhar_read_s8x4(a);
+    const uint32_t a02 = tinyhar_sxtb16(wa);       // a[k], a[k+2]
+    const uint32_t a13 = tinyhar_sxtb16_ror8(wa);  // a[k+1], a[k+3]
+    c0 = tinyhar_smlad(a02, w[0], c0);
+    c0 = tinyhar_smlad(a13, w[1], c0);
+    c1 = tinyhar_smlad(a02, w[2], c1);
+    c1 = tinyhar_smlad(a13, w[3], c1);
+    c2 = tinyhar_smlad(a02, w[4], c2);
+    c2 = tinyhar_smlad(a13, w[5], c2);
+    c3 = tinyhar_smlad(a02, w[6], c3);
+    c3 = tinyhar_smlad(a13, w[7], c3);
+  }
+  acc[0] = c0;
+  acc[1] = c1;
+  acc[2] = c2;
+  acc[3] = c3;
+}
+
+// Requantises `count` accumulators into o[0 .. count - 1]. Not inlined: its own registers hold
+// the requantisation constants, which the packed loop would spill.
+__attribute__((noinline)) void Store(const OpData& data, const uint32_t* sums, int count,
+                                     int8_t* o) {
+  // Locals: the int8 stores may alias `data` as far as the compiler knows.
+  const Requantiser requantise = data.requantise;
+  const int32_t output_offset = data.output_offset;
+  for (int j = 0; j < count; ++j) {
+    int32_t v = requantise(static_cast<int32_t>(sums[j])) + output_offset;
+    v = v < INT8_MIN ? INT8_MIN : v;  // BATCH_MATMUL has no fused activation
+    v = v > INT8_MAX ? INT8_MAX : v;
+    o[j] = static_cast<int8_t>(v);
+  }
+}
+
+// lhs rows contiguous in k, rhs through its strides.
+void MatMulPacked(const OpData& data, const int8_t* lhs, const int8_t* rhs, int8_t* out) {
+  uint32_t words[8 * kPackedGroups];
+  const int rows = data.rows;
+  const int cols = data.cols;
+  const int depth = data.depth;
+  const int groups = depth / 4;
+  const int k_tail = 4 * groups;
+  const bool whole = groups <= kPackedGroups;
+  const int ds = data.rhs_depth_stride;
+  const int cs = data.rhs_col_stride;
+  const int row_stride = data.lhs_row_stride;
+  const int32_t ob = data.rhs_offset;
+  for (int n0 = 0; n0 < cols; n0 += 4) {
+    const int count = cols - n0 < 4 ? cols - n0 : 4;
+    const int8_t* column = rhs + n0 * cs;
+    uint32_t terms[4] = {0, 0, 0, 0};
+    for (int j = 0; j < count; ++j) terms[j] = ColumnTerm(data, column + j * cs);
+    if (whole) PackBlock(data, column, count, 0, groups, words);
+    const int8_t* a = lhs;
+    int8_t* o = out + n0;
+    for (int m = 0; m < rows; ++m, a += row_stride, o += cols) {
+      int32_t acc[4] = {0, 0, 0, 0};
+      if (whole) {
+        DotPacked(a, words, groups, acc);
+      } else {
+        for (int g0 = 0; g0 < groups; g0 += kPackedGroups) {
+          const int n = groups - g0 < kPackedGroups ? groups - g0 : kPackedGroups;
+          PackBlock(data, column, count, 4 * g0, n, words);
+          DotPacked(a + 4 * g0, words, n, acc);
+        }
+      }
+      uint32_t sums[4];
+      for (int j = 0; j < count; ++j) {
+        uint32_t sum = static_cast<uint32_t>(acc[j]) + terms[j];
+        const int8_t* b = column + j * cs;
+        for (int k = k_tail; k < depth; ++k) {
+          sum += static_cast<uint32_t>(a[k] * (b[k * ds] + ob));
+        }
+        sums[j] = sum;
+      }
+      Store(data, sums, count, o);
+    }
+  }
+}
+
+#endif  // TINYHAR_SIMD
+
+void MatMul(const OpData& data, const int8_t* lhs, const int8_t* rhs, int8_t* out) {
+#if TINYHAR_SIMD
+  if (data.lhs_depth_stride == 1) {
+    MatMulPacked(data, lhs, rhs, out);
+    return;
+  }
+#endif
+  MatMulScalar(data, lhs, rhs, out);
 }
 
 TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {

@@ -48,6 +48,13 @@ static inline uint32_t tinyhar_pkhtb(uint32_t a, uint32_t b) {
   return r;
 }
 
+// x clamped to the int16 range.
+static inline int32_t tinyhar_ssat16(int32_t x) {
+  int32_t r;
+  __asm__("ssat %0, #16, %1" : "=r"(r) : "r"(x));
+  return r;
+}
+
 #elif defined(TINYHAR_EMULATE_DSP)
 #define TINYHAR_SIMD 1
 
@@ -82,6 +89,10 @@ static inline uint32_t tinyhar_pkhtb(uint32_t a, uint32_t b) {
   return (a & 0xFFFF0000u) | (b >> 16);
 }
 
+static inline int32_t tinyhar_ssat16(int32_t x) {
+  return x < -32768 ? -32768 : (x > 32767 ? 32767 : x);
+}
+
 #else
 #define TINYHAR_SIMD 0
 #endif
@@ -92,5 +103,34 @@ static inline uint32_t tinyhar_read_s8x4(const int8_t* p) {
   memcpy(&v, p, sizeof v);
   return v;
 }
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+// tinyhar_read_s8x4 at *p, then *p += 4: one post-indexed LDR (a compiler may pick an offset LDR
+// and a separate ADD instead).
+static inline uint32_t tinyhar_read_s8x4_ia(const int8_t** p) {
+  uint32_t v;
+  __asm__("ldr %0, [%1], #4" : "=r"(v), "+r"(*p) : "m"(*(const int8_t(*)[4]) * p));
+  return v;
+}
+
+// Two words from a word-aligned *p, then *p += 2: one post-indexed LDRD.
+static inline void tinyhar_read_u32x2_ia(const uint32_t** p, uint32_t* lo, uint32_t* hi) {
+  __asm__("ldrd %0, %1, [%2], #8"
+          : "=r"(*lo), "=r"(*hi), "+r"(*p)
+          : "m"(*(const uint32_t(*)[2]) * p));
+}
+#else
+static inline uint32_t tinyhar_read_s8x4_ia(const int8_t** p) {
+  const uint32_t v = tinyhar_read_s8x4(*p);
+  *p += 4;
+  return v;
+}
+
+static inline void tinyhar_read_u32x2_ia(const uint32_t** p, uint32_t* lo, uint32_t* hi) {
+  *lo = (*p)[0];
+  *hi = (*p)[1];
+  *p += 2;
+}
+#endif
 
 #endif  // TINYHAR_SIMD_H_

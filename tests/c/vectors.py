@@ -228,9 +228,13 @@ def build_arm(gen_dir: Path, core_dir: Path, out: Path) -> Path:
     return out
 
 
-def run_qemu(elf: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_qemu(
+    elf: Path, timeout: float = 60, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """QEMU mps2-an386 with semihosting on `elf`; `extra` options (e.g. -icount shift=0)."""
     cmd = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
-           "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]  # fmt: skip
+           "-semihosting-config", "enable=on,target=native", *extra,
+           "-kernel", str(elf)]  # fmt: skip
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tinyhar.board.arduino_core import CompileFlags, load_compile_flags
 from tinyhar.board.tflm_library import known_libraries, load_library
 from tinyhar.data.units import UNIT_FACTORS  # the one table of unit factors (re-exported)
 from tinyhar.errors import TinyharError
@@ -66,6 +67,8 @@ class Board:
     fqbn: str
     core: str
     core_version: str
+    variant: str  # the core's variant folder, e.g. ARDUINO_NANO33BLE ("" when unknown)
+    compile_flags: CompileFlags | None  # how the core compiles for this variant, when known
     tflm: Library
     tflm_alternatives: tuple[str, ...]
     imu: Imu
@@ -210,6 +213,10 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
         fqbn=fqbn,
         core=_get(arduino, "core", str, f"{w} [arduino]"),
         core_version=arduino.get("core_version", ""),
+        variant=str(arduino.get("variant", "")),
+        compile_flags=load_compile_flags(
+            _get(arduino, "core", str, f"{w} [arduino]"), str(arduino.get("variant", ""))
+        ),
         tflm=_tflm_library(_get(tflm, "library", str, f"{w} [tflm]"), w),
         tflm_alternatives=tuple(
             _tflm_library(n, w).name for n in tflm.get("alternatives", []) if isinstance(n, str)
@@ -242,8 +249,10 @@ def read_board_file(path: Path) -> Board:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise TinyharError(f"cannot read board file {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise TinyharError(f"board file {path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise TinyharError(f"board file {path} is nested too deeply to read") from None
     return parse_board(data, path)
 
 

@@ -42,6 +42,7 @@ class MsgType(IntEnum):
     LOAD = 0x0A
     RECORD_START = 0x0B
     RECORD_STOP = 0x0C
+    PROFILE = 0x0D
     PREDICTION = 0xA0
     RECORDING = 0xA1
     ERROR = 0xE0
@@ -90,6 +91,14 @@ DTYPE_CODES = {name: code for code, name in DTYPE_NAMES.items()}
 
 class ProtocolError(TinyharError):
     """A frame or payload that does not follow the protocol."""
+
+
+class OtherVersionError(ProtocolError):
+    """A whole frame (its CRC holds) of another protocol version: firmware of another tinyhar."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"protocol version {version}, expected {PROTOCOL_VERSION}")
+        self.version = version
 
 
 # --- frames --------------------------------------------------------------------------------
@@ -177,7 +186,7 @@ def decode_frame(encoded: bytes) -> Frame:
         raise ProtocolError("frame CRC mismatch")
     version, msg_type, seq, length = struct.unpack_from("<BBBH", raw)
     if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version {version}, expected {PROTOCOL_VERSION}")
+        raise OtherVersionError(version)
     if length != len(raw) - FRAME_OVERHEAD:
         raise ProtocolError(f"length field {length} but {len(raw) - FRAME_OVERHEAD} payload bytes")
     return Frame(msg_type, seq, bytes(raw[HEADER_BYTES:-CRC_BYTES]))
@@ -193,6 +202,8 @@ class FrameDecoder:
         self.frames = 0  # valid frames returned
         self.bad_frames = 0  # delimited chunks that were not valid frames
         self.dropped_bytes = 0  # bytes discarded with bad or oversized frames
+        self.other_version_frames = 0  # whole frames (CRC correct) of another protocol version
+        self.other_version = 0  # the version the last of them carried
 
     def feed(self, data: bytes) -> list[Frame]:
         """Consume bytes; return the complete valid frames among them, in order."""
@@ -228,6 +239,12 @@ class FrameDecoder:
         self._buf.clear()
         try:
             frame = decode_frame(encoded)
+        except OtherVersionError as e:
+            self.other_version_frames += 1
+            self.other_version = e.version
+            self.bad_frames += 1
+            self.dropped_bytes += len(encoded) + 1
+            return []
         except ProtocolError:
             self.bad_frames += 1
             self.dropped_bytes += len(encoded) + 1
@@ -569,6 +586,55 @@ def unpack_prediction(p: bytes) -> Prediction:
     return Prediction(*_PREDICTION.unpack_from(p))
 
 
+class ProfileUnit(IntEnum):
+    """What a PROFILE page counts: set by the firmware's clock (tinyhar_core.h)."""
+
+    NONE = 0  # no profiler compiled in (`tinyhar build --profile` adds one)
+    INSTRUCTIONS = 1  # the emulated board: QEMU -icount, one instruction per ns of virtual time
+    CYCLES = 2  # a Cortex-M4/M7's DWT cycle counter
+    MICROSECONDS = 3  # micros(), on cores without a cycle counter
+    NANOSECONDS = 4  # the host
+
+
+PROFILE_UNIT_NAMES = {
+    ProfileUnit.NONE: "none",
+    ProfileUnit.INSTRUCTIONS: "instructions",
+    ProfileUnit.CYCLES: "cycles",
+    ProfileUnit.MICROSECONDS: "us",
+    ProfileUnit.NANOSECONDS: "ns",
+}
+
+
+@dataclass(frozen=True)
+class ProfilePage:
+    """Per-node counts of the device's last inference, nodes first .. first+len(counts)-1."""
+
+    unit: int  # ProfileUnit
+    nodes: int  # nodes the profile holds (0: none yet, or no profiler)
+    first: int
+    counts: list[int]
+
+
+_PROFILE_HEAD = struct.Struct("<BHHB")
+
+
+def pack_profile_request(first: int = 0) -> bytes:
+    return struct.pack("<H", first)
+
+
+def pack_profile(page: ProfilePage) -> bytes:
+    head = _PROFILE_HEAD.pack(page.unit, page.nodes, page.first, len(page.counts))
+    return head + struct.pack(f"<{len(page.counts)}I", *page.counts)
+
+
+def unpack_profile(p: bytes) -> ProfilePage:
+    _need(p, _PROFILE_HEAD.size, "PROFILE reply")
+    unit, nodes, first, count = _PROFILE_HEAD.unpack_from(p)
+    _need(p, _PROFILE_HEAD.size + 4 * count, "PROFILE reply")
+    counts = list(struct.unpack_from(f"<{count}I", p, _PROFILE_HEAD.size))
+    return ProfilePage(unit, nodes, first, counts)
+
+
 @dataclass(frozen=True)
 class ErrorReply:
     code: int
@@ -611,6 +677,7 @@ _REPLY_PARSERS = {
     MsgType.RECORDING: unpack_recording,
     MsgType.RECORD_START | REPLY: unpack_status,
     MsgType.RECORD_STOP | REPLY: unpack_status,
+    MsgType.PROFILE | REPLY: unpack_profile,
     MsgType.ERROR: unpack_error,
 }
 

@@ -30,10 +30,33 @@ INCLUDE_SUBDIRS = (
     "third_party/cmsis_nn/Include",
     "third_party/cmsis/CMSIS/Core/Include",
 )
-# As an Arduino build compiles the library: ARDUINO only (the core adds board macros not needed).
+# The host builds of the library define ARDUINO as an Arduino build does (the board's builds take
+# the core's defines, boards/cores/).
 DEFINES = ("ARDUINO",)
-# Kernels tinyhar brings where a library has none: op -> source file in firmware_templates/kernels/.
-OWN_KERNELS = {"BATCH_MATMUL": "tinyhar_batch_matmul.cpp"}
+
+
+@dataclass(frozen=True)
+class OwnKernel:
+    """A kernel of tinyhar's (firmware_templates/kernels/): its source, TFLM's options parser."""
+
+    source: str
+    parser: str  # tflite::Parse<parser> reads the op's builtin options
+
+
+# tinyhar's own kernels: for ops a library lacks, and for ops where the libraries' kernels are slow
+# or compute other than the current TFLM (the Python interpreter). Each is byte-exact with the
+# current TFLM reference kernel (tests/test_kernel_*.py, tests/test_batch_matmul.py).
+OWN_KERNELS = {
+    "BATCH_MATMUL": OwnKernel("tinyhar_batch_matmul.cpp", "BatchMatMul"),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": OwnKernel("tinyhar_lstm.cpp", "UnidirectionalSequenceLSTM"),
+    "SOFTMAX": OwnKernel("tinyhar_softmax.cpp", "Softmax"),
+    "MEAN": OwnKernel("tinyhar_mean.cpp", "Reducer"),
+    "ADD": OwnKernel("tinyhar_elementwise.cpp", "Add"),
+    "MUL": OwnKernel("tinyhar_elementwise.cpp", "Mul"),
+}
+# Who runs an op both have: "tinyhar" (the default: tinyhar's kernel wherever it has one) or
+# "library" (the library's wherever it has one; tinyhar's only for ops the library lacks).
+KERNEL_CHOICES = ("tinyhar", "library")
 # Sources an Arduino build compiles but the firmware never links: tests, audio front end, examples.
 _SKIP_PARTS = ("kissfft", "microfrontend", "test_over_serial", "examples")
 _SKIP_NAMES = {
@@ -65,6 +88,9 @@ class TflmLibrary:
     install: str  # the command that installs it
     ops: dict[str, str]  # builtin op -> MicroMutableOpResolver method
     fc_per_channel: bool  # FULLY_CONNECTED kernels read one weight scale per output channel
+    # op -> the largest LSB its kernel differs from the current TFLM by (-1: no bound); ops not
+    # listed compute as the Python interpreter does
+    interpreter_bounds: dict[str, int]
     notes: str
     path: Path
 
@@ -97,6 +123,7 @@ def load_library(name: str) -> TflmLibrary:
             install=d["install"],
             ops=dict(d["ops"]),
             fc_per_channel=bool(d["kernels"]["fully_connected_per_channel"]),
+            interpreter_bounds={op: int(b) for op, b in d.get("interpreter", {}).items()},
             notes=d.get("notes", ""),
             path=path,
         )
@@ -115,21 +142,31 @@ class KernelPlan:
     """Who runs each op of a model: the library (through its resolver method) or tinyhar."""
 
     library_methods: dict[str, str]  # op -> Add method
-    own_kernels: dict[str, str]  # op -> tinyhar kernel source
+    own_kernels: dict[str, OwnKernel]  # op -> tinyhar's kernel
 
     @property
     def ops(self) -> list[str]:
         return [*self.library_methods, *self.own_kernels]
 
 
-def plan_kernels(ops: list[str], lib: TflmLibrary) -> KernelPlan:
-    """The library's kernel where it has one, else tinyhar's; one line naming an op neither has."""
+def plan_kernels(
+    ops: list[str],
+    lib: TflmLibrary,
+    prefer: str = "tinyhar",
+    not_int8: frozenset[str] = frozenset(),
+) -> KernelPlan:
+    """Who runs each op: tinyhar's kernel where it has one (`prefer="library"`: only where the
+    library has none), else the library's; one line naming an op neither has. tinyhar's kernels
+    are int8 only: ops in `not_int8` (a node with another input type) go to the library."""
+    if prefer not in KERNEL_CHOICES:
+        raise TinyharError(f"kernels {prefer!r}: use one of {', '.join(KERNEL_CHOICES)}")
     methods, own, missing = {}, {}, []
     for op in ops:
-        if op in lib.ops:
-            methods[op] = lib.ops[op]
-        elif op in OWN_KERNELS:
+        ours = op in OWN_KERNELS and op not in not_int8
+        if ours and (prefer == "tinyhar" or op not in lib.ops):
             own[op] = OWN_KERNELS[op]
+        elif op in lib.ops:
+            methods[op] = lib.ops[op]
         else:
             missing.append(op)
     if missing:
@@ -138,6 +175,23 @@ def plan_kernels(ops: list[str], lib: TflmLibrary) -> KernelPlan:
             "retrain or convert the model without it"
         )
     return KernelPlan(methods, own)
+
+
+def interpreter_bounds(kernels: dict[str, str], lib: TflmLibrary) -> tuple[dict[str, int], str]:
+    """How many LSB each op of a firmware may differ from the Python TFLM interpreter where a
+    difference starts: 0 for tinyhar's kernels and the library's that compute as it does, the
+    library's bound where one is known. `kernels`: op -> who runs it (build.json's "kernels").
+    Returns ({}, why) when a library kernel of the model differs without bound."""
+    bounds: dict[str, int] = {}
+    for op, who in kernels.items():
+        bound = 0 if who == "tinyhar" else lib.interpreter_bounds.get(op, 0)
+        if bound < 0:
+            return {}, (
+                f"{lib.title}'s {op} kernel computes other than the current TFLM without a known "
+                "bound (docs/boards.md): the Python interpreter is a second opinion only"
+            )
+        bounds[op] = bound
+    return bounds, ""
 
 
 # --- where the libraries are ------------------------------------------------------------------

@@ -2,12 +2,53 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from tinyhar.data.windows import Split
 from tinyhar.errors import TinyharError
+
+MAX_CLASS_NAME = 64  # characters of a class name (the firmware carries each one)
+
+
+def normalise_label(value: str) -> str:
+    """A label value as tinyhar compares and keeps it: surrounding whitespace removed. Import
+    infers classes and reading maps rows with this one function, so they agree."""
+    return str(value).strip()
+
+
+def class_name_problem(name: str) -> str | None:
+    """What is wrong with `name` as a class name (empty, surrounded by spaces, a control
+    character, longer than MAX_CLASS_NAME), or None when nothing is."""
+    if not name.strip():
+        return "is empty"
+    if name != name.strip():
+        return "has spaces around it"
+    bad = next((ch for ch in name if unicodedata.category(ch) == "Cc"), None)
+    if bad is not None:
+        return f"holds the control character U+{ord(bad):04X}"
+    if len(name) > MAX_CLASS_NAME:
+        return f"is {len(name)} characters long, more than {MAX_CLASS_NAME}"
+    return None
+
+
+def shown(name: str, limit: int = 40) -> str:
+    """A class name as one line shows it: quoted and escaped (repr), cut after `limit` chars."""
+    return repr(name[:limit] + ("..." if len(name) > limit else ""))
+
+
+def case_duplicates(names: Sequence[str]) -> list[tuple[str, str]]:
+    """Pairs of distinct names that differ only in case (Walk, walk): likely one class twice."""
+    first: dict[str, str] = {}
+    pairs = []
+    for name in names:
+        key = name.casefold()
+        if key in first and first[key] != name:
+            pairs.append((first[key], name))
+        first.setdefault(key, name)
+    return pairs
 
 
 def choose_classes(

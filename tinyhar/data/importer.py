@@ -4,6 +4,7 @@ dataset folder (the recordings, hard-linked or copied unchanged, and a dataset.t
 from __future__ import annotations
 
 import fnmatch
+import glob
 import os
 import re
 import shutil
@@ -15,10 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tinyhar.data.classes import case_duplicates, normalise_label, shown
 from tinyhar.data.manifest import (
     MANIFEST,
     Manifest,
     ManifestChannel,
+    check_class_names,
+    check_rate,
     manifest_toml,
     read_manifest,
     subject_regex,
@@ -87,7 +91,7 @@ def import_dataset(
                 f"{f.name}: its header differs from {files[0].name}'s; import "
                 "recordings of one layout together"
             )
-    first = pd.read_csv(files[0], dtype=str, keep_default_na=False, nrows=20_000)
+    first = _csv(files[0], nrows=20_000)
     first.columns = [c.strip() for c in first.columns]
     channels = _channels(header, first, opts, notes)
     label_column = _label_column(header, opts, notes)
@@ -101,6 +105,12 @@ def import_dataset(
     if not classes:
         raise TinyharError(
             f"{src}: every label is dropped or empty; check --drop and --label-column"
+        )
+    check_class_names(classes, f"{src}: column {label_column}", "label")
+    for a, b in case_duplicates(classes):
+        notes.append(
+            f"warning: labels {shown(a)} and {shown(b)} differ only in case: two classes; "
+            "if they are one, fix the recordings (or --drop one)"
         )
     manifest = Manifest(
         name=opts.name or out.name,
@@ -141,13 +151,23 @@ def _glob_of(f: Path) -> str:
 
 
 def _header(path: Path) -> list[str]:
+    return [c.strip() for c in _csv(path, nrows=0).columns]
+
+
+def _csv(path: Path, **options) -> pd.DataFrame:
+    """pd.read_csv of text cells; one line naming the file when it does not read as CSV."""
     try:
-        head = pd.read_csv(path, dtype=str, nrows=0)
-    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        raise TinyharError(f"{path.name}: cannot read as CSV ({str(e)[:120]})") from None
+        return pd.read_csv(path, dtype=str, keep_default_na=False, **options)
+    except UnicodeDecodeError as e:
+        raise TinyharError(
+            f"{path.name}: byte 0x{e.object[e.start]:02x} at offset {e.start} is not UTF-8: "
+            "save the file as UTF-8"
+        ) from None
+    except (OSError, EOFError, pd.errors.ParserError) as e:
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise TinyharError(f"{path.name}: cannot read as CSV ({first})") from None
     except pd.errors.EmptyDataError:
         raise TinyharError(f"{path.name}: the file is empty") from None
-    return [c.strip() for c in head.columns]
 
 
 def _channels(
@@ -258,9 +278,7 @@ def _rate(
     times = [(c, m) for c in header if (m := _TIME.match(c))]
     time_column = times[0][0] if len(times) == 1 else None
     if opts.rate_hz is not None:
-        if not opts.rate_hz > 0:
-            raise TinyharError(f"--rate {opts.rate_hz}: give samples per second above 0")
-        return float(opts.rate_hz), time_column
+        return check_rate(opts.rate_hz, "--rate"), time_column
     if time_column is None:
         raise TinyharError(
             "cannot tell the sampling rate (no single time column like time_s): set --rate HZ"
@@ -285,6 +303,7 @@ def _rate(
     rate = 1.0 / period
     if abs(rate - round(rate)) < 0.005 * rate:
         rate = float(round(rate))
+    check_rate(rate, f"the rate from time column {time_column} ({unit}),")
     notes.append(f"rate {rate:g} Hz: from column {time_column}")
     return rate, time_column
 
@@ -334,18 +353,47 @@ def _check_pattern(pattern: str, files: list[Path], option: str) -> None:
 def _label_rows(files: list[Path], label_column: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for f in files:
-        df = pd.read_csv(
-            f, dtype=str, keep_default_na=False, usecols=lambda c: c.strip() == label_column
-        )
+        df = _csv(f, usecols=lambda c: c.strip() == label_column)
         labels = df.iloc[:, 0]
-        for v, n in labels.str.strip().value_counts().items():
+        for v, n in labels.map(normalise_label).value_counts().items():
             counts[str(v)] = counts.get(str(v), 0) + int(n)
     return dict(sorted(counts.items()))
 
 
+def _staging_prefix(out: Path) -> str:
+    return f".{out.name}.import-"
+
+
+def clean_stale_staging(out: Path, log: Callable[[str], None]) -> list[Path]:
+    """Remove staging folders of imports into `out` whose process is gone (killed: its `finally`
+    never ran); the folders removed."""
+    prefix = _staging_prefix(out)
+    removed = []
+    for p in out.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = p.name[len(prefix) :].split("-", 1)[0]
+        if p.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    if removed:
+        log(f"removed {len(removed)} staging folder(s) an interrupted import left in {out.parent}")
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _write(out: Path, files: list[Path], manifest: Manifest, log: Callable[[str], None]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    clean_stale_staging(out, log)
+    prefix = f"{_staging_prefix(out)}{os.getpid()}-"
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=prefix))
     mask = os.umask(0)
     os.umask(mask)
     tmp.chmod(0o777 & ~mask)  # mkdtemp makes it private; the dataset folder is not
@@ -360,8 +408,8 @@ def _write(out: Path, files: list[Path], manifest: Manifest, log: Callable[[str]
         (tmp / MANIFEST).write_text(manifest_toml(manifest), encoding="utf-8")
         log(f"checking every recording reads ({len(files)} files, {linked} hard-linked)")
         written = read_manifest(tmp)  # what later commands will read, checked now
-        for f in files:
-            read_recording(replace(written, path=out / MANIFEST), tmp / f.name)
+        for f in files:  # errors name the manifest as it will be called (out/ is not there yet)
+            read_recording(replace(written, path=Path(MANIFEST)), tmp / f.name)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tinyhar.data.classes import class_name_problem, shown
 from tinyhar.data.units import KINDS, canonical_unit, to_training_factor
 from tinyhar.errors import TinyharError
 
@@ -17,6 +18,9 @@ MANIFEST = "dataset.toml"
 FORMAT = 1
 AXES = ("x", "y", "z")
 DEFAULT_FILES = ("*.csv", "*.csv.gz")
+# Sampling rates a dataset may have: up to 10x upsampling to the model's 50 Hz (memory grows with
+# the ratio), down from the fastest IMUs.
+MIN_RATE_HZ, MAX_RATE_HZ = 5.0, 10_000.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,11 @@ def read_manifest(path: Path) -> Manifest:
         raise TinyharError(
             f"{where}: not valid TOML ({e}); fix the file or re-run `tinyhar data import`"
         ) from None
+    except RecursionError:
+        raise TinyharError(
+            f"{where}: nested too deeply to read; a dataset.toml is a flat list of fields "
+            "(docs/data.md)"
+        ) from None
     return parse_manifest(raw, path)
 
 
@@ -103,9 +112,7 @@ def parse_manifest(raw: dict[str, Any], path: Path) -> Manifest:
     fmt = raw.get("format", FORMAT)
     if fmt != FORMAT:
         raise TinyharError(f"{w}: format {fmt!r} is not {FORMAT}; re-run `tinyhar data import`")
-    rate = _get(raw, "rate_hz", (int, float), w)
-    if isinstance(rate, bool) or not 0 < rate <= 10_000:
-        raise TinyharError(f"{w}: rate_hz {rate!r} must be a number of Hz above 0")
+    rate = check_rate(_get(raw, "rate_hz", (int, float), w), f"{w}: rate_hz")
     chans = _get(raw, "channels", list, w)
     if not chans:
         raise TinyharError(f"{w}: channels is empty; list the signal columns")
@@ -115,8 +122,9 @@ def parse_manifest(raw: dict[str, Any], path: Path) -> Manifest:
     if dup:
         raise TinyharError(f"{w}: channels: two channels are {dup}; give each kind and axis once")
     classes = [str(c) for c in _get(raw, "classes", list, w)]
-    if not classes or "" in classes or len(set(classes)) != len(classes):
-        raise TinyharError(f"{w}: classes must list distinct, non-empty label values")
+    if not classes:
+        raise TinyharError(f"{w}: classes is empty: list the label values to learn")
+    check_class_names(classes, f"{w}: classes", "label value")
     subject_pattern = _opt(raw, "subject_pattern", str, w)
     subject_column = _opt(raw, "subject_column", str, w)
     if (subject_pattern is None) == (subject_column is None):
@@ -125,8 +133,11 @@ def parse_manifest(raw: dict[str, Any], path: Path) -> Manifest:
         )
     if subject_pattern is not None:
         subject_regex(subject_pattern, f"{w}: subject_pattern")
-    label_names = _opt(raw, "label_names", dict, w) or {}
+    label_names = {str(k): str(v) for k, v in (_opt(raw, "label_names", dict, w) or {}).items()}
+    check_class_names([label_names.get(c, c) for c in classes], f"{w}: label_names", "class name")
     files = _opt(raw, "files", list, w) or list(DEFAULT_FILES)
+    for entry in files:
+        check_files_entry(entry, w)
     return Manifest(
         name=str(_opt(raw, "name", str, w) or path.parent.name),
         rate_hz=float(rate),
@@ -134,7 +145,7 @@ def parse_manifest(raw: dict[str, Any], path: Path) -> Manifest:
         label_column=_get(raw, "label_column", str, w),
         classes=classes,
         drop_labels=[str(d) for d in (_opt(raw, "drop_labels", list, w) or [])],
-        label_names={str(k): str(v) for k, v in label_names.items()},
+        label_names=label_names,
         subject_pattern=subject_pattern,
         subject_column=subject_column,
         session_column=_opt(raw, "session_column", str, w),
@@ -144,6 +155,47 @@ def parse_manifest(raw: dict[str, Any], path: Path) -> Manifest:
         source=str(_opt(raw, "source", str, w) or ""),
         path=path,
     )
+
+
+def check_class_names(names: list[str], where: str, what: str) -> None:
+    """Class names a model can carry: each a clean name (`class_name_problem`), no two the same;
+    one line naming the first that is not."""
+    for name in names:
+        problem = class_name_problem(name)
+        if problem is not None:
+            raise TinyharError(f"{where}: {what} {shown(name)} {problem}")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise TinyharError(f"{where}: two classes are {shown(name)}: give each class once")
+        seen.add(name)
+
+
+def check_rate(rate: Any, what: str) -> float:
+    """A dataset's sampling rate within MIN_RATE_HZ..MAX_RATE_HZ; one line leading with `what`
+    (a manifest field or an option) otherwise."""
+    if isinstance(rate, bool) or not isinstance(rate, int | float):
+        raise TinyharError(f"{what} {rate!r} must be a number of Hz")
+    if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+        raise TinyharError(
+            f"{what} {rate!r} is not within {MIN_RATE_HZ:g}..{MAX_RATE_HZ:g} Hz (the model runs at "
+            "50 Hz; slower recordings hold too little of a movement to upsample)"
+        )
+    return float(rate)
+
+
+def check_files_entry(entry: Any, where: str) -> str:
+    """A `files` glob that stays in the dataset folder: relative, without `..`; one line naming
+    the entry otherwise."""
+    if not isinstance(entry, str) or not entry.strip():
+        raise TinyharError(f'{where}: files entry {entry!r} must be a glob like "*.csv"')
+    parts = entry.replace("\\", "/").split("/")
+    if entry.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", entry) or ".." in parts:
+        raise TinyharError(
+            f"{where}: files entry {entry!r} reaches outside the dataset folder: give globs of "
+            'the recordings beside dataset.toml (like "*.csv" or "subject1/*.csv")'
+        )
+    return entry
 
 
 def _channel(raw: Any, i: int, w: str) -> ManifestChannel:

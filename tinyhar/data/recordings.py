@@ -9,18 +9,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tinyhar.data.manifest import Manifest
+from tinyhar.data.classes import normalise_label, shown
+from tinyhar.data.manifest import Manifest, check_files_entry
 from tinyhar.data.mhealth import RATE_HZ, Recording
 from tinyhar.data.resample import resample, resample_labels
-from tinyhar.data.units import to_training_factor
+from tinyhar.data.units import RANGE_MARGIN, to_training_factor, value_limit
 from tinyhar.errors import TinyharError
 
 DROPPED = -1  # label code of rows that belong to no class (dropped or unlabelled)
+MAX_CELL = 1024  # characters of a label, subject or session cell: more is no label but a fault
+MAX_SUBJECT = 999_999  # subject numbers are ids, not measurements
 
 
 def recording_files(m: Manifest, folder: Path) -> list[Path]:
-    """The recordings in `folder` matching the manifest's `files` globs, sorted by name."""
-    found = {p for pattern in m.files for p in folder.glob(pattern) if p.is_file()}
+    """The recordings in `folder` matching the manifest's `files` globs, sorted by name; a match
+    that resolves outside `folder` (a symlink) is refused, naming the entry."""
+    root = folder.resolve()
+    found = set()
+    for pattern in m.files:
+        check_files_entry(pattern, str(m.path))
+        for p in folder.glob(pattern):
+            if not p.is_file():
+                continue
+            if not p.resolve().is_relative_to(root):
+                raise TinyharError(
+                    f"{m.path}: files entry {pattern!r} matches {p.name}, which leads outside the "
+                    f"dataset folder (to {p.resolve()}): copy the recording into {folder}"
+                )
+            found.add(p)
     if not found:
         raise TinyharError(
             f"{m.path}: files {m.files} match nothing in {folder}; put the recordings beside it"
@@ -37,9 +53,12 @@ def read_recordings(m: Manifest, folder: Path) -> list[Recording]:
     return out
 
 
-def label_codes(m: Manifest, values: np.ndarray, where: str) -> np.ndarray:
-    """Label values (str) -> class codes; a value neither a class nor dropped stops the read."""
-    uniq, inverse = np.unique(values, return_inverse=True)
+def label_codes(m: Manifest, values: pd.Series, where: str) -> np.ndarray:
+    """Label cells -> class codes, after `normalise_label` (what import inferred the classes
+    with); a value neither a class nor dropped stops the read. Memory grows with the rows and
+    the distinct labels, never with the length of one cell."""
+    text = _cells(values, where, "label")
+    inverse, uniq = pd.factorize(text.map(normalise_label), use_na_sentinel=False)
     lut = np.empty(len(uniq), np.int16)
     for i, v in enumerate(uniq):
         if v in m.classes:
@@ -47,12 +66,25 @@ def label_codes(m: Manifest, values: np.ndarray, where: str) -> np.ndarray:
         elif v == "" or any(fnmatch.fnmatchcase(v, d) for d in m.drop_labels):
             lut[i] = DROPPED
         else:
-            row = int(np.flatnonzero(values == v)[0])
+            row = int(np.flatnonzero(inverse == i)[0])
             raise TinyharError(
-                f"{where} line {row + 2}: label {v!r} is in neither classes nor drop_labels of "
-                f"{m.path}; add it to one"
+                f"{where} line {row + 2}: label {shown(v)} is in neither classes nor drop_labels "
+                f"of {m.path}; add it to one"
             )
-    return lut[inverse.reshape(-1)]
+    return lut[inverse]
+
+
+def _cells(values: pd.Series, where: str, what: str) -> pd.Series:
+    """A column's cells as text, refused when one is longer than MAX_CELL characters."""
+    text = values.astype(str)
+    lengths = text.str.len().to_numpy()
+    if len(lengths) and lengths.max() > MAX_CELL:
+        row = int(np.argmax(lengths))
+        raise TinyharError(
+            f"{where} line {row + 2}: a {what} cell of {lengths[row]} characters (at most "
+            f"{MAX_CELL}); fix or remove that line"
+        )
+    return text
 
 
 def read_recording(m: Manifest, path: Path) -> list[Recording]:
@@ -62,9 +94,12 @@ def read_recording(m: Manifest, path: Path) -> list[Recording]:
     subject_of_file = _subject_from_name(m, name)
     signals = np.empty((len(df), len(m.channels)), np.float32)
     for c, ch in enumerate(m.channels):
-        factor = to_training_factor(ch.kind, ch.unit, f"{m.path}: channels[{c}].unit")
-        signals[:, c] = _numbers(df[ch.column], name, ch.column) * factor
-    labels = label_codes(m, df[m.label_column].to_numpy(str), name)
+        field = f"channels[{c}].unit"
+        factor = to_training_factor(ch.kind, ch.unit, f"{m.path}: {field}")
+        values = _numbers(df[ch.column], name, ch.column) * factor
+        _check_range(values, ch.kind, ch.unit, factor, name, ch.column, field)
+        signals[:, c] = values
+    labels = label_codes(m, df[m.label_column], name)
     if subject_of_file is not None:
         groups = [(subject_of_file, np.arange(len(df)), name)]
     else:
@@ -122,6 +157,29 @@ def _numbers(col: pd.Series, name: str, column: str) -> np.ndarray:
     return values
 
 
+def _check_range(
+    values: np.ndarray, kind: str, unit: str, factor: float, name: str, column: str, field: str
+) -> None:
+    """Readings in training units within the sensor's range times a margin (`value_limit`)."""
+    limit = value_limit(kind)
+    bad = ~(np.abs(values) <= limit)  # NaN and inf too
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise TinyharError(
+            f"{name} line {row + 2}: column {column!r} holds {values[row] / factor:.6g} {unit}, "
+            f"beyond ±{limit / factor:.6g} {unit} ({RANGE_MARGIN:g} x the widest IMU range): "
+            f"check {field} in the manifest, or fix that line"
+        )
+
+
+def _subject(value: float | int, where: str) -> int:
+    """A subject number within 0..MAX_SUBJECT."""
+    if not 0 <= value <= MAX_SUBJECT:
+        text = value if isinstance(value, int) else f"{value:.0f}"
+        raise TinyharError(f"{where}: subject {text} is not within 0..{MAX_SUBJECT}")
+    return int(value)
+
+
 def _subject_from_name(m: Manifest, name: str) -> int | None:
     if m.subject_pattern is None:
         return None
@@ -133,7 +191,7 @@ def _subject_from_name(m: Manifest, name: str) -> int | None:
         )
     value = match.group("subject") if "subject" in match.re.groupindex else match.group(1)
     try:
-        return int(value)
+        return _subject(int(value), f"{name}: subject_pattern of {m.path}")
     except (TypeError, ValueError):
         raise TinyharError(
             f"{name}: subject_pattern of {m.path} found subject {value!r}, not a number"
@@ -144,7 +202,7 @@ def _groups_by_column(
     m: Manifest, df: pd.DataFrame, name: str
 ) -> list[tuple[int, np.ndarray, str]]:
     """Runs of consecutive rows with one subject (and session) value."""
-    subj_text = df[m.subject_column].str.strip()
+    subj_text = _cells(df[m.subject_column], name, "subject").str.strip()
     subj = pd.to_numeric(subj_text.str.extract(r"(\d+)\s*$")[0], errors="coerce").to_numpy()
     bad = np.isnan(subj)
     if bad.any():
@@ -153,9 +211,14 @@ def _groups_by_column(
             f"{name} line {row + 2}: subject_column {m.subject_column!r} holds "
             f"{subj_text.iloc[row][:20]!r}, not a subject number"
         )
-    key = subj_text.to_numpy(str)
+    bad = ~(subj <= MAX_SUBJECT)
+    if bad.any():
+        row = int(np.argmax(bad))
+        _subject(subj[row], f"{name} line {row + 2}: subject_column {m.subject_column!r}")
+    key = pd.factorize(subj_text)[0]
     if m.session_column:
-        key = np.char.add(np.char.add(key, "\x00"), df[m.session_column].to_numpy(str))
+        session = pd.factorize(_cells(df[m.session_column], name, "session"))[0]
+        key = pd.factorize(pd.Series(key).astype(str) + "/" + pd.Series(session).astype(str))[0]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     ends = np.r_[starts[1:], len(key)]
     return [

@@ -35,9 +35,13 @@ def lowpass(up: int, down: int) -> np.ndarray:
     return h * (up / h.sum())
 
 
+BLOCK_VALUES = 1 << 21  # filter weights held at once (16 MB of float64), whatever the ratio
+
+
 def resample(x: np.ndarray, from_hz: float, to_hz: float) -> np.ndarray:
     """Signals (n, C) sampled at from_hz -> (m, C) float32 at to_hz; sample k sits at the input
-    time k * from_hz / to_hz (the first samples coincide)."""
+    time k * from_hz / to_hz (the first samples coincide). Computed in blocks of output samples,
+    so the memory beyond input and output stays bounded whatever the rates."""
     x = np.asarray(x, dtype=np.float64)
     up, down = ratio(from_hz, to_hz)
     if up == down or len(x) == 0:
@@ -47,18 +51,21 @@ def resample(x: np.ndarray, from_hz: float, to_hz: float) -> np.ndarray:
     taps = -(-len(h) // up)  # input samples each output sample draws on
     h = np.concatenate([h, np.zeros(taps * up - len(h) + up)])
     n_out = (len(x) - 1) * up // down + 1
-    centre = np.arange(n_out, dtype=np.int64) * down + half  # y[k] = sum h[n] xu[centre - n]
-    phase, base = centre % up, centre // up
-    j = np.arange(taps, dtype=np.int64)
-    weights = h[phase[:, None] + up * j[None, :]]  # (n_out, taps)
-    weights /= weights.sum(axis=1, keepdims=True)  # every phase passes DC exactly (gravity)
     pad = taps + 1
-    idx = base[:, None] - j[None, :] + pad
     padded = np.concatenate([np.repeat(x[:1], pad, axis=0), x, np.repeat(x[-1:], pad, axis=0)])
-    out = np.empty((n_out, x.shape[1]), np.float64)
-    for c in range(x.shape[1]):
-        out[:, c] = np.einsum("kt,kt->k", weights, padded[idx, c])
-    return out.astype(np.float32)
+    out = np.empty((n_out, x.shape[1]), np.float32)
+    j = np.arange(taps, dtype=np.int64)
+    block = max(1, BLOCK_VALUES // taps)
+    for start in range(0, n_out, block):
+        k = np.arange(start, min(n_out, start + block), dtype=np.int64)
+        centre = k * down + half  # y[k] = sum h[n] xu[centre - n]
+        phase, base = centre % up, centre // up
+        weights = h[phase[:, None] + up * j[None, :]]  # (block, taps)
+        weights /= weights.sum(axis=1, keepdims=True)  # every phase passes DC exactly (gravity)
+        idx = base[:, None] - j[None, :] + pad
+        for c in range(x.shape[1]):
+            out[k, c] = np.einsum("kt,kt->k", weights, padded[idx, c])
+    return out
 
 
 def resample_labels(labels: np.ndarray, from_hz: float, to_hz: float) -> np.ndarray:

@@ -23,6 +23,11 @@ UNIT_FACTORS: dict[tuple[str, str], float] = {
     ("deg/s", "rad/s"): 0.017453292519943295,
 }
 
+# The widest full scales of common MEMS IMUs, in training units: ±16 g and ±2000 deg/s. A value
+# beyond RANGE_MARGIN times these is no reading but a wrong unit or a broken file.
+SENSOR_RANGE: dict[str, float] = {"acc": 16 * STANDARD_GRAVITY, "gyro": 2000.0}
+RANGE_MARGIN = 4.0
+
 # Spellings users write -> the unit's one name here.
 _SPELLINGS: dict[str, str] = {
     "g": "g", "mg": "mg",
@@ -39,6 +44,11 @@ UNITS_OF_KIND: dict[str, tuple[str, ...]] = {
 def canonical_unit(unit: str) -> str | None:
     """The unit's name here ('m/s²' -> 'm/s^2'); None for a unit tinyhar does not know."""
     return _SPELLINGS.get(unit.strip().replace(" ", "").lower())
+
+
+def value_limit(kind: str) -> float:
+    """The largest magnitude a `kind` reading may have in training units (range x margin)."""
+    return SENSOR_RANGE[kind] * RANGE_MARGIN
 
 
 def to_training_factor(kind: str, unit: str, where: str) -> float:

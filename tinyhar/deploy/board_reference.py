@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import itertools
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,14 +83,20 @@ def build_reference(
         HOST,
         own,
         own_includes,
-        (*DEFINES, "TINYHAR_HOST_REFERENCE"),
+        (*DEFINES, "TINYHAR_HOST_REFERENCE", "TINYHAR_PROFILE=0"),
         OWN_WARNINGS,
         out_dir=out_dir / "obj",
         what="tinyhar firmware sources",
         system_includes=include_dirs(tflm_src),
     )
-    native_build.link(HOST, [*own_objs, *lib_objs], so.with_suffix(".tmp.so"))
-    so.with_suffix(".tmp.so").replace(so)
+    # a name of this process's own: two processes building the same digest each link their own
+    # file and rename it into place (the same bytes), never writing into the other's
+    tmp = so.with_name(f".{so.stem}.{os.getpid()}.{threading.get_ident()}.tmp.so")
+    try:
+        native_build.link(HOST, [*own_objs, *lib_objs], tmp)
+        tmp.replace(so)
+    finally:
+        tmp.unlink(missing_ok=True)
     return BuiltReference(so, Path(library_dir))
 
 
@@ -198,28 +206,33 @@ def tensor_differences(
 ) -> list[dict]:
     """Per operator, how the Python TFLM interpreter differs from the board's library on the
     same windows: windows differing, the largest difference in LSB, and in how many windows the
-    op is where a difference starts (its inputs agree, its output does not)."""
+    op is where a difference starts (its inputs agree, its output does not), the largest
+    difference there and, for a sequence output (batch, time, ...), the first time step."""
 
     dbg, outs = debug_model(model)
     arena_bytes = max(4 * arena_bytes, 256 * 1024)  # every tensor is kept alive as an output
     board = BoardReference(ref.built, dbg, arena_bytes)  # the same .so, the debug flatbuffer
     py = runtime.Interpreter.from_bytes(dbg, arena_size=arena_bytes)
     index = {o.tensor: k for k, o in enumerate(outs)}
-    stats = [{"op": o.op, "tensor": o.name, "windows_differing": 0, "max_lsb": 0, "origin": 0}
+    stats = [{"op": o.op, "tensor": o.name.split(";")[0], "windows_differing": 0, "max_lsb": 0,
+              "origin": 0, "origin_max_lsb": 0, "first_step": None}
              for o in outs]  # fmt: skip
     for w in windows:
         got = board.run(w)
         py.reset()
         py.set_input(w[None], 0)
         py.invoke()
-        differs = {}
+        differs, diffs = {}, {}
         for k, o in enumerate(outs):
-            b = np.asarray(py.get_output(o.output_index)).ravel()
+            b = np.asarray(py.get_output(o.output_index))
             a = np.frombuffer(got[o.output_index], dtype=b.dtype)
             if a.size != b.size:
-                d = 255
+                d, diffs[k] = 255, None
             else:
-                d = int(np.ceil(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))))
+                diffs[k] = np.abs(a.astype(np.float64) - b.ravel().astype(np.float64)).reshape(
+                    b.shape
+                )
+                d = int(np.ceil(np.max(diffs[k]))) if diffs[k].size else 0
             differs[o.tensor] = d > 0
             if d:
                 stats[k]["windows_differing"] += 1
@@ -227,8 +240,27 @@ def tensor_differences(
         for k, o in enumerate(outs):
             upstream = [differs.get(t, False) for t in o.inputs if t in index]
             if differs[o.tensor] and not any(upstream):
-                stats[k]["origin"] += 1
+                st = stats[k]
+                st["origin"] += 1
+                diff = diffs[k]
+                at_origin = 255 if diff is None else int(np.ceil(diff.max()))
+                st["origin_max_lsb"] = max(st["origin_max_lsb"], at_origin)
+                if diff is not None and diff.ndim == 3:
+                    step = int(np.argmax(diff.max(axis=(0, 2)) > 0))
+                    first = st["first_step"]
+                    st["first_step"] = step if first is None else min(first, step)
     return stats
+
+
+def interpreter_violations(per_op: list[dict], bounds: dict[str, int]) -> list[dict]:
+    """The ops where a difference from the Python interpreter starts and exceeds the op's bound
+    (tflm_library.interpreter_bounds; an op not bounded must match)."""
+    return [
+        {"op": s["op"], "tensor": s["tensor"], "max_lsb": s["origin_max_lsb"],
+         "bound": bounds.get(s["op"], 0), "first_step": s["first_step"], "windows": s["origin"]}
+        for s in per_op
+        if s["origin"] and s["origin_max_lsb"] > bounds.get(s["op"], 0)
+    ]  # fmt: skip
 
 
 def for_board(

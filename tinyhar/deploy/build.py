@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from tinyhar import __version__, runs
 from tinyhar.board.boards import Board, load_board
 from tinyhar.board.tflm_library import KernelPlan
 from tinyhar.crc import crc32, crc32_hex
+from tinyhar.data.classes import case_duplicates, shown
 from tinyhar.data.synth import synthesize
 from tinyhar.deploy import arduino, codegen
 from tinyhar.deploy.codegen import check_sketch_name
@@ -59,7 +61,9 @@ class BuildOptions:
     install: bool = True
     require_compile: bool = False
     stream_at_boot: bool = False
+    profile: bool = False  # the runner counts each op's cycles for `tinyhar verify --profile`
     tflm_library: str | None = None  # another TFLM library the board supports
+    kernels: str = "tinyhar"  # whose kernel runs an op both have (tflm_library.KERNEL_CHOICES)
     libraries: Path | None = None  # Arduino libraries folder (for the Cortex-M4F link map)
     measure: bool = True  # link for the Cortex-M4F to measure flash and RAM where possible
     train_if_missing: bool = False  # no run at all: train one with the defaults first
@@ -86,7 +90,7 @@ class Source:
 def _run_source(run: Path | None, train_if_missing: bool, log: Log) -> Path:
     """The run to build: the given one, else the latest, else (when asked) a fresh training run."""
     if run is not None:
-        return runs.require_run(run, needs=runs.DATASET_JSON)
+        return runs.require_run(run)  # metrics.json: a finished training
     latest = runs.latest_run()
     if latest is not None:
         log(f"build: using the latest run {latest}")
@@ -150,7 +154,9 @@ def resolve_source(opts: BuildOptions, log: Log) -> Source:
         out = Path(opts.out) if opts.out is not None else path.parent
         return Source(model, path, out, spec, info, arena, origin, None)
     run = _run_source(opts.run, opts.train_if_missing, log)
+    runs.check_record(run, runs.METRICS_JSON)
     model, quantize = _quantized(run, log)
+    runs.check_record(run, runs.QUANTIZE_JSON)  # the int8 model is from this model.keras
     info = inspect_tflite(model)
     check_ops(list(info.ops))
     spec = spec_from_dataset(read_json(run / runs.DATASET_JSON), info)
@@ -190,6 +196,7 @@ class BuildReport:
     synthetic: bool
     origin: dict[str, str]
     config: dict[str, Any]
+    made_from: dict[str, str]  # the model file (relative to build.json) and its digest
     tinyhar_version: str = __version__
     compiled: bool = False
     flash_used: int | None = None
@@ -209,9 +216,11 @@ def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
     board = load_board(opts.board).with_tflm(opts.tflm_library)
     check_sketch_name(opts.sketch_name)
     src = resolve_source(opts, log)
+    for warning in label_warnings(src.spec.labels):
+        log(f"build: warning: {warning}")
     margin = margin_bytes(opts.arena_margin, src.arena_measured)
     check_budget(board, len(src.model), align(src.arena_measured + margin))
-    plan = kernel_plan(board, src.model, list(src.info.ops))
+    plan = kernel_plan(board, src.model, list(src.info.ops), opts.kernels)
     if len(src.spec.channels) > 6:
         log(
             f"build: note: {len(src.spec.channels)} channels from the board's single IMU: "
@@ -219,8 +228,10 @@ def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
         )
     ctx = firmware_context(
         board, src.spec, src.info, src.model, src.model_path.name, opts.sketch_name,
-        src.arena_measured, margin, plan, opts.stream_at_boot,
+        src.arena_measured, margin, plan, opts.stream_at_boot, opts.profile,
     )  # fmt: skip
+    # the firmware is about to change: an earlier build.json no longer describes it
+    (src.out_dir / runs.BUILD_JSON).unlink(missing_ok=True)
     rendered = _render(board, src, ctx, plan, opts.sketch_name, log)
     footprint = _footprint(board, rendered, plan, opts, len(src.model), ctx["arena_bytes"], log)
     report = _report(board, src, ctx, plan, rendered, footprint, opts.sketch_name)
@@ -234,6 +245,22 @@ def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
     if failure is not None:
         raise failure
     return report
+
+
+def label_warnings(labels: list[str]) -> list[str]:
+    """Labels given more than once, or differing only in case: the firmware would report classes
+    the user cannot tell apart."""
+    out = [
+        f"label {shown(name)} is given {labels.count(name)} times: those outputs cannot be told "
+        "apart by name"
+        for name in dict.fromkeys(labels)
+        if labels.count(name) > 1
+    ]
+    out += [
+        f"labels {shown(a)} and {shown(b)} differ only in case"
+        for a, b in case_duplicates(list(dict.fromkeys(labels)))
+    ]
+    return out
 
 
 def _render(
@@ -314,6 +341,9 @@ def _report(
         synthetic=src.spec.synthetic,
         origin=src.spec.origin,
         config=config_record(ctx),
+        made_from={
+            os.path.relpath(src.model_path, src.out_dir): runs.digest_of(src.model),
+        },
     )
 
 

@@ -11,6 +11,7 @@ import hashlib
 import math
 import re
 import struct
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,13 @@ LIBRARY_NAME = "tinyhar_model"  # the Arduino library every build regenerates
 # Static C sources copied into the library's src/ (written by the core's authors, not rendered).
 CORE_FILES = ("tinyhar_core.h", "tinyhar_core.c")
 KERNELS_DIR = "kernels"  # tinyhar's own TFLM kernels and the resolver that adds them
-KERNEL_COMMON = ("tinyhar_kernels.h", "tinyhar_op_resolver.h")
+# ... and the headers the kernels share (the M4's DSP instructions, exact requantisation).
+KERNEL_COMMON = (
+    "tinyhar_kernels.h",
+    "tinyhar_op_resolver.h",
+    "tinyhar_simd.h",
+    "tinyhar_requantise.h",
+)
 # Templates rendered into the library's src/ (the sketch and the README are placed apart).
 LIBRARY_TEMPLATES = (
     "tinyhar_model.h.j2",
@@ -62,35 +69,113 @@ def parse_c_array(text: str) -> bytes:
     return bytes(int(tok, 16) for tok in re.findall(r"0x([0-9a-fA-F]{2})", m.group(1)))
 
 
-def c_float(x: float) -> str:
-    """An exact float32 C literal: `%.9g` round-trips every float32; `f` keeps it single."""
-    f = struct.unpack("<f", struct.pack("<f", float(x)))[0]
-    if math.isnan(f) or math.isinf(f):
-        raise TinyharError(f"cannot write {x} into firmware: not a finite number")
+FLT_MAX = 3.4028234663852886e38
+FLT_MIN = 1.1754943508222875e-38  # the smallest normal float32
+# The C integer types the templates write, and their ranges.
+C_INT_RANGES: dict[str, tuple[int, int]] = {
+    "uint8_t": (0, 0xFF),
+    "int8_t": (-0x80, 0x7F),
+    "uint16_t": (0, 0xFFFF),
+    "int32_t": (-0x7FFFFFFF, 0x7FFFFFFF),  # -2^31 is not a literal in C: one less
+    "uint32_t": (0, 0xFFFFFFFF),
+}
+_HEADER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.+-]*)*\.(?:h|hpp)")
+# What a comment keeps as it is: printable ASCII but `*` (no `*/`, no `/*`), backslash (no line
+# continuation), `?` (no trigraph) and `%` (the escape character).
+_COMMENT_SAFE = frozenset(chr(b) for b in range(32, 127)) - set("*\\?%")
+
+
+def c_float(x: Any, what: str = "a value") -> str:
+    """An exact float32 C literal: `%.9g` round-trips every float32; `f` keeps it single.
+    Refuses what is not a number, not finite, beyond float32 or too close to 0 to be one."""
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        raise TinyharError(f"cannot write {what} {x!r} into firmware: not a number") from None
+    if not math.isfinite(value) or abs(value) > FLT_MAX:
+        raise TinyharError(
+            f"cannot write {what} {x!r} into firmware: not a finite float32 (|x| <= {FLT_MAX:.4g})"
+        )
+    if value != 0 and abs(value) < FLT_MIN:
+        raise TinyharError(
+            f"cannot write {what} {x!r} into firmware: too close to 0 for a float32 "
+            f"(|x| >= {FLT_MIN:.4g})"
+        )
+    f = struct.unpack("<f", struct.pack("<f", value))[0]
     text = f"{f:.9g}"
     if "e" not in text and "." not in text:
         text += ".0"
     return text + "f"
 
 
-def c_string(s: str) -> str:
-    """A C string literal holding `s` (UTF-8, escaped)."""
+def c_int(x: Any, ctype: str = "int32_t", what: str = "a value") -> str:
+    """A decimal C integer literal of a value in range for `ctype` (a C_INT_RANGES key)."""
+    low, high = C_INT_RANGES[ctype]
+    if isinstance(x, bool) or not isinstance(x, int | float) and not hasattr(x, "__index__"):
+        raise TinyharError(f"cannot write {what} {x!r} into firmware: not a whole number")
+    if isinstance(x, float) and not (math.isfinite(x) and x.is_integer()):
+        raise TinyharError(f"cannot write {what} {x!r} into firmware: not a whole number")
+    value = int(x)
+    if not low <= value <= high:
+        raise TinyharError(
+            f"cannot write {what} {value} into firmware: out of range for {ctype} ({low}..{high})"
+        )
+    return str(value)
+
+
+def c_ints(values: Any, ctype: str = "int32_t", what: str = "a value") -> str:
+    """Integers as the body of a C initializer (`1, 100, 6`), each checked by `c_int`."""
+    return ", ".join(c_int(v, ctype, what) for v in values)
+
+
+def c_hex32(x: Any, what: str = "a CRC-32") -> str:
+    """A uint32_t as 8 hex digits (no 0x), range-checked."""
+    return f"{int(c_int(x, 'uint32_t', what)):08x}"
+
+
+def c_string(s: Any) -> str:
+    """A C string literal holding `s` (UTF-8): quotes, backslashes, `?` (trigraphs) and every
+    byte outside printable ASCII escaped, so nothing in `s` ends the literal."""
     out = []
-    for b in s.encode("utf-8"):
+    for b in str(s).encode("utf-8"):
         ch = chr(b)
-        if ch in '"\\':
+        if ch in '"\\?':
             out.append("\\" + ch)
         elif 32 <= b < 127:
             out.append(ch)
         else:
-            out.append(f"\\{b:03o}")
+            out.append(f"\\{b:03o}")  # three digits: a following digit cannot extend it
     return '"' + "".join(out) + '"'
 
 
-def c_ident(s: str) -> str:
+def c_comment(s: Any) -> str:
+    """Text safe inside a C or C++ comment of either kind: printable ASCII kept; newlines, `*`,
+    `\\`, `?`, `%` and every other byte written as %XX (so no `*/`, no line continuation,
+    no trigraph and no new line can come from `s`)."""
+    return "".join(
+        chr(b) if chr(b) in _COMMENT_SAFE else f"%{b:02X}" for b in str(s).encode("utf-8")
+    )
+
+
+def c_header(s: Any) -> str:
+    """A header name for `#include <...>`: letters, digits, `_.+-` and `/` between parts, ending
+    in .h or .hpp; anything else is refused."""
+    text = str(s)
+    if not _HEADER.fullmatch(text) or ".." in text.split("/"):
+        raise TinyharError(f"header {text!r} is not a plain header name (like Arduino_LSM9DS1.h)")
+    return text
+
+
+def c_ident(s: Any) -> str:
     """A C identifier made from `s`."""
-    ident = re.sub(r"[^A-Za-z0-9_]", "_", s)
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", str(s))
     return ident if ident and not ident[0].isdigit() else "_" + ident
+
+
+def one_line(s: Any) -> str:
+    """Text for one line of a non-C file (library.properties, README): control characters
+    (newlines included) become spaces."""
+    return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in str(s))
 
 
 def environment() -> jinja2.Environment:
@@ -103,9 +188,9 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters["c_float"] = c_float
-    env.filters["c_string"] = c_string
-    env.filters["c_ident"] = c_ident
+    for helper in (c_float, c_int, c_ints, c_hex32, c_string, c_comment, c_header, c_ident,
+                   one_line):  # fmt: skip
+        env.filters[helper.__name__] = helper
     return env
 
 
@@ -125,7 +210,7 @@ def render_library(context: Mapping[str, Any], sketch_name: str) -> dict[str, st
     out[f"examples/{sketch_name}/{sketch_name}.ino"] = _render(env, SKETCH_TEMPLATE, context)
     for name in CORE_FILES:
         out[f"src/{name}"] = (templates_dir() / name).read_text(encoding="utf-8")
-    for name in (*KERNEL_COMMON, *context["own_kernels"].values()):
+    for name in dict.fromkeys((*KERNEL_COMMON, *context["own_kernels"].values())):
         out[f"src/{name}"] = (templates_dir() / KERNELS_DIR / name).read_text(encoding="utf-8")
     return out
 

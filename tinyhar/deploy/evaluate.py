@@ -61,6 +61,7 @@ def evaluate_run(
     for a run from another dataset); write R/evaluate.json and R/evaluate_confusion.png."""
     t0 = time.monotonic()
     run = runs.require_run(run, needs=runs.KERAS_MODEL)
+    runs.check_run(run, runs.METRICS_JSON, runs.QUANTIZE_JSON)
     spec = read_json(run / runs.DATASET_JSON)
     data = load_dataset(data_path)
     log(f"evaluate: {run} on {data.source}")

@@ -14,7 +14,12 @@ from tinyhar.deploy.firmware_config import ModelSpec, channel_layout
 from tinyhar.deploy.footprint import align
 from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
 from tinyhar.errors import TinyharError
-from tinyhar.lite.tflite_inspect import FORBIDDEN_OPS, check_tflm_ops, per_channel_fc_layers
+from tinyhar.lite.tflite_inspect import (
+    FORBIDDEN_OPS,
+    check_tflm_ops,
+    op_input_types,
+    per_channel_fc_layers,
+)
 
 DEFAULT_SKETCH = "tinyhar_har"
 
@@ -31,11 +36,13 @@ def check_ops(ops: list[str]) -> None:
         )
 
 
-def kernel_plan(board: Board, model: bytes, ops: list[str]) -> KernelPlan:
-    """Which kernel runs each op on this board's TFLM library; refuses what it cannot run."""
+def kernel_plan(board: Board, model: bytes, ops: list[str], prefer: str = "tinyhar") -> KernelPlan:
+    """Which kernel runs each op on this board's TFLM library (`prefer`: whose kernel where both
+    have one, see tflm_library.KERNEL_CHOICES); refuses what it cannot run."""
 
     lib = load_library(board.tflm.name)
-    plan = plan_kernels(ops, lib)
+    not_int8 = frozenset(op for op, types in op_input_types(model).items() if types != {"int8"})
+    plan = plan_kernels(ops, lib, prefer, not_int8)
     per_channel = per_channel_fc_layers(model) if "FULLY_CONNECTED" in ops else 0
     if per_channel and not lib.fc_per_channel:
         raise TinyharError(
@@ -58,6 +65,7 @@ def firmware_context(
     arena_margin: int,
     plan: KernelPlan,
     stream_at_boot: bool = False,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """Everything the templates use; also what build.json records as the firmware config."""
     board.check_rate(spec.rate_hz)
@@ -79,8 +87,8 @@ def firmware_context(
         "model_array": codegen.c_array(model),
         "ops": list(info.ops),
         "library_methods": plan.library_methods,
-        "own_kernels": plan.own_kernels,
-        "own_parsers": {op: _parser_name(op) for op in plan.own_kernels},
+        "own_kernels": {op: k.source for op, k in plan.own_kernels.items()},
+        "own_parsers": {op: k.parser for op, k in plan.own_kernels.items()},
         "stateful": bool(info.stateful),
         "arena_measured": arena_measured,
         "arena_margin": arena_margin,
@@ -96,12 +104,9 @@ def firmware_context(
         "input": _tensor(inp, spec.input_scale, spec.input_zero_point),
         "output": _tensor(out, spec.output_scale, spec.output_zero_point),
         "stream_at_boot": stream_at_boot,
+        "profile": profile,
+        "n_nodes": sum(info.op_counts.values()),
     }
-
-
-def _parser_name(op: str) -> str:
-    """TFLM's options parser for a builtin op: BATCH_MATMUL -> ParseBatchMatMul's suffix."""
-    return {"BATCH_MATMUL": "BatchMatMul"}.get(op) or "".join(w.capitalize() for w in op.split("_"))
 
 
 def _tensor(t: Any, scale: float, zero_point: int) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from tinyhar.board.boards import AXES, Board
 from tinyhar.board.preprocess import channel_map, inv_std
+from tinyhar.data.classes import class_name_problem, shown
 from tinyhar.data.mhealth import RATE_HZ
 from tinyhar.errors import TinyharError
 from tinyhar.lite.tflite_inspect import ModelInfo, TensorInfo
@@ -76,7 +77,10 @@ def spec_from_dataset(dataset: dict[str, Any], info: ModelInfo) -> ModelSpec:
             output_scale=0.0,
             output_zero_point=0,
             synthetic=bool(dataset.get("synthetic", False)),
-            origin={k: "dataset.json" for k in ("window", "stride", "channels", "labels", "mean")},
+            origin={
+                k: "dataset.json"
+                for k in ("window", "stride", "rate_hz", "channels", "labels", "mean", "std")
+            },
         )
     except (KeyError, TypeError, ValueError) as e:
         raise TinyharError(f"dataset.json is incomplete ({e}): re-run `tinyhar train`") from None
@@ -129,19 +133,19 @@ def spec_for_model(
     d_channels = math.prod(dims[1:]) if len(dims) > 1 else 1
     n_classes = math.prod(out.shape) if out.shape else 1
 
-    window = int(pick("window", d_window, f"model input shape {list(inp.shape)}"))
+    window = _whole(pick("window", d_window, f"model input shape {list(inp.shape)}"), "window",
+                    origin)  # fmt: skip
     chan_arg = pick("channels", d_channels, f"model input shape {list(inp.shape)}")
-    channels = _channel_list(chan_arg)
-    labels = pick("labels", None, "", [f"class{i}" for i in range(n_classes)])
-    if isinstance(labels, str):
-        labels = [s.strip() for s in labels.split(",") if s.strip()]
+    channels = _channel_list(chan_arg, origin.get("channels", ""))
+    labels = _labels(pick("labels", None, "", [f"class{i}" for i in range(n_classes)]), origin)
     mean = pick("mean", None, "", [0.0] * len(channels))
     std = pick("std", None, "", [1.0] * len(channels))
-    mean, std = _per_channel(mean, len(channels), "mean"), _per_channel(std, len(channels), "std")
+    mean = _per_channel(mean, len(channels), "mean", origin)
+    std = _per_channel(std, len(channels), "std", origin)
     if any(s <= 0 for s in std):
-        raise TinyharError(f"std must be > 0 for every channel, got {std}")
-    rate = float(pick("rate_hz", None, "", RATE_HZ))
-    stride = int(pick("stride", None, "", max(1, window // 2)))
+        raise TinyharError(f"std must be > 0 for every channel, got {std} ({origin['std']})")
+    rate = _number(pick("rate_hz", None, "", RATE_HZ), "rate_hz", origin)
+    stride = _whole(pick("stride", None, "", max(1, window // 2)), "stride", origin)
     spec = ModelSpec(
         window=window,
         stride=stride,
@@ -190,7 +194,9 @@ def _set_quantisation(
         spec.origin["input_scale"] = "model"
     else:
         scale, src = _given("input_scale", options, side, side_name)
-        spec.input_scale = float(FLOAT_INPUT_SCALE if scale is None else scale)
+        spec.input_scale = _number(
+            FLOAT_INPUT_SCALE if scale is None else scale, "input_scale", {"input_scale": src}
+        )
         spec.origin["input_scale"] = (
             src or "default (assumed): float input sent as int8 in steps of 1/32"
         )
@@ -200,8 +206,12 @@ def _set_quantisation(
         spec.origin["output_scale"] = "model"
     elif out_scale is not None:
         zero_point, zp_src = _given("output_zero_point", options, side, side_name)
-        spec.output_scale, spec.origin["output_scale"] = float(out_scale), out_src
-        spec.output_zero_point = int(0 if zero_point is None else zero_point)
+        spec.output_scale = _number(out_scale, "output_scale", {"output_scale": out_src})
+        spec.origin["output_scale"] = out_src
+        spec.output_zero_point = _whole(
+            0 if zero_point is None else zero_point, "output_zero_point",
+            {"output_zero_point": zp_src},
+        )  # fmt: skip
         spec.origin["output_zero_point"] = zp_src or "default (assumed): 0"
     elif "SOFTMAX" in info.ops:
         spec.output_scale, spec.output_zero_point = FLOAT_SOFTMAX_SCALE, FLOAT_SOFTMAX_ZP
@@ -223,12 +233,52 @@ def _given(key: str, options: dict, side: dict, side_name: str) -> tuple[Any, st
     return None, ""
 
 
-def _per_channel(value: Any, n: int, name: str) -> list[float]:
+def _from(key: str, origin: dict[str, str]) -> str:
+    """Where a value came from, for the one line refusing it: `--window` or the side file."""
+    where = origin.get(key, "")
+    return f"--{key.replace('_', '-')}" if where == "option" else f"{key} in {where or 'the input'}"
+
+
+def _number(value: Any, key: str, origin: dict[str, str]) -> float:
+    """A finite number, or one line naming where the value came from."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise TinyharError(f"{_from(key, origin)}: {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise TinyharError(f"{_from(key, origin)}: {value!r} is not a finite number")
+    return number
+
+
+def _whole(value: Any, key: str, origin: dict[str, str]) -> int:
+    """A whole number, or one line naming where the value came from."""
+    number = _number(value, key, origin)
+    if not number.is_integer():
+        raise TinyharError(f"{_from(key, origin)}: {value!r} is not a whole number")
+    return int(number)
+
+
+def _labels(value: Any, origin: dict[str, str]) -> list[str]:
+    """Class names from a comma-separated string or a list of strings."""
     if isinstance(value, str):
-        value = [float(v) for v in value.split(",") if v.strip()]
-    if isinstance(value, int | float):
-        value = [float(value)] * n
-    value = [float(v) for v in value]
+        value = [s.strip() for s in value.split(",") if s.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
+        what = f"{_from('labels', origin)}: {value!r}"[:200]
+        raise TinyharError(f"{what} is not a list of class names")
+    return [str(v) for v in value]
+
+
+def _per_channel(value: Any, n: int, name: str, origin: dict[str, str]) -> list[float]:
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = [value] * n
+    if not isinstance(value, list):
+        what = f"{_from(name, origin)}: {value!r}"[:200]
+        raise TinyharError(f"{what} is not a list of numbers")
+    value = [_number(v, name, origin) for v in value]
     if len(value) == 1:
         value = value * n
     if len(value) != n:
@@ -236,10 +286,13 @@ def _per_channel(value: Any, n: int, name: str) -> list[float]:
     return value
 
 
-def _channel_list(arg: Any) -> list[ChannelSpec]:
+def _channel_list(arg: Any, where: str = "") -> list[ChannelSpec]:
     """Channels from a count (3: acc, 6: acc+gyro, 12: two acc+gyro sets) or names like acc_x."""
     if isinstance(arg, str) and arg.strip().isdigit():
         arg = int(arg)
+    if not isinstance(arg, int | str | list) or isinstance(arg, bool):
+        what = f"channels in {where or 'the input'}: {arg!r}"[:200]
+        raise TinyharError(f"{what} is not a count or a list of channels")
     if isinstance(arg, int):
         defaults = {3: ["acc"], 6: ["acc", "gyro"], 12: ["acc", "gyro", "acc", "gyro"]}
         if arg not in defaults:
@@ -254,8 +307,8 @@ def _channel_list(arg: Any) -> list[ChannelSpec]:
     for item in arg:
         if isinstance(item, dict):
             kind, axis = item.get("kind"), item.get("axis")
-            name = item.get("name", f"{kind}_{axis}")
-            unit = item.get("unit") or TRAINING_UNITS.get(str(kind), "")
+            name = str(item.get("name", f"{kind}_{axis}"))
+            unit = str(item.get("unit") or TRAINING_UNITS.get(str(kind), ""))
         else:
             name = str(item)
             kind, _, axis = name.partition("_")
@@ -281,8 +334,57 @@ def check_spec(spec: ModelSpec, info: ModelInfo) -> None:
         raise TinyharError(
             f"{len(spec.labels)} labels for a model with {n_out} outputs: pass {n_out} to --labels"
         )
-    if spec.stride < 1 or spec.rate_hz <= 0:
-        raise TinyharError(f"stride ({spec.stride}) and rate ({spec.rate_hz} Hz) must be positive")
+    check_bounds(spec, n_out)
+
+
+# What the firmware's types and the protocol carry (tinyhar_core.h: uint16_t window, stride,
+# channels and payload length; a LABELS reply counts classes in a byte).
+MAX_U16 = 0xFFFF
+MAX_CLASSES = 255
+MIN_RATE_HZ, MAX_RATE_HZ = 1.0, 10_000.0
+FLT_MAX = 3.4028234663852886e38
+FLT_MIN = 1.1754943508222875e-38
+
+
+def check_bounds(spec: ModelSpec, n_out: int) -> None:
+    """Every value the firmware carries within what its C types and the protocol hold, each
+    refused in one line naming the value and where it came from."""
+    o = spec.origin
+    payload = spec.window * len(spec.channels) + n_out + 32
+    if not 1 <= spec.window <= MAX_U16 or payload > MAX_U16:
+        raise TinyharError(
+            f"{_from('window', o)}: {spec.window} samples x {len(spec.channels)} channels do not "
+            f"fit one frame of the protocol ({MAX_U16} bytes)"
+        )
+    if not 1 <= spec.stride <= MAX_U16:
+        raise TinyharError(f"{_from('stride', o)}: {spec.stride} is not within 1..{MAX_U16}")
+    if not MIN_RATE_HZ <= spec.rate_hz <= MAX_RATE_HZ:
+        raise TinyharError(
+            f"{_from('rate_hz', o)}: {spec.rate_hz:g} Hz is not within "
+            f"{MIN_RATE_HZ:g}..{MAX_RATE_HZ:g} Hz"
+        )
+    if n_out > MAX_CLASSES:
+        raise TinyharError(f"the model has {n_out} outputs: the firmware carries {MAX_CLASSES}")
+    for i, label in enumerate(spec.labels):
+        problem = class_name_problem(label)
+        if problem is None and len(label.encode("utf-8")) > 255:
+            problem = "is longer than 255 bytes in UTF-8"
+        if problem is not None:
+            raise TinyharError(f"{_from('labels', o)}: label {i} {shown(label)} {problem}")
+    for i, ch in enumerate(spec.channels):
+        for what, value in (("mean", ch.mean), ("std", ch.std), ("1/std", 1.0 / ch.std)):
+            if not abs(value) <= FLT_MAX or value != 0 and abs(value) < FLT_MIN:
+                key = "mean" if what == "mean" else "std"
+                raise TinyharError(
+                    f"{_from(key, o)}: channel {i} {what} {value:g} is beyond a float32"
+                )
+    for what, value in (("input_scale", spec.input_scale), ("output_scale", spec.output_scale)):
+        if not FLT_MIN <= value <= FLT_MAX:
+            raise TinyharError(f"{_from(what, o)}: {value:g} is not a positive float32")
+    for what, value in (("input_zero_point", spec.input_zero_point),
+                        ("output_zero_point", spec.output_zero_point)):  # fmt: skip
+        if not -128 <= value <= 127:
+            raise TinyharError(f"{_from(what, o)}: {value} is not an int8 zero point")
 
 
 def channel_layout(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:

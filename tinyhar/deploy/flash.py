@@ -69,6 +69,7 @@ def flash_firmware(
             f"arduino-cli not found on PATH (it uploads the firmware): {arduino.INSTALL_HINT}"
         )
     run = runs.require_run(run, needs=runs.BUILD_JSON, hint="tinyhar build")
+    runs.check_run(run)  # the firmware is of this run's int8 model, of this training
     record = read_json(run / runs.BUILD_JSON)
     b = load_board(board or record["board"])
     sketch_name = record.get("sketch_name") or Path(record["sketch_dir"]).name

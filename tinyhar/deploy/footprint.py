@@ -12,6 +12,7 @@ from tinyhar.board.tflm_library import KernelPlan, libraries_dir, library_src, l
 from tinyhar.crc import crc32
 from tinyhar.deploy import codegen
 from tinyhar.deploy.m4f_image import build_emulated_firmware
+from tinyhar.deploy.native_build import CompileError
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
 from tinyhar.lite.arena import measure_arena
@@ -98,7 +99,8 @@ def measure_footprint(
     log: Log,
 ) -> dict[str, Any]:
     """Flash and RAM of this firmware from its Cortex-M4F link map (all but the Arduino core);
-    estimates, labelled so, where the toolchain or the libraries are missing."""
+    estimates, labelled so, where the toolchain or the libraries are missing (`why` says which).
+    A firmware that does not compile or link is an error: the compiler's first error line."""
 
     if board.cpu != "Cortex-M4F":
         why = f"the link map is measured for Cortex-M4F boards, {board.name} has a {board.cpu}"
@@ -110,7 +112,12 @@ def measure_footprint(
                 list(plan.library_methods), rendered.library_dir.parents[1] / "m4f",
                 log, name=sketch_name,
             )  # fmt: skip
-        except TinyharError as e:
+        except CompileError as e:
+            raise TinyharError(
+                f"the generated firmware does not build for the Cortex-M4F ({e}); sources in "
+                f"{rendered.library_dir.parent.parent}"
+            ) from None
+        except TinyharError as e:  # no toolchain or no library: which one, and how to get it
             why = str(e)
         else:
             fp = image.footprint

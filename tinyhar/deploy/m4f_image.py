@@ -26,7 +26,7 @@ from tinyhar.resources import templates_dir
 
 LAYER_SOURCES = ("startup_mps2.c", "arduino_mps2.cpp")
 LINKER_SCRIPT = "mps2_an386.ld"
-OWN_DEFINES = ("TINYHAR_EMULATOR=1",)
+OWN_DEFINES = ("TINYHAR_EMULATOR=1", "TINYHAR_PROFILE=1")  # it always counts per-op instructions
 # What tinyhar_config.h appends to the firmware version under TINYHAR_EMULATOR: HELLO then tells
 # the host that latency_us x 1000 = instructions.
 EMULATED_SUFFIX = "+qemu-mps2-an386-icount0"
@@ -140,7 +140,7 @@ def _compile_library(tflm_src: Path, ops: list[str], log: Log) -> tuple[list[Pat
     memo: dict[Path, list[Path]] = {}
     arduino = [s for s in sources if _uses_layer(s, tuple(includes), memo)]
     plain = [s for s in sources if s not in arduino]
-    defines = tflm_library.DEFINES
+    defines: tuple[str, ...] = ()  # the core's defines are in the toolchain
     t0 = time.time()
     objects = compile_sources(CORTEX_M4F, plain, includes, defines, ("-w",), None,
                               "TFLM library sources", log)  # fmt: skip
@@ -163,7 +163,7 @@ def _compile_own(
     includes = [*folders, *([imu] if imu else []), layer, compat]
     system = tflm_library.include_dirs(tflm_src)
     flags = OWN_WARNINGS
-    defines = (*tflm_library.DEFINES, *OWN_DEFINES)
+    defines = OWN_DEFINES
     objects: list[Path] = []
     for i, folder in enumerate(folders):
         sources = firmware_sources(folder)
@@ -214,7 +214,7 @@ def build_emulated_firmware(
     if imu_library is not None:
         imu_sources = sorted(p for p in Path(imu_library).rglob("*") if p.suffix in (".c", ".cpp"))
         own += compile_sources(CORTEX_M4F, imu_sources, [Path(imu_library), emulator_dir()],
-                               tflm_library.DEFINES, ("-w",), out_dir / "obj" / "imu")  # fmt: skip
+                               (), ("-w",), out_dir / "obj" / "imu")  # fmt: skip
     elf, map_file = out_dir / f"{name}.elf", out_dir / f"{name}.map"
     ld = ("-nostartfiles", "-T", str(emulator_dir() / LINKER_SCRIPT))
     link(CORTEX_M4F, [*own, *lib_objects], elf, ld, map_file)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from tinyhar.board.arduino_core import CompileFlags, load_compile_flags
 from tinyhar.errors import TinyharError
 from tinyhar.log import Log, dbg
 from tinyhar.resources import cache_dir
@@ -56,29 +57,35 @@ HOST = Toolchain(
     name="host",
     cc="gcc",
     cxx="g++",
-    common=("-O2", "-fPIC"),
+    # The board's language standard and char signedness (boards/cores/), so the host reference
+    # computes what the board computes and no C++17 slips into the firmware's code.
+    common=("-O2", "-fPIC", "-funsigned-char"),
     cflags=("-std=gnu11",),
-    cxxflags=("-std=gnu++17",),
+    cxxflags=("-std=gnu++14",),
     ldflags=("-shared",),
     apt="gcc g++",
 )
-M4F_ARCH = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
-CORTEX_M4F = Toolchain(
-    name="cortex-m4f",
-    cc="arm-none-eabi-gcc",
-    cxx="arm-none-eabi-g++",
-    common=(*M4F_ARCH, "-Os", "-ffunction-sections", "-fdata-sections"),
-    cflags=("-std=gnu11",),
-    cxxflags=(
-        "-std=gnu++17",
-        "-fno-rtti",
-        "-fno-exceptions",
-        "-fno-threadsafe-statics",
-        "-fno-use-cxa-atexit",
-    ),
-    ldflags=(*M4F_ARCH, "-Wl,--gc-sections", "--specs=nano.specs", "--specs=nosys.specs"),
-    apt="gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib",
-)
+
+
+def cortex_m_toolchain(flags: CompileFlags) -> Toolchain:
+    """arm-none-eabi-gcc/g++ with an Arduino core variant's own flags (boards/cores/), so what is
+    compiled here is the code a user's board runs."""
+    return Toolchain(
+        name=f"cortex-m-{flags.variant.lower()}-{flags.version}",
+        cc="arm-none-eabi-gcc",
+        cxx="arm-none-eabi-g++",
+        common=(*flags.cpu, *flags.common, *(f"-D{d}" for d in flags.defines)),
+        cflags=flags.c,
+        cxxflags=flags.cxx,
+        ldflags=(*flags.cpu, "-Wl,--gc-sections", "--specs=nano.specs", "--specs=nosys.specs"),
+        apt="gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib",
+    )
+
+
+# The emulated board's toolchain: the Nano 33 BLE's core (the Cortex-M4F QEMU emulates).
+_EMULATED = load_compile_flags("arduino:mbed_nano", "ARDUINO_NANO33BLE")
+assert _EMULATED is not None, "boards/cores/mbed_nano.toml lacks ARDUINO_NANO33BLE"
+CORTEX_M4F = cortex_m_toolchain(_EMULATED)
 
 
 @cache

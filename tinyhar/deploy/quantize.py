@@ -17,7 +17,7 @@ from tinyhar.board.preprocess import PreprocessConfig
 from tinyhar.crc import crc32, crc32_hex
 from tinyhar.deploy.board_reference import for_board
 from tinyhar.errors import TinyharError
-from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
+from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json, remove
 from tinyhar.lite.arena import RESOLUTION, measure_arena
 from tinyhar.lite.convert import to_int8_tflite
 from tinyhar.lite.reference import TfliteReference, TflmReference
@@ -132,7 +132,9 @@ def quantize_run(
     the board's own TFLM library (where it can be built), measure the arena, then write
     R/model_int8.tflite and R/quantize.json; returns the report."""
 
-    run = runs.require_run(run, needs=runs.KERAS_MODEL)
+    run = runs.require_run(run)  # metrics.json: training finished
+    runs.check_record(run, runs.METRICS_JSON)  # model, dataset.json and windows belong together
+    made_from = runs.digests(run, [runs.KERAS_MODEL])
     ds, arr = load_run_inputs(run)
     x_test = normalise(arr["x_test"], ds["_mean"], ds["_std"])
     x_rep = normalise(arr["x_rep"], ds["_mean"], ds["_std"])
@@ -160,10 +162,20 @@ def quantize_run(
         synthetic=bool(ds.get("synthetic", False)),
         seconds=round(time.monotonic() - t0, 1),
     )
-    atomic_write_bytes(run / runs.INT8_MODEL, int8)
-    atomic_write_json(run / runs.QUANTIZE_JSON, report.to_json())
+    write_quantized(run, int8, report.to_json(), made_from)
     report.run = str(run)
     return report
+
+
+def write_quantized(run: Path, int8: bytes, record: dict[str, Any], made_from: dict) -> None:
+    """model_int8.tflite, then quantize.json with the digests of the model.keras it was made from
+    and of the int8 model; the old quantize.json goes first, so no crash leaves one that
+    describes another int8 model."""
+    remove(run / runs.QUANTIZE_JSON)
+    atomic_write_bytes(run / runs.INT8_MODEL, int8)
+    record = {**record, runs.MADE_FROM: made_from,
+              runs.OUTPUTS: runs.digests(run, [runs.INT8_MODEL])}  # fmt: skip
+    atomic_write_json(run / runs.QUANTIZE_JSON, record)
 
 
 def convert_and_measure(

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from shutil import which
 from typing import Any
@@ -34,8 +35,10 @@ from tinyhar.deploy.m4f_image import (
     tflm_source_for,
 )
 from tinyhar.device.link import Link
+from tinyhar.device.profile import ProfileCollector
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
+from tinyhar.lite.reference import TflmReference
 from tinyhar.log import Log, inf
 
 QEMU = "qemu-system-arm"
@@ -172,26 +175,48 @@ def emulation_missing(board: str) -> str | None:
     return f"the emulated board cannot take {src.resolve().parent.name}: {why}" if why else None
 
 
-def measure_instructions(run: Path, board: str, windows: int = 3, log: Log = inf) -> dict[str, int]:
-    """Build the run's firmware for `board` (its model_int8.tflite), run it on the emulated board
+def measure_instructions(
+    opts: BuildOptions, windows: int = 3, log: Log = inf, profile: bool = False
+) -> dict[str, Any]:
+    """Build the firmware `opts` describes (a run's, or a --model's), run it on the emulated board
     and return the median instructions per inference over `windows` seeded random windows, with
-    the firmware's flash and RAM from its link map. TFLM's kernels take as long on any input."""
-    build_firmware(BuildOptions(board=board, run=run, install=False, measure=False), log=log)
-    image, _rec = build_for_run(run, log=log)
+    the firmware's flash and RAM from its link map. TFLM's kernels take as long on any input.
+    `profile`: also the per-op profile ("profile") and the largest difference of the device's
+    outputs from the Python TFLM interpreter's ("python_tflm_max_lsb")."""
+    opts = replace(opts, install=False, measure=False)
+    build_firmware(opts, log=log)
+    folder = Path(opts.run if opts.model is None else opts.out or Path(opts.model).parent)
+    image, rec = build_for_run(folder, log=log)
+    model = Path(opts.model).read_bytes() if opts.model else (folder / runs.INT8_MODEL).read_bytes()
+    board = rec["board"]
     rng = np.random.default_rng(0)
+    collector = ProfileCollector(model, "the emulated board") if profile else None
     with EmulatedBoard(image.elf) as emu, Link(emu.port, timeout=30) as link:
         info = link.hello()
         if not info.has_model or info.runner_status:
-            raise TinyharError(f"the emulated {board} firmware of {run}: {info.runner_problem()}")
-        shape = (info.window, info.channels)
-        latency = [link.infer(rng.integers(-128, 128, shape, dtype=np.int8)).latency_us
-                   for _ in range(windows)]  # fmt: skip
+            problem = info.runner_problem()
+            raise TinyharError(f"the emulated {board} firmware in {folder}: {problem}")
+        q = rng.integers(-128, 128, (windows, info.window, info.channels), dtype=np.int8)
+        results = []
+        for w in q:
+            results.append(link.infer(w))
+            if collector is not None:
+                collector.add(*link.profile())
     total = image.footprint["total"]
-    return {
-        "instructions": int(np.median(latency)) * 1000,  # -icount shift=0: 1 us = 1000 insns
+    out: dict[str, Any] = {
+        # -icount shift=0: 1 us = 1000 instructions
+        "instructions": int(np.median([r.latency_us for r in results])) * 1000,
         "flash_bytes": int(total["flash"]),
         "ram_bytes": int(total["ram"]),
     }
+    if collector is not None:
+        out["profile"] = collector.result().to_json()
+        python = TflmReference(model, 2 * int(rec["arena_bytes"]) + 4096).predict(
+            q.reshape(len(q), *info.input.shape[1:])
+        )
+        device = np.stack([r.output for r in results]).astype(np.int32)
+        out["python_tflm_max_lsb"] = int(np.abs(device - python.reshape(device.shape)).max())
+    return out
 
 
 # --- tinyhar sim --emulate ------------------------------------------------------------------
@@ -203,6 +228,7 @@ def build_for_run(
     """The emulated firmware of the run's latest `tinyhar build`, in runs/<run>/emulator/<board>/;
     also returns the build.json record."""
     run = runs.require_run(run, runs.BUILD_JSON, "tinyhar build")
+    runs.check_run(run)
     rec = read_json(run / runs.BUILD_JSON)
     image = build_emulated_firmware(
         firmware_dirs_of(rec, run), tflm_source_for(rec, libraries), library_ops(rec),
@@ -228,6 +254,7 @@ def run_emulated_sim(
             "--emulate) has it; the emulated board runs the firmware as built"
         )
     run = runs.require_run(run, runs.BUILD_JSON, "tinyhar build")
+    runs.check_run(run)
     built_for = read_json(run / runs.BUILD_JSON)["board"]
     if board is not None and board != built_for:
         raise TinyharError(

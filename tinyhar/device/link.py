@@ -96,6 +96,8 @@ class _Evidence:
     unreadable: int  # frames that arrived but did not decode (bad CRC, broken COBS)
     received: int  # bytes that arrived meanwhile
     took: list[float]  # seconds each attempt really took
+    frames: dict[str, int] = dataclasses.field(default_factory=dict)  # whole frames, by kind
+    error: P.ErrorReply | None = None  # the last ERROR frame that did not answer this request
 
 
 class Link:
@@ -134,6 +136,10 @@ class Link:
         self._pending: deque[P.Frame] = deque()
         self._reply_times: dict[int, deque[float]] = {}
         self._spoiled: deque[bool] = deque(maxlen=LINE_ATTEMPTS)  # attempts ended in corruption
+        # whole frames that answered no request: ERRORs, replies of another seq, PREDICTIONs and
+        # RECORDINGs; a request that gets no reply says which came instead
+        self._unmatched = {"error": 0, "stale": 0, "unsolicited": 0}
+        self._last_error: P.ErrorReply | None = None
         try:
             self._ser.reset_input_buffer()
             self._write(b"\x00")  # flush a half-received frame in the device
@@ -241,6 +247,8 @@ class Link:
         problem = "no reply"
         self.stats.requests += 1
         bad, received, took = self.decoder.bad_frames, self.stats.bytes_received, []
+        other, unmatched = self.decoder.other_version_frames, dict(self._unmatched)
+        self._last_error = None
         silent = 0
         first = time.monotonic()
         while silent <= self.retries and len(took) < FAST_ATTEMPTS:
@@ -251,6 +259,8 @@ class Link:
             self._send(frame, msg_type, seq, payload, name)
             wait = self._wait(msg_type, silent)
             reply, seen = self._await_reply(msg_type, seq, start + wait + transfer, name)
+            if self.decoder.other_version_frames > other:
+                raise self._other_version(name)
             if reply is not None:
                 # from the first attempt: a late reply to an earlier attempt is not taken as fast
                 self._reply_times.setdefault(msg_type, deque(maxlen=WAIT_HISTORY)).append(
@@ -265,9 +275,20 @@ class Link:
             if sum(self._spoiled) >= LINE_BAD:
                 break
         evidence = _Evidence(
-            problem, self.decoder.bad_frames - bad, self.stats.bytes_received - received, took
-        )
+            problem, self.decoder.bad_frames - bad, self.stats.bytes_received - received, took,
+            {k: self._unmatched[k] - unmatched[k] for k in unmatched}, self._last_error,
+        )  # fmt: skip
         raise self._failed(name, evidence)
+
+    def _other_version(self, name: str) -> LinkError:
+        """A whole frame of another protocol version came back: the board's firmware was made by
+        another tinyhar; no cable or retry fixes that."""
+        version = self.decoder.other_version
+        return LinkError(
+            f"{name} to {self.port}: this board runs firmware of protocol {version}, this tinyhar "
+            f"speaks protocol {P.PROTOCOL_VERSION}: rebuild and flash it (`tinyhar build`, "
+            "`tinyhar flash`)"
+        )
 
     def _wait(self, msg_type: int, silent: int) -> float:
         """Seconds an attempt waits for its reply, after `silent` attempts that got none."""
@@ -309,15 +330,19 @@ class Link:
         ERROR for `seq`."""
         if f.type in (P.MsgType.PREDICTION, P.MsgType.RECORDING):
             self._keep(f)
+            self._unmatched["unsolicited"] += 1
             return None, None
         if f.type == P.MsgType.ERROR and f.seq == P.SEQ_UNKNOWN:
             return None, _UNREAD
-        if f.seq != seq:
-            return None, None  # a stale reply to an earlier request
         if f.type == P.MsgType.ERROR:
             error = _parse(f, name)
-            if error is not None:
+            if error is not None and f.seq == seq:
                 raise DeviceError(f"{name} failed", error)
+            self._unmatched["error"] += 1  # for another request, or unreadable
+            self._last_error = error or self._last_error
+            return None, None
+        if f.seq != seq:
+            self._unmatched["stale"] += 1  # a reply to an earlier request, or a wrong seq
             return None, None
         if f.type == want:
             reply = _parse(f, name)
@@ -326,9 +351,15 @@ class Link:
 
     def _failed(self, name: str, ev: _Evidence) -> LinkError:
         """The one line for a request that got no usable reply after every attempt: what came
-        back (nothing, corrupted frames, or bytes that are no frames) and how long each took."""
+        back (frames that answer no request, corrupted frames, bytes that are no frames, or
+        nothing) and how long each took."""
         tries = len(ev.took)
-        if ev.problem in (_UNREAD, _GARBLED, _CORRUPTED) or ev.unreadable:
+        whole = sum(ev.frames.values())
+        if whole > ev.unreadable and ev.problem != _UNREAD:  # frames came, just not the reply
+            what, hint = _unmatched_frames(ev)
+            if ev.unreadable:
+                what += f" (and {ev.unreadable} corrupted)"
+        elif ev.problem in (_UNREAD, _GARBLED, _CORRUPTED) or ev.unreadable:
             seen = []
             if ev.unreadable:
                 seen.append(
@@ -386,6 +417,18 @@ class Link:
             out += page.labels
             if page.total == 0 or len(out) >= page.total or not page.labels:
                 return out[: page.total]
+
+    def profile(self) -> tuple[int, list[int]]:
+        """The per-node counts of the device's last inference and their unit (P.ProfileUnit);
+        (NONE, []) when its firmware has no profiler."""
+        counts: list[int] = []
+        while True:
+            page = self.request(P.MsgType.PROFILE, P.pack_profile_request(len(counts)))
+            if page.unit == P.ProfileUnit.NONE or page.nodes == 0:
+                return page.unit, []
+            counts += page.counts
+            if len(counts) >= page.nodes or not page.counts:
+                return page.unit, counts[: page.nodes]
 
     def _chunk(self) -> int:
         """Most payload bytes of window or samples per frame: P.CHUNK, within the device's limit."""
@@ -484,6 +527,31 @@ class Link:
                         self._keep(f)
             if not queue:
                 return
+
+
+def _unmatched_frames(ev: _Evidence) -> tuple[str, str]:
+    """(what came back, what to do) when whole frames came back but none answered the request:
+    ERROR frames, replies with another sequence number, or a flood of PREDICTIONs."""
+    f = ev.frames
+    seen = []
+    if f.get("error"):
+        code = f" ({ev.error.describe()})" if ev.error is not None else ""
+        seen.append(f"{f['error']} ERROR frame{'s' * (f['error'] != 1)} that answer no request "
+                    f"of this tinyhar{code}")  # fmt: skip
+    if f.get("stale"):
+        seen.append(f"{f['stale']} repl{'ies' if f['stale'] != 1 else 'y'} with another sequence "
+                    "number")  # fmt: skip
+    if f.get("unsolicited"):
+        seen.append(f"{f['unsolicited']} PREDICTION/RECORDING frame"
+                    f"{'s' * (f['unsolicited'] != 1)} and no reply")  # fmt: skip
+    what = "; ".join(seen) + " came back"
+    if f.get("error"):
+        hint = "the firmware refuses this tinyhar's requests: reset the board, or rebuild and flash"
+    elif f.get("stale"):
+        hint = "another program may be talking to the board: close it and reset the board"
+    else:
+        hint = "the board streams but does not answer: reset it, or rebuild and flash"
+    return what, hint
 
 
 class DeviceStateLost(LinkError):

@@ -28,17 +28,20 @@ from tinyhar.board.preprocess import (
     quantize_window,
     to_board_units,
 )
+from tinyhar.board.tflm_library import interpreter_bounds, load_library
 from tinyhar.crc import crc32
 from tinyhar.deploy import board_reference
+from tinyhar.deploy.board_reference import interpreter_violations
 from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
 from tinyhar.device.core_lib import VIRTUAL_FIRMWARE
 from tinyhar.device.link import DeviceError, DeviceStateLost, Link, LinkStats
+from tinyhar.device.profile import NO_PROFILER, ProfileCollector, format_profile
 from tinyhar.errors import TinyharError
 from tinyhar.files import (
-    append_json_line,
     atomic_path,
     atomic_write_bytes,
     atomic_write_json,
+    put_json_line,
     read_json,
 )
 from tinyhar.lite.reference import TfliteReference, TflmReference
@@ -63,6 +66,7 @@ class VerifyOptions:
     progress: bool = True
     trace: bool = False  # hex dump of every frame on stderr
     resume: bool = False  # continue the interrupted run of this mode from its last window
+    profile: bool = False  # read the firmware's per-op counts after every window
 
 
 @dataclass
@@ -80,10 +84,12 @@ class RunModel:
 
 def load_run_model(run: Path | None, windows: int | None) -> RunModel:
     run = runs.require_run(run, runs.QUANTIZE_JSON, "tinyhar quantize")
+    runs.check_run(run, runs.METRICS_JSON, runs.QUANTIZE_JSON)
     for name in (runs.INT8_MODEL, runs.DATASET_JSON, runs.WINDOWS_NPZ):
         if not (run / name).is_file():
             raise TinyharError(f"{run} has no {name}: run `tinyhar train` and `tinyhar quantize`")
     model = (run / runs.INT8_MODEL).read_bytes()
+    inspect_tflite(model)  # a corrupt model is one line now, not a traceback after the device
     with np.load(run / runs.WINDOWS_NPZ) as npz:
         x, y = npz["x_test"], npz["y_test"]
     if len(x) == 0:
@@ -162,6 +168,10 @@ class References:
     tflite: np.ndarray
     note: str = ""
     per_op: list[dict] | None = None
+    # op -> LSB the Python interpreter may differ by where a difference starts: the interpreter is
+    # then a gate as well as a second opinion (None: a second opinion only, `gate_note` says why)
+    bounds: dict[str, int] | None = None
+    gate_note: str = ""
 
 
 def host_references(
@@ -197,8 +207,10 @@ def host_references(
                           python, tflite, note=why)  # fmt: skip
     lib = build["tflm_library"]
     outputs = ref.predict(q.reshape(n, -1), info.n_classes)
+    bounds, gate_note = interpreter_bounds(build["kernels"], load_library(lib["name"]))
     refs = References(f"{lib['name']} {lib['version']} built for the host (the board's code)",
-                      True, outputs, python, tflite)  # fmt: skip
+                      True, outputs, python, tflite, bounds=bounds if not gate_note else None,
+                      gate_note=gate_note)  # fmt: skip
     if np.any(python != outputs):
         log("verify: the Python interpreter differs from the board's library: locating the ops")
         refs.per_op = board_reference.tensor_differences(
@@ -264,7 +276,7 @@ def _recheck(link: Link) -> None:
 # preprocess_*: in raw mode; error, stopped_at: on failure); any other field is None only in a
 # failed run.
 _SOMETIMES = ("device", "emulated", "preprocess_mismatch_windows", "preprocess_mismatch_values",
-              "error", "stopped_at")  # fmt: skip
+              "error", "stopped_at", "profile")  # fmt: skip
 
 
 @dataclass
@@ -301,6 +313,7 @@ class VerifyReport:
     reference: dict[str, Any] | None = None  # name, exact, note
     python_tflm: dict[str, Any] | None = None  # second opinion (`second_opinion`)
     emulated: dict[str, Any] | None = None  # `emulated_timing`
+    profile: dict[str, Any] | None = None  # per-op counts (`--profile`; device/profile.py)
     preprocess_mismatch_windows: int | None = None
     preprocess_mismatch_values: int | None = None
     bytes_sent: int | None = None
@@ -341,6 +354,7 @@ class DeviceRun:
     stats: LinkStats | None = None
     resets: int = 0  # device resets recovered by sending a window again
     done: int = 0  # windows the device answered (all n once the run completed)
+    profile: ProfileCollector | None = None  # with --profile: the per-op counts of each window
 
     @classmethod
     def empty(cls, info: P.DeviceInfo, n: int, window: int) -> DeviceRun:
@@ -372,6 +386,10 @@ def verify_device(opts: VerifyOptions, log: Log = inf) -> VerifyReport:
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     wrote: list[bool] = [False]
+    # the run's line, before anything is sent: a verify killed on the way leaves it as it is
+    report.error = "unfinished: verify stopped without a word (killed, or the machine stopped)"
+    append_history(rm, report, False, log)
+    report.error = None
     try:
         return _verify(opts, rm, report, log, wrote)
     except BaseException as e:
@@ -391,6 +409,8 @@ def _verify(
         info = _open_device(link, rm, opts, report, log)
         expected, raws = expected_windows(rm, opts, info)
         dev = DeviceRun.empty(info, len(expected), expected[0].size)
+        if opts.profile:
+            dev.profile = ProfileCollector(rm.model_bytes, opts.port)
         if opts.resume:
             load_resume(rm, report.mode, dev, log)
         try:
@@ -500,7 +520,8 @@ def load_resume(rm: RunModel, mode: str, dev: DeviceRun, log: Log) -> None:
 
 
 def append_history(rm: RunModel, report: VerifyReport, wrote: bool, log: Log) -> None:
-    """One line in R/verify_history.jsonl for this run, passed or failed."""
+    """This run's line in R/verify_history.jsonl (replaced when it is there), passed or
+    failed."""
     line = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "started": report.started,
@@ -519,7 +540,7 @@ def append_history(rm: RunModel, report: VerifyReport, wrote: bool, log: Log) ->
         "report": runs.verify_json(report.mode) if wrote else None,
     }
     try:
-        append_json_line(rm.run / runs.VERIFY_HISTORY, line)
+        put_json_line(rm.run / runs.VERIFY_HISTORY, line, key="run_id")
     except OSError as e:
         log(f"verify: note: could not append to {rm.run / runs.VERIFY_HISTORY}: {e}")
 
@@ -592,12 +613,24 @@ def collect_device_outputs(
                         f"the device returned {r.output.size} outputs, not {info.n_classes}"
                     )
                 dev.outputs[i], dev.latency_us[i] = r.output, r.latency_us
+                if dev.profile is not None:
+                    dev.profile.add(*_device_profile(link))
                 dev.done = i + 1
                 bar.update()
     finally:
         dev.seconds = before + time.perf_counter() - t0
     _recheck(link)  # the same device and model answered to the end
     return dev
+
+
+def _device_profile(link: Link) -> tuple[int, list[int]]:
+    """The device's per-node counts of its last inference (PROFILE)."""
+    try:
+        return link.profile()
+    except DeviceError as e:
+        if e.reply.code == P.ErrorCode.UNKNOWN_TYPE:  # firmware older than PROFILE
+            raise TinyharError(f"the firmware on {link.port} {NO_PROFILER}") from None
+        raise
 
 
 def judge(
@@ -617,7 +650,18 @@ def judge(
                          dev.seconds))  # fmt: skip
     report.reference = {"name": refs.name, "exact": refs.exact, "note": refs.note}
     report.python_tflm = second_opinion(refs.python_tflm, refs.outputs, rm.y[:n], refs.per_op)
+    violations: list[dict] = []
+    if refs.bounds is not None:
+        violations = interpreter_violations(refs.per_op or [], refs.bounds)
+        report.python_tflm["gate"] = {
+            "bounds": {op: b for op, b in refs.bounds.items() if b},
+            "violations": violations,
+        }
+    elif refs.gate_note:
+        report.python_tflm["gate"] = {"note": refs.gate_note}
     report.emulated = emulated_timing(dev.info, dev.latency_us)
+    profile = dev.profile.result() if dev.profile is not None else None
+    report.profile = profile.to_json() if profile is not None else None
     if opts.raw:
         differs = dev.windows != expected
         report.preprocess_mismatch_windows = int(np.any(differs, axis=1).sum())
@@ -651,6 +695,7 @@ def judge(
         and report.top1_agreement >= opts.min_agreement
         and report.max_abs_diff_lsb <= max_lsb
         and (report.preprocess_mismatch_windows or 0) == 0
+        and not violations
     )
 
 
@@ -744,13 +789,36 @@ def second_opinion(
 
 
 def op_summary(second: dict[str, Any]) -> str:
-    """'MEAN ±1 LSB in 40/64 windows' for the ops where the two TFLMs start to differ."""
-    parts = [
-        f"{s['op']} ±{s['max_lsb']} LSB in {s['origin']}/{second['per_op_windows']} windows"
-        for s in second.get("per_op", [])
-        if s["origin"]
-    ]
+    """'MEAN (tiny/branch_pool/Mean) ±1 LSB in 40 of 64 windows examined' for the nodes where
+    the two TFLMs start to differ."""
+    parts = []
+    for s in second.get("per_op", []):
+        if not s["origin"]:
+            continue
+        lsb = s.get("origin_max_lsb", s["max_lsb"])
+        step = f" from time step {s['first_step']}" if s.get("first_step") is not None else ""
+        parts.append(f"{s['op']} ({s['tensor']}) ±{lsb} LSB{step} in {s['origin']} of "
+                     f"{second['per_op_windows']} windows examined")  # fmt: skip
     return "; ".join(parts) if parts else "none"
+
+
+def gate_line(second: dict[str, Any]) -> str | None:
+    """The Python interpreter as a gate: what it holds the ops to and what broke it."""
+    gate = second.get("gate")
+    if gate is None:
+        return None
+    if "note" in gate:
+        return f"  Python TFLM gate             none: {gate['note']}"
+    bounds = ", ".join(f"{op} ±{b}" for op, b in gate["bounds"].items())
+    held = f"every op 0 LSB{' except ' + bounds if bounds else ''}"
+    if not gate["violations"]:
+        return f"  Python TFLM gate             passed ({held})"
+    worst = "; ".join(
+        f"{v['op']} ({v['tensor']}) ±{v['max_lsb']} LSB > {v['bound']}"
+        + (f" from time step {v['first_step']}" if v["first_step"] is not None else "")
+        for v in gate["violations"]
+    )
+    return f"  Python TFLM gate             FAILED ({held}): {worst}"
 
 
 def _info_dict(info: P.DeviceInfo) -> dict[str, Any]:
@@ -851,6 +919,7 @@ def format_report(r: VerifyReport) -> str:
         f", max {second['max_abs_diff_lsb']} LSB, "
         f"{second['windows_differing']} windows differ"
         + (f"; differences start in: {op_summary(second)}" if "per_op" in second else ""),
+        *filter(None, [gate_line(second)]),
         f"  TFLite (second opinion)      top-1 agreement "
         f"{r.tflite_top1_agreement:.4f}, max {r.tflite_max_abs_diff_lsb} LSB",
         f"  device latency (us)          min {lat['min']}, median {lat['median']:.0f}, "
@@ -859,6 +928,9 @@ def format_report(r: VerifyReport) -> str:
         f"  throughput                   {r.windows_per_second} windows/s, "
         f"{r.bytes_per_window} bytes/window on the wire, {r.retries} retries",
     ]
+    if r.profile:
+        total = r.emulated["instructions_per_inference"] if r.emulated else None
+        lines += ["  " + ln for ln in format_profile(r.profile, total)]
     if r.mode == "raw":
         lines.append(
             f"  preprocessing mismatches     {r.preprocess_mismatch_windows} windows "

@@ -157,6 +157,7 @@ def board_image(
 ) -> BoardImage:
     """Everything the firmware built for `run` on `board` would hold (or with another model)."""
     run = runs.require_run(run, runs.QUANTIZE_JSON, "tinyhar quantize")
+    runs.check_run(run, runs.METRICS_JSON, runs.QUANTIZE_JSON)
     spec = load_board(board)
     if model is not None:
         try:

@@ -92,15 +92,22 @@ class TfliteReference(_Reference):
         super().__init__(model_bytes)
         from tinyhar.lite.keras_env import tf  # lazy: TensorFlow takes seconds to import
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # deprecation notice pointing to ai_edge_litert
-            self._ip = tf.lite.Interpreter(
-                model_content=bytes(model_bytes),
-                experimental_op_resolver_type=(
-                    tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-                ),
-            )
-        self._ip.allocate_tensors()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # deprecation notice pointing to ai_edge_litert
+                self._ip = tf.lite.Interpreter(
+                    model_content=bytes(model_bytes),
+                    experimental_op_resolver_type=(
+                        tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+                    ),
+                )
+            self._ip.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise TinyharError(
+                f"TensorFlow Lite refuses the model ({first}), though TFLM may run it: re-export "
+                "it with the TFLite converter"
+            ) from None
         self._in = self._ip.get_input_details()[0]["index"]
         self._out = self._ip.get_output_details()[0]["index"]
 

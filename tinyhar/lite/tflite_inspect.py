@@ -185,11 +185,45 @@ def parse_model(model_bytes: bytes) -> schema.ModelT:
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise TinyharError("not a TFLite flatbuffer (no TFL3 identifier): pass a .tflite file")
     try:
-        return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(data), 0))
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(data), 0))
     except Exception as e:  # a truncated or corrupt flatbuffer fails in many ways
         raise TinyharError(
             f"corrupt TFLite flatbuffer ({type(e).__name__}): re-export it"
         ) from None
+    problem = _structure_problem(model)
+    if problem:
+        raise TinyharError(f"corrupt TFLite model: {problem}: re-export it")
+    return model
+
+
+def _structure_problem(model: schema.ModelT) -> str | None:
+    """What makes the model's indices inconsistent (an operator's opcode or a tensor index out of
+    range, a tensor's buffer missing), or a model without operators; None when it holds."""
+    codes = len(model.operatorCodes or [])
+    buffers = len(model.buffers or [])
+    graphs = model.subgraphs or []
+    if not graphs:
+        return "it has no subgraph"
+    if not any(g.operators for g in graphs):
+        return "it has no operators (its output is its input)"
+    for s, graph in enumerate(graphs):
+        tensors = graph.tensors or []
+        n = len(tensors)
+        for what, indices in (("input", graph.inputs), ("output", graph.outputs)):
+            bad = [int(i) for i in (indices if indices is not None else []) if not 0 <= i < n]
+            if bad or indices is None or not len(indices):
+                return f"subgraph {s} names {what} tensor {bad[0] if bad else 'none'} of {n}"
+        for k, op in enumerate(graph.operators or []):
+            if not 0 <= op.opcodeIndex < codes:
+                return f"operator {k} of subgraph {s} uses opcode {op.opcodeIndex} of {codes}"
+            for what, indices in (("input", op.inputs), ("output", op.outputs)):
+                bad = [int(i) for i in (indices if indices is not None else []) if not -1 <= i < n]
+                if bad:
+                    return f"operator {k} of subgraph {s} names {what} tensor {bad[0]} of {n}"
+        for t, tensor in enumerate(tensors):
+            if not 0 <= tensor.buffer < max(buffers, 1):
+                return f"tensor {t} of subgraph {s} uses buffer {tensor.buffer} of {buffers}"
+    return None
 
 
 def inspect_tflite(model_bytes: bytes) -> ModelInfo:
@@ -344,3 +378,46 @@ def debug_model(model_bytes: bytes) -> tuple[bytes, list[OpOutput]]:
     builder = flatbuffers.Builder(len(model_bytes) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), outs
+
+
+@dataclass(frozen=True)
+class NodeWork:
+    """One operator of the main subgraph, in invoke order, and the work it does."""
+
+    index: int
+    op: str
+    name: str  # its (first) output tensor's name, e.g. tiny/branch_pool/Mean
+    work: int  # MACs for weighted ops, else elements (the larger of its first input and output)
+    unit: str  # "MAC" or "element"
+
+
+def op_input_types(model_bytes: bytes) -> dict[str, set[str]]:
+    """Each op of the main subgraph -> the element types of its nodes' first inputs."""
+    model = parse_model(model_bytes)
+    graph = model.subgraphs[0]
+    tensors = graph.tensors or []
+    types: dict[str, set[str]] = {}
+    for op in graph.operators or []:
+        name = _op_name(model.operatorCodes[op.opcodeIndex])
+        first = [tensors[int(i)].type for i in op.inputs[:1] if i >= 0]
+        types.setdefault(name, set()).update(_TYPE_NAMES.get(t, f"type{t}") for t in first)
+    return types
+
+
+def node_work(model_bytes: bytes) -> list[NodeWork]:
+    """Every node of the main subgraph with its MACs (weighted ops) or elements (the rest)."""
+    model = parse_model(model_bytes)
+    graph = model.subgraphs[0]
+    tensors = graph.tensors or []
+    nodes = []
+    for k, op in enumerate(graph.operators or []):
+        name = _op_name(model.operatorCodes[op.opcodeIndex])
+        macs = _op_macs(name, op, tensors)
+        out = tensors[int(op.outputs[0])] if len(op.outputs) else None
+        label = out.name.decode() if out is not None and isinstance(out.name, bytes) else ""
+        if macs:
+            nodes.append(NodeWork(k, name, label, int(macs), "MAC"))
+            continue
+        sizes = [_elements(tensors[int(i)]) for i in (*op.inputs[:1], *op.outputs[:1]) if i >= 0]
+        nodes.append(NodeWork(k, name, label, max(sizes, default=0), "element"))
+    return nodes

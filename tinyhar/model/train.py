@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -13,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tinyhar import runs
-from tinyhar.data.classes import choose_classes
+from tinyhar.data.classes import case_duplicates, choose_classes, shown
 from tinyhar.data.dataset import Dataset, load_dataset
 from tinyhar.data.download import default_data_dir
 from tinyhar.data.windows import (
@@ -27,7 +26,7 @@ from tinyhar.data.windows import (
     split_windows,
 )
 from tinyhar.errors import TinyharError
-from tinyhar.files import atomic_path, atomic_write_bytes, atomic_write_json
+from tinyhar.files import atomic_path, atomic_write_bytes, atomic_write_json, remove
 from tinyhar.log import inf, wrn
 from tinyhar.model import plots
 from tinyhar.model.architectures import LEARNING_RATE, build_model
@@ -43,7 +42,9 @@ DEFAULT_BATCH = 64
 # Training windows twice as dense as the default --stride: on HAPT, better across subjects and
 # steadier between seeds (docs/model.md); validation, test and the firmware keep --stride.
 DEFAULT_TRAIN_STRIDE = 25
-# Artifacts made from an earlier model: a successful retrain removes them, as they no longer match.
+# The training files metrics.json holds the digests of: what quantize and build read.
+TRAINED = (runs.KERAS_MODEL, runs.DATASET_JSON, runs.WINDOWS_NPZ)
+# Artifacts made from an earlier model: a retrain removes them before it writes anything.
 DOWNSTREAM = (
     runs.INT8_MODEL,
     runs.QUANTIZE_JSON,
@@ -190,6 +191,8 @@ def prepare(cfg: TrainConfig, data: Dataset, warn: Callable[[str], None] = wrn) 
     codes = choose_classes(split, data.labels, cfg.classes, warn)
     split = split.with_classes(codes)
     names = [data.labels[c] for c in codes]
+    for a, b in case_duplicates(names):
+        warn(f"classes {shown(a)} and {shown(b)} differ only in case: two classes to the model")
     mean, std = normalization(split.train.x)
     spec = dataset_spec(
         name=data.name,
@@ -539,8 +542,11 @@ def write_run(
     metrics: TrainMetrics,
     log: Callable[[str], None],
 ) -> list[Path]:
-    """Plot, then write the run folder one atomic file at a time, metrics.json last (it marks a
-    finished run); removes what an earlier model left. Returns the files written."""
+    """Plot, then write the run folder one atomic file at a time: first remove what an earlier
+    model left (metrics.json, which marks a finished run, first of all), then the new files,
+    metrics.json last with their digests. A crash at any moment leaves the old run, or one that
+    later commands refuse (no metrics.json, or files it does not describe). Returns the files
+    written."""
     title = f"{cfg.arch} / {metrics.sensors} on {metrics.data}"
     confusion = plots.confusion_png(
         metrics.confusion,
@@ -552,6 +558,7 @@ def write_run(
 
     # Everything is computed: only now touch the run folder, one atomic file at a time.
     run.mkdir(parents=True, exist_ok=True)
+    _remove_stale(run, log)
     with atomic_path(run / runs.KERAS_MODEL) as tmp:
         model.save(tmp)
     files = [run / runs.KERAS_MODEL]
@@ -566,21 +573,19 @@ def write_run(
         (runs.HISTORY_PNG, history_png),
     ):
         files.append(atomic_write_bytes(run / name, blob))
-    files.append(atomic_write_json(run / runs.METRICS_JSON, metrics.to_json()))  # last: done
-    _remove_stale(run, log)
+    record = metrics.to_json()
+    record[runs.OUTPUTS] = runs.digests(run, TRAINED)
+    files.append(atomic_write_json(run / runs.METRICS_JSON, record))  # last: done
     return files
 
 
 def _remove_stale(run: Path, log: Callable[[str], None]) -> None:
-
-    stale = [run / n for n in DOWNSTREAM if (run / n).exists()]
-    for p in stale:
-        if p.is_dir():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
-    if stale:
-        log(f"removed {', '.join(p.name for p in stale)} made from the previous model")
+    """Before a (re)training writes anything: metrics.json (the run is no longer finished), then
+    everything made from the earlier model."""
+    stale = [n for n in (runs.METRICS_JSON, *DOWNSTREAM) if remove(run / n)]
+    made = [n for n in stale if n != runs.METRICS_JSON]
+    if made:
+        log(f"removed {', '.join(made)} made from the previous model")
 
 
 def _ids(ids: Sequence[int]) -> str:

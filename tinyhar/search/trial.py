@@ -15,6 +15,7 @@ import numpy as np
 from tinyhar import runs
 from tinyhar.data.dataset import load_dataset
 from tinyhar.data.windows import normalize
+from tinyhar.deploy.build import BuildOptions
 from tinyhar.deploy.quantize import convert_and_measure, load_run_inputs, normalise, tflm_outputs
 from tinyhar.device.emulator import measure_instructions
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
@@ -100,7 +101,8 @@ def _train_and_measure(params: dict[str, Any], ctx: TrialContext, name: str) -> 
     atomic_write_bytes(cfg.run / runs.INT8_MODEL, int8)
     emulated = {}
     if ctx.emulate_board is not None:
-        emulated = measure_instructions(cfg.run, ctx.emulate_board, log=_quiet)
+        opts = BuildOptions(board=ctx.emulate_board, run=cfg.run)
+        emulated = measure_instructions(opts, log=_quiet)
     return emulated | {
         "int8_val_accuracy": _accuracy(val_out, prep.split.val.y),
         "int8_test_accuracy": _accuracy(test_out, arr["y_test"]),
