@@ -148,6 +148,9 @@ def build_tiny(
     _check_choice("means", means, MEANS)
     if not (1 <= int(pool) and 1 <= int(stride)):
         raise TinyharError(f"pool {pool} and stride {stride} must be at least 1")
+    if min(int(width), int(kernel), int(filters or width)) < 1 or not 0 <= dropout < 1:
+        raise TinyharError(f"width {width}, kernel {kernel} and filters {filters} must be at "
+                           f"least 1 and dropout {dropout} from 0 to below 1")  # fmt: skip
     filters = int(filters or width)
     inp = L.Input(shape=tuple(input_shape), batch_size=batch_size, name="window")
     if norm == "relu_bn":  # today's layers and names: `tinyhar search` and saved runs build it
