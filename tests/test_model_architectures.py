@@ -150,22 +150,22 @@ def test_paper_converts_to_int8_tflm_ops_and_runs():
 
 @pytest.mark.slow
 def test_budget_refuses_impossible_budget_in_one_line():
-    from tinyhar.model.budget import fit_tiny_to_budget
+    from tinyhar.model.budget import Budget, fit_tiny_to_budget
 
     with pytest.raises(TinyharError) as e:
-        fit_tiny_to_budget((100, 6), 12, max_model_kb=2, max_arena_kb=32)
+        fit_tiny_to_budget((100, 6), 12, Budget(max_model_kb=2, max_arena_kb=32))
     msg = str(e.value)
     assert "\n" not in msg and "smallest" in msg and "--max-model-kb 2" in msg
 
 
 @pytest.mark.slow
 def test_budget_picks_largest_fitting_width_by_measuring():
-    from tinyhar.model.budget import fit_tiny_to_budget, measure_tiny
+    from tinyhar.model.budget import Budget, fit_tiny_to_budget, measure_tiny
 
-    size, model_bytes, arena = fit_tiny_to_budget((100, 6), 12, 20, 32, widths=(8, 16, 32))
-    assert model_bytes <= 20 * 1024 and arena <= 32 * 1024
+    fit = fit_tiny_to_budget((100, 6), 12, Budget(20, 32), widths=(8, 16, 32))
+    assert fit.model_bytes <= 20 * 1024 and fit.arena_bytes <= 32 * 1024
     bigger = measure_tiny((100, 6), 12, 32)
-    assert size == {"width": 16}, (model_bytes, bigger)
+    assert fit.size == {"width": 16} and fit.instructions is None, (fit, bigger)
     assert bigger[0] > 20 * 1024  # width 32 was measured and refused
 
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from tinyhar import runs
 from tinyhar.cli import main
 from tinyhar.errors import TinyharError
+from tinyhar.model.architectures import TINY_SIZE
 from tinyhar.model.train import TrainConfig, prepare
 
 
@@ -77,7 +78,7 @@ def test_train_writes_every_artifact(trained_run):
     assert m["train_stride"] == ds["train_stride"] == 25 and ds["stride"] == 50  # the defaults
     assert np.sum(m["confusion"]) == ds["counts"]["test"]
     assert sum(c["support"] for c in m["per_class"].values()) == ds["counts"]["test"]
-    assert m["budget"]["int8_model_bytes_untrained"] <= 64 * 1024
+    assert m["size"] == TINY_SIZE and m["budget"] == {}  # no budget option: the default shape
     w = np.load(run / runs.WINDOWS_NPZ)
     assert w["x_test"].shape == (ds["counts"]["test"], 100, 6) and w["x_test"].dtype == np.float32
     assert len(w["y_test"]) == len(w["subject_test"]) == ds["counts"]["test"]

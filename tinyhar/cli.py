@@ -281,24 +281,20 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
               show_default=True, help="Adam's learning rate: constant, or cosine decay to 0 over "
               "--epochs")  # fmt: skip
-@click.option(
-    "--max-model-kb",
-    type=click.FloatRange(min=1),
-    default=64.0,
-    show_default=True,
-    help="tiny: int8 flatbuffer budget",
-)
-@click.option(
-    "--max-arena-kb",
-    type=click.FloatRange(min=1),
-    default=32.0,
-    show_default=True,
-    help="tiny: TFLM arena budget",
-)
+@click.option("--max-model-kb", type=click.FloatRange(min=1), default=None,
+              help="tiny: int8 flatbuffer budget; any budget option sizes the default shape's "
+              "width to fit  [the default shape; 64 with another budget option]")  # fmt: skip
+@click.option("--max-arena-kb", type=click.FloatRange(min=1), default=None,
+              help="tiny: TFLM arena budget  [the default shape; 32 with another budget "
+              "option]")  # fmt: skip
+@click.option("--max-instructions", type=click.IntRange(min=1), default=None,
+              help="tiny: instructions per inference, counted on the emulated nano33ble (needs "
+              "qemu-system-arm and arm-none-eabi-gcc; an untrained model of each width tried)  "
+              "[any]")  # fmt: skip
 def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride, include_null,
           classes, split, train_subjects, val_subjects, test_subjects, folds, workers, address,
           seed, select, min_epochs, patience, rotate, scale, time_jitter, clip_board, lr_schedule,
-          max_model_kb, max_arena_kb) -> None:  # fmt: skip
+          max_model_kb, max_arena_kb, max_instructions) -> None:  # fmt: skip
     """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
     from tinyhar.model.augment import Augment, clip_to_board  # lazy: fast --help
     from tinyhar.model.selection import SelectionRule  # lazy: fast --help
@@ -315,7 +311,7 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
         split=split, train_subjects=train_subjects, val_subjects=val_subjects,
         test_subjects=test_subjects, seed=seed, select=SelectionRule(select, min_epochs, patience),
         augment=augment, lr_schedule=lr_schedule,
-        max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
+        max_model_kb=max_model_kb, max_arena_kb=max_arena_kb, max_instructions=max_instructions,
     )  # fmt: skip
     if folds is not None or workers is not None:
         if split != "loso" or folds is None:
@@ -362,6 +358,10 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
               help="int8 model budget  [the board's]")  # fmt: skip
 @click.option("--max-arena-kb", type=click.FloatRange(min=1), default=None,
               help="TFLM arena budget  [the board's]")  # fmt: skip
+@click.option("--max-instructions", type=click.IntRange(min=1), default=None,
+              help="Instructions per inference on the emulated board: a hard bound (a size "
+              "over it is counted untrained and not trained) and what the search minimises "
+              "beside accuracy  [any; model bytes minimised]")  # fmt: skip
 @click.option("--emulate/--no-emulate", default=None,
               help="Measure each trial's instructions per inference on the emulated board "
               "(QEMU; about 10 s a trial)  [where QEMU, the Arm compiler and the board's TFLM "
@@ -369,7 +369,7 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
 @click.option("--seed", type=int, default=0, show_default=True)
 def search(data, sensors, board, trials, workers, address, run_dir, resume, epochs, patience,
            stride, classes, train_subjects, val_subjects, test_subjects, max_model_kb,
-           max_arena_kb, emulate, seed) -> None:  # fmt: skip
+           max_arena_kb, max_instructions, emulate, seed) -> None:  # fmt: skip
     """Search the tiny family (width, kernel, pooling, attention, dense branch) on Ray Tune:
     int8 accuracy against model bytes, arena and latency (the emulated firmware's instructions,
     else MACs); the best that fits the board into --run."""
@@ -384,6 +384,7 @@ def search(data, sensors, board, trials, workers, address, run_dir, resume, epoc
                       seed=seed)  # fmt: skip
     opts = SearchOptions(train=cfg, board=board, trials=trials, workers=workers, address=address,
                          resume=resume, max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
+                         max_instructions=max_instructions,
                          emulate=emulate, progress=log.verbosity() >= log.NORMAL)  # fmt: skip
     result = run_search(opts, log=log.inf)
     _echo(format_search(result))

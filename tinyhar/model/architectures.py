@@ -9,7 +9,7 @@ ARCHS = ("tiny", "paper")
 LEARNING_RATE = 0.001
 DROPOUT = 0.2
 PAPER_SIZE = {"filters": 64, "kernel": 3, "units": 64, "dense": 64}
-TINY_SIZE = {"width": 16}
+TINY_SIZE = {"width": 64}  # `tinyhar train --arch tiny` with no budget option
 TINY_WIDTHS = (8, 12, 16, 24, 32, 48, 64, 96)  # the ladder budget sizing climbs
 
 L = keras.layers

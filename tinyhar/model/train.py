@@ -29,15 +29,16 @@ from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, atomic_write_bytes, atomic_write_json, remove
 from tinyhar.log import inf, wrn
 from tinyhar.model import plots
-from tinyhar.model.architectures import LEARNING_RATE, build_model
+from tinyhar.model.architectures import LEARNING_RATE, TINY_SIZE, build_model
 from tinyhar.model.augment import Augment, augment, sensor_groups
-from tinyhar.model.budget import PARAMS_NOTE, fit_tiny_to_budget, int8_params
+from tinyhar.model.budget import PARAMS_NOTE, Budget, fit_tiny_to_budget, int8_params
 from tinyhar.model.dataset_spec import dataset_spec
 from tinyhar.model.distill import distilled_targets, teacher_probs
 from tinyhar.model.metrics import classification_metrics
 from tinyhar.model.selection import SelectionRule, best_epoch, selection_callback
 
 DEFAULT_EPOCHS = 50  # the paper's setting
+DEFAULT_BUDGET = Budget()  # bytes a budget option leaves unset: 64 KB model, 32 KB arena
 DEFAULT_BATCH = 64
 # Training windows twice as dense as the default --stride: on HAPT, better across subjects and
 # steadier between seeds (docs/model.md); validation, test and the firmware keep --stride.
@@ -85,8 +86,11 @@ class TrainConfig:
     teachers: Sequence[Path] = ()  # trained runs whose mean outputs become soft targets
     distill: float = 0.5  # the teachers' share of the targets
     distill_temperature: float = 2.0
-    max_model_kb: float = 64
-    max_arena_kb: float = 32
+    # tiny's budget: None everywhere: the default shape (TINY_SIZE) as it is; else the largest
+    # width of that shape within the budget (unset bytes: DEFAULT_BUDGET's; instructions: any)
+    max_model_kb: float | None = None
+    max_arena_kb: float | None = None
+    max_instructions: int | None = None  # on the emulated board (budget.BUDGET_BOARD)
     size: dict[str, Any] | None = None  # tiny as given (a search trial): no budget sizing
 
 
@@ -259,27 +263,49 @@ def _epoch_logger(log: Callable[[str], None], epochs: int, seconds: list[float])
     return EpochLine()
 
 
+def sized_to_budget(cfg: TrainConfig) -> bool:
+    """Whether a budget option was given (else tiny is the default shape as it is)."""
+    return any(v is not None for v in (cfg.max_model_kb, cfg.max_arena_kb, cfg.max_instructions))
+
+
 def size_model(
     cfg: TrainConfig, shape: tuple[int, int], n_classes: int, log: Callable[[str], None]
 ) -> tuple[dict, dict]:
-    """(size params, budget) for build_model: tiny's width fitted to the model and arena budget;
-    nothing for paper."""
+    """(size params, budget) for build_model: tiny's default shape, or its largest width within
+    the budget options; nothing for paper."""
     if cfg.arch != "tiny":
         return {}, {}
     if cfg.size is not None:
         return dict(cfg.size), {}
-    log(f"sizing tiny to {cfg.max_model_kb:g} KB model / {cfg.max_arena_kb:g} KB arena")
-    size, model_bytes, arena = fit_tiny_to_budget(
-        shape, n_classes, cfg.max_model_kb, cfg.max_arena_kb, log=log
+    if not sized_to_budget(cfg):
+        log(f"tiny: the default shape ({_size_text(TINY_SIZE)}); --max-model-kb, "
+            "--max-arena-kb or --max-instructions size its width to a budget")  # fmt: skip
+        return dict(TINY_SIZE), {}
+    want = Budget(
+        max_model_kb=cfg.max_model_kb or DEFAULT_BUDGET.max_model_kb,
+        max_arena_kb=cfg.max_arena_kb or DEFAULT_BUDGET.max_arena_kb,
+        max_instructions=cfg.max_instructions,
     )
+    log(f"sizing tiny to {want.describe()}")
+    fit = fit_tiny_to_budget(shape, n_classes, want, log=log, shape=TINY_SIZE)
     budget = {
-        "max_model_kb": cfg.max_model_kb,
-        "max_arena_kb": cfg.max_arena_kb,
-        "int8_model_bytes_untrained": model_bytes,
-        "arena_bytes_untrained": arena,
+        "max_model_kb": want.max_model_kb,
+        "max_arena_kb": want.max_arena_kb,
+        "int8_model_bytes_untrained": fit.model_bytes,
+        "arena_bytes_untrained": fit.arena_bytes,
     }
-    log(f"tiny width {size['width']}: int8 {model_bytes} B, arena {arena} B")
-    return size, budget
+    counted = ""
+    if want.max_instructions is not None:
+        budget |= {"max_instructions": want.max_instructions, "board": want.board,
+                   "instructions_untrained": fit.instructions}  # fmt: skip
+        counted = f", {fit.instructions:,} instructions on the emulated {want.board}"
+    log(f"tiny width {fit.size['width']}: int8 {fit.model_bytes} B, arena {fit.arena_bytes} B"
+        f"{counted}")  # fmt: skip
+    return fit.size, budget
+
+
+def _size_text(size: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in size.items())
 
 
 def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):

@@ -19,7 +19,9 @@ from tinyhar.deploy.build import BuildOptions
 from tinyhar.deploy.quantize import convert_and_measure, load_run_inputs, normalise, tflm_outputs
 from tinyhar.device.emulator import measure_instructions
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
+from tinyhar.model.budget import measure_tiny_instructions
 from tinyhar.model.train import (
+    Prepared,
     TrainConfig,
     evaluate,
     fit,
@@ -28,6 +30,7 @@ from tinyhar.model.train import (
     train_metrics,
     write_run,
 )
+from tinyhar.search.pareto import SCORE
 
 # What a search varies in the `tiny` family (build_tiny's parameters).
 SPACE: dict[str, list[Any]] = {
@@ -49,6 +52,7 @@ class TrialContext:
     train: TrainConfig
     root: Path  # R/trials: one run folder per trial
     emulate_board: str | None = None  # measure instructions on this board's emulated firmware
+    max_instructions: int | None = None  # a hard bound: a size over it is not trained
 
 
 def _quiet(_line: str) -> None:
@@ -86,6 +90,9 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, name: str) -> dict[str,
 def _train_and_measure(params: dict[str, Any], ctx: TrialContext, name: str) -> dict[str, Any]:
     cfg = replace(ctx.train, arch="tiny", size=size_of(params), run=ctx.root / name)
     prep = prepare(cfg, load_dataset(resolve_data(cfg.data)), warn=_quiet)
+    over = _over_instructions(cfg.size, prep, ctx)
+    if over is not None:
+        return over | {"trained_in": name}
     model, history, size, budget = fit(cfg, prep, log=_quiet)
     metrics = train_metrics(cfg, prep, evaluate(model, prep), model, history, size, budget)
     write_run(cfg.run, cfg, prep, model, history, metrics, _quiet)
@@ -116,6 +123,18 @@ def _train_and_measure(params: dict[str, Any], ctx: TrialContext, name: str) -> 
         "run": str(cfg.run),
         "trained_in": name,
     }
+
+
+def _over_instructions(size: dict[str, Any], prep: Prepared, ctx: TrialContext) -> dict | None:
+    """With a bound on instructions: an untrained model of `size` is counted first (the count
+    barely depends on the weights) and a size over the bound is reported, not trained."""
+    if ctx.max_instructions is None or ctx.emulate_board is None:
+        return None
+    shape = (ctx.train.window, len(prep.dataset["channels"]))
+    n = measure_tiny_instructions(shape, len(prep.class_names), size, ctx.emulate_board)
+    if n <= ctx.max_instructions:
+        return None
+    return {"over_instructions": n, "instructions": n, SCORE: 0.0}
 
 
 def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
