@@ -19,6 +19,7 @@ from tinyhar.deploy.build import BuildOptions
 from tinyhar.deploy.quantize import convert_and_measure, load_run_inputs, normalise, tflm_outputs
 from tinyhar.device.emulator import measure_instructions
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
+from tinyhar.model.architectures import DROPOUT
 from tinyhar.model.budget import measure_tiny_instructions
 from tinyhar.model.train import (
     Prepared,
@@ -37,9 +38,14 @@ SPACE: dict[str, list[Any]] = {
     "width": [8, 12, 16, 24, 32, 48, 64],
     "kernel": [3, 5, 7],
     "pool": [2, 4],
-    "attention": [True, False],
+    "stride": [1, 2],
+    "attention": ["dot", "pool", "none"],
     "branch": [True, False],
+    "stats": ["none", "mean"],
 }
+# What it keeps fixed, whatever the default shape: batch norm folded into the conv and dense
+# layers (the same MACs as after the ReLU, without its MUL and ADD), the conv as wide as the LSTM.
+FIXED: dict[str, Any] = {"norm": "bn_relu", "means": "mean", "filters": None, "dropout": DROPOUT}
 
 
 MEMO_DIR = ".sizes"  # in R/trials: the figures of each size tried, by a digest of the size
@@ -60,14 +66,20 @@ def _quiet(_line: str) -> None:
 
 
 def size_of(params: dict[str, Any]) -> dict[str, Any]:
-    """build_tiny's keyword arguments from a trial's parameters (plain Python types)."""
-    return {
-        "width": int(params["width"]),
-        "kernel": int(params["kernel"]),
-        "pool": int(params["pool"]),
-        "attention": bool(params["attention"]),
-        "branch": bool(params["branch"]),
-    }
+    """build_tiny's keyword arguments from a trial's parameters (plain Python types): FIXED,
+    then those of SPACE it has."""
+    cast = {"width": int, "kernel": int, "pool": int, "stride": int, "branch": bool}
+    size = dict(FIXED)
+    for key in SPACE:
+        if key in params:
+            value = params[key]
+            size[key] = cast[key](value) if key in cast else _plain(value)
+    return {"stride": 1, "stats": "none"} | size  # a search from before they were searched
+
+
+def _plain(value: Any) -> Any:
+    """A choice as JSON takes it: numpy's bools and strings as Python's."""
+    return bool(value) if isinstance(value, bool | np.bool_) else str(value)
 
 
 def _memo(root: Path, size: dict[str, Any]) -> Path:
