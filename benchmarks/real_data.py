@@ -28,7 +28,9 @@ from tinyhar import runs
 from tinyhar.data.dataset import load_dataset
 from tinyhar.data.importer import ImportOptions, import_dataset
 from tinyhar.deploy.quantize import load_run_inputs, normalise, quantize_run, tflm_outputs
+from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
+from tinyhar.model.architectures import parse_size
 from tinyhar.model.augment import Augment, clip_to_board
 from tinyhar.model.metrics import classification_metrics
 from tinyhar.model.selection import DEFAULT_METRIC, DEFAULT_MIN_EPOCHS, SelectionRule
@@ -61,24 +63,11 @@ def _seeds(text: str) -> list[int]:
 
 
 def _size(text: str) -> dict:
-    """--size: key=value pairs for build_tiny (numbers, true/false, or words)."""
-    size: dict = {}
-    for item in filter(None, text.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"{item!r}: give key=value, e.g. width=12")
-        size[key] = _value(value)
-    return size
-
-
-def _value(text: str) -> int | float | bool | str:
-    """An int, a float, true/false, or the word itself."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
+    """--size: key=value pairs for build_tiny, as `tinyhar train --size` takes them."""
+    try:
+        return parse_size(text)
+    except TinyharError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

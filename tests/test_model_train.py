@@ -280,3 +280,37 @@ def test_train_stride_is_refused_with_the_random_split(loaded):
     with pytest.raises(TinyharError, match="--train-stride needs a split by subject") as e:
         prepare(TrainConfig(split="random", train_stride=25), loaded)
     assert "\n" not in str(e.value)
+
+
+def test_size_option_errors_are_one_line(synth, tmp_path):
+    base = ["train", "--data", str(synth), "--run", str(tmp_path / "R"), "--epochs", "1"]
+    for extra, words in (
+        (["--size", "wdth=8"], "--size 'wdth=8'"),
+        (["--size", "width"], "key=value"),
+        (["--size", "norm=ln"], "unknown norm"),
+        (["--size", "width=8", "--max-model-kb", "20"], "a budget sizes the width"),
+        (["--size", "width=8", "--arch", "paper"], "--size shapes tiny"),
+    ):
+        res = CliRunner().invoke(main, [*base, *extra])
+        assert res.exit_code == 2, (extra, res.output)
+        lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+        assert len(lines) == 1 and words in lines[0] and "Traceback" not in res.output
+    assert not (tmp_path / "R" / runs.METRICS_JSON).exists()
+
+
+@pytest.mark.slow
+def test_size_option_shapes_tiny(synth, tmp_path):
+    from tinyhar.lite.keras_env import keras
+
+    run = tmp_path / "R"
+    shape = "width=8,stride=2,pool=2,norm=bn_relu,attention=pool,stats=mean"
+    res = CliRunner().invoke(main, ["train", "--data", str(synth), "--run", str(run),
+                                    "--epochs", "1", "--stride", "100", "--train-stride", "100",
+                                    "--size", shape])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    m = json.loads((run / runs.METRICS_JSON).read_text())
+    assert m["size"] == {**TINY_SIZE, "width": 8, "stride": 2, "pool": 2, "norm": "bn_relu",
+                         "attention": "pool", "stats": "mean"}  # fmt: skip
+    model = keras.models.load_model(run / runs.KERAS_MODEL, compile=False)
+    assert model.get_layer("lstm").input_shape == (None, 25, 8)  # 100 / stride 2 / pool 2
+    assert {"conv_relu", "attention_softmax", "stats_mean"} <= {ly.name for ly in model.layers}

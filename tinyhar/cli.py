@@ -281,6 +281,9 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
               show_default=True, help="Adam's learning rate: constant, or cosine decay to 0 over "
               "--epochs")  # fmt: skip
+@click.option("--size", "size_text", default=None,
+              help="tiny's shape over the default's: build_tiny's options as key=value pairs, "
+              "e.g. width=16,stride=2,pool=2 (docs/model.md)  [the default shape]")  # fmt: skip
 @click.option("--max-model-kb", type=click.FloatRange(min=1), default=None,
               help="tiny: int8 flatbuffer budget; any budget option sizes the default shape's "
               "width to fit  [the default shape; 64 with another budget option]")  # fmt: skip
@@ -294,13 +297,17 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
 def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride, include_null,
           classes, split, train_subjects, val_subjects, test_subjects, folds, workers, address,
           seed, select, min_epochs, patience, rotate, scale, time_jitter, clip_board, lr_schedule,
-          max_model_kb, max_arena_kb, max_instructions) -> None:  # fmt: skip
+          size_text, max_model_kb, max_arena_kb, max_instructions) -> None:  # fmt: skip
     """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
+    from tinyhar.model.architectures import parse_size  # lazy: fast --help
     from tinyhar.model.augment import Augment, clip_to_board  # lazy: fast --help
     from tinyhar.model.selection import SelectionRule  # lazy: fast --help
     from tinyhar.model.train import TrainConfig, summary  # lazy: fast --help
     from tinyhar.model.train import train as run_training  # lazy: fast --help
 
+    size = parse_size(size_text) if size_text is not None else None
+    if size is not None and arch != "tiny":
+        raise TinyharError("--size shapes tiny: drop it or use --arch tiny")
     augment = Augment(rotate_deg=rotate, scale=scale, time_jitter=time_jitter)
     if clip_board:
         augment = clip_to_board(augment, clip_board)
@@ -312,6 +319,7 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
         test_subjects=test_subjects, seed=seed, select=SelectionRule(select, min_epochs, patience),
         augment=augment, lr_schedule=lr_schedule,
         max_model_kb=max_model_kb, max_arena_kb=max_arena_kb, max_instructions=max_instructions,
+        size=size,
     )  # fmt: skip
     if folds is not None or workers is not None:
         if split != "loso" or folds is None:

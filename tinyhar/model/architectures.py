@@ -187,6 +187,36 @@ def build_tiny(
     return keras.Model(inp, out, name="tiny")
 
 
+def parse_size(text: str) -> dict:
+    """`--size`: build_tiny's options as key=value pairs, comma separated (numbers, true/false
+    or words), e.g. "width=16,stride=2,pool=2"; an unknown key or a pair without "=" is one
+    TinyharError line."""
+    import inspect
+
+    known = [p for p in inspect.signature(build_tiny).parameters if p not in _NOT_SIZE]
+    size: dict = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or key not in known:
+            raise TinyharError(f"--size {item!r}: give key=value pairs, keys of {', '.join(known)}"
+                               ", e.g. width=16,stride=2,pool=2")  # fmt: skip
+        size[key] = _size_value(value)
+    return size
+
+
+_NOT_SIZE = ("input_shape", "n_classes", "batch_size")
+
+
+def _size_value(text: str) -> int | float | bool | str:
+    """An int, a float, true/false, or the word itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
 def build_model(
     arch: str,
     input_shape: tuple[int, int],

@@ -91,7 +91,9 @@ class TrainConfig:
     max_model_kb: float | None = None
     max_arena_kb: float | None = None
     max_instructions: int | None = None  # on the emulated board (budget.BUDGET_BOARD)
-    size: dict[str, Any] | None = None  # tiny as given (a search trial): no budget sizing
+    # tiny's shape (build_tiny's options over the default shape's; --size): with no budget
+    # option, as it is (a search trial, too); with one, the width is sized
+    size: dict[str, Any] | None = None
 
 
 @dataclass
@@ -275,19 +277,22 @@ def size_model(
     the budget options; nothing for paper."""
     if cfg.arch != "tiny":
         return {}, {}
-    if cfg.size is not None:
-        return dict(cfg.size), {}
     if not sized_to_budget(cfg):
+        if cfg.size is not None:
+            return TINY_SIZE | cfg.size, {}  # recorded whole: the default shape may change
         log(f"tiny: the default shape ({_size_text(TINY_SIZE)}); --max-model-kb, "
             "--max-arena-kb or --max-instructions size its width to a budget")  # fmt: skip
         return dict(TINY_SIZE), {}
+    if cfg.size is not None and "width" in cfg.size:
+        raise TinyharError("--size width=... and a budget option: a budget sizes the width; "
+                           "give one or the other")  # fmt: skip
     want = Budget(
         max_model_kb=cfg.max_model_kb or DEFAULT_BUDGET.max_model_kb,
         max_arena_kb=cfg.max_arena_kb or DEFAULT_BUDGET.max_arena_kb,
         max_instructions=cfg.max_instructions,
     )
     log(f"sizing tiny to {want.describe()}")
-    fit = fit_tiny_to_budget(shape, n_classes, want, log=log, shape=TINY_SIZE)
+    fit = fit_tiny_to_budget(shape, n_classes, want, log=log, shape=TINY_SIZE | (cfg.size or {}))
     budget = {
         "max_model_kb": want.max_model_kb,
         "max_arena_kb": want.max_arena_kb,
