@@ -43,6 +43,67 @@ def test_tiny_is_the_same_family_sized_by_width():
     assert build_model("tiny", (100, 6), 12, batch_size=1).input_shape == (1, 100, 6)
 
 
+def test_tiny_default_shape_is_todays():
+    """No options: the layers (and names) of today's tiny, which saved runs and the search use."""
+    m = build_model("tiny", (100, 6), 6, width=12)
+    assert sorted(layer.name for layer in m.layers) == sorted([
+        "window", "conv", "conv_bn", "conv_dropout", "conv_pool", "lstm", "attention",
+        "temporal_pool", "branch_pool", "branch_dense", "branch_bn",
+        "branch_dropout", "concat", "head_dense", "head_dropout", "class",
+    ])  # fmt: skip
+    assert m.get_layer("conv").activation.__name__ == "relu"
+    assert m.get_layer("lstm").input_shape == (None, 50, 12)
+
+
+def _source(model, name: str) -> str:
+    return model.get_layer(name).inbound_nodes[0].inbound_layers.name
+
+
+def test_tiny_options_shape_the_model():
+    m = build_model(
+        "tiny", (100, 6), 6, width=12, pool=4, norm="bn_relu", attention="pool", stats="mad"
+    )
+    names = [layer.name for layer in m.layers]
+    assert m.get_layer("lstm").input_shape == (None, 25, 12)  # pooled by 4
+    assert m.get_layer("conv").activation.__name__ == "linear"  # batch norm, then ReLU
+    for part in ("conv", "branch"):  # layer -> batch norm -> ReLU
+        assert _source(m, f"{part}_bn") == f"{part}_dense" if part == "branch" else "conv"
+        assert _source(m, f"{part}_relu") == f"{part}_bn"
+    assert "attention" not in names and "temporal_pool" not in names
+    assert m.get_layer("attention_softmax").output_shape == (None, 1, 25)  # over time, not T x T
+    assert m.get_layer("stats").output_shape == (None, 12)  # mean and mean |x - mean| of 6
+    assert m.get_layer("concat").output_shape == (None, 12 + 12 + 12)
+    assert m.count_params() == 2359
+    strided = build_model("tiny", (100, 6), 6, width=8, stride=2, pool=2, attention=False)
+    assert strided.get_layer("lstm").input_shape == (None, 25, 8)
+    assert build_model("tiny", (100, 6), 6, width=8, pool=1).get_layer("lstm").input_shape == (
+        None,
+        100,
+        8,
+    )
+    mean_only = build_model("tiny", (100, 6), 6, width=8, stats="mean", branch=False)
+    assert mean_only.get_layer("concat").output_shape == (None, 8 + 6)
+    drops = [layer.rate for layer in mean_only.layers if type(layer).__name__ == "Dropout"]
+    assert drops == [0.2, 0.2]  # conv and head: the default rate
+    wide = build_model("tiny", (100, 6), 6, width=8, filters=24, stride=2, pool=2)
+    assert wide.get_layer("conv").filters == 24 and wide.get_layer("lstm").units == 8
+    assert wide.get_layer("lstm").input_shape == (None, 25, 24)
+    light = build_model("tiny", (100, 6), 6, width=8, dropout=0.05)
+    assert {layer.rate for layer in light.layers if type(layer).__name__ == "Dropout"} == {0.05}
+
+
+@pytest.mark.parametrize(
+    "bad, word",
+    [({"norm": "ln"}, "norm"), ({"attention": "mha"}, "attention"), ({"stats": "max"}, "stats"),
+     ({"pool": 0}, "pool"), ({"means": "median"}, "means"), ({"stride": 0}, "stride"),
+     ({"filters": -4}, "filters"), ({"dropout": 1.0}, "dropout"), ({"width": 0}, "width")],
+)  # fmt: skip
+def test_tiny_bad_option_is_one_line_error(bad, word):
+    with pytest.raises(TinyharError, match=word) as e:
+        build_model("tiny", (100, 6), 6, **{"width": 8, **bad})
+    assert "\n" not in str(e.value)
+
+
 def test_unknown_arch_is_one_line_error():
     with pytest.raises(TinyharError, match="unknown architecture"):
         build_model("resnet", (100, 6), 12)
@@ -89,22 +150,22 @@ def test_paper_converts_to_int8_tflm_ops_and_runs():
 
 @pytest.mark.slow
 def test_budget_refuses_impossible_budget_in_one_line():
-    from tinyhar.model.budget import fit_tiny_to_budget
+    from tinyhar.model.budget import Budget, fit_tiny_to_budget
 
     with pytest.raises(TinyharError) as e:
-        fit_tiny_to_budget((100, 6), 12, max_model_kb=2, max_arena_kb=32)
+        fit_tiny_to_budget((100, 6), 12, Budget(max_model_kb=2, max_arena_kb=32))
     msg = str(e.value)
     assert "\n" not in msg and "smallest" in msg and "--max-model-kb 2" in msg
 
 
 @pytest.mark.slow
 def test_budget_picks_largest_fitting_width_by_measuring():
-    from tinyhar.model.budget import fit_tiny_to_budget, measure_tiny
+    from tinyhar.model.budget import Budget, fit_tiny_to_budget, measure_tiny
 
-    size, model_bytes, arena = fit_tiny_to_budget((100, 6), 12, 20, 32, widths=(8, 16, 32))
-    assert model_bytes <= 20 * 1024 and arena <= 32 * 1024
+    fit = fit_tiny_to_budget((100, 6), 12, Budget(20, 32), widths=(8, 16, 32))
+    assert fit.model_bytes <= 20 * 1024 and fit.arena_bytes <= 32 * 1024
     bigger = measure_tiny((100, 6), 12, 32)
-    assert size == {"width": 16}, (model_bytes, bigger)
+    assert fit.size == {"width": 16} and fit.instructions is None, (fit, bigger)
     assert bigger[0] > 20 * 1024  # width 32 was measured and refused
 
 
@@ -126,3 +187,49 @@ def test_budget_sizes_are_cached_on_disk_for_later_trainings(tmp_path, monkeypat
     assert budget.measure_tiny((50, 3), 4, 8) == measured
     with pytest.raises(AssertionError, match="converted again"):
         budget.measure_tiny((50, 3), 4, 16)  # another width is measured, not guessed
+
+
+@pytest.mark.slow
+def test_tiny_batch_norm_before_relu_folds_into_conv_and_dense():
+    from tinyhar.lite.tflite_inspect import inspect_tflite
+    from tinyhar.model.budget import _untrained_int8
+
+    width = 12
+    today = inspect_tflite(_untrained_int8("tiny", (100, 6), 6, width=width, pool=4))
+    folded = inspect_tflite(
+        _untrained_int8("tiny", (100, 6), 6, width=width, pool=4, norm="bn_relu")
+    )
+    assert today.op_counts["MUL"] == today.op_counts["ADD"] == 2  # conv's and branch's batch norm
+    assert "MUL" not in folded.ops and "ADD" not in folded.ops
+    assert today.params - folded.params == 2 * 2 * width  # their scale and offset, per channel
+    assert folded.macs == today.macs
+
+
+@pytest.mark.slow
+def test_tiny_attention_pooling_and_window_stats_run_on_the_board_library():
+    """Attention pooling and the statistics branch convert to int8 ops that the Nano 33 BLE's
+    TFLM library (or tinyhar's own kernels) runs, and run in the TFLM interpreter."""
+    from tinyhar.board.boards import load_board
+    from tinyhar.deploy.firmware import kernel_plan
+
+    size = {"width": 12, "pool": 4, "norm": "bn_relu", "attention": "pool"}
+    data, info, out = _convert_and_run("tiny", 6, 6, **size, stats="mad")
+    assert out.shape == (1, 6) and out.dtype == np.int8
+    assert info.op_counts["BATCH_MATMUL"] == 1  # the weighted sum; no T x T scores
+    assert info.op_counts["SOFTMAX"] == 2  # over time, and the classes
+    assert {"SUB", "ABS"} <= set(info.ops) and info.op_counts["MEAN"] == 3
+    assert "MUL" not in info.ops and "ADD" not in info.ops
+    plan = kernel_plan(load_board("nano33ble"), data, info.ops)
+    assert set(plan.ops) == set(info.ops)
+    own = {"BATCH_MATMUL", "SOFTMAX", "MEAN", "UNIDIRECTIONAL_SEQUENCE_LSTM"}
+    assert set(plan.own_kernels) == own  # the stats' SUB and ABS: the library's kernels
+    dot, dot_info, _ = _convert_and_run("tiny", 6, 6, **{**size, "attention": "dot"}, stats="mad")
+    # T x T scores and their weighted sum, against a score per step and one weighted sum
+    assert dot_info.macs - info.macs == 2 * 25 * 25 * 12 - (25 * 12 + 25 * 12)
+    pooled, pooled_info, _ = _convert_and_run("tiny", 6, 6, **size, stats="mad", means="avgpool")
+    assert "MEAN" not in pooled_info.ops and pooled_info.op_counts["AVERAGE_POOL_2D"] == 3
+    assert pooled_info.macs == info.macs
+    kernel_plan(load_board("nano33ble"), pooled, pooled_info.ops)
+    var_data, var_info, _ = _convert_and_run("tiny", 6, 6, **size, stats="var")
+    assert "SQUARED_DIFFERENCE" in var_info.ops and "ABS" not in var_info.ops
+    kernel_plan(load_board("nano33ble"), var_data, var_info.ops)

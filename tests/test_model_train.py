@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from tinyhar import runs
 from tinyhar.cli import main
 from tinyhar.errors import TinyharError
+from tinyhar.model.architectures import TINY_SIZE
 from tinyhar.model.train import TrainConfig, prepare
 
 
@@ -77,7 +78,7 @@ def test_train_writes_every_artifact(trained_run):
     assert m["train_stride"] == ds["train_stride"] == 25 and ds["stride"] == 50  # the defaults
     assert np.sum(m["confusion"]) == ds["counts"]["test"]
     assert sum(c["support"] for c in m["per_class"].values()) == ds["counts"]["test"]
-    assert m["budget"]["int8_model_bytes_untrained"] <= 64 * 1024
+    assert m["size"] == TINY_SIZE and m["budget"] == {}  # no budget option: the default shape
     w = np.load(run / runs.WINDOWS_NPZ)
     assert w["x_test"].shape == (ds["counts"]["test"], 100, 6) and w["x_test"].dtype == np.float32
     assert len(w["y_test"]) == len(w["subject_test"]) == ds["counts"]["test"]
@@ -220,6 +221,42 @@ def test_cosine_learning_rate_falls_from_adams_rate_to_zero():
     assert all(cosine_lr(e + 1, 50) < cosine_lr(e, 50) for e in range(49))
 
 
+def test_warmup_climbs_to_adams_rate_then_the_schedule_runs_over_the_rest():
+    from tinyhar.model.architectures import LEARNING_RATE
+    from tinyhar.model.train import cosine_lr, learning_rate
+
+    assert [learning_rate(e, 50, "cosine", 3) for e in range(3)] == pytest.approx(
+        [LEARNING_RATE / 4, LEARNING_RATE / 2, LEARNING_RATE * 3 / 4]
+    )
+    assert learning_rate(3, 50, "cosine", 3) == LEARNING_RATE
+    assert learning_rate(10, 50, "cosine", 3) == cosine_lr(7, 47)
+    assert learning_rate(10, 50, "constant", 3) == LEARNING_RATE
+    assert [learning_rate(e, 50, "cosine") for e in range(50)] == [
+        cosine_lr(e, 50) for e in range(50)
+    ]
+
+
+@pytest.mark.slow
+def test_label_smoothing_and_warmup_train_save_and_record(synth, tmp_path):
+    from tinyhar.deploy.quantize import load_keras
+    from tinyhar.model.train import train
+
+    run = tmp_path / "R"
+    cfg = TrainConfig(
+        data=synth, run=run, epochs=2, label_smoothing=0.1, warmup_epochs=1,
+        size={"width": 8, "pool": 4, "norm": "bn_relu", "attention": "pool", "stats": "mad"},
+    )  # fmt: skip
+    result = train(cfg, log=lambda _: None)
+    m = json.loads((run / runs.METRICS_JSON).read_text())
+    assert m["label_smoothing"] == 0.1 and m["warmup_epochs"] == 1
+    assert m["size"]["stats"] == "mad" and result.metrics.params > 0
+    assert (
+        load_keras(run / runs.KERAS_MODEL).count_params() > 0
+    )  # saved and loadable as quantize loads it
+    with pytest.raises(TinyharError, match="label-smoothing"):
+        train(TrainConfig(data=synth, run=tmp_path / "S", label_smoothing=1.0, size={"width": 8}))
+
+
 def test_train_stride_makes_denser_training_windows_and_leaves_val_and_test_as_they_were(loaded):
     sparse = prepare(TrainConfig(train_stride=50), loaded)
     dense = prepare(TrainConfig(), loaded)  # the default: every 25 samples
@@ -243,3 +280,37 @@ def test_train_stride_is_refused_with_the_random_split(loaded):
     with pytest.raises(TinyharError, match="--train-stride needs a split by subject") as e:
         prepare(TrainConfig(split="random", train_stride=25), loaded)
     assert "\n" not in str(e.value)
+
+
+def test_size_option_errors_are_one_line(synth, tmp_path):
+    base = ["train", "--data", str(synth), "--run", str(tmp_path / "R"), "--epochs", "1"]
+    for extra, words in (
+        (["--size", "wdth=8"], "--size 'wdth=8'"),
+        (["--size", "width"], "key=value"),
+        (["--size", "norm=ln"], "unknown norm"),
+        (["--size", "width=8", "--max-model-kb", "20"], "a budget sizes the width"),
+        (["--size", "width=8", "--arch", "paper"], "--size shapes tiny"),
+    ):
+        res = CliRunner().invoke(main, [*base, *extra])
+        assert res.exit_code == 2, (extra, res.output)
+        lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+        assert len(lines) == 1 and words in lines[0] and "Traceback" not in res.output
+    assert not (tmp_path / "R" / runs.METRICS_JSON).exists()
+
+
+@pytest.mark.slow
+def test_size_option_shapes_tiny(synth, tmp_path):
+    from tinyhar.lite.keras_env import keras
+
+    run = tmp_path / "R"
+    shape = "width=8,stride=2,pool=2,norm=bn_relu,attention=pool,stats=mean"
+    res = CliRunner().invoke(main, ["train", "--data", str(synth), "--run", str(run),
+                                    "--epochs", "1", "--stride", "100", "--train-stride", "100",
+                                    "--size", shape])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    m = json.loads((run / runs.METRICS_JSON).read_text())
+    assert m["size"] == {**TINY_SIZE, "width": 8, "stride": 2, "pool": 2, "norm": "bn_relu",
+                         "attention": "pool", "stats": "mean"}  # fmt: skip
+    model = keras.models.load_model(run / runs.KERAS_MODEL, compile=False)
+    assert model.get_layer("lstm").input_shape == (None, 25, 8)  # 100 / stride 2 / pool 2
+    assert {"conv_relu", "attention_softmax", "stats_mean"} <= {ly.name for ly in model.layers}

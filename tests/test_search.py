@@ -112,3 +112,13 @@ def test_a_size_suggested_again_is_not_trained_again(tmp_path):
     assert not (tmp_path / "trials" / "again").exists()  # nothing trained for it
     other = run_trial(size | {"width": 12}, ctx, "other")
     assert other["trained_in"] == "other" and other["model_bytes"] > first["model_bytes"]
+
+
+def test_a_trial_size_is_the_search_family_whatever_the_default_shape():
+    from tinyhar.search.trial import FIXED, SPACE, size_of
+
+    params = {k: v[-1] for k, v in SPACE.items()}
+    size = size_of(params)
+    assert size == {**FIXED, **params} and size["norm"] == "bn_relu"
+    old = size_of({"width": 8, "kernel": 3, "pool": 2, "attention": False, "branch": True})
+    assert old["attention"] is False and old["stride"] == 1  # a search from before stride

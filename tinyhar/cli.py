@@ -341,32 +341,35 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
               show_default=True, help="Adam's learning rate: constant, or cosine decay to 0 over "
               "--epochs.")  # fmt: skip
-@click.option(
-    "--max-model-kb",
-    type=click.FloatRange(min=1),
-    default=64.0,
-    show_default=True,
-    help="tiny's model budget: the largest int8 model (KB) it is sized to; the board's budget, "
-    "`tinyhar boards`, is larger.",
-)
-@click.option(
-    "--max-arena-kb",
-    type=click.FloatRange(min=1),
-    default=32.0,
-    show_default=True,
-    help="tiny's model budget: the largest TFLM arena (KB) it is sized to; the board's budget, "
-    "`tinyhar boards`, is larger.",
-)
+@click.option("--size", "size_text", default=None,
+              help="tiny's shape over the default's: build_tiny's options as key=value pairs, "
+              "e.g. width=16,stride=2,pool=2 (docs/model.md)."
+              + _default("the default shape"))  # fmt: skip
+@click.option("--max-model-kb", type=click.FloatRange(min=1), default=None,
+              help="tiny's model budget: the largest int8 model (KB); any budget option sizes "
+              "the default shape's width to fit; the board's budget, `tinyhar boards`, is larger."
+              + _default("the default shape; 64 with another budget option"))  # fmt: skip
+@click.option("--max-arena-kb", type=click.FloatRange(min=1), default=None,
+              help="tiny's model budget: the largest TFLM arena (KB)."
+              + _default("the default shape; 32 with another budget option"))  # fmt: skip
+@click.option("--max-instructions", type=click.IntRange(min=1), default=None,
+              help="tiny's latency budget: instructions per inference, counted on the emulated "
+              "nano33ble (needs qemu-system-arm and arm-none-eabi-gcc; an untrained model of "
+              "each width tried)." + _default("any"))  # fmt: skip
 def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride, include_null,
           classes, split, train_subjects, val_subjects, test_subjects, folds, workers, address,
           seed, select, min_epochs, patience, rotate, scale, time_jitter, clip_board, lr_schedule,
-          max_model_kb, max_arena_kb) -> None:  # fmt: skip
+          size_text, max_model_kb, max_arena_kb, max_instructions) -> None:  # fmt: skip
     """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
+    from tinyhar.model.architectures import parse_size  # lazy: fast --help
     from tinyhar.model.augment import Augment, clip_to_board  # lazy: fast --help
     from tinyhar.model.selection import SelectionRule  # lazy: fast --help
     from tinyhar.model.train import TrainConfig, summary  # lazy: fast --help
     from tinyhar.model.train import train as run_training  # lazy: fast --help
 
+    size = parse_size(size_text) if size_text is not None else None
+    if size is not None and arch != "tiny":
+        raise TinyharError("--size shapes tiny: drop it or use --arch tiny")
     augment = Augment(rotate_deg=rotate, scale=scale, time_jitter=time_jitter)
     if clip_board:
         augment = clip_to_board(augment, clip_board)
@@ -377,7 +380,8 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
         split=split, train_subjects=train_subjects, val_subjects=val_subjects,
         test_subjects=test_subjects, seed=seed, select=SelectionRule(select, min_epochs, patience),
         augment=augment, lr_schedule=lr_schedule,
-        max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
+        max_model_kb=max_model_kb, max_arena_kb=max_arena_kb, max_instructions=max_instructions,
+        size=size,
     )  # fmt: skip
     if folds is not None or workers is not None:
         if split != "loso" or folds is None:
@@ -440,6 +444,10 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
 @click.option("--max-arena-kb", type=click.FloatRange(min=1), default=None,
               help="Model budget: the largest TFLM arena (KB) the best trial may have."
               + _default("the board's arena RAM budget"))  # fmt: skip
+@click.option("--max-instructions", type=click.IntRange(min=1), default=None,
+              help="Latency budget: instructions per inference on the emulated board, a hard "
+              "bound (a size over it is counted untrained and not trained) and what the search "
+              "minimises beside accuracy." + _default("any; model bytes minimised"))  # fmt: skip
 @click.option("--emulate/--no-emulate", default=None,
               help="Measure each trial's instructions per inference on the emulated board "
               "(QEMU; about 10 s a trial)."
@@ -449,7 +457,7 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
               help="Seed of the search and of every trial's training.")  # fmt: skip
 def search(data, sensors, board, trials, workers, address, run_dir, resume, epochs, patience,
            stride, classes, train_subjects, val_subjects, test_subjects, max_model_kb,
-           max_arena_kb, emulate, seed) -> None:  # fmt: skip
+           max_arena_kb, max_instructions, emulate, seed) -> None:  # fmt: skip
     """Search the tiny family (width, kernel, pooling, attention, dense branch) on Ray Tune:
     int8 accuracy against model bytes, arena and latency (the emulated firmware's instructions,
     else MACs); the best that fits the board into --run."""
@@ -464,6 +472,7 @@ def search(data, sensors, board, trials, workers, address, run_dir, resume, epoc
                       seed=seed)  # fmt: skip
     opts = SearchOptions(train=cfg, board=board, trials=trials, workers=workers, address=address,
                          resume=resume, max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
+                         max_instructions=max_instructions,
                          emulate=emulate, progress=log.verbosity() >= log.NORMAL)  # fmt: skip
     result = run_search(opts, log=log.inf)
     _echo(format_search(result))

@@ -1,10 +1,12 @@
-"""Size the `tiny` model to a flash and RAM budget by converting to int8 and measuring the arena."""
+"""Size the `tiny` model to a flash, RAM and latency budget: convert an untrained model to int8 and
+measure its bytes, its arena and (on the emulated board) its instructions per inference."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +17,15 @@ from tinyhar.lite import convert
 from tinyhar.lite.arena import measure_arena
 from tinyhar.lite.convert import to_int8_tflite
 from tinyhar.lite.tflite_inspect import inspect_tflite
+from tinyhar.log import Log
 from tinyhar.model import architectures
 from tinyhar.model.architectures import TINY_WIDTHS, build_model
-from tinyhar.resources import cache_dir
+from tinyhar.resources import cache_dir, templates_dir
+
+BUDGET_BOARD = "nano33ble"  # whose emulated firmware counts the instructions of `train`'s budget
 
 _CACHE: dict[str, tuple[int, int]] = {}
+_INSTRUCTIONS: dict[str, int] = {}
 _PARAMS: dict[str, int] = {}
 PARAMS_NOTE = (
     "constant elements of the int8 model (weights, biases, shape constants); batch norm is not "
@@ -29,10 +35,14 @@ PARAMS_NOTE = (
 
 
 def _sizing_cache(kind: str = "tiny") -> Path:
-    """The disk cache of measured sizes; its name changes with the code that decides them."""
+    """The disk cache of measured sizes; its name changes with the code that decides them (for
+    instructions also the firmware's templates and kernels)."""
     code = hashlib.sha256()
-    for module in (architectures, convert):
-        code.update(Path(module.__file__).read_bytes())
+    files = [Path(architectures.__file__), Path(convert.__file__)]
+    if kind == "instructions":
+        files += sorted(p for p in templates_dir().rglob("*") if p.is_file())
+    for path in files:
+        code.update(path.read_bytes())
     return cache_dir() / "budget" / f"{kind}-{code.hexdigest()[:16]}.json"
 
 
@@ -88,74 +98,168 @@ def _read_sizes(path: Path) -> dict[str, list[int]]:
         return {}
 
 
-def measure_tiny(input_shape: tuple[int, int], n_classes: int, width: int) -> tuple[int, int]:
-    """(int8 flatbuffer bytes, TFLM arena bytes) of an untrained, calibrated `tiny` of `width`.
+def _size_key(input_shape: tuple[int, int], n_classes: int, size: dict) -> str:
+    return f"{tuple(input_shape)}x{int(n_classes)}@{json.dumps(size, sort_keys=True)}"
 
-    Cached per (shape, classes, width) in memory and on disk, so later trainings need not
+
+def _remember(path: Path, key: str, values: list[int]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {**_read_sizes(path), key: values})
+    except OSError:
+        pass  # a read-only cache costs time, not correctness
+
+
+def measure_tiny(
+    input_shape: tuple[int, int], n_classes: int, width: int, **shape
+) -> tuple[int, int]:
+    """(int8 flatbuffer bytes, TFLM arena bytes) of an untrained, calibrated `tiny` of `width`
+    (and build_tiny's other options `shape`; the default shape's where not given).
+
+    Cached per (input shape, classes, size) in memory and on disk, so later trainings need not
     convert and measure again.
     """
-    key = f"{tuple(input_shape)}x{int(n_classes)}@{int(width)}"
+    size = {**shape, "width": int(width)}
+    key = _size_key(input_shape, n_classes, size)
     path = _sizing_cache()
     if key not in _CACHE:
         known = _read_sizes(path).get(key)
         if known:
             _CACHE[key] = (int(known[0]), int(known[1]))
     if key not in _CACHE:
-        data = _untrained_int8("tiny", input_shape, n_classes, width=width)
+        data = _untrained_int8("tiny", input_shape, n_classes, **size)
         _CACHE[key] = (len(data), measure_arena(data))
         _remember_params(
-            _params_key("tiny", input_shape, n_classes, {"width": width}),
-            inspect_tflite(data).params,
+            _params_key("tiny", input_shape, n_classes, size), inspect_tflite(data).params
         )
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(path, {**_read_sizes(path), key: list(_CACHE[key])})
-        except OSError:
-            pass  # a read-only cache costs time, not correctness
+        _remember(path, key, list(_CACHE[key]))
     return _CACHE[key]
+
+
+def instructions_missing(board: str = BUDGET_BOARD) -> str | None:
+    """Why this machine cannot count instructions on `board`'s emulated firmware, or None."""
+    from tinyhar.device.emulator import emulation_missing  # lazy: the build machinery
+
+    return emulation_missing(board)
+
+
+def measure_tiny_instructions(
+    input_shape: tuple[int, int],
+    n_classes: int,
+    size: dict,
+    board: str = BUDGET_BOARD,
+    log: Log | None = None,
+) -> int:
+    """Instructions per inference of an untrained `tiny` of `size` in `board`'s firmware on the
+    emulated board (tinyhar.device.emulator.measure_instructions). Trained weights move the
+    count by about 1 % (ReLU zeros, requantisation); cached in memory and on disk."""
+    key = f"{board}:{_size_key(input_shape, n_classes, size)}"
+    path = _sizing_cache("instructions")
+    if key not in _INSTRUCTIONS:
+        known = _read_sizes(path).get(key)
+        if known:
+            _INSTRUCTIONS[key] = int(known[0])
+    if key not in _INSTRUCTIONS:
+        import tempfile
+
+        from tinyhar.deploy.build import BuildOptions  # lazy: the build machinery
+        from tinyhar.device.emulator import measure_instructions  # lazy: the build machinery
+
+        missing = instructions_missing(board)
+        if missing:
+            raise TinyharError(f"instructions are counted on the emulated {board}: {missing}")
+        with tempfile.TemporaryDirectory(prefix="tinyhar_budget_") as tmp:
+            model = Path(tmp) / "model_int8.tflite"
+            model.write_bytes(_untrained_int8("tiny", input_shape, n_classes, **size))
+            labels = ",".join(f"class{k}" for k in range(int(n_classes)))
+            opts = BuildOptions(board=board, model=model, out=Path(tmp) / "build",
+                                model_options={"labels": labels})  # fmt: skip
+            _INSTRUCTIONS[key] = int(measure_instructions(opts, log=log or _quiet)["instructions"])
+        _remember(path, key, [_INSTRUCTIONS[key]])
+    return _INSTRUCTIONS[key]
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a `tiny` may take: int8 model KB, arena KB and (None: any) instructions per
+    inference on `board`'s emulated firmware."""
+
+    max_model_kb: float = 64
+    max_arena_kb: float = 32
+    max_instructions: int | None = None
+    board: str = BUDGET_BOARD
+
+    def describe(self) -> str:
+        text = f"--max-model-kb {self.max_model_kb:g} / --max-arena-kb {self.max_arena_kb:g}"
+        if self.max_instructions is not None:
+            text += f" / --max-instructions {self.max_instructions}"
+        return text
+
+
+@dataclass
+class Fit:
+    """The width a budget allows and the figures measured for it."""
+
+    size: dict
+    model_bytes: int
+    arena_bytes: int
+    instructions: int | None = None
 
 
 def fit_tiny_to_budget(
     input_shape: tuple[int, int],
     n_classes: int,
-    max_model_kb: float = 64,
-    max_arena_kb: float = 32,
+    budget: Budget = Budget(),  # noqa: B008 (frozen)
     widths: tuple[int, ...] = TINY_WIDTHS,
     log: Callable[[str], None] | None = None,
-) -> tuple[dict, int, int]:
-    """The largest `tiny` width whose int8 model and arena fit: (size params, model bytes, arena).
+    shape: dict | None = None,
+) -> Fit:
+    """The largest `tiny` width (other options as `shape`) whose int8 model, arena and, when the
+    budget bounds them, instructions fit. Bytes and instructions grow with width, so the ladder
+    is bisected after checking its smallest rung; instructions are counted only for a width
+    whose bytes fit."""
+    shape = {k: v for k, v in (shape or {}).items() if k != "width"}
+    if budget.max_instructions is not None:
+        missing = instructions_missing(budget.board)
+        if missing:
+            raise TinyharError(f"--max-instructions counts on the emulated {budget.board}, "
+                               f"which this machine cannot run: {missing}")  # fmt: skip
+    max_model, max_arena = budget.max_model_kb * 1024, budget.max_arena_kb * 1024
 
-    Size grows with width, so the ladder is bisected after checking its smallest rung.
-    """
-    max_model, max_arena = max_model_kb * 1024, max_arena_kb * 1024
-
-    def check(width: int) -> tuple[bool, int, int]:
-        model_bytes, arena = measure_tiny(input_shape, n_classes, width)
+    def check(width: int) -> tuple[bool, Fit]:
+        model_bytes, arena = measure_tiny(input_shape, n_classes, width, **shape)
+        fit = Fit({**shape, "width": width}, model_bytes, arena)
         ok = model_bytes <= max_model and arena <= max_arena
-        if log:
-            log(
-                f"budget: tiny width {width}: int8 model {model_bytes / 1024:.1f} KB, "
-                f"arena {arena / 1024:.1f} KB -> {'fits' if ok else 'too big'}"
+        text = f"int8 model {model_bytes / 1024:.1f} KB, arena {arena / 1024:.1f} KB"
+        if ok and budget.max_instructions is not None:
+            fit.instructions = measure_tiny_instructions(
+                input_shape, n_classes, fit.size, budget.board
             )
-        return ok, model_bytes, arena
+            ok = fit.instructions <= budget.max_instructions
+            text += f", {fit.instructions:,} instructions"
+        if log:
+            log(f"budget: tiny width {width}: {text} -> {'fits' if ok else 'too big'}")
+        return ok, fit
 
     widths = tuple(sorted(widths))
-    ok, model_bytes, arena = check(widths[0])
+    ok, best = check(widths[0])
     if not ok:
+        counted = f", {best.instructions:,} instructions" if best.instructions else ""
         raise TinyharError(
-            f"even the smallest tiny model (width {widths[0]}: int8 {model_bytes / 1024:.1f} KB, "
-            f"arena {arena / 1024:.1f} KB) exceeds --max-model-kb {max_model_kb:g} / "
-            f"--max-arena-kb {max_arena_kb:g}: raise the budget"
+            f"even the smallest tiny model (width {widths[0]}: int8 "
+            f"{best.model_bytes / 1024:.1f} KB, arena {best.arena_bytes / 1024:.1f} KB"
+            f"{counted}) exceeds {budget.describe()}: raise the budget"
         )
-    best = (widths[0], model_bytes, arena)
     lo, hi = 1, len(widths) - 1
     while lo <= hi:
         mid = (lo + hi) // 2
-        ok, model_bytes, arena = check(widths[mid])
+        ok, fit = check(widths[mid])
         if ok:
-            best = (widths[mid], model_bytes, arena)
-            lo = mid + 1
+            best, lo = fit, mid + 1
         else:
             hi = mid - 1
-    width, model_bytes, arena = best
-    return {"width": width}, model_bytes, arena
+    return best

@@ -29,14 +29,16 @@ from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, atomic_write_bytes, atomic_write_json, remove
 from tinyhar.log import inf, wrn
 from tinyhar.model import plots
-from tinyhar.model.architectures import LEARNING_RATE, build_model
+from tinyhar.model.architectures import LEARNING_RATE, TINY_SIZE, build_model
 from tinyhar.model.augment import Augment, augment, sensor_groups
-from tinyhar.model.budget import PARAMS_NOTE, fit_tiny_to_budget, int8_params
+from tinyhar.model.budget import PARAMS_NOTE, Budget, fit_tiny_to_budget, int8_params
 from tinyhar.model.dataset_spec import dataset_spec
+from tinyhar.model.distill import distilled_targets, teacher_probs
 from tinyhar.model.metrics import classification_metrics
 from tinyhar.model.selection import SelectionRule, best_epoch, selection_callback
 
 DEFAULT_EPOCHS = 50  # the paper's setting
+DEFAULT_BUDGET = Budget()  # bytes a budget option leaves unset: 64 KB model, 32 KB arena
 DEFAULT_BATCH = 64
 # Training windows twice as dense as the default --stride: on HAPT, better across subjects and
 # steadier between seeds (docs/model.md); validation, test and the firmware keep --stride.
@@ -79,9 +81,19 @@ class TrainConfig:
     select: SelectionRule = field(default_factory=SelectionRule)
     augment: Augment = field(default_factory=Augment)
     lr_schedule: str = "cosine"  # from LEARNING_RATE to 0 over `epochs`; or "constant"
-    max_model_kb: float = 64
-    max_arena_kb: float = 32
-    size: dict[str, Any] | None = None  # tiny as given (a search trial): no budget sizing
+    warmup_epochs: int = 0  # the rate climbs linearly to LEARNING_RATE over these first epochs
+    label_smoothing: float = 0.0  # the targets: 1 - s on the class, s spread over all classes
+    teachers: Sequence[Path] = ()  # trained runs whose mean outputs become soft targets
+    distill: float = 0.5  # the teachers' share of the targets
+    distill_temperature: float = 2.0
+    # tiny's budget: None everywhere: the default shape (TINY_SIZE) as it is; else the largest
+    # width of that shape within the budget (unset bytes: DEFAULT_BUDGET's; instructions: any)
+    max_model_kb: float | None = None
+    max_arena_kb: float | None = None
+    max_instructions: int | None = None  # on the emulated board (budget.BUDGET_BOARD)
+    # tiny's shape (build_tiny's options over the default shape's; --size): with no budget
+    # option, as it is (a search trial, too); with one, the width is sized
+    size: dict[str, Any] | None = None
 
 
 @dataclass
@@ -123,6 +135,9 @@ class TrainMetrics:
     train_seconds: float
     seed: int
     batch_size: int
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    distillation: dict[str, Any] = field(default_factory=dict)  # teachers, weight, temperature
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -250,30 +265,52 @@ def _epoch_logger(log: Callable[[str], None], epochs: int, seconds: list[float])
     return EpochLine()
 
 
+def sized_to_budget(cfg: TrainConfig) -> bool:
+    """Whether a budget option was given (else tiny is the default shape as it is)."""
+    return any(v is not None for v in (cfg.max_model_kb, cfg.max_arena_kb, cfg.max_instructions))
+
+
 def size_model(
     cfg: TrainConfig, shape: tuple[int, int], n_classes: int, log: Callable[[str], None]
 ) -> tuple[dict, dict]:
-    """(size params, budget) for build_model: tiny's width fitted to the model and arena budget;
-    nothing for paper."""
+    """(size params, budget) for build_model: tiny's default shape, or its largest width within
+    the budget options; nothing for paper."""
     if cfg.arch != "tiny":
         return {}, {}
-    if cfg.size is not None:
-        return dict(cfg.size), {}
-    log(
-        f"sizing tiny to the model budget: {cfg.max_model_kb:g} KB int8 model / "
-        f"{cfg.max_arena_kb:g} KB arena (--max-model-kb, --max-arena-kb)"
+    if not sized_to_budget(cfg):
+        if cfg.size is not None:
+            return TINY_SIZE | cfg.size, {}  # recorded whole: the default shape may change
+        log(f"tiny: the default shape ({_size_text(TINY_SIZE)}); --max-model-kb, "
+            "--max-arena-kb or --max-instructions size its width to a budget")  # fmt: skip
+        return dict(TINY_SIZE), {}
+    if cfg.size is not None and "width" in cfg.size:
+        raise TinyharError("--size width=... and a budget option: a budget sizes the width; "
+                           "give one or the other")  # fmt: skip
+    want = Budget(
+        max_model_kb=cfg.max_model_kb or DEFAULT_BUDGET.max_model_kb,
+        max_arena_kb=cfg.max_arena_kb or DEFAULT_BUDGET.max_arena_kb,
+        max_instructions=cfg.max_instructions,
     )
-    size, model_bytes, arena = fit_tiny_to_budget(
-        shape, n_classes, cfg.max_model_kb, cfg.max_arena_kb, log=log
-    )
+    log(f"sizing tiny to {want.describe()}")
+    fit = fit_tiny_to_budget(shape, n_classes, want, log=log, shape=TINY_SIZE | (cfg.size or {}))
     budget = {
-        "max_model_kb": cfg.max_model_kb,
-        "max_arena_kb": cfg.max_arena_kb,
-        "int8_model_bytes_untrained": model_bytes,
-        "arena_bytes_untrained": arena,
+        "max_model_kb": want.max_model_kb,
+        "max_arena_kb": want.max_arena_kb,
+        "int8_model_bytes_untrained": fit.model_bytes,
+        "arena_bytes_untrained": fit.arena_bytes,
     }
-    log(f"tiny width {size['width']}: int8 {model_bytes} B, arena {arena} B")
-    return size, budget
+    counted = ""
+    if want.max_instructions is not None:
+        budget |= {"max_instructions": want.max_instructions, "board": want.board,
+                   "instructions_untrained": fit.instructions}  # fmt: skip
+        counted = f", {fit.instructions:,} instructions on the emulated {want.board}"
+    log(f"tiny width {fit.size['width']}: int8 {fit.model_bytes} B, arena {fit.arena_bytes} B"
+        f"{counted}")  # fmt: skip
+    return fit.size, budget
+
+
+def _size_text(size: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in size.items())
 
 
 def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
@@ -282,6 +319,11 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
 
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise TinyharError("--epochs and --batch-size must be at least 1")
+    if not 0 <= cfg.label_smoothing < 1 or cfg.warmup_epochs < 0:
+        raise TinyharError(
+            f"--label-smoothing {cfg.label_smoothing} / --warmup-epochs {cfg.warmup_epochs}: "
+            "give a smoothing from 0 to below 1 and at least 0 warm-up epochs"
+        )
     n_classes = len(prep.class_names)
     shape = (cfg.window, len(prep.dataset["channels"]))
     size, budget = size_model(cfg, shape, n_classes, log)
@@ -289,6 +331,18 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
     keras.utils.set_random_seed(cfg.seed)
     model = build_model(cfg.arch, shape, n_classes, **size)
     s = prep.split
+    y_train, y_val = s.train.y, s.val.y
+    if cfg.teachers:
+        if cfg.augment.active:
+            raise TinyharError("distillation takes the teachers' outputs on fixed training "
+                               "windows: leave out the augmentation options")  # fmt: skip
+        probs = teacher_probs(cfg.teachers, s.train.x, prep.class_names)
+        y_train = distilled_targets(s.train.y, probs, cfg.distill, cfg.distill_temperature)
+        y_val = np.eye(n_classes, dtype=np.float32)[s.val.y]
+        log(f"distilling from {len(cfg.teachers)} teacher(s): targets {cfg.distill:g} theirs "
+            f"at temperature {cfg.distill_temperature:g}")  # fmt: skip
+    if cfg.label_smoothing or cfg.teachers:
+        compile_soft(model, n_classes, cfg.label_smoothing, onehot=not cfg.teachers)
     x_val = normalize(s.val.x, prep.mean, prep.std)
     seconds: list[float] = []
     rule = cfg.select
@@ -296,10 +350,14 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
         selection_callback(rule, x_val, s.val.y, prep.class_names),
         _epoch_logger(log, cfg.epochs, seconds),
     ]
-    if cfg.lr_schedule == "cosine":
-        callbacks.append(keras.callbacks.LearningRateScheduler(lambda e: cosine_lr(e, cfg.epochs)))
-    elif cfg.lr_schedule != "constant":
+    if cfg.lr_schedule not in ("cosine", "constant"):
         raise TinyharError(f"unknown --lr-schedule {cfg.lr_schedule!r}: use constant or cosine")
+    if cfg.lr_schedule == "cosine" or cfg.warmup_epochs:
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(
+                lambda e: learning_rate(e, cfg.epochs, cfg.lr_schedule, cfg.warmup_epochs)
+            )
+        )
     params = int8_params(cfg.arch, shape, n_classes, **size)
     log(
         f"training {cfg.arch} ({params} params, as int8) on {len(s.train)} windows, "
@@ -309,8 +367,8 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
         log(f"augmenting the training windows: {cfg.augment.describe()}")
     t0 = time.perf_counter()
     hist = model.fit(
-        *_training_data(cfg, prep),
-        validation_data=(x_val, s.val.y),
+        *_training_data(cfg, prep, y_train),
+        validation_data=(x_val, y_val),
         epochs=cfg.epochs,
         batch_size=None if cfg.augment.active else cfg.batch_size,
         shuffle=not cfg.augment.active,
@@ -333,14 +391,44 @@ def cosine_lr(epoch: int, epochs: int) -> float:
     return float(LEARNING_RATE * 0.5 * (1 + np.cos(np.pi * epoch / epochs)))
 
 
-def _training_data(cfg: TrainConfig, prep: Prepared) -> tuple:
+def learning_rate(epoch: int, epochs: int, schedule: str, warmup: int = 0) -> float:
+    """Adam's rate in 0-based `epoch`: a linear climb to LEARNING_RATE over `warmup` epochs, then
+    constant or a half cosine to 0 over the remaining epochs."""
+    if epoch < warmup:
+        return LEARNING_RATE * (epoch + 1) / (warmup + 1)
+    if schedule == "constant":
+        return LEARNING_RATE
+    return cosine_lr(epoch - warmup, max(1, epochs - warmup))
+
+
+def compile_soft(model, n_classes: int, smoothing: float, onehot: bool = True) -> None:
+    """Compile `model` as build_model does, for label smoothing on integer targets (`onehot`)
+    or for probability targets (distillation), with cross-entropy."""
+    from tinyhar.lite.keras_env import keras, tf  # lazy: TensorFlow takes seconds to import
+
+    def soft_crossentropy(y_true, y_pred):
+        if onehot:
+            y_true = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n_classes)
+        return keras.losses.categorical_crossentropy(y_true, y_pred, label_smoothing=smoothing)
+
+    accuracy = (
+        keras.metrics.SparseCategoricalAccuracy if onehot else keras.metrics.CategoricalAccuracy
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
+        loss=soft_crossentropy,
+        metrics=[accuracy(name="accuracy")],
+    )
+
+
+def _training_data(cfg: TrainConfig, prep: Prepared, y: np.ndarray) -> tuple:
     """model.fit's training input: the normalised windows and labels, or (augmenting) a
     keras Sequence that augments the raw windows afresh each epoch (seeded) and shuffles."""
     from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
 
     train = prep.split.train
     if not cfg.augment.active:
-        return normalize(train.x, prep.mean, prep.std), train.y
+        return normalize(train.x, prep.mean, prep.std), y
     groups = sensor_groups(prep.dataset["channels"])
     rng = np.random.default_rng([cfg.seed, 9])  # a stream apart from Keras's own seeding
 
@@ -464,6 +552,15 @@ def train_metrics(
         train_seconds=history["train_seconds"],
         seed=cfg.seed,
         batch_size=cfg.batch_size,
+        warmup_epochs=cfg.warmup_epochs,
+        label_smoothing=cfg.label_smoothing,
+        distillation={
+            "teachers": [str(p) for p in cfg.teachers],
+            "weight": cfg.distill,
+            "temperature": cfg.distill_temperature,
+        }
+        if cfg.teachers
+        else {},
     )
 
 

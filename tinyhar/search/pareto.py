@@ -55,7 +55,8 @@ def pareto_png(
     lat = latency_key(points)
     labels = (("model_bytes", "int8 model (KB)", 1024), ("arena_bytes", "TFLM arena (KB)", 1024),
               (lat, *LATENCY[lat]))  # fmt: skip
-    limits = {"model_bytes": budget.get("model_bytes"), "arena_bytes": budget.get("arena_bytes")}
+    limits = {"model_bytes": budget.get("model_bytes"), "arena_bytes": budget.get("arena_bytes"),
+              "instructions": budget.get("instructions")}  # fmt: skip
     for ax, (key, name, unit) in zip(axes, labels, strict=True):
         ax.scatter([p[key] / unit for p in points], [p[SCORE] for p in points], c="0.6", s=18,
                    label="trial")  # fmt: skip

@@ -19,7 +19,10 @@ from tinyhar.deploy.build import BuildOptions
 from tinyhar.deploy.quantize import convert_and_measure, load_run_inputs, normalise, tflm_outputs
 from tinyhar.device.emulator import measure_instructions
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
+from tinyhar.model.architectures import DROPOUT
+from tinyhar.model.budget import measure_tiny_instructions
 from tinyhar.model.train import (
+    Prepared,
     TrainConfig,
     evaluate,
     fit,
@@ -28,15 +31,21 @@ from tinyhar.model.train import (
     train_metrics,
     write_run,
 )
+from tinyhar.search.pareto import SCORE
 
 # What a search varies in the `tiny` family (build_tiny's parameters).
 SPACE: dict[str, list[Any]] = {
     "width": [8, 12, 16, 24, 32, 48, 64],
     "kernel": [3, 5, 7],
     "pool": [2, 4],
-    "attention": [True, False],
+    "stride": [1, 2],
+    "attention": ["dot", "pool", "none"],
     "branch": [True, False],
+    "stats": ["none", "mean"],
 }
+# What it keeps fixed, whatever the default shape: batch norm folded into the conv and dense
+# layers (the same MACs as after the ReLU, without its MUL and ADD), the conv as wide as the LSTM.
+FIXED: dict[str, Any] = {"norm": "bn_relu", "means": "mean", "filters": None, "dropout": DROPOUT}
 
 
 MEMO_DIR = ".sizes"  # in R/trials: the figures of each size tried, by a digest of the size
@@ -49,6 +58,7 @@ class TrialContext:
     train: TrainConfig
     root: Path  # R/trials: one run folder per trial
     emulate_board: str | None = None  # measure instructions on this board's emulated firmware
+    max_instructions: int | None = None  # a hard bound: a size over it is not trained
 
 
 def _quiet(_line: str) -> None:
@@ -56,14 +66,20 @@ def _quiet(_line: str) -> None:
 
 
 def size_of(params: dict[str, Any]) -> dict[str, Any]:
-    """build_tiny's keyword arguments from a trial's parameters (plain Python types)."""
-    return {
-        "width": int(params["width"]),
-        "kernel": int(params["kernel"]),
-        "pool": int(params["pool"]),
-        "attention": bool(params["attention"]),
-        "branch": bool(params["branch"]),
-    }
+    """build_tiny's keyword arguments from a trial's parameters (plain Python types): FIXED,
+    then those of SPACE it has."""
+    cast = {"width": int, "kernel": int, "pool": int, "stride": int, "branch": bool}
+    size = dict(FIXED)
+    for key in SPACE:
+        if key in params:
+            value = params[key]
+            size[key] = cast[key](value) if key in cast else _plain(value)
+    return {"stride": 1, "stats": "none"} | size  # a search from before they were searched
+
+
+def _plain(value: Any) -> Any:
+    """A choice as JSON takes it: numpy's bools and strings as Python's."""
+    return bool(value) if isinstance(value, bool | np.bool_) else str(value)
 
 
 def _memo(root: Path, size: dict[str, Any]) -> Path:
@@ -86,6 +102,9 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, name: str) -> dict[str,
 def _train_and_measure(params: dict[str, Any], ctx: TrialContext, name: str) -> dict[str, Any]:
     cfg = replace(ctx.train, arch="tiny", size=size_of(params), run=ctx.root / name)
     prep = prepare(cfg, load_dataset(resolve_data(cfg.data)), warn=_quiet)
+    over = _over_instructions(cfg.size, prep, ctx)
+    if over is not None:
+        return over | {"trained_in": name}
     model, history, size, budget = fit(cfg, prep, log=_quiet)
     metrics = train_metrics(cfg, prep, evaluate(model, prep), model, history, size, budget)
     write_run(cfg.run, cfg, prep, model, history, metrics, _quiet)
@@ -116,6 +135,18 @@ def _train_and_measure(params: dict[str, Any], ctx: TrialContext, name: str) -> 
         "run": str(cfg.run),
         "trained_in": name,
     }
+
+
+def _over_instructions(size: dict[str, Any], prep: Prepared, ctx: TrialContext) -> dict | None:
+    """With a bound on instructions: an untrained model of `size` is counted first (the count
+    barely depends on the weights) and a size over the bound is reported, not trained."""
+    if ctx.max_instructions is None or ctx.emulate_board is None:
+        return None
+    shape = (ctx.train.window, len(prep.dataset["channels"]))
+    n = measure_tiny_instructions(shape, len(prep.class_names), size, ctx.emulate_board)
+    if n <= ctx.max_instructions:
+        return None
+    return {"over_instructions": n, "instructions": n, SCORE: 0.0}
 
 
 def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:

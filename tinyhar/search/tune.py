@@ -44,6 +44,7 @@ class SearchOptions:
     resume: bool = False
     max_model_kb: float | None = None  # None: the board's model budget
     max_arena_kb: float | None = None  # None: the board's arena budget
+    max_instructions: int | None = None  # a hard bound, counted on the emulated board
     emulate: bool | None = None  # instructions per trial on the emulated board; None: if it runs
     progress: bool = True
 
@@ -56,14 +57,18 @@ class SearchResult:
 
 
 def budget_of(opts: SearchOptions) -> dict[str, int]:
-    """Model and arena bytes a model may take: the board's, or less when asked."""
+    """Model and arena bytes a model may take: the board's, or less when asked; and the
+    instructions per inference when bounded."""
     b = load_board(opts.board)
     model, arena = b.model_flash_bytes, b.arena_ram_bytes
     if opts.max_model_kb is not None:
         model = min(model, int(opts.max_model_kb * 1024))
     if opts.max_arena_kb is not None:
         arena = min(arena, int(opts.max_arena_kb * 1024))
-    return {"model_bytes": int(model), "arena_bytes": int(arena)}
+    budget = {"model_bytes": int(model), "arena_bytes": int(arena)}
+    if opts.max_instructions is not None:
+        budget["instructions"] = int(opts.max_instructions)
+    return budget
 
 
 def _trainable(config: dict[str, Any], ctx: TrialContext, trial: Trial) -> None:
@@ -99,6 +104,11 @@ def _progress(total: int, show: bool):
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:
             r = trial.last_result or {}
             again = r.get("trained_in") not in (None, trial.trial_id)
+            if "over_instructions" in r:
+                self._line(f"trial {trial.trial_id} {_params(trial.config)}: "
+                           f"{r['over_instructions'] / 1e6:.2f} M instructions (untrained), over "
+                           f"--max-instructions: not trained")  # fmt: skip
+                return
             self._line(f"trial {trial.trial_id} {_params(trial.config)}: int8 val "
                        f"{r.get(SCORE, 0):.4f}, model {r.get('model_bytes', 0) / 1024:.1f} KB, "
                        f"arena {r.get('arena_bytes', 0) / 1024:.1f} KB, {_latency(r)}"
@@ -137,7 +147,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = inf,
     if not opts.resume and tune_dir.exists():
         raise TinyharError(f"{run} already holds a search: add --resume, or pick a new --run")
     ctx = TrialContext(replace(cfg, data=data, arch="tiny", run=None), run / runs.TRIALS_DIR,
-                       _emulated_board(opts, log))  # fmt: skip
+                       _emulated_board(opts, log), opts.max_instructions)  # fmt: skip
     cluster = plan(opts.workers, opts.address)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no Tune tables on stdout: ours instead
     with ray_session(cluster) as ray:
@@ -155,7 +165,7 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = inf,
             log(f"resuming the search in {tune_dir}")
             tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_errored=False)
         else:
-            searcher = OptunaSearch(metric=[SCORE, "model_bytes"], mode=["max", "min"],
+            searcher = OptunaSearch(metric=[SCORE, _ranked_cost(opts)], mode=["max", "min"],
                                     seed=cfg.seed)  # fmt: skip
             tuner = tune.Tuner(
                 trainable,
@@ -183,13 +193,26 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = inf,
     return _finish(opts, run, trials, budget, log)
 
 
+def _ranked_cost(opts: SearchOptions) -> str:
+    """What the searcher minimises beside maximising accuracy: instructions under a bound on
+    them, else model bytes."""
+    return "model_bytes" if opts.max_instructions is None else "instructions"
+
+
 def _emulated_board(opts: SearchOptions, log: Callable[[str], None]) -> str | None:
     """The board whose emulated firmware measures each trial's instructions, or None."""
+    bounded = opts.max_instructions is not None
     if opts.emulate is False:
+        if bounded:
+            raise TinyharError("--max-instructions is counted on the emulated board: drop "
+                               "--no-emulate")  # fmt: skip
         return None
     missing = emulation_missing(opts.board)
     if missing is None:
         return opts.board
+    if bounded:
+        raise TinyharError(f"--max-instructions is counted on the emulated {opts.board}, which "
+                           f"this machine cannot run: {missing}")  # fmt: skip
     if opts.emulate:
         raise TinyharError(f"--emulate: {missing}; or drop --emulate to rank latency by MACs")
     log(f"instructions per inference not measured ({missing}): latency is ranked by MACs")
@@ -235,28 +258,35 @@ def _finish(opts: SearchOptions, run: Path, trials: list[dict[str, Any]], budget
     for t in done:
         if t.get("trained_in") not in (None, t["trial"]):
             t["repeat_of"] = t["trained_in"]
-    ok = [t for t in done if "repeat_of" not in t]  # each size once
+    over = [t for t in done if "over_instructions" in t and "repeat_of" not in t]
+    ok = [t for t in done if "repeat_of" not in t and "over_instructions" not in t]  # trained
     failed = [t for t in trials if "error" in t]
     if not ok:
         first = failed[0]["error"] if failed else "no trial finished"
+        if over and not failed:
+            first = f"every size tried exceeds --max-instructions {budget['instructions']}"
         raise TinyharError(f"no search trial finished ({first}): see {run / runs.TUNE_DIR}")
-    front = pareto_front(ok)
+    bound = budget.get("instructions")
     for t in ok:
         t["fits"] = t["model_bytes"] <= budget["model_bytes"] and (
             t["arena_bytes"] <= budget["arena_bytes"]
         )
+        t["fits"] = t["fits"] and _within(t, bound)
+    within = [i for i, t in enumerate(ok) if _within(t, bound)]
+    front = [within[i] for i in pareto_front([ok[i] for i in within])]
     fits = [i for i, t in enumerate(ok) if t["fits"]]
     best = max(fits, key=lambda i: (ok[i][SCORE], -ok[i]["model_bytes"]), default=None)
     summary: dict[str, Any] = {
         "latency": {"key": latency_key(ok), "measure": LATENCY[latency_key(ok)][0]},
-        "algorithm": "Optuna TPE (multi-objective: int8 validation accuracy up, model bytes "
-        "down) through Ray Tune",
+        "algorithm": f"Optuna TPE (multi-objective: int8 validation accuracy up, "
+        f"{_ranked_cost(opts).replace('_', ' ')} down) through Ray Tune",
         "board": opts.board,
         "budget": budget,
         "trials_asked": opts.trials,
         "trials": trials,
         "failed": [{"trial": t["trial"], "error": t["error"]} for t in failed],
         "pareto": [ok[i]["trial"] for i in front],
+        "over_instructions": [t["trial"] for t in over],
         "best": ok[best]["trial"] if best is not None else None,
         "smallest_within_1pp": None,
         "selection": f"{SCORE}: validation windows; the test split is reported, never chosen on",
@@ -277,6 +307,11 @@ def _finish(opts: SearchOptions, run: Path, trials: list[dict[str, Any]], budget
         log(f"no trial fits the budget of {opts.board} ({budget}): no model in {run}")
     files.append(atomic_write_json(run / runs.SEARCH_JSON, summary))
     return SearchResult(run, summary, files)
+
+
+def _within(trial: dict[str, Any], bound: int | None) -> bool:
+    """Whether a trained trial's firmware (counted on the emulated board) meets the bound."""
+    return bound is None or trial.get("instructions", bound + 1) <= bound
 
 
 def _synthetic(trial: dict[str, Any]) -> bool:
@@ -316,6 +351,9 @@ def format_search(result: SearchResult) -> str:
                     f"{t['arena_bytes'] / 1024:>8.1f} "
                     f"{t[lat] / lat_unit:>7.{digits}f}{mark}")  # fmt: skip
     rows += [f"trial {f['trial']} FAILED: {f['error']}" for f in s["failed"]]
+    if s.get("over_instructions"):
+        rows.append(f"{len(s['over_instructions'])} sizes over --max-instructions "
+                    f"{s['budget']['instructions']:,}: not trained")  # fmt: skip
     done = len(s["trials"]) - len(s["failed"])
     repeats = sum(1 for t in s["trials"] if "repeat_of" in t)
     again = f" ({repeats} of them a size tried before, not trained again)" if repeats else ""
