@@ -350,7 +350,7 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
               "the default shape's width to fit; the board's budget, `tinyhar boards`, is larger."
               + _default("the default shape; 64 with another budget option"))  # fmt: skip
 @click.option("--max-arena-kb", type=click.FloatRange(min=1), default=None,
-              help="tiny's model budget: the largest TFLM arena (KB)."
+              help="tiny's model budget: the largest TFLM arena (KB); the board's budget is larger."
               + _default("the default shape; 32 with another budget option"))  # fmt: skip
 @click.option("--max-instructions", type=click.IntRange(min=1), default=None,
               help="tiny's latency budget: instructions per inference, counted on the emulated "
