@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from conftest import one_error_line, require_tools, tinyhar
 
 from tinyhar.cli import main
+from tinyhar.device import instruction_budget
 from tinyhar.errors import TinyharError
 from tinyhar.model import budget
 from tinyhar.model.budget import Budget, fit_tiny_to_budget
@@ -36,15 +37,15 @@ def test_the_ladder_counts_instructions_only_where_the_bytes_fit(monkeypatch):
         return size["width"] * 10_000
 
     monkeypatch.setattr(budget, "measure_tiny", fake_bytes)
-    monkeypatch.setattr(budget, "measure_tiny_instructions", fake_instructions)
-    monkeypatch.setattr(budget, "instructions_missing", lambda board: None)
     want = Budget(max_model_kb=48_000 / 1024, max_arena_kb=32, max_instructions=250_000)
-    fit = fit_tiny_to_budget((100, 6), 6, want, shape={"width": 64, "pool": 4})
+    fit = fit_tiny_to_budget((100, 6), 6, want, shape={"width": 64, "pool": 4},
+                             count_instructions=fake_instructions)  # fmt: skip
     assert fit.size == {"pool": 4, "width": 24} and fit.instructions == 240_000
     assert 64 not in counted and 96 not in counted  # their bytes are over: never counted
     assert shapes and all(s == {"pool": 4} for s in shapes)  # the shape's options, not its width
     with pytest.raises(TinyharError) as e:
-        fit_tiny_to_budget((100, 6), 6, Budget(max_instructions=50_000))
+        fit_tiny_to_budget((100, 6), 6, Budget(max_instructions=50_000),
+                           count_instructions=fake_instructions)  # fmt: skip
     assert "\n" not in str(e.value)
     assert "80,000 instructions" in str(e.value) and "--max-instructions 50000" in str(e.value)
 
@@ -63,21 +64,23 @@ def test_train_max_instructions_without_the_emulator_is_one_line(synth, tmp_path
 def test_a_budget_no_width_meets_is_one_line_with_the_count(tmp_path, monkeypatch):
     """The smallest width is built and run on the emulated board; its count is then cached."""
     require_tools("arm-none-eabi-g++", "qemu-system-arm", apt="gcc-arm-none-eabi qemu-system-arm")
-    real = budget._sizing_cache  # a fresh cache of counts; the compiled objects' as it is
-    monkeypatch.setattr(budget, "_sizing_cache", lambda kind="tiny": tmp_path / real(kind).name)
-    monkeypatch.setattr(budget, "_INSTRUCTIONS", {})
+    real = budget.sizing_cache  # a fresh cache of counts; the compiled objects' as it is
+    fresh = lambda kind="tiny": tmp_path / real(kind).name  # noqa: E731
+    monkeypatch.setattr(instruction_budget, "sizing_cache", fresh)
+    monkeypatch.setattr(instruction_budget, "_INSTRUCTIONS", {})
     want = Budget(max_instructions=1000)
     with pytest.raises(TinyharError) as e:
-        fit_tiny_to_budget((100, 6), 6, want, widths=(8, 16))
+        fit_tiny_to_budget((100, 6), 6, want, widths=(8, 16),
+                           count_instructions=instruction_budget.instruction_counter())  # fmt: skip
     msg = str(e.value)
     assert "\n" not in msg and "width 8" in msg and "--max-instructions 1000" in msg
     count = int(msg.split(" instructions")[0].rsplit(" ", 1)[1].replace(",", ""))
     assert 100_000 < count < 2_000_000
     (cache,) = tmp_path.glob("instructions-*.json")
     assert list(json.loads(cache.read_text()).values()) == [[count]]
-    monkeypatch.setattr(budget, "_INSTRUCTIONS", {})
-    monkeypatch.setattr("tinyhar.device.emulator.measure_instructions", None)  # not run again
-    assert budget.measure_tiny_instructions((100, 6), 6, {"width": 8}) == count
+    monkeypatch.setattr(instruction_budget, "_INSTRUCTIONS", {})
+    monkeypatch.setattr(instruction_budget, "measure_instructions", None)  # not run again
+    assert instruction_budget.measure_tiny_instructions((100, 6), 6, {"width": 8}) == count
 
 
 def test_search_max_instructions_needs_the_emulator_in_one_line(synth, tmp_path, monkeypatch):

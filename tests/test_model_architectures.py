@@ -192,12 +192,12 @@ def test_budget_sizes_are_cached_on_disk_for_later_trainings(tmp_path, monkeypat
 @pytest.mark.slow
 def test_tiny_batch_norm_before_relu_folds_into_conv_and_dense():
     from tinyhar.lite.tflite_inspect import inspect_tflite
-    from tinyhar.model.budget import _untrained_int8
+    from tinyhar.model.budget import untrained_int8
 
     width = 12
-    today = inspect_tflite(_untrained_int8("tiny", (100, 6), 6, width=width, pool=4))
+    today = inspect_tflite(untrained_int8("tiny", (100, 6), 6, width=width, pool=4))
     folded = inspect_tflite(
-        _untrained_int8("tiny", (100, 6), 6, width=width, pool=4, norm="bn_relu")
+        untrained_int8("tiny", (100, 6), 6, width=width, pool=4, norm="bn_relu")
     )
     assert today.op_counts["MUL"] == today.op_counts["ADD"] == 2  # conv's and branch's batch norm
     assert "MUL" not in folded.ops and "ADD" not in folded.ops

@@ -238,7 +238,7 @@ def test_warmup_climbs_to_adams_rate_then_the_schedule_runs_over_the_rest():
 
 @pytest.mark.slow
 def test_label_smoothing_and_warmup_train_save_and_record(synth, tmp_path):
-    from tinyhar.deploy.quantize import load_keras
+    from tinyhar.lite.keras_file import load_keras
     from tinyhar.model.train import train
 
     run = tmp_path / "R"

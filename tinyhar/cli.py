@@ -383,6 +383,11 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
         max_model_kb=max_model_kb, max_arena_kb=max_arena_kb, max_instructions=max_instructions,
         size=size,
     )  # fmt: skip
+    count_instructions = None
+    if max_instructions is not None and arch == "tiny":
+        from tinyhar.device.instruction_budget import instruction_counter  # lazy: fast --help
+
+        count_instructions = instruction_counter()
     if folds is not None or workers is not None:
         if split != "loso" or folds is None:
             raise TinyharError("--folds (and --workers) go with --split loso, e.g. "
@@ -390,13 +395,14 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
         from tinyhar.model.loso import LosoOptions, format_loso, run_loso  # lazy: fast --help
 
         opts = LosoOptions(train=cfg, folds=folds, workers=workers, address=address,
-                           progress=log.verbosity() >= log.NORMAL)  # fmt: skip
+                           progress=log.verbosity() >= log.NORMAL,
+                           count_instructions=count_instructions)  # fmt: skip
         result = run_loso(opts, log=log.inf)
         _echo(format_loso(result))
         if result.summary["failed"]:
             sys.exit(EXIT_FAILED)
         return
-    result = run_training(cfg, log=log.inf)
+    result = run_training(cfg, log=log.inf, count_instructions=count_instructions)
     _echo(summary(result))
 
 

@@ -20,9 +20,10 @@ from tinyhar.data.dataset import Channel, Dataset, load_dataset
 from tinyhar.data.units import UNIT_FACTORS
 from tinyhar.data.windows import make_windows
 from tinyhar.deploy.board_reference import for_board
-from tinyhar.deploy.quantize import library_title, load_keras, normalise, tflm_outputs, top1
+from tinyhar.deploy.quantize import library_title, normalise, tflm_outputs, top1
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
+from tinyhar.lite.keras_file import load_keras
 from tinyhar.log import inf, wrn
 from tinyhar.model import plots
 from tinyhar.model.metrics import classification_metrics

@@ -20,6 +20,7 @@ from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json, remove
 from tinyhar.lite.arena import RESOLUTION, measure_arena
 from tinyhar.lite.convert import to_int8_tflite
+from tinyhar.lite.keras_file import load_keras
 from tinyhar.lite.reference import TfliteReference, TflmReference
 from tinyhar.lite.tflite_inspect import ModelInfo, TensorInfo, inspect_tflite
 from tinyhar.log import inf
@@ -292,19 +293,6 @@ def format_report(report: QuantizeReport) -> str:
     lines = [f"quantized {r.run}{synth}"]
     lines += [f"  {k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)
-
-
-def load_keras(path: Path):
-    """A run's Keras model; one line naming the file when it cannot be read."""
-    from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
-
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as e:  # a corrupt or foreign file fails in many ways
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise TinyharError(
-            f"cannot read {path} ({first}): train the run again with `tinyhar train`"
-        ) from None
 
 
 def top1(y: np.ndarray) -> np.ndarray:

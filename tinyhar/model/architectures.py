@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+
 from tinyhar.errors import TinyharError
-from tinyhar.lite.keras_env import keras
+from tinyhar.lite.keras_env import keras, tf
 
 ARCHS = ("tiny", "paper")
 LEARNING_RATE = 0.001
@@ -102,8 +104,6 @@ def _window_stats(inp, stats: str, means: str):
     """Per-channel statistics of the normalised input window: the mean, and the spread, mean
     |x - mean| for "mad" (SUB, ABS) or mean (x - mean)^2 for "var" (SQUARED_DIFFERENCE); the
     means as `means` says. TFOpLambda layers: they save, load and clone as Keras layers."""
-    from tinyhar.lite.keras_env import tf
-
     mean = _time_mean(inp, means, "stats_mean", keepdims=True)  # (1, C)
     feats = [L.Flatten(name="stats_mean_flat")(mean)]
     if stats == "mad":
@@ -191,8 +191,6 @@ def parse_size(text: str) -> dict:
     """`--size`: build_tiny's options as key=value pairs, comma separated (numbers, true/false
     or words), e.g. "width=16,stride=2,pool=2"; an unknown key or a pair without "=" is one
     TinyharError line."""
-    import inspect
-
     known = [p for p in inspect.signature(build_tiny).parameters if p not in _NOT_SIZE]
     size: dict = {}
     for item in filter(None, (t.strip() for t in text.split(","))):

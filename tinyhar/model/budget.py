@@ -17,15 +17,15 @@ from tinyhar.lite import convert
 from tinyhar.lite.arena import measure_arena
 from tinyhar.lite.convert import to_int8_tflite
 from tinyhar.lite.tflite_inspect import inspect_tflite
-from tinyhar.log import Log
 from tinyhar.model import architectures
 from tinyhar.model.architectures import TINY_WIDTHS, build_model
 from tinyhar.resources import cache_dir, templates_dir
 
+# (input shape, classes, shape options, board) -> instructions per inference of an untrained tiny
+InstructionCounter = Callable[[tuple[int, int], int, dict, str], int]
 BUDGET_BOARD = "nano33ble"  # whose emulated firmware counts the instructions of `train`'s budget
 
 _CACHE: dict[str, tuple[int, int]] = {}
-_INSTRUCTIONS: dict[str, int] = {}
 _PARAMS: dict[str, int] = {}
 PARAMS_NOTE = (
     "constant elements of the int8 model (weights, biases, shape constants); batch norm is not "
@@ -34,7 +34,7 @@ PARAMS_NOTE = (
 )
 
 
-def _sizing_cache(kind: str = "tiny") -> Path:
+def sizing_cache(kind: str = "tiny") -> Path:
     """The disk cache of measured sizes; its name changes with the code that decides them (for
     instructions also the firmware's templates and kernels)."""
     code = hashlib.sha256()
@@ -46,7 +46,7 @@ def _sizing_cache(kind: str = "tiny") -> Path:
     return cache_dir() / "budget" / f"{kind}-{code.hexdigest()[:16]}.json"
 
 
-def _untrained_int8(arch: str, input_shape: tuple[int, int], n_classes: int, **size) -> bytes:
+def untrained_int8(arch: str, input_shape: tuple[int, int], n_classes: int, **size) -> bytes:
     """An untrained `arch`, every weight jittered, converted to int8 on random windows.
 
     Fresh zero/one biases are deduplicated by the converter; trained ones are not: the jitter
@@ -69,10 +69,10 @@ def _params_key(arch: str, input_shape: tuple[int, int], n_classes: int, size: d
 
 def _remember_params(key: str, params: int) -> None:
     _PARAMS[key] = int(params)
-    path = _sizing_cache("params")
+    path = sizing_cache("params")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {**_read_sizes(path), key: [int(params)]})
+        atomic_write_json(path, {**read_sizes(path), key: [int(params)]})
     except OSError:
         pass  # a read-only cache costs time, not correctness
 
@@ -82,30 +82,30 @@ def int8_params(arch: str, input_shape: tuple[int, int], n_classes: int, **size)
     reports it: measured on a conversion, cached in memory and on disk."""
     key = _params_key(arch, input_shape, n_classes, size)
     if key not in _PARAMS:
-        known = _read_sizes(_sizing_cache("params")).get(key)
+        known = read_sizes(sizing_cache("params")).get(key)
         if known:
             _PARAMS[key] = int(known[0])
     if key not in _PARAMS:
-        data = _untrained_int8(arch, input_shape, n_classes, **size)
+        data = untrained_int8(arch, input_shape, n_classes, **size)
         _remember_params(key, inspect_tflite(data).params)
     return _PARAMS[key]
 
 
-def _read_sizes(path: Path) -> dict[str, list[int]]:
+def read_sizes(path: Path) -> dict[str, list[int]]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 
 
-def _size_key(input_shape: tuple[int, int], n_classes: int, size: dict) -> str:
+def size_key(input_shape: tuple[int, int], n_classes: int, size: dict) -> str:
     return f"{tuple(input_shape)}x{int(n_classes)}@{json.dumps(size, sort_keys=True)}"
 
 
-def _remember(path: Path, key: str, values: list[int]) -> None:
+def remember(path: Path, key: str, values: list[int]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {**_read_sizes(path), key: values})
+        atomic_write_json(path, {**read_sizes(path), key: values})
     except OSError:
         pass  # a read-only cache costs time, not correctness
 
@@ -120,67 +120,20 @@ def measure_tiny(
     convert and measure again.
     """
     size = {**shape, "width": int(width)}
-    key = _size_key(input_shape, n_classes, size)
-    path = _sizing_cache()
+    key = size_key(input_shape, n_classes, size)
+    path = sizing_cache()
     if key not in _CACHE:
-        known = _read_sizes(path).get(key)
+        known = read_sizes(path).get(key)
         if known:
             _CACHE[key] = (int(known[0]), int(known[1]))
     if key not in _CACHE:
-        data = _untrained_int8("tiny", input_shape, n_classes, **size)
+        data = untrained_int8("tiny", input_shape, n_classes, **size)
         _CACHE[key] = (len(data), measure_arena(data))
         _remember_params(
             _params_key("tiny", input_shape, n_classes, size), inspect_tflite(data).params
         )
-        _remember(path, key, list(_CACHE[key]))
+        remember(path, key, list(_CACHE[key]))
     return _CACHE[key]
-
-
-def instructions_missing(board: str = BUDGET_BOARD) -> str | None:
-    """Why this machine cannot count instructions on `board`'s emulated firmware, or None."""
-    from tinyhar.device.emulator import emulation_missing  # lazy: the build machinery
-
-    return emulation_missing(board)
-
-
-def measure_tiny_instructions(
-    input_shape: tuple[int, int],
-    n_classes: int,
-    size: dict,
-    board: str = BUDGET_BOARD,
-    log: Log | None = None,
-) -> int:
-    """Instructions per inference of an untrained `tiny` of `size` in `board`'s firmware on the
-    emulated board (tinyhar.device.emulator.measure_instructions). Trained weights move the
-    count by about 1 % (ReLU zeros, requantisation); cached in memory and on disk."""
-    key = f"{board}:{_size_key(input_shape, n_classes, size)}"
-    path = _sizing_cache("instructions")
-    if key not in _INSTRUCTIONS:
-        known = _read_sizes(path).get(key)
-        if known:
-            _INSTRUCTIONS[key] = int(known[0])
-    if key not in _INSTRUCTIONS:
-        import tempfile
-
-        from tinyhar.deploy.build import BuildOptions  # lazy: the build machinery
-        from tinyhar.device.emulator import measure_instructions  # lazy: the build machinery
-
-        missing = instructions_missing(board)
-        if missing:
-            raise TinyharError(f"instructions are counted on the emulated {board}: {missing}")
-        with tempfile.TemporaryDirectory(prefix="tinyhar_budget_") as tmp:
-            model = Path(tmp) / "model_int8.tflite"
-            model.write_bytes(_untrained_int8("tiny", input_shape, n_classes, **size))
-            labels = ",".join(f"class{k}" for k in range(int(n_classes)))
-            opts = BuildOptions(board=board, model=model, out=Path(tmp) / "build",
-                                model_options={"labels": labels})  # fmt: skip
-            _INSTRUCTIONS[key] = int(measure_instructions(opts, log=log or _quiet)["instructions"])
-        _remember(path, key, [_INSTRUCTIONS[key]])
-    return _INSTRUCTIONS[key]
-
-
-def _quiet(_line: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -217,17 +170,16 @@ def fit_tiny_to_budget(
     widths: tuple[int, ...] = TINY_WIDTHS,
     log: Callable[[str], None] | None = None,
     shape: dict | None = None,
+    count_instructions: InstructionCounter | None = None,
 ) -> Fit:
     """The largest `tiny` width (other options as `shape`) whose int8 model, arena and, when the
-    budget bounds them, instructions fit. Bytes and instructions grow with width, so the ladder
-    is bisected after checking its smallest rung; instructions are counted only for a width
-    whose bytes fit."""
+    budget bounds them, instructions (`count_instructions`) fit. Bytes and instructions grow
+    with width, so the ladder is bisected after checking its smallest rung; instructions are
+    counted only for a width whose bytes fit."""
     shape = {k: v for k, v in (shape or {}).items() if k != "width"}
-    if budget.max_instructions is not None:
-        missing = instructions_missing(budget.board)
-        if missing:
-            raise TinyharError(f"--max-instructions counts on the emulated {budget.board}, "
-                               f"which this machine cannot run: {missing}")  # fmt: skip
+    if budget.max_instructions is not None and count_instructions is None:
+        raise TinyharError(f"--max-instructions counts on the emulated {budget.board}, which "
+                           "this command does not run: use `tinyhar train`")  # fmt: skip
     max_model, max_arena = budget.max_model_kb * 1024, budget.max_arena_kb * 1024
 
     def check(width: int) -> tuple[bool, Fit]:
@@ -236,9 +188,7 @@ def fit_tiny_to_budget(
         ok = model_bytes <= max_model and arena <= max_arena
         text = f"int8 model {model_bytes / 1024:.1f} KB, arena {arena / 1024:.1f} KB"
         if ok and budget.max_instructions is not None:
-            fit.instructions = measure_tiny_instructions(
-                input_shape, n_classes, fit.size, budget.board
-            )
+            fit.instructions = count_instructions(input_shape, n_classes, fit.size, budget.board)
             ok = fit.instructions <= budget.max_instructions
             text += f", {fit.instructions:,} instructions"
         if log:

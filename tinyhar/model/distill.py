@@ -10,6 +10,7 @@ import numpy as np
 from tinyhar import runs
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
+from tinyhar.lite.keras_file import load_keras
 
 
 def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -22,8 +23,6 @@ def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
 def teacher_probs(teachers: Sequence[Path], x_raw: np.ndarray, labels: Sequence[str]) -> np.ndarray:
     """The mean class probabilities of the teacher runs' Keras models on raw windows, each
     normalised by its own dataset.json; one line when a teacher is missing or has other classes."""
-    from tinyhar.deploy.quantize import load_keras  # lazy: TensorFlow takes seconds to import
-
     total = np.zeros((len(x_raw), len(labels)), np.float64)
     for run in teachers:
         run = Path(run)

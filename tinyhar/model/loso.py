@@ -16,6 +16,7 @@ from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_bytes, atomic_write_json
 from tinyhar.log import inf
 from tinyhar.model import plots
+from tinyhar.model.budget import InstructionCounter
 from tinyhar.model.train import TrainConfig, resolve_data, sensors_of, train
 from tinyhar.parallel.ray_env import describe, plan, ray_session
 from tinyhar.parallel.tasks import Outcome, run_tasks
@@ -30,6 +31,7 @@ class LosoOptions:
     workers: int | None = None  # trainings at once (default: the cores)
     address: str | None = None  # a Ray cluster (default: RAY_ADDRESS, else a local Ray)
     progress: bool = True
+    count_instructions: InstructionCounter | None = None  # for train.max_instructions
 
 
 @dataclass
@@ -61,9 +63,9 @@ def fold_config(cfg: TrainConfig, subject: int, run: Path) -> TrainConfig:
     return replace(cfg, split="loso", test_subjects=[subject], run=runs.fold_dir(run, subject))
 
 
-def train_fold(cfg: TrainConfig) -> dict[str, Any]:
+def train_fold(cfg: TrainConfig, count: InstructionCounter | None = None) -> dict[str, Any]:
     """One fold (in a Ray worker): train it quietly; its metrics.json content."""
-    return train(cfg, log=lambda _line: None).metrics.to_json()
+    return train(cfg, log=lambda _line: None, count_instructions=count).metrics.to_json()
 
 
 def summarize(metrics: dict[int, dict[str, Any]], errors: dict[int, str]) -> dict[str, Any]:
@@ -129,7 +131,7 @@ def run_loso(opts: LosoOptions, log: Callable[[str], None] = inf) -> LosoResult:
         raise TinyharError(f"--run {run} is a file: pass a folder")
     run = run.resolve()
     cluster = plan(opts.workers, opts.address)
-    jobs = [(s, (fold_config(cfg, s, run),)) for s in subjects]
+    jobs = [(s, (fold_config(cfg, s, run), opts.count_instructions)) for s in subjects]
     with ray_session(cluster) as ray:
         log(f"{describe(cluster, ray)}; {len(jobs)} folds of {cfg.arch} into {run}")
         outcomes = run_tasks(ray, train_fold, jobs, _fold_line, "folds", opts.progress)

@@ -31,7 +31,13 @@ from tinyhar.log import inf, wrn
 from tinyhar.model import plots
 from tinyhar.model.architectures import LEARNING_RATE, TINY_SIZE, build_model
 from tinyhar.model.augment import Augment, augment, sensor_groups
-from tinyhar.model.budget import PARAMS_NOTE, Budget, fit_tiny_to_budget, int8_params
+from tinyhar.model.budget import (
+    PARAMS_NOTE,
+    Budget,
+    InstructionCounter,
+    fit_tiny_to_budget,
+    int8_params,
+)
 from tinyhar.model.dataset_spec import dataset_spec
 from tinyhar.model.distill import distilled_targets, teacher_probs
 from tinyhar.model.metrics import classification_metrics
@@ -271,7 +277,11 @@ def sized_to_budget(cfg: TrainConfig) -> bool:
 
 
 def size_model(
-    cfg: TrainConfig, shape: tuple[int, int], n_classes: int, log: Callable[[str], None]
+    cfg: TrainConfig,
+    shape: tuple[int, int],
+    n_classes: int,
+    log: Callable[[str], None],
+    count_instructions: InstructionCounter | None = None,
 ) -> tuple[dict, dict]:
     """(size params, budget) for build_model: tiny's default shape, or its largest width within
     the budget options; nothing for paper."""
@@ -292,7 +302,8 @@ def size_model(
         max_instructions=cfg.max_instructions,
     )
     log(f"sizing tiny to {want.describe()}")
-    fit = fit_tiny_to_budget(shape, n_classes, want, log=log, shape=TINY_SIZE | (cfg.size or {}))
+    fit = fit_tiny_to_budget(shape, n_classes, want, log=log, shape=TINY_SIZE | (cfg.size or {}),
+                             count_instructions=count_instructions)  # fmt: skip
     budget = {
         "max_model_kb": want.max_model_kb,
         "max_arena_kb": want.max_arena_kb,
@@ -313,8 +324,14 @@ def _size_text(size: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in size.items())
 
 
-def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
-    """Size (tiny), build and train the model; returns (model, history, size params, budget)."""
+def fit(
+    cfg: TrainConfig,
+    prep: Prepared,
+    log: Callable[[str], None] = inf,
+    count_instructions: InstructionCounter | None = None,
+):
+    """Size (tiny; `--max-instructions` counted by `count_instructions`), build and train the
+    model; returns (model, history, size params, budget)."""
     from tinyhar.lite.keras_env import keras  # lazy: TensorFlow takes seconds to import
 
     if cfg.epochs < 1 or cfg.batch_size < 1:
@@ -326,7 +343,7 @@ def fit(cfg: TrainConfig, prep: Prepared, log: Callable[[str], None] = inf):
         )
     n_classes = len(prep.class_names)
     shape = (cfg.window, len(prep.dataset["channels"]))
-    size, budget = size_model(cfg, shape, n_classes, log)
+    size, budget = size_model(cfg, shape, n_classes, log, count_instructions)
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     model = build_model(cfg.arch, shape, n_classes, **size)
@@ -483,8 +500,13 @@ def data_label(dataset: dict) -> str:
     return f"{dataset.get('dataset', 'MHEALTH')} data"
 
 
-def train(cfg: TrainConfig, log: Callable[[str], None] = inf) -> TrainResult:
-    """Load, window, split, size (tiny), train, evaluate; then write the run folder atomically."""
+def train(
+    cfg: TrainConfig,
+    log: Callable[[str], None] = inf,
+    count_instructions: InstructionCounter | None = None,
+) -> TrainResult:
+    """Load, window, split, size (tiny), train, evaluate; then write the run folder atomically.
+    `count_instructions` counts `cfg.max_instructions` (tinyhar.device.instruction_budget)."""
 
     if cfg.arch not in ("tiny", "paper"):
         raise TinyharError(f"unknown architecture {cfg.arch!r}: use tiny or paper")
@@ -509,7 +531,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = inf) -> TrainResult:
     if sp.kind == "random":
         log(f"note: {sp.note}")
 
-    model, history, size, budget = fit(cfg, prep, log)
+    model, history, size, budget = fit(cfg, prep, log, count_instructions)
     metrics = train_metrics(cfg, prep, evaluate(model, prep), model, history, size, budget)
     files = write_run(run, cfg, prep, model, history, metrics, log)
     return TrainResult(run, metrics, prep.dataset, files)

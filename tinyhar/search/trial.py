@@ -18,9 +18,9 @@ from tinyhar.data.windows import normalize
 from tinyhar.deploy.build import BuildOptions
 from tinyhar.deploy.quantize import convert_and_measure, load_run_inputs, normalise, tflm_outputs
 from tinyhar.device.emulator import measure_instructions
+from tinyhar.device.instruction_budget import measure_tiny_instructions
 from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
 from tinyhar.model.architectures import DROPOUT
-from tinyhar.model.budget import measure_tiny_instructions
 from tinyhar.model.train import (
     Prepared,
     TrainConfig,
