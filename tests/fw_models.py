@@ -41,7 +41,9 @@ def har_attention_int8_model() -> bytes:
     from tinyhar.model.architectures import build_model
 
     keras.utils.set_random_seed(0)
-    model = build_model("tiny", (100, 6), len(LABELS), batch_size=1, width=8)
+    model = build_model("tiny", (100, 6), len(LABELS), batch_size=1, width=8, filters=None,
+                        stride=1, norm="relu_bn", attention="dot", stats="none",
+                        means="mean")  # fmt: skip  # the former default shape: MUL, ADD, MEAN
     rep = np.random.default_rng(0).normal(size=(32, 100, 6)).astype(np.float32)
     return to_int8_tflite(model, rep)
 

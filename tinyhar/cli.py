@@ -284,7 +284,7 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--train-stride", type=click.IntRange(1, MAX_STRIDE), default=None,
               help="Samples between training windows' starts; validation and test keep "
               "--stride; --split random takes --stride."
-              + _default("25, or --stride if smaller"))  # fmt: skip
+              + _default("10 for tiny, 25 for paper, or --stride if smaller"))  # fmt: skip
 @click.option("--include-null", is_flag=True,
               help="MHEALTH: keep the null class as class 0 (13 classes).")  # fmt: skip
 @click.option("--classes", callback=_names, default=None,
