@@ -32,9 +32,18 @@ def test_paper_structure_and_params():
     assert float(m.optimizer.learning_rate.numpy()) == pytest.approx(0.001)
 
 
+# tiny's shape before the default became the cheap one: the option tests start from it
+FORMER = {"filters": None, "stride": 1, "pool": 2, "norm": "relu_bn", "attention": "dot",
+          "stats": "none", "means": "mean"}  # fmt: skip
+
+
+def _former(input_shape, n_classes, **size):
+    return build_model("tiny", input_shape, n_classes, **(FORMER | size))
+
+
 def test_tiny_is_the_same_family_sized_by_width():
-    small = build_model("tiny", (100, 6), 12, width=8)
-    big = build_model("tiny", (100, 6), 12, width=32)
+    small = _former((100, 6), 12, width=8)
+    big = _former((100, 6), 12, width=32)
     for m in (small, big):
         types = layer_types(m)
         assert {"Conv1D", "LSTM", "Attention", "Dense", "Concatenate"} <= set(types)
@@ -43,9 +52,21 @@ def test_tiny_is_the_same_family_sized_by_width():
     assert build_model("tiny", (100, 6), 12, batch_size=1).input_shape == (1, 100, 6)
 
 
-def test_tiny_default_shape_is_todays():
-    """No options: the layers (and names) of today's tiny, which saved runs and the search use."""
-    m = build_model("tiny", (100, 6), 6, width=12)
+def test_tiny_default_shape_is_the_cheap_one():
+    """No options: a conv of 16 strided 2 and pooled 2 (25 steps), LSTM(20), attention pooling,
+    batch norm before the ReLU, the window's means beside the head."""
+    m = build_model("tiny", (100, 6), 6)
+    assert m.get_layer("conv").filters == 16 and m.get_layer("conv").strides == (2,)
+    assert m.get_layer("lstm").input_shape == (None, 25, 16) and m.get_layer("lstm").units == 20
+    assert m.get_layer("attention_softmax").output_shape == (None, 1, 25)
+    assert _source(m, "conv_relu") == "conv_bn" and _source(m, "conv_bn") == "conv"
+    assert m.get_layer("concat").output_shape == (None, 20 + 20 + 6)
+    assert "branch_pool" in {layer.name for layer in m.layers}
+
+
+def test_tiny_former_shape_keeps_its_layer_names():
+    """The former default's layers (and names), which saved runs and the search use."""
+    m = _former((100, 6), 6, width=12)
     assert sorted(layer.name for layer in m.layers) == sorted([
         "window", "conv", "conv_bn", "conv_dropout", "conv_pool", "lstm", "attention",
         "temporal_pool", "branch_pool", "branch_dense", "branch_bn",
@@ -60,9 +81,7 @@ def _source(model, name: str) -> str:
 
 
 def test_tiny_options_shape_the_model():
-    m = build_model(
-        "tiny", (100, 6), 6, width=12, pool=4, norm="bn_relu", attention="pool", stats="mad"
-    )
+    m = _former((100, 6), 6, width=12, pool=4, norm="bn_relu", attention="pool", stats="mad")
     names = [layer.name for layer in m.layers]
     assert m.get_layer("lstm").input_shape == (None, 25, 12)  # pooled by 4
     assert m.get_layer("conv").activation.__name__ == "linear"  # batch norm, then ReLU
@@ -74,21 +93,21 @@ def test_tiny_options_shape_the_model():
     assert m.get_layer("stats").output_shape == (None, 12)  # mean and mean |x - mean| of 6
     assert m.get_layer("concat").output_shape == (None, 12 + 12 + 12)
     assert m.count_params() == 2359
-    strided = build_model("tiny", (100, 6), 6, width=8, stride=2, pool=2, attention=False)
+    strided = _former((100, 6), 6, width=8, stride=2, pool=2, attention=False)
     assert strided.get_layer("lstm").input_shape == (None, 25, 8)
-    assert build_model("tiny", (100, 6), 6, width=8, pool=1).get_layer("lstm").input_shape == (
+    assert _former((100, 6), 6, width=8, pool=1).get_layer("lstm").input_shape == (
         None,
         100,
         8,
     )
-    mean_only = build_model("tiny", (100, 6), 6, width=8, stats="mean", branch=False)
+    mean_only = _former((100, 6), 6, width=8, stats="mean", branch=False)
     assert mean_only.get_layer("concat").output_shape == (None, 8 + 6)
     drops = [layer.rate for layer in mean_only.layers if type(layer).__name__ == "Dropout"]
     assert drops == [0.2, 0.2]  # conv and head: the default rate
-    wide = build_model("tiny", (100, 6), 6, width=8, filters=24, stride=2, pool=2)
+    wide = _former((100, 6), 6, width=8, filters=24, stride=2, pool=2)
     assert wide.get_layer("conv").filters == 24 and wide.get_layer("lstm").units == 8
     assert wide.get_layer("lstm").input_shape == (None, 25, 24)
-    light = build_model("tiny", (100, 6), 6, width=8, dropout=0.05)
+    light = _former((100, 6), 6, width=8, dropout=0.05)
     assert {layer.rate for layer in light.layers if type(layer).__name__ == "Dropout"} == {0.05}
 
 
@@ -162,10 +181,10 @@ def test_budget_refuses_impossible_budget_in_one_line():
 def test_budget_picks_largest_fitting_width_by_measuring():
     from tinyhar.model.budget import Budget, fit_tiny_to_budget, measure_tiny
 
-    fit = fit_tiny_to_budget((100, 6), 12, Budget(20, 32), widths=(8, 16, 32))
+    fit = fit_tiny_to_budget((100, 6), 12, Budget(20, 32), widths=(8, 16, 32), shape=FORMER)
     assert fit.model_bytes <= 20 * 1024 and fit.arena_bytes <= 32 * 1024
-    bigger = measure_tiny((100, 6), 12, 32)
-    assert fit.size == {"width": 16} and fit.instructions is None, (fit, bigger)
+    bigger = measure_tiny((100, 6), 12, 32, **FORMER)
+    assert fit.size == FORMER | {"width": 16} and fit.instructions is None, (fit, bigger)
     assert bigger[0] > 20 * 1024  # width 32 was measured and refused
 
 
@@ -195,9 +214,13 @@ def test_tiny_batch_norm_before_relu_folds_into_conv_and_dense():
     from tinyhar.model.budget import untrained_int8
 
     width = 12
-    today = inspect_tflite(untrained_int8("tiny", (100, 6), 6, width=width, pool=4))
+    today = inspect_tflite(
+        untrained_int8("tiny", (100, 6), 6, **FORMER | {"width": width, "pool": 4})
+    )
     folded = inspect_tflite(
-        untrained_int8("tiny", (100, 6), 6, width=width, pool=4, norm="bn_relu")
+        untrained_int8(
+            "tiny", (100, 6), 6, **FORMER | {"width": width, "pool": 4, "norm": "bn_relu"}
+        )
     )
     assert today.op_counts["MUL"] == today.op_counts["ADD"] == 2  # conv's and branch's batch norm
     assert "MUL" not in folded.ops and "ADD" not in folded.ops
@@ -212,7 +235,8 @@ def test_tiny_attention_pooling_and_window_stats_run_on_the_board_library():
     from tinyhar.board.boards import load_board
     from tinyhar.deploy.firmware import kernel_plan
 
-    size = {"width": 12, "pool": 4, "norm": "bn_relu", "attention": "pool"}
+    former = {k: v for k, v in FORMER.items() if k != "stats"}
+    size = former | {"width": 12, "pool": 4, "norm": "bn_relu", "attention": "pool"}
     data, info, out = _convert_and_run("tiny", 6, 6, **size, stats="mad")
     assert out.shape == (1, 6) and out.dtype == np.int8
     assert info.op_counts["BATCH_MATMUL"] == 1  # the weighted sum; no T x T scores
@@ -226,7 +250,9 @@ def test_tiny_attention_pooling_and_window_stats_run_on_the_board_library():
     dot, dot_info, _ = _convert_and_run("tiny", 6, 6, **{**size, "attention": "dot"}, stats="mad")
     # T x T scores and their weighted sum, against a score per step and one weighted sum
     assert dot_info.macs - info.macs == 2 * 25 * 25 * 12 - (25 * 12 + 25 * 12)
-    pooled, pooled_info, _ = _convert_and_run("tiny", 6, 6, **size, stats="mad", means="avgpool")
+    pooled, pooled_info, _ = _convert_and_run(
+        "tiny", 6, 6, **{**size, "means": "avgpool"}, stats="mad"
+    )
     assert "MEAN" not in pooled_info.ops and pooled_info.op_counts["AVERAGE_POOL_2D"] == 3
     assert pooled_info.macs == info.macs
     kernel_plan(load_board("nano33ble"), pooled, pooled_info.ops)

@@ -75,7 +75,7 @@ def test_train_writes_every_artifact(trained_run):
     m = json.loads((run / runs.METRICS_JSON).read_text())
     assert 0.0 <= m["accuracy"] <= 1.0 and 0.0 <= m["macro_f1"] <= 1.0
     assert m["epochs_run"] == 2 and m["synthetic"] is True and m["arch"] == "tiny"
-    assert m["train_stride"] == ds["train_stride"] == 25 and ds["stride"] == 50  # the defaults
+    assert m["train_stride"] == ds["train_stride"] == 10 and ds["stride"] == 50  # tiny's defaults
     assert np.sum(m["confusion"]) == ds["counts"]["test"]
     assert sum(c["support"] for c in m["per_class"].values()) == ds["counts"]["test"]
     assert m["size"] == TINY_SIZE and m["budget"] == {}  # no budget option: the default shape
@@ -259,17 +259,18 @@ def test_label_smoothing_and_warmup_train_save_and_record(synth, tmp_path):
 
 def test_train_stride_makes_denser_training_windows_and_leaves_val_and_test_as_they_were(loaded):
     sparse = prepare(TrainConfig(train_stride=50), loaded)
-    dense = prepare(TrainConfig(), loaded)  # the default: every 25 samples
-    assert dense.dataset["train_stride"] == 25 and sparse.dataset["train_stride"] == 50
+    dense = prepare(TrainConfig(), loaded)  # tiny's default: every 10 samples
+    assert dense.dataset["train_stride"] == 10 and sparse.dataset["train_stride"] == 50
+    assert prepare(TrainConfig(arch="paper"), loaded).dataset["train_stride"] == 25
     assert dense.dataset["stride"] == 50  # what the firmware and evaluate cut at
     n_sparse, n_dense = len(sparse.split.train), len(dense.split.train)
-    assert 1.8 * n_sparse < n_dense < 2.2 * n_sparse
+    assert 4.5 * n_sparse < n_dense < 5.5 * n_sparse
     assert dense.dataset["counts"]["train"] == n_dense
     for part in ("val", "test"):
         a, b = getattr(sparse.split, part), getattr(dense.split, part)
         assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
     assert set(np.unique(dense.split.train.subject)) == set(dense.split.train_subjects)
-    # every window at stride 50 is also one at stride 25: the sparse set is inside the dense one
+    # every window at stride 50 is also one at stride 10: the sparse set is inside the dense one
     flat = {w.tobytes() for w in dense.split.train.x}
     assert all(w.tobytes() in flat for w in sparse.split.train.x)
 
@@ -312,5 +313,6 @@ def test_size_option_shapes_tiny(synth, tmp_path):
     assert m["size"] == {**TINY_SIZE, "width": 8, "stride": 2, "pool": 2, "norm": "bn_relu",
                          "attention": "pool", "stats": "mean"}  # fmt: skip
     model = keras.models.load_model(run / runs.KERAS_MODEL, compile=False)
-    assert model.get_layer("lstm").input_shape == (None, 25, 8)  # 100 / stride 2 / pool 2
+    # 100 / stride 2 / pool 2, from the default shape's 16 filters
+    assert model.get_layer("lstm").input_shape == (None, 25, 16)
     assert {"conv_relu", "attention_softmax", "stats_mean"} <= {ly.name for ly in model.layers}
