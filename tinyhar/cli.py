@@ -109,6 +109,24 @@ def _run_option(what: str = "Run folder.", default: str = LATEST_RUN, dest: str 
     return click.option("--run", dest, type=_path(), default=None, help=what + _default(default))
 
 
+def _subject_options(val_role: str, test_role: str):
+    """--train-subjects, --val-subjects and --test-subjects, worded alike for train and search."""
+    roles = (("train", "to train on, e.g. 1,2,3,4,5,6"), ("val", f"{val_role}, e.g. 7,8"),
+             ("test", test_role))  # fmt: skip
+    options = [
+        click.option(f"--{part}-subjects", callback=_subject_ids,
+                     help=f"Subjects {role}." + _default(default))  # fmt: skip
+        for (part, role), default in zip(roles, SPLIT, strict=True)
+    ]
+
+    def apply(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
 def _board_option(role: str, default: str | None = "nano33ble", shown: str | None = None):
     """--board, worded alike: `BOARD`, its role in the command, and its default."""
     if default is not None:
@@ -298,15 +316,7 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="subjects: named subjects per set; LOSO: leave one subject out; random: the paper's "
     "window shuffle (leaks).",
 )
-@click.option("--train-subjects", callback=_subject_ids,
-              help="Subjects to train on, e.g. 1,2,3,4,5,6."
-              + _default(SPLIT[0]))  # fmt: skip
-@click.option("--val-subjects", callback=_subject_ids,
-              help="Subjects to choose the epoch on, e.g. 7,8."
-              + _default(SPLIT[1]))  # fmt: skip
-@click.option("--test-subjects", callback=_subject_ids,
-              help="Subjects to report on, e.g. 9,10 (loso: one id)."
-              + _default(SPLIT[2]))  # fmt: skip
+@_subject_options("to choose the epoch on", "to report on, e.g. 9,10 (loso: one id)")
 @click.option("--folds", default=None,
               help="With --split loso: hold out each of these subjects in turn, in parallel on "
               "Ray: all, or ids like 1,3,5.")  # fmt: skip
@@ -435,15 +445,7 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
 @click.option("--classes", callback=_names, default=None,
               help="Class names to learn, comma separated, in class order."
               + _default("every class with training windows"))  # fmt: skip
-@click.option("--train-subjects", callback=_subject_ids,
-              help="Subjects to train on, e.g. 1,2,3,4,5,6."
-              + _default(SPLIT[0]))  # fmt: skip
-@click.option("--val-subjects", callback=_subject_ids,
-              help="Subjects the trials are chosen on, e.g. 7,8."
-              + _default(SPLIT[1]))  # fmt: skip
-@click.option("--test-subjects", callback=_subject_ids,
-              help="Subjects only reported on, e.g. 9,10."
-              + _default(SPLIT[2]))  # fmt: skip
+@_subject_options("the trials are chosen on", "only reported on, e.g. 9,10")
 @click.option("--max-model-kb", type=click.FloatRange(min=1), default=None,
               help="Model budget: the largest int8 model (KB) the best trial may have."
               + _default("the board's model flash budget"))  # fmt: skip
