@@ -93,8 +93,12 @@ def main() -> None:
     ap.add_argument("--board", default="nano33ble")
     ap.add_argument("--repeat", type=int, default=3)
     shared = Path(__file__).resolve().parents[2] / "shared" / "arduino" / "libraries"
-    ap.add_argument("--libraries", type=Path, default=shared if shared.is_dir() else None,
-                    help="Arduino libraries with the TFLM port (M4F link cases)")  # fmt: skip
+    ap.add_argument(
+        "--libraries",
+        type=Path,
+        default=shared if shared.is_dir() else None,
+        help="Arduino libraries with the TFLM port (M4F link cases)",
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tinyhar-build-bench-") as tmp:

@@ -119,51 +119,85 @@ def main(argv: list[str] | None = None) -> int:
     p(f"split ({split['kind']}): train subjects {_ids(split['train'])}")
     p(f"                      val subjects   {_ids(split['val'])}")
     p(f"                      TEST subjects  {_ids(split['test'])}")
-    p(f"windows: train {counts['train']}, val {counts['val']}, test {counts['test']} "
-      f"(window {ds['window']} samples = {ds['window'] / ds['rate_hz']:g} s, stride "
-      f"{ds['stride']}); representative windows {len(x_rep)}")  # fmt: skip
-    p(f"model: tiny ({len(ds['channels'])} channels), {m.params} params, width "
-      f"{m.size.get('width')}; {m.epochs_run} epochs run (max {args.epochs}), best epoch "
-      f"{m.best_epoch}, training {m.train_seconds:.0f} s")  # fmt: skip
+    p(
+        f"windows: train {counts['train']}, val {counts['val']}, test {counts['test']} "
+        f"(window {ds['window']} samples = {ds['window'] / ds['rate_hz']:g} s, stride "
+        f"{ds['stride']}); representative windows {len(x_rep)}"
+    )
+    p(
+        f"model: tiny ({len(ds['channels'])} channels), {m.params} params, width "
+        f"{m.size.get('width')}; {m.epochs_run} epochs run (max {args.epochs}), best epoch "
+        f"{m.best_epoch}, training {m.train_seconds:.0f} s"
+    )
     p("")
     rows = [
         ("", "float (Keras)", "int8 FC per-channel", "int8 FC per-tensor"),
         ("test windows", str(len(y_test)), str(len(y_test)), str(len(y_test))),
-        ("accuracy", f"{fp['accuracy']:.4f}", f"{pc['scores']['accuracy']:.4f}",
-         f"{pt['scores']['accuracy']:.4f}"),
-        ("macro-F1", f"{fp['macro_f1']:.4f}", f"{pc['scores']['macro_f1']:.4f}",
-         f"{pt['scores']['macro_f1']:.4f}"),
-        ("delta acc vs float", "", f"{pc['scores']['accuracy'] - fp['accuracy']:+.4f}",
-         f"{pt['scores']['accuracy'] - fp['accuracy']:+.4f}"),
+        (
+            "accuracy",
+            f"{fp['accuracy']:.4f}",
+            f"{pc['scores']['accuracy']:.4f}",
+            f"{pt['scores']['accuracy']:.4f}",
+        ),
+        (
+            "macro-F1",
+            f"{fp['macro_f1']:.4f}",
+            f"{pc['scores']['macro_f1']:.4f}",
+            f"{pt['scores']['macro_f1']:.4f}",
+        ),
+        (
+            "delta acc vs float",
+            "",
+            f"{pc['scores']['accuracy'] - fp['accuracy']:+.4f}",
+            f"{pt['scores']['accuracy'] - fp['accuracy']:+.4f}",
+        ),
         ("model bytes", "", f"{pc['bytes']}", f"{pt['bytes']}"),
         ("TFLM arena bytes", "", f"{pc['arena']}", f"{pt['arena']}"),
-        ("FC ops with per-channel weights", "", f"{pc['fc_per_channel_ops']} of {pc['fc_ops']}",
-         f"{pt['fc_per_channel_ops']} of {pt['fc_ops']}"),
-        ("top-1 agreement with float", "", f"{np.mean(pc['pred'] == float_pred):.4f}",
-         f"{np.mean(pt['pred'] == float_pred):.4f}"),
-    ]  # fmt: skip
+        (
+            "FC ops with per-channel weights",
+            "",
+            f"{pc['fc_per_channel_ops']} of {pc['fc_ops']}",
+            f"{pt['fc_per_channel_ops']} of {pt['fc_ops']}",
+        ),
+        (
+            "top-1 agreement with float",
+            "",
+            f"{np.mean(pc['pred'] == float_pred):.4f}",
+            f"{np.mean(pt['pred'] == float_pred):.4f}",
+        ),
+    ]
     _table(rows)
-    p(f"top-1 agreement, int8 per-channel FC vs int8 per-tensor FC: {agree:.4f} "
-      f"({int((pc['pred'] != pt['pred']).sum())} of {len(y_test)} windows differ)")  # fmt: skip
-    p(f"int8 output difference between them: mean {diff.mean():.2f} LSB, "
-      f"max {int(diff.max(initial=0))} LSB")  # fmt: skip
+    p(
+        f"top-1 agreement, int8 per-channel FC vs int8 per-tensor FC: {agree:.4f} "
+        f"({int((pc['pred'] != pt['pred']).sum())} of {len(y_test)} windows differ)"
+    )
+    p(
+        f"int8 output difference between them: mean {diff.mean():.2f} LSB, "
+        f"max {int(diff.max(initial=0))} LSB"
+    )
     p("")
     p("per-class recall on the test subjects:")
     rrows = [("activity", "support", "float", "int8 FC/ch", "int8 FC/tensor")]
     for name in class_names:
-        rrows.append((
-            name, str(fp["per_class"][name]["support"]), f"{fp['per_class'][name]['recall']:.3f}",
-            f"{pc['scores']['per_class'][name]['recall']:.3f}",
-            f"{pt['scores']['per_class'][name]['recall']:.3f}",
-        ))  # fmt: skip
+        rrows.append(
+            (
+                name,
+                str(fp["per_class"][name]["support"]),
+                f"{fp['per_class'][name]['recall']:.3f}",
+                f"{pc['scores']['per_class'][name]['recall']:.3f}",
+                f"{pt['scores']['per_class'][name]['recall']:.3f}",
+            )
+        )
     _table(rrows)
     for title, scores in (("float", fp), ("int8 FC per-tensor", pt["scores"])):
         p("")
         p(f"confusion, {title} (rows true, columns predicted):")
         _confusion(np.asarray(scores["confusion"]), class_names)
     p("")
-    p(f"run time: import {t_data:.0f} s, training {t_train:.0f} s, conversions + TFLM "
-      f"{t_quant:.0f} s, total {time.monotonic() - t_start:.0f} s")  # fmt: skip
+    p(
+        f"run time: import {t_data:.0f} s, training {t_train:.0f} s, conversions + TFLM "
+        f"{t_quant:.0f} s, total {time.monotonic() - t_start:.0f} s"
+    )
     p(f"run folder: {run_dir}")
 
     report = {

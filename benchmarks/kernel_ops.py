@@ -67,8 +67,12 @@ def attention_blocks(seed: int = 0) -> tuple[bytes, list[tuple[str, tuple[int, i
         ops.append(("SOFTMAX", [scores], [probs], _softmax_options()))
         ops.append(("BATCH_MATMUL", [probs, x], [att], schema.BatchMatMulOptionsT()))
         ops.append(("MEAN", [att, axis], [pooled], schema.ReducerOptionsT()))
-        work += [("BATCH_MATMUL", shape, t * t * width), ("SOFTMAX", shape, t * t),
-                 ("BATCH_MATMUL", shape, t * t * width), ("MEAN", shape, t * width)]  # fmt: skip
+        work += [
+            ("BATCH_MATMUL", shape, t * t * width),
+            ("SOFTMAX", shape, t * t),
+            ("BATCH_MATMUL", shape, t * t * width),
+            ("MEAN", shape, t * width),
+        ]
         outputs.append(pooled)
         conv = tensor((1, 1, 2 * t, width), Q_CONV)
         mulc = tensor((width,), Q_MULC, data=rng.integers(-128, 128, width, dtype=np.int8))
@@ -77,7 +81,7 @@ def attention_blocks(seed: int = 0) -> tuple[bytes, list[tuple[str, tuple[int, i
         add = tensor((1, 1, 2 * t, width), Q_ADD)
         ops.append(("MUL", [conv, mulc], [mul], schema.MulOptionsT()))
         ops.append(("ADD", [mul, addc], [add], schema.AddOptionsT()))
-        work += [("MUL", shape, 2 * t * width), ("ADD", shape, 2 * t * width)]  # fmt: skip
+        work += [("MUL", shape, 2 * t * width), ("ADD", shape, 2 * t * width)]
         outputs.append(add)
     return K.graph_model(tensors, ops, outputs), work
 
@@ -91,8 +95,12 @@ def _softmax_options():
 def old_batch_matmul(out: Path) -> Path:
     """The scalar kernel's source from git history."""
     commit, path = OLD_BATCH_MATMUL
-    text = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:{path}"], check=True,
-                          capture_output=True, text=True).stdout  # fmt: skip
+    text = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{commit}:{path}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     out.mkdir(parents=True, exist_ok=True)
     (out / "tinyhar_batch_matmul.cpp").write_text(text)
     return out / "tinyhar_batch_matmul.cpp"
@@ -111,8 +119,9 @@ def at_os(out: Path) -> list[Path]:
 
 def text_bytes(objects: list[Path]) -> dict[str, int]:
     """.text bytes of each object (arm-none-eabi-size)."""
-    out = subprocess.run(["arm-none-eabi-size", *map(str, objects)], check=True,
-                         capture_output=True, text=True).stdout.splitlines()[1:]  # fmt: skip
+    out = subprocess.run(
+        ["arm-none-eabi-size", *map(str, objects)], check=True, capture_output=True, text=True
+    ).stdout.splitlines()[1:]
     return {Path(line.split()[-1]).stem: int(line.split()[0]) for line in out}
 
 
@@ -127,8 +136,12 @@ def main() -> int:
     want = K.tflm_outputs(model, inputs)
     library_ops = K.OP_SOFTMAX | K.OP_MEAN | K.OP_MUL | K.OP_ADD
     own_ops = K.OWN_SOFTMAX | K.OWN_MEAN | K.OWN_MUL | K.OWN_ADD
-    swaps = {"SOFTMAX": (K.OP_SOFTMAX, K.OWN_SOFTMAX), "MEAN": (K.OP_MEAN, K.OWN_MEAN),
-             "ADD": (K.OP_ADD, K.OWN_ADD), "MUL": (K.OP_MUL, K.OWN_MUL)}  # fmt: skip
+    swaps = {
+        "SOFTMAX": (K.OP_SOFTMAX, K.OWN_SOFTMAX),
+        "MEAN": (K.OP_MEAN, K.OWN_MEAN),
+        "ADD": (K.OP_ADD, K.OWN_ADD),
+        "MUL": (K.OP_MUL, K.OWN_MUL),
+    }
     results, arenas, sizes = {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="tinyhar-kernel-ops-") as tmp:
         root = Path(tmp)

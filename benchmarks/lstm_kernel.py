@@ -73,11 +73,15 @@ def main() -> int:
         elf = build_m4_harness(src, Path(tmp), cases)
         log("running it on QEMU")
         results = run_m4_harness(elf, cases)
-    print(f"UNIDIRECTIONAL_SEQUENCE_LSTM on the emulated Cortex-M4F, {args.steps} timesteps, "
-          f"mean of {args.runs} inferences")  # fmt: skip
+    print(
+        f"UNIDIRECTIONAL_SEQUENCE_LSTM on the emulated Cortex-M4F, {args.steps} timesteps, "
+        f"mean of {args.runs} inferences"
+    )
     print(f"toolchain: {CORTEX_M4F.cxx} {' '.join(CORTEX_M4F.common)}")
-    print(f"{'width':>5} {'kernel':<8} {'cell':>6} {'MAC':>9} {'instructions':>13} {'per MAC':>8} "
-          f"{'arena B':>8} {'python B':>9} {'bytes off':>9}")  # fmt: skip
+    print(
+        f"{'width':>5} {'kernel':<8} {'cell':>6} {'MAC':>9} {'instructions':>13} {'per MAC':>8} "
+        f"{'arena B':>8} {'python B':>9} {'bytes off':>9}"
+    )
     python_arena: dict[int, int] = {}
     for (width, kernel, macs, model, x), res in zip(rows, results, strict=True):
         if res.rc != RUN_OK:
@@ -88,9 +92,11 @@ def main() -> int:
         per_run = res.instructions / args.runs
         off = int(np.count_nonzero(res.outputs != tflm_sequences(model, x)))
         power = lstm_node(model).cell_power
-        print(f"{width:>5} {kernel:<8} {f'2^{power}':>6} {macs:>9,} {per_run:>13,.0f} "
-              f"{per_run / macs:>8.2f} {res.arena_used:>8} {python_arena[width]:>9} "
-              f"{off:>9}")  # fmt: skip
+        print(
+            f"{width:>5} {kernel:<8} {f'2^{power}':>6} {macs:>9,} {per_run:>13,.0f} "
+            f"{per_run / macs:>8.2f} {res.arena_used:>8} {python_arena[width]:>9} "
+            f"{off:>9}"
+        )
     return 0
 
 

@@ -28,8 +28,15 @@ from tinyhar.device.emulator import measure_instructions
 from tinyhar.device.profile import format_profile
 
 # tiny's shape before the default became the cheap one (docs/model.md), at width 64 and 12
-FORMER_TINY = {"filters": None, "stride": 1, "pool": 2, "norm": "relu_bn", "attention": "dot",
-               "stats": "none", "means": "mean"}  # fmt: skip
+FORMER_TINY = {
+    "filters": None,
+    "stride": 1,
+    "pool": 2,
+    "norm": "relu_bn",
+    "attention": "dot",
+    "stats": "none",
+    "means": "mean",
+}
 MODELS = {
     "tiny": ("tiny", {}),
     "tiny-w64": ("tiny", FORMER_TINY | {"width": 64}),
@@ -68,17 +75,22 @@ def build_options(name: str, work: Path, kernels: str) -> BuildOptions:
         model.parent.mkdir(parents=True, exist_ok=True)
         model.write_bytes(untrained_int8(arch, size))
     opts = {"labels": LABELS, "channels": str(SHAPE[1])}
-    return BuildOptions(model=model, out=model.parent / kernels, kernels=kernels,
-                        model_options=opts)  # fmt: skip
+    return BuildOptions(
+        model=model, out=model.parent / kernels, kernels=kernels, model_options=opts
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="tiny,tiny-w64,tiny-w12,paper",
-                    help=f"comma separated, of {', '.join(MODELS)}")  # fmt: skip
+    ap.add_argument(
+        "--models",
+        default="tiny,tiny-w64,tiny-w12,paper",
+        help=f"comma separated, of {', '.join(MODELS)}",
+    )
     ap.add_argument("--run", action="append", default=[], help="a trained run (repeatable)")
-    ap.add_argument("--kernels", default="tinyhar,library",
-                    help="comma separated, of tinyhar and library")  # fmt: skip
+    ap.add_argument(
+        "--kernels", default="tinyhar,library", help="comma separated, of tinyhar and library"
+    )
     ap.add_argument("--windows", type=int, default=20)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)
@@ -94,16 +106,20 @@ def main(argv: list[str] | None = None) -> int:
                 opts = build_options(name, Path(tmp), kernels)
                 m = measure_instructions(opts, args.windows, log=log, profile=True)
                 figures.setdefault(name, {})[kernels] = m
-                print(f"\n== {name}, {kernels} kernels: {m['instructions']:,} instructions per "
-                      f"inference (max {m['python_tflm_max_lsb']} LSB from the Python TFLM "
-                      f"interpreter over {args.windows} windows); firmware flash "
-                      f"{m['flash_bytes']:,} B, RAM {m['ram_bytes']:,} B")  # fmt: skip
+                print(
+                    f"\n== {name}, {kernels} kernels: {m['instructions']:,} instructions per "
+                    f"inference (max {m['python_tflm_max_lsb']} LSB from the Python TFLM "
+                    f"interpreter over {args.windows} windows); firmware flash "
+                    f"{m['flash_bytes']:,} B, RAM {m['ram_bytes']:,} B"
+                )
                 print("\n".join(format_profile(m["profile"], m["instructions"])), flush=True)
     print("\nmodel            kernels   instructions   max LSB vs Python TFLM")
     for name, by_kernels in figures.items():
         for kernels, m in by_kernels.items():
-            print(f"{Path(name).name:<16} {kernels:<9} {m['instructions']:>12,}   "
-                  f"{m['python_tflm_max_lsb']}")  # fmt: skip
+            print(
+                f"{Path(name).name:<16} {kernels:<9} {m['instructions']:>12,}   "
+                f"{m['python_tflm_max_lsb']}"
+            )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0

@@ -75,11 +75,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--arch", default="tiny,paper", help="comma separated (default tiny,paper)")
     ap.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--seeds", type=_seeds, default=None,
-                    help="train each seed: a count (5: 0-4), a range 0-4, or 0,2,7")  # fmt: skip
-    ap.add_argument("--size", type=_size, default=None,
-                    help="tiny's shape as build_tiny's options, e.g. width=12,pool=4,norm=bn_relu,"
-                    "attention=pool,stats=mad (default: sized to the default budget)")  # fmt: skip
+    ap.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=None,
+        help="train each seed: a count (5: 0-4), a range 0-4, or 0,2,7",
+    )
+    ap.add_argument(
+        "--size",
+        type=_size,
+        default=None,
+        help="tiny's shape as build_tiny's options, e.g. width=12,pool=4,norm=bn_relu,"
+        "attention=pool,stats=mad (default: sized to the default budget)",
+    )
     ap.add_argument("--select", default=DEFAULT_METRIC)
     ap.add_argument("--min-epochs", type=int, default=DEFAULT_MIN_EPOCHS)
     ap.add_argument("--patience", type=int, default=10)
@@ -97,8 +105,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for s in ("train", "val", "test"):
         ap.add_argument(f"--{s}-subjects", default=None, help="e.g. 1,3,5 (default split if unset)")
     ap.add_argument("--hapt", type=Path, default=HAPT_DIR, help="the HAPT CSV folder")
-    ap.add_argument("--libraries", type=Path, default=LIBRARIES_DIR,
-                    help="Arduino libraries folder holding the board's TFLM library")  # fmt: skip
+    ap.add_argument(
+        "--libraries",
+        type=Path,
+        default=LIBRARIES_DIR,
+        help="Arduino libraries folder holding the board's TFLM library",
+    )
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"work folder ({DEFAULT_OUT})")
     ap.add_argument("--tag", default="", help="a name for this configuration in the JSON report")
     return ap.parse_args(argv)
@@ -224,13 +236,19 @@ def main(argv: list[str] | None = None) -> int:
     split = first["split"]
     print()
     print("REAL data: UCI HAPT (waist smartphone, 50 Hz; not synthetic), six basic activities")
-    print(f"split (by subject, within HAPT's 21): train {_join(split['train'])}; "
-          f"val {_join(split['val'])}; TEST {_join(split['test'])}")  # fmt: skip
+    print(
+        f"split (by subject, within HAPT's 21): train {_join(split['train'])}; "
+        f"val {_join(split['val'])}; TEST {_join(split['test'])}"
+    )
     seeds = f"seeds {_join(args.seeds)}" if args.seeds else f"seed {args.seed}"
-    print(f"selection: {first['selection']['rule']}; augmentation: "
-          f"{_aug_text(first['augment'])}; learning rate {_lr_text(args)}; {seeds}")  # fmt: skip
-    print(f"windows: training every {first['train_stride']} samples, validation and test "
-          f"every {first['stride']}")  # fmt: skip
+    print(
+        f"selection: {first['selection']['rule']}; augmentation: "
+        f"{_aug_text(first['augment'])}; learning rate {_lr_text(args)}; {seeds}"
+    )
+    print(
+        f"windows: training every {first['train_stride']} samples, validation and test "
+        f"every {first['stride']}"
+    )
     if args.seeds:
         for arch in archs:
             print_seeds([r for r in results if r["arch"] == arch])
@@ -296,12 +314,16 @@ def print_seeds(results: list[dict]) -> None:
     """One row per seed of one model, then the mean, sd (sample) and min of each score."""
     r0 = results[0]
     size = ", ".join(f"{k}={v}" for k, v in (r0["size"] or {}).items()) or "paper"
-    print(f"\n{r0['arch']} ({size}): {r0['params']} params, int8 model {r0['model_bytes']} B, "
-          f"arena {r0['arena_bytes']} B, {r0['macs']} MACs per window")  # fmt: skip
+    print(
+        f"\n{r0['arch']} ({size}): {r0['params']} params, int8 model {r0['model_bytes']} B, "
+        f"arena {r0['arena_bytes']} B, {r0['macs']} MACs per window"
+    )
     rows = [("seed", *[c[0] for c in SEED_COLUMNS])]
     for r in results:
-        cells = [f"{r['epochs_run']} / {r['best_epoch']}" if key is None else _cell(fmt, r[key])
-                 for _, key, fmt, _ in SEED_COLUMNS]  # fmt: skip
+        cells = [
+            f"{r['epochs_run']} / {r['best_epoch']}" if key is None else _cell(fmt, r[key])
+            for _, key, fmt, _ in SEED_COLUMNS
+        ]
         rows.append((str(r["seed"]), *cells))
     for name, fn in (("mean", np.mean), ("sd", _sd), ("min", np.min)):
         cells = []
@@ -338,8 +360,14 @@ def _lr_text(args: argparse.Namespace) -> str:
     warm = f" after {args.warmup_epochs} warm-up epochs" if args.warmup_epochs else ""
     smooth = f"; label smoothing {args.label_smoothing:g}" if args.label_smoothing else ""
     n = len([p for p in args.teachers.split(",") if p])
-    teach = (f"; distilled from {n} teacher run(s), {args.distill:g} of the targets at "
-             f"temperature {args.distill_temperature:g}") if n else ""  # fmt: skip
+    teach = (
+        (
+            f"; distilled from {n} teacher run(s), {args.distill:g} of the targets at "
+            f"temperature {args.distill_temperature:g}"
+        )
+        if n
+        else ""
+    )
     return f"{args.lr_schedule}{warm}{smooth}{teach}"
 
 

@@ -39,15 +39,30 @@ def main() -> None:
         for w in (int(v) for v in args.workers.split(",")):
             run = Path(tmp) / f"search-w{w}"
             t0 = time.perf_counter()
-            tinyhar("-q", "search", "--data", str(data), "--trials", str(args.trials),
-                    "--workers", str(w), "--epochs", str(args.epochs), "--stride", "100",
-                    "--run", str(run))  # fmt: skip
+            tinyhar(
+                "-q",
+                "search",
+                "--data",
+                str(data),
+                "--trials",
+                str(args.trials),
+                "--workers",
+                str(w),
+                "--epochs",
+                str(args.epochs),
+                "--stride",
+                "100",
+                "--run",
+                str(run),
+            )
             seconds[w] = time.perf_counter() - t0
             s = json.loads((run / "search.json").read_text())
             done = len(s["trials"]) - len(s["failed"])
             load = os.getloadavg()[0]
-            print(f"workers {w}: {seconds[w]:.1f} s wall for {done} trials "
-                  f"({len(s['failed'])} failed), load average after {load:.1f}")  # fmt: skip
+            print(
+                f"workers {w}: {seconds[w]:.1f} s wall for {done} trials "
+                f"({len(s['failed'])} failed), load average after {load:.1f}"
+            )
         one = seconds.get(1)
         for w, t in seconds.items():
             if one and w != 1:

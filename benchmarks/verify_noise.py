@@ -66,19 +66,25 @@ def main() -> None:
                 with NoisyLine(vb.path, corrupt=rate, drop=rate, seed=args.seed) as line:
                     row = one(line.port, args.run, mode == "raw", args.windows)
                 rows.append({"mode": mode, "rate": rate, **row})
-                print(f"  {mode} {rate:g}: {row['outcome']} in {row['seconds']:.1f} s",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"  {mode} {rate:g}: {row['outcome']} in {row['seconds']:.1f} s",
+                    file=sys.stderr,
+                )
     finally:
         vb.stop()
         server.join(timeout=5)
         vb.close()
 
     clean = {r["mode"]: r.get("windows_per_second") for r in rows if r["rate"] == 0}
-    print(f"verify over a noisy line, {args.windows} windows, seed {args.seed}, pieces of "
-          f"{args.chunk} B, default timeout and retries (corrupted = dropped = rate, each "
-          "way)")  # fmt: skip
-    print(f"{'mode':<6} {'rate':>7} {'outcome':<8} {'seconds':>8} {'win/s':>7} {'of clean':>9} "
-          f"{'retries':>8}  error")  # fmt: skip
+    print(
+        f"verify over a noisy line, {args.windows} windows, seed {args.seed}, pieces of "
+        f"{args.chunk} B, default timeout and retries (corrupted = dropped = rate, each "
+        "way)"
+    )
+    print(
+        f"{'mode':<6} {'rate':>7} {'outcome':<8} {'seconds':>8} {'win/s':>7} {'of clean':>9} "
+        f"{'retries':>8}  error"
+    )
     for r in rows:
         wps = r.get("windows_per_second")
         share = f"{100 * wps / clean[r['mode']]:.0f}%" if wps and clean[r["mode"]] else "-"

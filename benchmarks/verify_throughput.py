@@ -47,8 +47,9 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=None, help="test windows per pass [all]")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sim-args", default="", help="extra `tinyhar sim` options, e.g. '--delay 5'")
-    ap.add_argument("--emulate", action="store_true",
-                    help="the emulated board (sim --emulate; a built run)")  # fmt: skip
+    ap.add_argument(
+        "--emulate", action="store_true", help="the emulated board (sim --emulate; a built run)"
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
 
@@ -59,9 +60,14 @@ def main() -> None:
         for mode in ("model", "raw"):
             wps, bpw, sent, recv, lat = [], [], [], [], []
             for _ in range(args.repeats):
-                opts = VerifyOptions(port=port, run=args.run, windows=args.windows,
-                                     raw=mode == "raw", progress=False,
-                                     timeout=30.0 if args.emulate else 1.0)  # fmt: skip
+                opts = VerifyOptions(
+                    port=port,
+                    run=args.run,
+                    windows=args.windows,
+                    raw=mode == "raw",
+                    progress=False,
+                    timeout=30.0 if args.emulate else 1.0,
+                )
                 r = verify_device(opts, log=lambda _m: None)
                 if not r.passed:
                     sys.exit(f"verify did not pass in {mode} mode: {r}")
@@ -70,21 +76,24 @@ def main() -> None:
                 sent.append(r.bytes_sent / r.windows)
                 recv.append(r.bytes_received / r.windows)
                 lat.append(r.latency_us["median"])
-            rows.append({
-                "mode": mode,
-                "windows": r.windows,
-                "repeats": args.repeats,
-                "windows_per_second_median": statistics.median(wps),
-                "windows_per_second_all": wps,
-                "bytes_per_window": statistics.median(bpw),
-                "host_to_device_bytes_per_window": round(statistics.median(sent), 1),
-                "device_to_host_bytes_per_window": round(statistics.median(recv), 1),
-                "device_latency_us_median": statistics.median(lat),
-                "instructions_per_inference": (r.emulated or {}).get(
-                    "instructions_per_inference"),
-                "max_abs_diff_lsb": r.max_abs_diff_lsb,
-                "reference": r.reference["name"],
-            })  # fmt: skip
+            rows.append(
+                {
+                    "mode": mode,
+                    "windows": r.windows,
+                    "repeats": args.repeats,
+                    "windows_per_second_median": statistics.median(wps),
+                    "windows_per_second_all": wps,
+                    "bytes_per_window": statistics.median(bpw),
+                    "host_to_device_bytes_per_window": round(statistics.median(sent), 1),
+                    "device_to_host_bytes_per_window": round(statistics.median(recv), 1),
+                    "device_latency_us_median": statistics.median(lat),
+                    "instructions_per_inference": (r.emulated or {}).get(
+                        "instructions_per_inference"
+                    ),
+                    "max_abs_diff_lsb": r.max_abs_diff_lsb,
+                    "reference": r.reference["name"],
+                }
+            )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
@@ -92,8 +101,10 @@ def main() -> None:
     board = "emulated board (QEMU mps2-an386)" if args.emulate else "virtual board"
     print(f"verify throughput against the {board} ({port}), run {args.run}")
     print(f"reference: {rows[0]['reference']}, max difference {rows[0]['max_abs_diff_lsb']} LSB")
-    print(f"{'mode':<6} {'windows':>7} {'win/s':>8} {'B/win':>8} {'host->dev':>10} "
-          f"{'dev->host':>10} {'latency us':>11}")  # fmt: skip
+    print(
+        f"{'mode':<6} {'windows':>7} {'win/s':>8} {'B/win':>8} {'host->dev':>10} "
+        f"{'dev->host':>10} {'latency us':>11}"
+    )
     for r in rows:
         print(
             f"{r['mode']:<6} {r['windows']:>7} {r['windows_per_second_median']:>8.1f} "
@@ -101,8 +112,10 @@ def main() -> None:
             f"{r['device_to_host_bytes_per_window']:>10.1f} {r['device_latency_us_median']:>11.0f}"
         )
     if args.emulate and rows[0]["instructions_per_inference"]:
-        print(f"instructions per inference (measured, -icount): "
-              f"{rows[0]['instructions_per_inference']:,}")  # fmt: skip
+        print(
+            f"instructions per inference (measured, -icount): "
+            f"{rows[0]['instructions_per_inference']:,}"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -87,8 +87,10 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=12)
     args = ap.parse_args()
     print(f"window {args.window} samples, {args.classes} classes, pieces of {P.CHUNK} B")
-    print(f"{'sensors':8} {'request':11} {'frames':>6} {'host->dev':>10} {'dev->host':>10} "
-          f"{'total':>7} {'ms @115200':>10}")  # fmt: skip
+    print(
+        f"{'sensors':8} {'request':11} {'frames':>6} {'host->dev':>10} {'dev->host':>10} "
+        f"{'total':>7} {'ms @115200':>10}"
+    )
     for sensors, channels in (("arm", 6), ("both", 12)):
         for kind, (up, down, frames) in measure(args.window, channels, args.classes).items():
             total = up + down

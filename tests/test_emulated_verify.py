@@ -88,8 +88,10 @@ def _check(report: dict, mode: str, windows: int) -> None:
     ("args", "windows"),
     [
         (("--arch", "tiny", "--sensors", "arm"), WINDOWS),
-        (("--arch", "tiny", "--sensors", "arm", "--size", FORMER_W12, "--train-stride", "25"),
-         WINDOWS),  # fmt: skip
+        (
+            ("--arch", "tiny", "--sensors", "arm", "--size", FORMER_W12, "--train-stride", "25"),
+            WINDOWS,
+        ),  # fmt: skip
         (("--arch", "paper", "--sensors", "both"), WINDOWS),
     ],
     ids=["tiny-arm", "tiny-w12", "paper"],

@@ -56,8 +56,7 @@ def _interrupted() -> None:
     sys.exit(EXIT_INTERRUPTED)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=GLOSSARY)  # fmt: skip
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=GLOSSARY)
 @click.version_option(__version__, prog_name="tinyhar")
 @click.option("-v", "--verbose", is_flag=True, help="Also print debug lines.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only warnings, errors and results.")
@@ -111,11 +110,17 @@ def _run_option(what: str = "Run folder.", default: str = LATEST_RUN, dest: str 
 
 def _subject_options(val_role: str, test_role: str):
     """--train-subjects, --val-subjects and --test-subjects, worded alike for train and search."""
-    roles = (("train", "to train on, e.g. 1,2,3,4,5,6"), ("val", f"{val_role}, e.g. 7,8"),
-             ("test", test_role))  # fmt: skip
+    roles = (
+        ("train", "to train on, e.g. 1,2,3,4,5,6"),
+        ("val", f"{val_role}, e.g. 7,8"),
+        ("test", test_role),
+    )
     options = [
-        click.option(f"--{part}-subjects", callback=_subject_ids,
-                     help=f"Subjects {role}." + _default(default))  # fmt: skip
+        click.option(
+            f"--{part}-subjects",
+            callback=_subject_ids,
+            help=f"Subjects {role}." + _default(default),
+        )
         for (part, role), default in zip(roles, SPLIT, strict=True)
     ]
 
@@ -130,8 +135,7 @@ def _subject_options(val_role: str, test_role: str):
 def _board_option(role: str, default: str | None = "nano33ble", shown: str | None = None):
     """--board, worded alike: `BOARD`, its role in the command, and its default."""
     if default is not None:
-        return click.option("--board", default=default, show_default=True,
-                            help=f"{BOARD}; {role}")  # fmt: skip
+        return click.option("--board", default=default, show_default=True, help=f"{BOARD}; {role}")
     return click.option("--board", default=None, help=f"{BOARD}; {role}" + _default(shown or ""))
 
 
@@ -145,8 +149,13 @@ def data() -> None:
 
 @data.command("synth")
 @click.option("--out", type=_path(), required=True, help="Folder to write (made atomically).")
-@click.option("--subjects", type=click.IntRange(1, 99), default=10, show_default=True,
-              help="Synthetic subjects, one log file each.")  # fmt: skip
+@click.option(
+    "--subjects",
+    type=click.IntRange(1, 99),
+    default=10,
+    show_default=True,
+    help="Synthetic subjects, one log file each.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
 def data_synth(out: Path, subjects: int, seed: int) -> None:
     """Write a SYNTHETIC dataset in the exact UCI MHEALTH log format (for offline use and tests)."""
@@ -182,31 +191,69 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
 
 @data.command("import")
 @click.argument("src", type=_path(exists=True))
-@click.option("--out", type=_path(file_okay=False), required=True,
-              help="Dataset folder to write (new or empty; made atomically).")  # fmt: skip
-@click.option("--acc-unit", default=None,
-              help="Accelerometer unit: g, mg or m/s^2."
-              + _default("from the column names, else from gravity"))  # fmt: skip
-@click.option("--gyro-unit", default=None,
-              help="Gyroscope unit: rad/s or deg/s."
-              + _default("from the column names"))  # fmt: skip
-@click.option("--rate", "rate_hz", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Samples per second." + _default("from a time column like time_s"))  # fmt: skip
-@click.option("--label-column", default=None, help="Column holding the activity."
-              + _default("a column named activity, label or class"))  # fmt: skip
-@click.option("--drop", callback=_names, default=None,
-              help="Labels to drop, comma separated; globs like '*_TO_*'."
-              + _default("none"))  # fmt: skip
-@click.option("--subject-pattern", default=None,
-              help="Regex on file names, the subject number its group."
-              + _default("subjectN"))  # fmt: skip
-@click.option("--subject-column", default=None,
-              help="Column holding the subject." + _default("subject"))  # fmt: skip
-@click.option("--columns", callback=_names, default=None, help="Signal columns, comma separated."
-              + _default("every acc_*/gyro_* column"))  # fmt: skip
+@click.option(
+    "--out",
+    type=_path(file_okay=False),
+    required=True,
+    help="Dataset folder to write (new or empty; made atomically).",
+)
+@click.option(
+    "--acc-unit",
+    default=None,
+    help="Accelerometer unit: g, mg or m/s^2."
+    + _default("from the column names, else from gravity"),
+)
+@click.option(
+    "--gyro-unit",
+    default=None,
+    help="Gyroscope unit: rad/s or deg/s." + _default("from the column names"),
+)
+@click.option(
+    "--rate",
+    "rate_hz",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Samples per second." + _default("from a time column like time_s"),
+)
+@click.option(
+    "--label-column",
+    default=None,
+    help="Column holding the activity." + _default("a column named activity, label or class"),
+)
+@click.option(
+    "--drop",
+    callback=_names,
+    default=None,
+    help="Labels to drop, comma separated; globs like '*_TO_*'." + _default("none"),
+)
+@click.option(
+    "--subject-pattern",
+    default=None,
+    help="Regex on file names, the subject number its group." + _default("subjectN"),
+)
+@click.option(
+    "--subject-column", default=None, help="Column holding the subject." + _default("subject")
+)
+@click.option(
+    "--columns",
+    callback=_names,
+    default=None,
+    help="Signal columns, comma separated." + _default("every acc_*/gyro_* column"),
+)
 @click.option("--name", default=None, help="Dataset name." + _default("the --out folder's name"))
-def data_import(src, out, acc_unit, gyro_unit, rate_hz, label_column, drop, subject_pattern,
-                subject_column, columns, name) -> None:  # fmt: skip
+def data_import(
+    src,
+    out,
+    acc_unit,
+    gyro_unit,
+    rate_hz,
+    label_column,
+    drop,
+    subject_pattern,
+    subject_column,
+    columns,
+    name,
+) -> None:
     """Make a dataset folder from CSV or CSV.gz recordings in SRC: infer their rate, units,
     labels and subjects, and write them with a dataset.toml into OUT."""
     from tinyhar.data.importer import (  # lazy: fast --help
@@ -215,10 +262,17 @@ def data_import(src, out, acc_unit, gyro_unit, rate_hz, label_column, drop, subj
         import_dataset,
     )
 
-    opts = ImportOptions(acc_unit=acc_unit, gyro_unit=gyro_unit, rate_hz=rate_hz,
-                         label_column=label_column, drop=drop or [],
-                         subject_pattern=subject_pattern, subject_column=subject_column,
-                         columns=columns, name=name)  # fmt: skip
+    opts = ImportOptions(
+        acc_unit=acc_unit,
+        gyro_unit=gyro_unit,
+        rate_hz=rate_hz,
+        label_column=label_column,
+        drop=drop or [],
+        subject_pattern=subject_pattern,
+        subject_column=subject_column,
+        columns=columns,
+        name=name,
+    )
     _echo(format_import(import_dataset(src, out, opts, log=log.inf)))
 
 
@@ -284,14 +338,29 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="MHEALTH only: arm = what one wrist-worn board sees; both = the paper's 12."
     + _default("arm"),
 )
-@click.option("--arch", type=click.Choice(["tiny", "paper"]), default="tiny", show_default=True,
-              help="tiny: sized to the model budget (--max-model-kb, --max-arena-kb); paper: the "
-              "paper's model as its text gives it.")  # fmt: skip
+@click.option(
+    "--arch",
+    type=click.Choice(["tiny", "paper"]),
+    default="tiny",
+    show_default=True,
+    help="tiny: sized to the model budget (--max-model-kb, --max-arena-kb); paper: the "
+    "paper's model as its text gives it.",
+)
 @_run_option("Run folder to write.", "runs/<time>-<arch>-<sensors or dataset>", "run_dir")
-@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True,
-              help="Most epochs (--patience usually stops sooner).")  # fmt: skip
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
-              help="Windows per training step.")  # fmt: skip
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="Most epochs (--patience usually stops sooner).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=64,
+    show_default=True,
+    help="Windows per training step.",
+)
 @click.option(
     "--stride",
     type=click.IntRange(1, MAX_STRIDE),
@@ -299,15 +368,24 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     show_default=True,
     help="Samples between window starts (windows are 100 samples, 2 s).",
 )
-@click.option("--train-stride", type=click.IntRange(1, MAX_STRIDE), default=None,
-              help="Samples between training windows' starts; validation and test keep "
-              "--stride; --split random takes --stride."
-              + _default("10 for tiny, 25 for paper, or --stride if smaller"))  # fmt: skip
-@click.option("--include-null", is_flag=True,
-              help="MHEALTH: keep the null class as class 0 (13 classes).")  # fmt: skip
-@click.option("--classes", callback=_names, default=None,
-              help="Class names to learn, comma separated, in class order."
-              + _default("every class with training windows"))  # fmt: skip
+@click.option(
+    "--train-stride",
+    type=click.IntRange(1, MAX_STRIDE),
+    default=None,
+    help="Samples between training windows' starts; validation and test keep "
+    "--stride; --split random takes --stride."
+    + _default("10 for tiny, 25 for paper, or --stride if smaller"),
+)
+@click.option(
+    "--include-null", is_flag=True, help="MHEALTH: keep the null class as class 0 (13 classes)."
+)
+@click.option(
+    "--classes",
+    callback=_names,
+    default=None,
+    help="Class names to learn, comma separated, in class order."
+    + _default("every class with training windows"),
+)
 @click.option(
     "--split",
     type=click.Choice(["subjects", "loso", "random"]),
@@ -317,21 +395,45 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     "window shuffle (leaks).",
 )
 @_subject_options("to choose the epoch on", "to report on, e.g. 9,10 (loso: one id)")
-@click.option("--folds", default=None,
-              help="With --split loso: hold out each of these subjects in turn, in parallel on "
-              "Ray: all, or ids like 1,3,5.")  # fmt: skip
-@click.option("--workers", type=click.IntRange(1), default=None,
-              help="--folds: trainings at once." + _default("local Ray: the cores"))  # fmt: skip
-@click.option("--address", envvar="RAY_ADDRESS", default=None,
-              help="--folds: a Ray cluster (also $RAY_ADDRESS)."
-              + _default("a local Ray"))  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the weights, shuffles and sizing: same seed, same run.")  # fmt: skip
-@click.option("--select", type=click.Choice(["val_macro_f1", "val_accuracy", "val_loss"]),
-              default="val_macro_f1", show_default=True,
-              help="Keep the epoch with the best of this validation score.")  # fmt: skip
-@click.option("--min-epochs", type=click.IntRange(1), default=10, show_default=True,
-              help="Select only from this epoch on.")  # fmt: skip
+@click.option(
+    "--folds",
+    default=None,
+    help="With --split loso: hold out each of these subjects in turn, in parallel on "
+    "Ray: all, or ids like 1,3,5.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="--folds: trainings at once." + _default("local Ray: the cores"),
+)
+@click.option(
+    "--address",
+    envvar="RAY_ADDRESS",
+    default=None,
+    help="--folds: a Ray cluster (also $RAY_ADDRESS)." + _default("a local Ray"),
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the weights, shuffles and sizing: same seed, same run.",
+)
+@click.option(
+    "--select",
+    type=click.Choice(["val_macro_f1", "val_accuracy", "val_loss"]),
+    default="val_macro_f1",
+    show_default=True,
+    help="Keep the epoch with the best of this validation score.",
+)
+@click.option(
+    "--min-epochs",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="Select only from this epoch on.",
+)
 @click.option(
     "--patience",
     type=click.IntRange(1),
@@ -339,37 +441,101 @@ def _subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     show_default=True,
     help="Stop after this many epochs without a better --select score.",
 )
-@click.option("--rotate", type=click.FloatRange(0, 180), default=0.0, show_default=True,
-              help="Augment: rotate the sensor frame (acc and gyro alike) ± degrees.")  # fmt: skip
-@click.option("--scale", type=click.FloatRange(0, 1, max_open=True), default=0.0,
-              show_default=True, help="Augment: scale amplitudes by 1 ± this.")  # fmt: skip
-@click.option("--time-jitter", type=click.FloatRange(0, 0.5, max_open=True), default=0.0,
-              show_default=True, help="Augment: stretch time by 1 ± this.")  # fmt: skip
-@click.option("--clip-board", default=None,
-              help="Augment: clip at this board's IMU range, e.g. nano33ble."
-              + _default("no clipping"))  # fmt: skip
-@click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
-              show_default=True, help="Adam's learning rate: constant, or cosine decay to 0 over "
-              "--epochs.")  # fmt: skip
-@click.option("--size", "size_text", default=None,
-              help="tiny's shape over the default's: build_tiny's options as key=value pairs, "
-              "e.g. width=16,stride=2,pool=2 (docs/model.md)."
-              + _default("the default shape"))  # fmt: skip
-@click.option("--max-model-kb", type=click.FloatRange(min=1), default=None,
-              help="tiny's model budget: the largest int8 model (KB); any budget option sizes "
-              "the default shape's width to fit; the board's budget, `tinyhar boards`, is larger."
-              + _default("the default shape; 64 with another budget option"))  # fmt: skip
-@click.option("--max-arena-kb", type=click.FloatRange(min=1), default=None,
-              help="tiny's model budget: the largest TFLM arena (KB); the board's budget is larger."
-              + _default("the default shape; 32 with another budget option"))  # fmt: skip
-@click.option("--max-instructions", type=click.IntRange(min=1), default=None,
-              help="tiny's latency budget: instructions per inference, counted on the emulated "
-              "nano33ble (needs qemu-system-arm and arm-none-eabi-gcc; an untrained model of "
-              "each width tried)." + _default("any"))  # fmt: skip
-def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride, include_null,
-          classes, split, train_subjects, val_subjects, test_subjects, folds, workers, address,
-          seed, select, min_epochs, patience, rotate, scale, time_jitter, clip_board, lr_schedule,
-          size_text, max_model_kb, max_arena_kb, max_instructions) -> None:  # fmt: skip
+@click.option(
+    "--rotate",
+    type=click.FloatRange(0, 180),
+    default=0.0,
+    show_default=True,
+    help="Augment: rotate the sensor frame (acc and gyro alike) ± degrees.",
+)
+@click.option(
+    "--scale",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Augment: scale amplitudes by 1 ± this.",
+)
+@click.option(
+    "--time-jitter",
+    type=click.FloatRange(0, 0.5, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Augment: stretch time by 1 ± this.",
+)
+@click.option(
+    "--clip-board",
+    default=None,
+    help="Augment: clip at this board's IMU range, e.g. nano33ble." + _default("no clipping"),
+)
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(["cosine", "constant"]),
+    default="cosine",
+    show_default=True,
+    help="Adam's learning rate: constant, or cosine decay to 0 over --epochs.",
+)
+@click.option(
+    "--size",
+    "size_text",
+    default=None,
+    help="tiny's shape over the default's: build_tiny's options as key=value pairs, "
+    "e.g. width=16,stride=2,pool=2 (docs/model.md)." + _default("the default shape"),
+)
+@click.option(
+    "--max-model-kb",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="tiny's model budget: the largest int8 model (KB); any budget option sizes "
+    "the default shape's width to fit; the board's budget, `tinyhar boards`, is larger."
+    + _default("the default shape; 64 with another budget option"),
+)
+@click.option(
+    "--max-arena-kb",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="tiny's model budget: the largest TFLM arena (KB); the board's budget is larger."
+    + _default("the default shape; 32 with another budget option"),
+)
+@click.option(
+    "--max-instructions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="tiny's latency budget: instructions per inference, counted on the emulated "
+    "nano33ble (needs qemu-system-arm and arm-none-eabi-gcc; an untrained model of "
+    "each width tried)." + _default("any"),
+)
+def train(
+    data,
+    sensors,
+    arch,
+    run_dir,
+    epochs,
+    batch_size,
+    stride,
+    train_stride,
+    include_null,
+    classes,
+    split,
+    train_subjects,
+    val_subjects,
+    test_subjects,
+    folds,
+    workers,
+    address,
+    seed,
+    select,
+    min_epochs,
+    patience,
+    rotate,
+    scale,
+    time_jitter,
+    clip_board,
+    lr_schedule,
+    size_text,
+    max_model_kb,
+    max_arena_kb,
+    max_instructions,
+) -> None:
     """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
     from tinyhar.model.architectures import parse_size  # lazy: fast --help
     from tinyhar.model.augment import Augment, clip_to_board  # lazy: fast --help
@@ -385,14 +551,29 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
         augment = clip_to_board(augment, clip_board)
 
     cfg = TrainConfig(
-        data=data, sensors=sensors, arch=arch, run=run_dir, epochs=epochs, batch_size=batch_size,
-        stride=stride, train_stride=train_stride, include_null=include_null, classes=classes,
-        split=split, train_subjects=train_subjects, val_subjects=val_subjects,
-        test_subjects=test_subjects, seed=seed, select=SelectionRule(select, min_epochs, patience),
-        augment=augment, lr_schedule=lr_schedule,
-        max_model_kb=max_model_kb, max_arena_kb=max_arena_kb, max_instructions=max_instructions,
+        data=data,
+        sensors=sensors,
+        arch=arch,
+        run=run_dir,
+        epochs=epochs,
+        batch_size=batch_size,
+        stride=stride,
+        train_stride=train_stride,
+        include_null=include_null,
+        classes=classes,
+        split=split,
+        train_subjects=train_subjects,
+        val_subjects=val_subjects,
+        test_subjects=test_subjects,
+        seed=seed,
+        select=SelectionRule(select, min_epochs, patience),
+        augment=augment,
+        lr_schedule=lr_schedule,
+        max_model_kb=max_model_kb,
+        max_arena_kb=max_arena_kb,
+        max_instructions=max_instructions,
         size=size,
-    )  # fmt: skip
+    )
     count_instructions = None
     if max_instructions is not None and arch == "tiny":
         from tinyhar.device.instruction_budget import instruction_counter  # lazy: fast --help
@@ -400,13 +581,19 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
         count_instructions = instruction_counter()
     if folds is not None or workers is not None:
         if split != "loso" or folds is None:
-            raise TinyharError("--folds (and --workers) go with --split loso, e.g. "
-                               "--split loso --folds all")  # fmt: skip
+            raise TinyharError(
+                "--folds (and --workers) go with --split loso, e.g. --split loso --folds all"
+            )
         from tinyhar.model.loso import LosoOptions, format_loso, run_loso  # lazy: fast --help
 
-        opts = LosoOptions(train=cfg, folds=folds, workers=workers, address=address,
-                           progress=log.verbosity() >= log.NORMAL,
-                           count_instructions=count_instructions)  # fmt: skip
+        opts = LosoOptions(
+            train=cfg,
+            folds=folds,
+            workers=workers,
+            address=address,
+            progress=log.verbosity() >= log.NORMAL,
+            count_instructions=count_instructions,
+        )
         result = run_loso(opts, log=log.inf)
         _echo(format_loso(result))
         if result.summary["failed"]:
@@ -417,55 +604,134 @@ def train(data, sensors, arch, run_dir, epochs, batch_size, stride, train_stride
 
 
 @main.command()
-@click.option("--data", type=_path(), default=None,
-              help="Dataset folder (tinyhar data import), or MHEALTH folder, zip or CSV."
-              + _default("the `tinyhar data download` cache"))  # fmt: skip
-@click.option("--sensors", type=click.Choice(["arm", "ankle", "both"]), default=None,
-              help="MHEALTH only: whose channels." + _default("arm"))  # fmt: skip
+@click.option(
+    "--data",
+    type=_path(),
+    default=None,
+    help="Dataset folder (tinyhar data import), or MHEALTH folder, zip or CSV."
+    + _default("the `tinyhar data download` cache"),
+)
+@click.option(
+    "--sensors",
+    type=click.Choice(["arm", "ankle", "both"]),
+    default=None,
+    help="MHEALTH only: whose channels." + _default("arm"),
+)
 @_board_option("the best model must fit its budget (flash for the model, RAM for the arena).")
-@click.option("--trials", type=click.IntRange(1), default=20, show_default=True,
-              help="Models of the tiny family to train and measure.")  # fmt: skip
-@click.option("--workers", type=click.IntRange(1), default=None,
-              help="Trials at once." + _default("local Ray: the cores"))  # fmt: skip
-@click.option("--address", envvar="RAY_ADDRESS", default=None,
-              help="A Ray cluster (also $RAY_ADDRESS)." + _default("a local Ray"))  # fmt: skip
+@click.option(
+    "--trials",
+    type=click.IntRange(1),
+    default=20,
+    show_default=True,
+    help="Models of the tiny family to train and measure.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="Trials at once." + _default("local Ray: the cores"),
+)
+@click.option(
+    "--address",
+    envvar="RAY_ADDRESS",
+    default=None,
+    help="A Ray cluster (also $RAY_ADDRESS)." + _default("a local Ray"),
+)
 @_run_option(
     "Run folder to write: trials/, tune/, search.json and the best model.",
     "runs/<time>-tiny-search",
     "run_dir",
 )
-@click.option("--resume", is_flag=True,
-              help="Continue the interrupted search in --run (same options).")  # fmt: skip
-@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True,
-              help="Most epochs per trial (--patience usually stops sooner).")  # fmt: skip
-@click.option("--patience", type=click.IntRange(1), default=10, show_default=True,
-              help="Stop a trial after this many epochs with no better val macro-F1.")  # fmt: skip
-@click.option("--stride", type=click.IntRange(1, MAX_STRIDE), default=50, show_default=True,
-              help="Samples between window starts (windows are 100 samples, 2 s).")  # fmt: skip
-@click.option("--classes", callback=_names, default=None,
-              help="Class names to learn, comma separated, in class order."
-              + _default("every class with training windows"))  # fmt: skip
+@click.option(
+    "--resume", is_flag=True, help="Continue the interrupted search in --run (same options)."
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="Most epochs per trial (--patience usually stops sooner).",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="Stop a trial after this many epochs with no better val macro-F1.",
+)
+@click.option(
+    "--stride",
+    type=click.IntRange(1, MAX_STRIDE),
+    default=50,
+    show_default=True,
+    help="Samples between window starts (windows are 100 samples, 2 s).",
+)
+@click.option(
+    "--classes",
+    callback=_names,
+    default=None,
+    help="Class names to learn, comma separated, in class order."
+    + _default("every class with training windows"),
+)
 @_subject_options("the trials are chosen on", "only reported on, e.g. 9,10")
-@click.option("--max-model-kb", type=click.FloatRange(min=1), default=None,
-              help="Model budget: the largest int8 model (KB) the best trial may have."
-              + _default("the board's model flash budget"))  # fmt: skip
-@click.option("--max-arena-kb", type=click.FloatRange(min=1), default=None,
-              help="Model budget: the largest TFLM arena (KB) the best trial may have."
-              + _default("the board's arena RAM budget"))  # fmt: skip
-@click.option("--max-instructions", type=click.IntRange(min=1), default=None,
-              help="Latency budget: instructions per inference on the emulated board, a hard "
-              "bound (a size over it is counted untrained and not trained) and what the search "
-              "minimises beside accuracy." + _default("any; model bytes minimised"))  # fmt: skip
-@click.option("--emulate/--no-emulate", default=None,
-              help="Measure each trial's instructions per inference on the emulated board "
-              "(QEMU; about 10 s a trial)."
-              + _default("where QEMU, the Arm compiler and the board's TFLM library are")
-              )  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the search and of every trial's training.")  # fmt: skip
-def search(data, sensors, board, trials, workers, address, run_dir, resume, epochs, patience,
-           stride, classes, train_subjects, val_subjects, test_subjects, max_model_kb,
-           max_arena_kb, max_instructions, emulate, seed) -> None:  # fmt: skip
+@click.option(
+    "--max-model-kb",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Model budget: the largest int8 model (KB) the best trial may have."
+    + _default("the board's model flash budget"),
+)
+@click.option(
+    "--max-arena-kb",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Model budget: the largest TFLM arena (KB) the best trial may have."
+    + _default("the board's arena RAM budget"),
+)
+@click.option(
+    "--max-instructions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Latency budget: instructions per inference on the emulated board, a hard "
+    "bound (a size over it is counted untrained and not trained) and what the search "
+    "minimises beside accuracy." + _default("any; model bytes minimised"),
+)
+@click.option(
+    "--emulate/--no-emulate",
+    default=None,
+    help="Measure each trial's instructions per inference on the emulated board "
+    "(QEMU; about 10 s a trial)."
+    + _default("where QEMU, the Arm compiler and the board's TFLM library are"),
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the search and of every trial's training.",
+)
+def search(
+    data,
+    sensors,
+    board,
+    trials,
+    workers,
+    address,
+    run_dir,
+    resume,
+    epochs,
+    patience,
+    stride,
+    classes,
+    train_subjects,
+    val_subjects,
+    test_subjects,
+    max_model_kb,
+    max_arena_kb,
+    max_instructions,
+    emulate,
+    seed,
+) -> None:
     """Search the tiny family (width, kernel, pooling, attention, dense branch) on Ray Tune:
     int8 accuracy against model bytes, arena and latency (the emulated firmware's instructions,
     else MACs); the best that fits the board into --run."""
@@ -473,15 +739,32 @@ def search(data, sensors, board, trials, workers, address, run_dir, resume, epoc
     from tinyhar.model.train import TrainConfig  # lazy: fast --help
     from tinyhar.search.tune import SearchOptions, format_search, run_search  # lazy: fast --help
 
-    cfg = TrainConfig(data=data, sensors=sensors, run=run_dir, epochs=epochs,
-                      select=SelectionRule(patience=patience),
-                      stride=stride, classes=classes, train_subjects=train_subjects,
-                      val_subjects=val_subjects, test_subjects=test_subjects,
-                      seed=seed)  # fmt: skip
-    opts = SearchOptions(train=cfg, board=board, trials=trials, workers=workers, address=address,
-                         resume=resume, max_model_kb=max_model_kb, max_arena_kb=max_arena_kb,
-                         max_instructions=max_instructions,
-                         emulate=emulate, progress=log.verbosity() >= log.NORMAL)  # fmt: skip
+    cfg = TrainConfig(
+        data=data,
+        sensors=sensors,
+        run=run_dir,
+        epochs=epochs,
+        select=SelectionRule(patience=patience),
+        stride=stride,
+        classes=classes,
+        train_subjects=train_subjects,
+        val_subjects=val_subjects,
+        test_subjects=test_subjects,
+        seed=seed,
+    )
+    opts = SearchOptions(
+        train=cfg,
+        board=board,
+        trials=trials,
+        workers=workers,
+        address=address,
+        resume=resume,
+        max_model_kb=max_model_kb,
+        max_arena_kb=max_arena_kb,
+        max_instructions=max_instructions,
+        emulate=emulate,
+        progress=log.verbosity() >= log.NORMAL,
+    )
     result = run_search(opts, log=log.inf)
     _echo(format_search(result))
     if result.summary["best"] is None:
@@ -505,13 +788,24 @@ def quantize(run: Path | None, board: str, libraries: Path | None) -> None:
 
 @main.command()
 @_run_option()
-@click.option("--data", type=_path(exists=True), required=True,
-              help="Dataset folder (tinyhar data import) or MHEALTH to score on.")  # fmt: skip
-@click.option("--subjects", callback=_subject_ids, default=None,
-              help="Only these subjects, e.g. 2,4,9." + _default("all"))  # fmt: skip
-@click.option("--sensors", type=click.Choice(["arm", "ankle", "both"]), default=None,
-              help="MHEALTH data, for a run of another dataset: whose channels."
-              + _default("arm"))  # fmt: skip
+@click.option(
+    "--data",
+    type=_path(exists=True),
+    required=True,
+    help="Dataset folder (tinyhar data import) or MHEALTH to score on.",
+)
+@click.option(
+    "--subjects",
+    callback=_subject_ids,
+    default=None,
+    help="Only these subjects, e.g. 2,4,9." + _default("all"),
+)
+@click.option(
+    "--sensors",
+    type=click.Choice(["arm", "ankle", "both"]),
+    default=None,
+    help="MHEALTH data, for a run of another dataset: whose channels." + _default("arm"),
+)
 @_board_option("int8 is also scored with its TFLM library.")
 @_libraries_option
 def evaluate(
@@ -526,8 +820,16 @@ def evaluate(
     evaluate.json and evaluate_confusion.png into the run."""
     from tinyhar.deploy.evaluate import evaluate_run, format_evaluation  # lazy: fast --help
 
-    ev = evaluate_run(run, data, subjects, log=log.inf, warn=log.wrn, sensors=sensors,
-                      board=board, libraries=libraries)  # fmt: skip
+    ev = evaluate_run(
+        run,
+        data,
+        subjects,
+        log=log.inf,
+        warn=log.wrn,
+        sensors=sensors,
+        board=board,
+        libraries=libraries,
+    )
     _echo(format_evaluation(ev))
 
 
@@ -560,8 +862,12 @@ def boards() -> None:
     default=None,
     help="With --model: folder for firmware/ and build.json." + _default("beside the model"),
 )
-@click.option("--sketch-name", default="tinyhar_har", show_default=True,
-              help="Name of your sketch: firmware/<board>/<name>/<name>.ino.")  # fmt: skip
+@click.option(
+    "--sketch-name",
+    default="tinyhar_har",
+    show_default=True,
+    help="Name of your sketch: firmware/<board>/<name>/<name>.ino.",
+)
 @click.option(
     "--arena-margin",
     default="25%",
@@ -571,9 +877,12 @@ def boards() -> None:
 @click.option("--no-install", is_flag=True, help="Do not install the Arduino core or libraries.")
 @click.option("--require-compile", is_flag=True, help="Fail when arduino-cli cannot compile.")
 @click.option("--stream-at-boot", is_flag=True, help="Stream predictions from reset.")
-@click.option("--profile", is_flag=True,
-              help="Count each op's CPU cycles on the board (DWT) for `tinyhar verify --profile`; "
-              "the emulated board always counts instructions.")  # fmt: skip
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Count each op's CPU cycles on the board (DWT) for `tinyhar verify --profile`; "
+    "the emulated board always counts instructions.",
+)
 @click.option(
     "--tflm-library",
     default=None,
@@ -588,28 +897,64 @@ def boards() -> None:
     "of the current TFLM) or the TFLM library's (tinyhar's only for ops it lacks).",
 )
 @_libraries_option
-@click.option("--no-measure", is_flag=True,
-              help="Skip the Cortex-M4F link measuring flash and RAM (estimate them).")  # fmt: skip
-@click.option("--train-if-missing", is_flag=True,
-              help="With no run at all, train one with the defaults first (minutes; on synthetic "
-              "data unless MHEALTH was downloaded).")  # fmt: skip
-@click.option("--labels", default=None, help="--model: class names, comma separated."
-              + _default(f"{SIDE}, else class0,class1,..."))  # fmt: skip
-@click.option("--window", type=int, default=None, help="--model: samples per window."
-              + _default(f"{SIDE}, else the model's input shape"))  # fmt: skip
-@click.option("--channels", default=None, help="--model: count, or names like acc_x,...,gyro_z."
-              + _default(f"{SIDE}, else the model's input shape"))  # fmt: skip
-@click.option("--mean", default=None, help="--model: per-channel means, comma separated."
-              + _default(f"{SIDE}, else 0"))  # fmt: skip
-@click.option("--std", default=None, help="--model: per-channel stds, comma separated."
-              + _default(f"{SIDE}, else 1"))  # fmt: skip
-@click.option("--input-scale", type=float, default=None, help="--model, float input: int8 step."
-              + _default(f"{SIDE}, else 1/32"))  # fmt: skip
-@click.option("--output-scale", type=float, default=None, help="--model, float output: int8 step."
-              + _default(f"{SIDE}, else 1/256 after a SOFTMAX, 1/16 otherwise"))  # fmt: skip
-@click.option("--output-zero-point", type=int, default=None,
-              help="--model, float output: int8 zero point (with an output scale)."
-              + _default(f"{SIDE}, else 0"))  # fmt: skip
+@click.option(
+    "--no-measure",
+    is_flag=True,
+    help="Skip the Cortex-M4F link measuring flash and RAM (estimate them).",
+)
+@click.option(
+    "--train-if-missing",
+    is_flag=True,
+    help="With no run at all, train one with the defaults first (minutes; on synthetic "
+    "data unless MHEALTH was downloaded).",
+)
+@click.option(
+    "--labels",
+    default=None,
+    help="--model: class names, comma separated." + _default(f"{SIDE}, else class0,class1,..."),
+)
+@click.option(
+    "--window",
+    type=int,
+    default=None,
+    help="--model: samples per window." + _default(f"{SIDE}, else the model's input shape"),
+)
+@click.option(
+    "--channels",
+    default=None,
+    help="--model: count, or names like acc_x,...,gyro_z."
+    + _default(f"{SIDE}, else the model's input shape"),
+)
+@click.option(
+    "--mean",
+    default=None,
+    help="--model: per-channel means, comma separated." + _default(f"{SIDE}, else 0"),
+)
+@click.option(
+    "--std",
+    default=None,
+    help="--model: per-channel stds, comma separated." + _default(f"{SIDE}, else 1"),
+)
+@click.option(
+    "--input-scale",
+    type=float,
+    default=None,
+    help="--model, float input: int8 step." + _default(f"{SIDE}, else 1/32"),
+)
+@click.option(
+    "--output-scale",
+    type=float,
+    default=None,
+    help="--model, float output: int8 step."
+    + _default(f"{SIDE}, else 1/256 after a SOFTMAX, 1/16 otherwise"),
+)
+@click.option(
+    "--output-zero-point",
+    type=int,
+    default=None,
+    help="--model, float output: int8 zero point (with an output scale)."
+    + _default(f"{SIDE}, else 0"),
+)
 def build(
     board,
     run,
@@ -680,9 +1025,11 @@ def build(
 @_board_option(
     "the run must have been last built for it.", None, "the board the run was last built for"
 )
-@click.option("--port", default=None,
-              help="Serial port of the board, e.g. /dev/ttyACM0."
-              + _default("found by USB VID:PID"))  # fmt: skip
+@click.option(
+    "--port",
+    default=None,
+    help="Serial port of the board, e.g. /dev/ttyACM0." + _default("found by USB VID:PID"),
+)
 @_run_option()
 def flash(board, port, run) -> None:
     """Upload the compiled firmware with arduino-cli."""
@@ -698,33 +1045,82 @@ def flash(board, port, run) -> None:
 @_board_option("the virtual board plays it (with --emulate: the board the run was built for).")
 @_run_option()
 @click.option(
-    "--replay", type=_path(exists=True), default=None,
+    "--replay",
+    type=_path(exists=True),
+    default=None,
     help="Dataset folder, or MHEALTH-format file or folder, of the run's dataset for the IMU to "
     "replay." + _default("the run's test recordings"),
-)  # fmt: skip
-@click.option("--model", type=_path(exists=True, dir_okay=False), default=None,
-              help="Carry this .tflite instead of the run's (a different model CRC).")  # fmt: skip
-@click.option("--drop", type=float, default=0.0, show_default=True,
-              help="Fraction of bytes dropped, both directions.")  # fmt: skip
-@click.option("--corrupt", type=float, default=0.0, show_default=True,
-              help="Fraction of bytes corrupted, both directions.")  # fmt: skip
+)
+@click.option(
+    "--model",
+    type=_path(exists=True, dir_okay=False),
+    default=None,
+    help="Carry this .tflite instead of the run's (a different model CRC).",
+)
+@click.option(
+    "--drop",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Fraction of bytes dropped, both directions.",
+)
+@click.option(
+    "--corrupt",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Fraction of bytes corrupted, both directions.",
+)
 @click.option("--delay", type=float, default=0.0, show_default=True, help="Delay every reply (ms).")
-@click.option("--reset-after", type=click.IntRange(0), default=0, show_default=True,
-              help="Reset the device once, while it handles request N (0: never).")  # fmt: skip
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
-              help="Seed of the fault injection.")  # fmt: skip
-@click.option("--speed", type=float, default=1.0, show_default=True,
-              help="IMU replay speed (1 = the training rate).")  # fmt: skip
-@click.option("--link", type=_path(), default=None,
-              help="Also make this symlink to the pty (a stable --port).")  # fmt: skip
-@click.option("--emulate", is_flag=True,
-              help="Run the generated firmware itself (the run's `tinyhar build`) on an emulated "
-              "Cortex-M4F: QEMU mps2-an386.")  # fmt: skip
+@click.option(
+    "--reset-after",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Reset the device once, while it handles request N (0: never).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Seed of the fault injection.",
+)
+@click.option(
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="IMU replay speed (1 = the training rate).",
+)
+@click.option(
+    "--link",
+    type=_path(),
+    default=None,
+    help="Also make this symlink to the pty (a stable --port).",
+)
+@click.option(
+    "--emulate",
+    is_flag=True,
+    help="Run the generated firmware itself (the run's `tinyhar build`) on an emulated "
+    "Cortex-M4F: QEMU mps2-an386.",
+)
 @_libraries_option
 def sim(
-    board, run, replay, model, drop, corrupt, delay, reset_after, seed, speed, link, emulate,
+    board,
+    run,
+    replay,
+    model,
+    drop,
+    corrupt,
+    delay,
+    reset_after,
+    seed,
+    speed,
+    link,
+    emulate,
     libraries,
-) -> None:  # fmt: skip
+) -> None:
     """Start a virtual board on a pseudo-terminal and print its path (use it as --port)."""
     from tinyhar.device.virtual_board import Faults, run_sim  # lazy: fast --help
 
@@ -734,53 +1130,96 @@ def sim(
 
         ctx = click.get_current_context()
         given = ctx.get_parameter_source("board") != click.core.ParameterSource.DEFAULT
-        software_only = {"--replay": replay, "--model": model, "--speed": speed != 1.0,
-                         "fault injection": faults.describe() != "none"}  # fmt: skip
+        software_only = {
+            "--replay": replay,
+            "--model": model,
+            "--speed": speed != 1.0,
+            "fault injection": faults.describe() != "none",
+        }
         unused = [option for option, given_ in software_only.items() if given_]
-        run_emulated_sim(board if given else None, run, link, unused,
-                         announce=_echo, libraries=libraries)  # fmt: skip
+        run_emulated_sim(
+            board if given else None, run, link, unused, announce=_echo, libraries=libraries
+        )
         return
     if libraries is not None:
         raise TinyharError(
             "--libraries: only the emulated board (`tinyhar sim --emulate`) builds the board's "
             "TFLM library; the software board runs the Python TFLM interpreter"
         )
-    run_sim(board, run, faults, model=model, replay=replay, speed=speed, link=link,
-            announce=_echo)  # fmt: skip
+    run_sim(board, run, faults, model=model, replay=replay, speed=speed, link=link, announce=_echo)
 
 
 @main.command()
 @click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
 @_run_option()
-@click.option("--windows", type=click.IntRange(1), default=None,
-              help="Test windows to send." + _default("all"))  # fmt: skip
-@click.option("--raw", is_flag=True,
-              help="Send raw samples in board units: checks on-device preprocessing.")  # fmt: skip
-@_board_option("--raw converts the samples to its units.", None, "the one the device names in "
-               "HELLO")  # fmt: skip
-@click.option("--min-agreement", type=click.FloatRange(0, 1), default=1.0, show_default=True,
-              help="Least top-1 agreement with the reference to pass.")  # fmt: skip
-@click.option("--max-lsb", type=click.IntRange(0), default=None,
-              help="Largest output difference (int8 LSB) to pass."
-              + _default("0 against the board's own code or the virtual board's own "
-                         "interpreter, 1 against the Python interpreter"))  # fmt: skip
+@click.option(
+    "--windows",
+    type=click.IntRange(1),
+    default=None,
+    help="Test windows to send." + _default("all"),
+)
+@click.option(
+    "--raw", is_flag=True, help="Send raw samples in board units: checks on-device preprocessing."
+)
+@_board_option(
+    "--raw converts the samples to its units.", None, "the one the device names in HELLO"
+)
+@click.option(
+    "--min-agreement",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="Least top-1 agreement with the reference to pass.",
+)
+@click.option(
+    "--max-lsb",
+    type=click.IntRange(0),
+    default=None,
+    help="Largest output difference (int8 LSB) to pass."
+    + _default(
+        "0 against the board's own code or the virtual board's own "
+        "interpreter, 1 against the Python interpreter"
+    ),
+)
 @_libraries_option
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, help="Seconds per attempt.")  # fmt: skip
-@click.option("--retries", type=click.IntRange(0), default=3, show_default=True,
-              help="Retries per request.")  # fmt: skip
-@click.option("--trace", is_flag=True,
-              help="Print a hex dump of every frame sent and received on stderr.")  # fmt: skip
-@click.option("--resume", is_flag=True,
-              help="Continue this mode's interrupted run from its last window.")  # fmt: skip
-@click.option("--profile", is_flag=True,
-              help="Read the firmware's per-op counts after every window and print where the "
-              "inference spends its time (instructions on `sim --emulate`, cycles on a board "
-              "built with `build --profile`).")  # fmt: skip
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds per attempt.",
+)
+@click.option(
+    "--retries", type=click.IntRange(0), default=3, show_default=True, help="Retries per request."
+)
+@click.option(
+    "--trace", is_flag=True, help="Print a hex dump of every frame sent and received on stderr."
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue this mode's interrupted run from its last window."
+)
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Read the firmware's per-op counts after every window and print where the "
+    "inference spends its time (instructions on `sim --emulate`, cycles on a board "
+    "built with `build --profile`).",
+)
 def verify(
-    port, run, windows, raw, board, min_agreement, max_lsb, libraries, timeout, retries, trace,
-    resume, profile,
-) -> None:  # fmt: skip
+    port,
+    run,
+    windows,
+    raw,
+    board,
+    min_agreement,
+    max_lsb,
+    libraries,
+    timeout,
+    retries,
+    trace,
+    resume,
+    profile,
+) -> None:
     """Check that the device computes what the host computes; write verify_<mode>.json/.png.
 
     \b
@@ -802,11 +1241,21 @@ def verify(
     )
 
     opts = VerifyOptions(
-        port=port, run=run, windows=windows, raw=raw, board=board, min_agreement=min_agreement,
-        max_lsb=max_lsb, libraries=libraries, timeout=timeout, retries=retries, trace=trace,
-        resume=resume, profile=profile,
+        port=port,
+        run=run,
+        windows=windows,
+        raw=raw,
+        board=board,
+        min_agreement=min_agreement,
+        max_lsb=max_lsb,
+        libraries=libraries,
+        timeout=timeout,
+        retries=retries,
+        trace=trace,
+        resume=resume,
+        profile=profile,
         progress=not trace,  # a bar redrawn between trace lines garbles both
-    )  # fmt: skip
+    )
     report = verify_device(opts)
     _echo(format_report(report))
     if not report.passed:
@@ -816,21 +1265,37 @@ def verify(
 @main.command()
 @click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
 @_run_option("Run folder, for class names when the firmware has none.")
-@click.option("--last", type=click.IntRange(1, 100), default=10, show_default=True,
-              help="Predictions in the rolling view.")  # fmt: skip
+@click.option(
+    "--last",
+    type=click.IntRange(1, 100),
+    default=10,
+    show_default=True,
+    help="Predictions in the rolling view.",
+)
 @click.option("--count", type=click.IntRange(1), default=None, help="Stop after N predictions.")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop after S seconds.")  # fmt: skip
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, help="Seconds per request attempt.")  # fmt: skip
-@click.option("--trace", is_flag=True,
-              help="Print a hex dump of every frame sent and received on stderr.")  # fmt: skip
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after S seconds.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds per request attempt.",
+)
+@click.option(
+    "--trace", is_flag=True, help="Print a hex dump of every frame sent and received on stderr."
+)
 def monitor(port, run, last, count, seconds, timeout, trace) -> None:
     """Show the board's live predictions from its IMU; Ctrl-C stops the stream and exits."""
     from tinyhar.device.monitor import MonitorOptions, run_monitor  # lazy: fast --help
 
-    opts = MonitorOptions(port=port, run=run, last=last, count=count, seconds=seconds,
-                          timeout=timeout, trace=trace)  # fmt: skip
+    opts = MonitorOptions(
+        port=port, run=run, last=last, count=count, seconds=seconds, timeout=timeout, trace=trace
+    )
     run_monitor(opts, out=_echo)
 
 
@@ -838,30 +1303,62 @@ def monitor(port, run, last, count, seconds, timeout, trace) -> None:
 @click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
 @click.option("--label", required=True, help="The activity being recorded, e.g. walking.")
 @click.option("--subject", type=click.IntRange(0), required=True, help="Who wears the board.")
-@click.option("--out", type=_path(file_okay=False), required=True,
-              help="Dataset folder: the recording and its dataset.toml go here.")  # fmt: skip
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=60.0,
-              show_default=True, help="How long to record.")  # fmt: skip
-@click.option("--session", type=click.IntRange(1), default=None,
-              help="Session number." + _default("the subject's next"))  # fmt: skip
+@click.option(
+    "--out",
+    type=_path(file_okay=False),
+    required=True,
+    help="Dataset folder: the recording and its dataset.toml go here.",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="How long to record.",
+)
+@click.option(
+    "--session",
+    type=click.IntRange(1),
+    default=None,
+    help="Session number." + _default("the subject's next"),
+)
 @_run_option("Run folder the firmware was built from (its channels).")
 @_board_option("its units and axes are recorded.", None, "the one the device names in HELLO")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, help="Seconds per request attempt.")  # fmt: skip
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds per request attempt.",
+)
 @click.option("--no-plot", is_flag=True, help="No live plot, even where a display exists.")
-@click.option("--trace", is_flag=True,
-              help="Print a hex dump of every frame sent and received on stderr.")  # fmt: skip
+@click.option(
+    "--trace", is_flag=True, help="Print a hex dump of every frame sent and received on stderr."
+)
 def record(port, label, subject, out, seconds, session, run, board, timeout, no_plot, trace):
     """Record the board's IMU, as its firmware samples it, into a dataset folder for `train`."""
     from tinyhar.device.record import RecordOptions, record_imu  # lazy: fast --help
 
-    opts = RecordOptions(port=port, label=label, out=out, subject=subject, seconds=seconds,
-                         session=session, run=run, board=board, timeout=timeout, trace=trace,
-                         progress=not trace, plot=not no_plot)  # fmt: skip
+    opts = RecordOptions(
+        port=port,
+        label=label,
+        out=out,
+        subject=subject,
+        seconds=seconds,
+        session=session,
+        run=run,
+        board=board,
+        timeout=timeout,
+        trace=trace,
+        progress=not trace,
+        plot=not no_plot,
+    )
     r = record_imu(opts, log=log.inf)
     lost = f", {r.lost} lost on the way" if r.lost else ""
-    _echo(f"recorded {r.samples} samples ({r.seconds:.1f} s at {r.rate_hz:g} Hz{lost}) "
-               f"of {label!r} into {r.file}")  # fmt: skip
+    _echo(
+        f"recorded {r.samples} samples ({r.seconds:.1f} s at {r.rate_hz:g} Hz{lost}) "
+        f"of {label!r} into {r.file}"
+    )
     if r.stopped:
         sys.exit(EXIT_FAILED)
 
@@ -870,24 +1367,55 @@ def record(port, label, subject, out, seconds, session, run, board, timeout, no_
 
 
 @main.command()
-@click.option("--out", type=_path(file_okay=False), default=DEMO_DIR, show_default=True,
-              help="Run folder for everything the demo makes (its data in OUT/data).")  # fmt: skip
+@click.option(
+    "--out",
+    type=_path(file_okay=False),
+    default=DEMO_DIR,
+    show_default=True,
+    help="Run folder for everything the demo makes (its data in OUT/data).",
+)
 @_board_option("the firmware is built and verified for it.")
-@click.option("--subjects", type=click.IntRange(3, 99), default=10, show_default=True,
-              help="Synthetic subjects.")  # fmt: skip
-@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True,
-              help="Most epochs (early stopping usually ends sooner).")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the synthetic data and the training: same seed, same run.")  # fmt: skip
-@click.option("--windows", type=click.IntRange(1), default=None,
-              help="Test windows to verify." + _default("all"))  # fmt: skip
+@click.option(
+    "--subjects",
+    type=click.IntRange(3, 99),
+    default=10,
+    show_default=True,
+    help="Synthetic subjects.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="Most epochs (early stopping usually ends sooner).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the synthetic data and the training: same seed, same run.",
+)
+@click.option(
+    "--windows",
+    type=click.IntRange(1),
+    default=None,
+    help="Test windows to verify." + _default("all"),
+)
 @_libraries_option
 def demo(out, board, subjects, epochs, seed, windows, libraries) -> None:
     """The whole job offline on SYNTHETIC data: train, quantize, build, verify a virtual board."""
     from tinyhar.demo import DemoOptions, format_summary, run_demo  # lazy: fast --help
 
-    opts = DemoOptions(out=out, board=board, subjects=subjects, epochs=epochs, seed=seed,
-                       windows=windows, libraries=libraries)  # fmt: skip
+    opts = DemoOptions(
+        out=out,
+        board=board,
+        subjects=subjects,
+        epochs=epochs,
+        seed=seed,
+        windows=windows,
+        libraries=libraries,
+    )
     summary = run_demo(opts, log=log.inf)
     _echo(format_summary(summary))
     if not summary["passed"]:

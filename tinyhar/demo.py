@@ -68,8 +68,9 @@ def run_demo(opts: DemoOptions, log: Log = inf) -> dict[str, Any]:
         data = synthesize(run / "data", subjects=opts.subjects, seed=opts.seed)
 
     with step("train", "train the tiny model on the arm sensors"):
-        cfg = TrainConfig(data=data, sensors="arm", arch="tiny", run=run, epochs=opts.epochs,
-                          seed=opts.seed)  # fmt: skip
+        cfg = TrainConfig(
+            data=data, sensors="arm", arch="tiny", run=run, epochs=opts.epochs, seed=opts.seed
+        )
         trained = train(cfg, log=log)
 
     with step("quantize", "int8 model; float, TFLM and TFLite accuracy; measured arena"):
@@ -83,8 +84,13 @@ def run_demo(opts: DemoOptions, log: Log = inf) -> dict[str, Any]:
     with step("verify", f"virtual {opts.board} on a pseudo-terminal, verified over it"):
         with virtual_board(opts.board, run, log=log) as port:
             for mode in ("model", "raw"):
-                vopts = VerifyOptions(port=port, run=run, windows=opts.windows, raw=mode == "raw",
-                                      libraries=opts.libraries)  # fmt: skip
+                vopts = VerifyOptions(
+                    port=port,
+                    run=run,
+                    windows=opts.windows,
+                    raw=mode == "raw",
+                    libraries=opts.libraries,
+                )
                 reports[mode] = verify_device(vopts, log=log)
 
     m = trained.metrics
@@ -113,9 +119,19 @@ def run_demo(opts: DemoOptions, log: Log = inf) -> dict[str, Any]:
 
 
 def _verify_figures(r: VerifyReport) -> dict[str, Any]:
-    keys = ("passed", "windows", "top1_agreement", "max_abs_diff_lsb", "mean_abs_diff_lsb",
-            "device_accuracy", "host_accuracy", "latency_us", "windows_per_second",
-            "preprocess_mismatch_windows", "reference")  # fmt: skip
+    keys = (
+        "passed",
+        "windows",
+        "top1_agreement",
+        "max_abs_diff_lsb",
+        "mean_abs_diff_lsb",
+        "device_accuracy",
+        "host_accuracy",
+        "latency_us",
+        "windows_per_second",
+        "preprocess_mismatch_windows",
+        "reference",
+    )
     figures = r.to_json()
     return {k: figures[k] for k in keys if k in figures}
 

@@ -355,10 +355,18 @@ def pack_info(info: DeviceInfo) -> bytes:
     """HELLO reply payload (what the device sends)."""
     flags = (1 if info.streaming else 0) | (2 if info.has_model else 0)
     head = _INFO_HEAD.pack(
-        info.protocol_version, flags, info.model_crc32, info.arena_bytes, info.window,
-        info.stride, info.channels, info.n_classes, info.rate_hz, info.max_payload,
+        info.protocol_version,
+        flags,
+        info.model_crc32,
+        info.arena_bytes,
+        info.window,
+        info.stride,
+        info.channels,
+        info.n_classes,
+        info.rate_hz,
+        info.max_payload,
         info.samples_total,
-    )  # fmt: skip
+    )
     return (
         head
         + _pack_tensor(info.input)
@@ -383,9 +391,26 @@ def unpack_info(p: bytes) -> DeviceInfo:
     _need(p, o + _INFO_TAIL.size, "HELLO reply")
     status, used = _INFO_TAIL.unpack_from(p, o)
     return DeviceInfo(
-        ver, bool(flags & 1), bool(flags & 2), crc, arena, window, stride, ch, ncls, rate, maxp,
-        total, tin, tout, core, fw, board, status, used,
-    )  # fmt: skip
+        ver,
+        bool(flags & 1),
+        bool(flags & 2),
+        crc,
+        arena,
+        window,
+        stride,
+        ch,
+        ncls,
+        rate,
+        maxp,
+        total,
+        tin,
+        tout,
+        core,
+        fw,
+        board,
+        status,
+        used,
+    )
 
 
 @dataclass(frozen=True)

@@ -26,20 +26,41 @@ MAX_LABEL = 12
 SYNTHETIC_MARKER = "SYNTHETIC.md"
 
 COLUMN_NAMES: list[str] = [
-    "chest_acc_x", "chest_acc_y", "chest_acc_z",
-    "ecg_lead_1", "ecg_lead_2",
-    "ankle_acc_x", "ankle_acc_y", "ankle_acc_z",
-    "ankle_gyro_x", "ankle_gyro_y", "ankle_gyro_z",
-    "ankle_mag_x", "ankle_mag_y", "ankle_mag_z",
-    "arm_acc_x", "arm_acc_y", "arm_acc_z",
-    "arm_gyro_x", "arm_gyro_y", "arm_gyro_z",
-    "arm_mag_x", "arm_mag_y", "arm_mag_z",
-]  # fmt: skip
+    "chest_acc_x",
+    "chest_acc_y",
+    "chest_acc_z",
+    "ecg_lead_1",
+    "ecg_lead_2",
+    "ankle_acc_x",
+    "ankle_acc_y",
+    "ankle_acc_z",
+    "ankle_gyro_x",
+    "ankle_gyro_y",
+    "ankle_gyro_z",
+    "ankle_mag_x",
+    "ankle_mag_y",
+    "ankle_mag_z",
+    "arm_acc_x",
+    "arm_acc_y",
+    "arm_acc_z",
+    "arm_gyro_x",
+    "arm_gyro_y",
+    "arm_gyro_z",
+    "arm_mag_x",
+    "arm_mag_y",
+    "arm_mag_z",
+]
 
 COLUMN_UNITS: list[str] = (
-    ["m/s^2"] * 3 + ["mV"] * 2 + ["m/s^2"] * 3 + ["deg/s"] * 3 + ["local"] * 3
-    + ["m/s^2"] * 3 + ["deg/s"] * 3 + ["local"] * 3
-)  # fmt: skip
+    ["m/s^2"] * 3
+    + ["mV"] * 2
+    + ["m/s^2"] * 3
+    + ["deg/s"] * 3
+    + ["local"] * 3
+    + ["m/s^2"] * 3
+    + ["deg/s"] * 3
+    + ["local"] * 3
+)
 
 LABEL_NAMES: dict[int, str] = {
     0: "Null",
@@ -61,9 +82,19 @@ SENSOR_SETS = ("arm", "ankle", "both")
 
 # Kaggle CSV column -> 0-based column in the 23-column UCI layout.
 KAGGLE_COLUMNS: dict[str, int] = {
-    "alx": 5, "aly": 6, "alz": 7, "glx": 8, "gly": 9, "glz": 10,
-    "arx": 14, "ary": 15, "arz": 16, "grx": 17, "gry": 18, "grz": 19,
-}  # fmt: skip
+    "alx": 5,
+    "aly": 6,
+    "alz": 7,
+    "glx": 8,
+    "gly": 9,
+    "glz": 10,
+    "arx": 14,
+    "ary": 15,
+    "arz": 16,
+    "grx": 17,
+    "gry": 18,
+    "grz": 19,
+}
 
 _LOG_NAME = re.compile(r"(?:^|/)mHealth_subject(\d+)\.log(\.gz)?$")
 _SUBJECT_VALUE = re.compile(r"^\s*(?:subject)?\s*(\d+)\s*$", re.IGNORECASE)

@@ -30,11 +30,20 @@ RANGE_MARGIN = 4.0
 
 # Spellings users write -> the unit's one name here.
 _SPELLINGS: dict[str, str] = {
-    "g": "g", "mg": "mg",
-    "m/s^2": "m/s^2", "m/s²": "m/s^2", "m/s2": "m/s^2", "ms^-2": "m/s^2",
-    "rad/s": "rad/s", "rad/sec": "rad/s", "rads": "rad/s",
-    "deg/s": "deg/s", "dps": "deg/s", "°/s": "deg/s", "deg/sec": "deg/s",
-}  # fmt: skip
+    "g": "g",
+    "mg": "mg",
+    "m/s^2": "m/s^2",
+    "m/s²": "m/s^2",
+    "m/s2": "m/s^2",
+    "ms^-2": "m/s^2",
+    "rad/s": "rad/s",
+    "rad/sec": "rad/s",
+    "rads": "rad/s",
+    "deg/s": "deg/s",
+    "dps": "deg/s",
+    "°/s": "deg/s",
+    "deg/sec": "deg/s",
+}
 UNITS_OF_KIND: dict[str, tuple[str, ...]] = {
     "acc": ("g", "mg", "m/s^2"),
     "gyro": ("rad/s", "deg/s"),

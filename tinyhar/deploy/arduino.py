@@ -181,9 +181,17 @@ def compile_sketch(
     `libraries` holds the generated tinyhar_model library."""
     proc = run_cli(
         cli,
-        ["compile", "--fqbn", board.fqbn, "--libraries", str(libraries), "--output-dir",
-         str(build_dir), str(sketch_dir)],
-    )  # fmt: skip
+        [
+            "compile",
+            "--fqbn",
+            board.fqbn,
+            "--libraries",
+            str(libraries),
+            "--output-dir",
+            str(build_dir),
+            str(sketch_dir),
+        ],
+    )
     text = (proc.stdout or "") + "\n" + (proc.stderr or "")
     if proc.returncode != 0:
         raise TinyharError(f"arduino-cli compile failed for {board.fqbn}: {last_line(proc)}")

@@ -153,8 +153,13 @@ class BoardReference:
         if _current.get(str(self.built.path)) != self._token:
             self._start()
         fn = self._lib.tinyhar_runner_infer
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
-                       ctypes.c_void_p]  # fmt: skip
+        fn.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+        ]
         out = np.zeros((len(q), n_classes), dtype=np.int8)
         for i, w in enumerate(np.ascontiguousarray(q, dtype=np.int8)):
             rc = fn(w.ctypes.data, w.size, out[i].ctypes.data, n_classes, None)
@@ -212,9 +217,18 @@ def tensor_differences(
     board = BoardReference(ref.built, dbg, arena_bytes)  # the same .so, the debug flatbuffer
     py = runtime.Interpreter.from_bytes(dbg, arena_size=arena_bytes)
     index = {o.tensor: k for k, o in enumerate(outs)}
-    stats = [{"op": o.op, "tensor": o.name.split(";")[0], "windows_differing": 0, "max_lsb": 0,
-              "origin": 0, "origin_max_lsb": 0, "first_step": None}
-             for o in outs]  # fmt: skip
+    stats = [
+        {
+            "op": o.op,
+            "tensor": o.name.split(";")[0],
+            "windows_differing": 0,
+            "max_lsb": 0,
+            "origin": 0,
+            "origin_max_lsb": 0,
+            "first_step": None,
+        }
+        for o in outs
+    ]
     for w in windows:
         got = board.run(w)
         py.reset()
@@ -254,11 +268,17 @@ def interpreter_violations(per_op: list[dict], bounds: dict[str, int]) -> list[d
     """The ops where a difference from the Python interpreter starts and exceeds the op's bound
     (tflm_library.interpreter_bounds; an op not bounded must match)."""
     return [
-        {"op": s["op"], "tensor": s["tensor"], "max_lsb": s["origin_max_lsb"],
-         "bound": bounds.get(s["op"], 0), "first_step": s["first_step"], "windows": s["origin"]}
+        {
+            "op": s["op"],
+            "tensor": s["tensor"],
+            "max_lsb": s["origin_max_lsb"],
+            "bound": bounds.get(s["op"], 0),
+            "first_step": s["first_step"],
+            "windows": s["origin"],
+        }
         for s in per_op
         if s["origin"] and s["origin_max_lsb"] > bounds.get(s["op"], 0)
-    ]  # fmt: skip
+    ]
 
 
 def for_board(
@@ -279,11 +299,16 @@ def for_board(
         info = inspect_tflite(model)
         plan = kernel_plan(board, model, list(info.ops))
         spec = spec_from_dataset(dataset, info)
-        ctx = firmware_context(board, spec, info, model, "model_int8.tflite", DEFAULT_SKETCH,
-                               arena_bytes, 0, plan)  # fmt: skip
+        ctx = firmware_context(
+            board, spec, info, model, "model_int8.tflite", DEFAULT_SKETCH, arena_bytes, 0, plan
+        )
         files = codegen.render_library(ctx, DEFAULT_SKETCH)
-        library_dir = (native_build.objects_cache() / "boards" /
-                       f"{board.name}-{crc32(model):08x}" / codegen.LIBRARY_NAME)  # fmt: skip
+        library_dir = (
+            native_build.objects_cache()
+            / "boards"
+            / f"{board.name}-{crc32(model):08x}"
+            / codegen.LIBRARY_NAME
+        )
         with atomic_path(library_dir) as tmp:
             for rel, text in files.items():
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)

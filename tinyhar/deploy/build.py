@@ -227,9 +227,18 @@ def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
             "every acc/gyro group is fed the same readings"
         )
     ctx = firmware_context(
-        board, src.spec, src.info, src.model, src.model_path.name, opts.sketch_name,
-        src.arena_measured, margin, plan, opts.stream_at_boot, opts.profile,
-    )  # fmt: skip
+        board,
+        src.spec,
+        src.info,
+        src.model,
+        src.model_path.name,
+        opts.sketch_name,
+        src.arena_measured,
+        margin,
+        plan,
+        opts.stream_at_boot,
+        opts.profile,
+    )
     # the firmware is about to change: an earlier build.json no longer describes it
     (src.out_dir / runs.BUILD_JSON).unlink(missing_ok=True)
     rendered = _render(board, src, ctx, plan, opts.sketch_name, log)

@@ -49,8 +49,15 @@ LIBRARY_TEMPLATES = (
 SKETCH_TEMPLATE = "sketch.ino.j2"
 SKETCH_MARK = ".tinyhar_generated"  # sha256 of the sketch as tinyhar last wrote it
 # Files that builds before the library layout wrote into the sketch folder.
-OLD_SKETCH_FILES = (*CORE_FILES, "tinyhar_config.h", "model_data.h", "model_data.cpp",
-                    "tinyhar_runner.h", "tinyhar_runner.cpp", "README.md")  # fmt: skip
+OLD_SKETCH_FILES = (
+    *CORE_FILES,
+    "tinyhar_config.h",
+    "model_data.h",
+    "model_data.cpp",
+    "tinyhar_runner.h",
+    "tinyhar_runner.cpp",
+    "README.md",
+)
 
 
 def c_array(data: bytes, per_line: int = 12, indent: str = "  ") -> str:
@@ -189,8 +196,17 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
-    for helper in (c_float, c_int, c_ints, c_hex32, c_string, c_comment, c_header, c_ident,
-                   one_line):  # fmt: skip
+    for helper in (
+        c_float,
+        c_int,
+        c_ints,
+        c_hex32,
+        c_string,
+        c_comment,
+        c_header,
+        c_ident,
+        one_line,
+    ):
         env.filters[helper.__name__] = helper
     return env
 

@@ -133,8 +133,9 @@ def spec_for_model(
     d_channels = math.prod(dims[1:]) if len(dims) > 1 else 1
     n_classes = math.prod(out.shape) if out.shape else 1
 
-    window = _whole(pick("window", d_window, f"model input shape {list(inp.shape)}"), "window",
-                    origin)  # fmt: skip
+    window = _whole(
+        pick("window", d_window, f"model input shape {list(inp.shape)}"), "window", origin
+    )
     chan_arg = pick("channels", d_channels, f"model input shape {list(inp.shape)}")
     channels = _channel_list(chan_arg, origin.get("channels", ""))
     labels = _labels(pick("labels", None, "", [f"class{i}" for i in range(n_classes)]), origin)
@@ -209,9 +210,10 @@ def _set_quantisation(
         spec.output_scale = _number(out_scale, "output_scale", {"output_scale": out_src})
         spec.origin["output_scale"] = out_src
         spec.output_zero_point = _whole(
-            0 if zero_point is None else zero_point, "output_zero_point",
+            0 if zero_point is None else zero_point,
+            "output_zero_point",
             {"output_zero_point": zp_src},
-        )  # fmt: skip
+        )
         spec.origin["output_zero_point"] = zp_src or "default (assumed): 0"
     elif "SOFTMAX" in info.ops:
         spec.output_scale, spec.output_zero_point = FLOAT_SOFTMAX_SCALE, FLOAT_SOFTMAX_ZP
@@ -381,8 +383,10 @@ def check_bounds(spec: ModelSpec, n_out: int) -> None:
     for what, value in (("input_scale", spec.input_scale), ("output_scale", spec.output_scale)):
         if not FLT_MIN <= value <= FLT_MAX:
             raise TinyharError(f"{_from(what, o)}: {value:g} is not a positive float32")
-    for what, value in (("input_zero_point", spec.input_zero_point),
-                        ("output_zero_point", spec.output_zero_point)):  # fmt: skip
+    for what, value in (
+        ("input_zero_point", spec.input_zero_point),
+        ("output_zero_point", spec.output_zero_point),
+    ):
         if not -128 <= value <= 127:
             raise TinyharError(f"{_from(what, o)}: {value} is not an int8 zero point")
 

@@ -109,10 +109,13 @@ def measure_footprint(
         try:
             tflm_src = tflm_source(load_library(board.tflm.name), libraries)
             image = build_emulated_firmware(
-                [rendered.library_dir / "src", rendered.sketch_dir], tflm_src,
-                list(plan.library_methods), rendered.library_dir.parents[1] / runs.M4F_DIR,
-                log, name=sketch_name,
-            )  # fmt: skip
+                [rendered.library_dir / "src", rendered.sketch_dir],
+                tflm_src,
+                list(plan.library_methods),
+                rendered.library_dir.parents[1] / runs.M4F_DIR,
+                log,
+                name=sketch_name,
+            )
         except CompileError as e:
             raise TinyharError(
                 f"the generated firmware does not build for the Cortex-M4F ({e}); sources in "
@@ -122,8 +125,11 @@ def measure_footprint(
             why = str(e)
         else:
             fp = image.footprint
-            groups = {g: {"flash": fp[g]["flash"], "ram": fp[g]["ram"]} for g in fp if g in (
-                "model", "arena", "tflm", "tinyhar", "runtime", "arduino")}  # fmt: skip
+            groups = {
+                g: {"flash": fp[g]["flash"], "ram": fp[g]["ram"]}
+                for g in fp
+                if g in ("model", "arena", "tflm", "tinyhar", "runtime", "arduino")
+            }
             return {
                 "measured": True,
                 "source": f"Cortex-M4F link map ({image.map_file}); the Arduino core not included",
@@ -171,8 +177,13 @@ def footprint_lines(fp: dict[str, Any], why_above: bool = False) -> list[str]:
     if not fp["measured"]:
         why = "no Cortex-M4F link: why is above" if why_above else fp["why"]
         return [f"footprint    ESTIMATE flash {fp['flash']} B, RAM {fp['ram']} B ({why})"]
-    names = {"model": "model", "arena": "arena", "tflm": "TFLM + kernels", "tinyhar": "tinyhar",
-             "runtime": "libc/libgcc"}  # fmt: skip
+    names = {
+        "model": "model",
+        "arena": "arena",
+        "tflm": "TFLM + kernels",
+        "tinyhar": "tinyhar",
+        "runtime": "libc/libgcc",
+    }
     parts = ", ".join(
         f"{names[g]} {fp['groups'][g]['flash']}/{fp['groups'][g]['ram']}" for g in names
     )

@@ -142,13 +142,19 @@ def _compile_library(tflm_src: Path, ops: list[str], log: Log) -> tuple[list[Pat
     plain = [s for s in sources if s not in arduino]
     defines: tuple[str, ...] = ()  # the core's defines are in the toolchain
     t0 = time.time()
-    objects = compile_sources(CORTEX_M4F, plain, includes, defines, ("-w",), None,
-                              "TFLM library sources", log)  # fmt: skip
+    objects = compile_sources(
+        CORTEX_M4F, plain, includes, defines, ("-w",), None, "TFLM library sources", log
+    )
     objects += compile_sources(
-        CORTEX_M4F, arduino, [emulator_dir(), *includes],
-        (*defines, f"TINYHAR_EMU_LAYER=0x{_layer_digest()}"), ("-w",), None,
-        "TFLM sources using Arduino.h", log,
-    )  # fmt: skip
+        CORTEX_M4F,
+        arduino,
+        [emulator_dir(), *includes],
+        (*defines, f"TINYHAR_EMU_LAYER=0x{_layer_digest()}"),
+        ("-w",),
+        None,
+        "TFLM sources using Arduino.h",
+        log,
+    )
     fresh = sum(o.stat().st_mtime >= t0 - 1.0 for o in objects)
     return objects, fresh
 
@@ -170,14 +176,23 @@ def _compile_own(
         ino = [s for s in sources if s.suffix == ".ino"]
         rest = [s for s in sources if s.suffix != ".ino"]
         out = obj_dir / f"{_FIRMWARE_OBJ}{i}"
-        objects += compile_sources(CORTEX_M4F, rest, includes, defines, flags, out,
-                                   system_includes=system)  # fmt: skip
+        objects += compile_sources(
+            CORTEX_M4F, rest, includes, defines, flags, out, system_includes=system
+        )
         if ino:  # as the Arduino builder does: C++ with Arduino.h first
             sketch_flags = (*flags, "-x", "c++", "-include", str(layer / "Arduino.h"))
-            objects += compile_sources(CORTEX_M4F, ino, includes, defines, sketch_flags, out,
-                                       system_includes=system)  # fmt: skip
-    objects += compile_sources(CORTEX_M4F, [layer / s for s in LAYER_SOURCES], includes, defines,
-                               flags, obj_dir / _LAYER_OBJ, system_includes=system)  # fmt: skip
+            objects += compile_sources(
+                CORTEX_M4F, ino, includes, defines, sketch_flags, out, system_includes=system
+            )
+    objects += compile_sources(
+        CORTEX_M4F,
+        [layer / s for s in LAYER_SOURCES],
+        includes,
+        defines,
+        flags,
+        obj_dir / _LAYER_OBJ,
+        system_includes=system,
+    )
     return objects
 
 
@@ -213,8 +228,14 @@ def build_emulated_firmware(
     own = _compile_own(folders, Path(tflm_src), compat, out_dir / "obj", imu_library)
     if imu_library is not None:
         imu_sources = sorted(p for p in Path(imu_library).rglob("*") if p.suffix in (".c", ".cpp"))
-        own += compile_sources(CORTEX_M4F, imu_sources, [Path(imu_library), emulator_dir()],
-                               (), ("-w",), out_dir / "obj" / "imu")  # fmt: skip
+        own += compile_sources(
+            CORTEX_M4F,
+            imu_sources,
+            [Path(imu_library), emulator_dir()],
+            (),
+            ("-w",),
+            out_dir / "obj" / "imu",
+        )
     elf, map_file = out_dir / f"{name}.elf", out_dir / f"{name}.map"
     ld = ("-nostartfiles", "-T", str(emulator_dir() / LINKER_SCRIPT))
     link(CORTEX_M4F, [*own, *lib_objects], elf, ld, map_file)
@@ -231,10 +252,20 @@ def build_emulated_firmware(
 # --- the linker map -----------------------------------------------------------------------
 
 GROUPS = ("model", "arena", "tflm", "tinyhar", "arduino", "runtime", "padding")
-_TEXT_SECTIONS = (".text", ".ARM.extab", ".ARM.exidx", ".preinit_array", ".init_array",
-                  ".fini_array")  # fmt: skip
-_KINDS = {**{s: "text" for s in _TEXT_SECTIONS}, ".rodata": "rodata", ".data": "data",
-          ".bss": "bss"}  # fmt: skip
+_TEXT_SECTIONS = (
+    ".text",
+    ".ARM.extab",
+    ".ARM.exidx",
+    ".preinit_array",
+    ".init_array",
+    ".fini_array",
+)
+_KINDS = {
+    **{s: "text" for s in _TEXT_SECTIONS},
+    ".rodata": "rodata",
+    ".data": "data",
+    ".bss": "bss",
+}
 _INPUT = re.compile(r"^ (\S+)?\s*(0x[0-9a-f]+)\s+(0x[0-9a-f]+)(?:\s+(\S.*))?$")
 _SECTION_NAME = re.compile(r"^ (\S+)$")
 
@@ -290,8 +321,9 @@ def link_map_footprint(map_file: Path) -> dict[str, dict[str, int]]:
     out = {g: {"text": 0, "rodata": 0, "data": 0, "bss": 0} for g in (*GROUPS, "total")}
     claimed: dict[str, int] = {}
     # merged string sections overlap in the map: each byte counts once, for the first object
-    for out_sec, in_sec, addr, size, obj in sorted(_map_entries(Path(map_file)),
-                                                   key=lambda e: (e[0], e[2])):  # fmt: skip
+    for out_sec, in_sec, addr, size, obj in sorted(
+        _map_entries(Path(map_file)), key=lambda e: (e[0], e[2])
+    ):
         end = claimed.get(out_sec, 0)
         claimed[out_sec] = max(end, addr + size)
         size = max(0, addr + size - max(addr, end))
@@ -312,10 +344,16 @@ def link_map_footprint(map_file: Path) -> dict[str, dict[str, int]]:
 
 def format_footprint(fp: dict[str, dict[str, int]]) -> list[str]:
     """One line per group: flash and RAM bytes."""
-    names = {"model": "model", "arena": "arena (g_arena)", "tflm": "TFLM library + kernels",
-             "tinyhar": "tinyhar code", "arduino": "Arduino layer (MPS2)",
-             "runtime": "newlib/libgcc", "padding": "alignment padding",
-             "total": "total"}  # fmt: skip
+    names = {
+        "model": "model",
+        "arena": "arena (g_arena)",
+        "tflm": "TFLM library + kernels",
+        "tinyhar": "tinyhar code",
+        "arduino": "Arduino layer (MPS2)",
+        "runtime": "newlib/libgcc",
+        "padding": "alignment padding",
+        "total": "total",
+    }
     return [
         f"{names[g]:<24} flash {fp[g]['flash']:>8} B   RAM {fp[g]['ram']:>8} B"
         for g in (*GROUPS, "total")

@@ -131,8 +131,16 @@ def compile_command(
 
 def _cache_key(tc: Toolchain, source: Path, includes, defines, flags, system_includes) -> str:
     h = hashlib.sha256()
-    parts = (tc.identity(), tc.common, tc.cflags, tc.cxxflags, flags, defines, includes,
-             system_includes)  # fmt: skip
+    parts = (
+        tc.identity(),
+        tc.common,
+        tc.cflags,
+        tc.cxxflags,
+        flags,
+        defines,
+        includes,
+        system_includes,
+    )
     for part in parts:
         h.update(repr(tuple(map(str, part)) if not isinstance(part, str) else part).encode())
     h.update(str(source.resolve()).encode())

@@ -174,8 +174,11 @@ def write_quantized(run: Path, int8: bytes, record: dict[str, Any], made_from: d
     describes another int8 model."""
     remove(run / runs.QUANTIZE_JSON)
     atomic_write_bytes(run / runs.INT8_MODEL, int8)
-    record = {**record, runs.MADE_FROM: made_from,
-              runs.OUTPUTS: runs.digests(run, [runs.INT8_MODEL])}  # fmt: skip
+    record = {
+        **record,
+        runs.MADE_FROM: made_from,
+        runs.OUTPUTS: runs.digests(run, [runs.INT8_MODEL]),
+    }
     atomic_write_json(run / runs.QUANTIZE_JSON, record)
 
 
@@ -269,12 +272,14 @@ def format_report(report: QuantizeReport) -> str:
     synth = " (synthetic data)" if r.synthetic else ""
     on_board = r.board_int8 or {}
     board_row = (
-        (f"int8 accuracy ({on_board['board']}, its TFLM)",
-         f"{on_board['accuracy']:.4f}  ({on_board['library']} built for the host; top-1 "
-         f"agreement with TFLM {on_board['top1_agreement_with_python_tflm']:.4f})")
+        (
+            f"int8 accuracy ({on_board['board']}, its TFLM)",
+            f"{on_board['accuracy']:.4f}  ({on_board['library']} built for the host; top-1 "
+            f"agreement with TFLM {on_board['top1_agreement_with_python_tflm']:.4f})",
+        )
         if "accuracy" in on_board
         else ("int8 accuracy (board's TFLM)", f"not measured: {on_board.get('unavailable')}")
-    )  # fmt: skip
+    )
     rows = [
         ("float accuracy (Keras)", f"{r.float_accuracy:.4f}"),
         board_row,

@@ -85,8 +85,15 @@ def build_core_library(
         return lib
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(lib) as tmp:
-        cmd = [*cc.split(), *flags, "-I", str(templates_dir()), "-o", str(tmp),
-               str(templates_dir() / CORE_C)]  # fmt: skip
+        cmd = [
+            *cc.split(),
+            *flags,
+            "-I",
+            str(templates_dir()),
+            "-o",
+            str(tmp),
+            str(templates_dir() / CORE_C),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             first = (proc.stderr.strip().splitlines() or ["no output"])[0]
@@ -109,8 +116,12 @@ MICROS_FN = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p)
 
 
 class Platform(ctypes.Structure):
-    _fields_ = [("write", WRITE_FN), ("infer", INFER_FN), ("micros", MICROS_FN),
-                ("ctx", ctypes.c_void_p)]  # fmt: skip
+    _fields_ = [
+        ("write", WRITE_FN),
+        ("infer", INFER_FN),
+        ("micros", MICROS_FN),
+        ("ctx", ctypes.c_void_p),
+    ]
 
 
 def config_struct(max_channels: int) -> type[ctypes.Structure]:
@@ -172,8 +183,12 @@ def load_core(max_window: int = DEFAULT_MAX_WINDOW, max_channels: int = DEFAULT_
         lib.tinyhar_is_streaming.restype = ctypes.c_int
         lib.tinyhar_is_recording.argtypes = [vp]
         lib.tinyhar_is_recording.restype = ctypes.c_int
-        lib.tinyhar_preprocess.argtypes = [vp, ctypes.POINTER(ctypes.c_float), sz,
-                                           ctypes.POINTER(ctypes.c_int8)]  # fmt: skip
+        lib.tinyhar_preprocess.argtypes = [
+            vp,
+            ctypes.POINTER(ctypes.c_float),
+            sz,
+            ctypes.POINTER(ctypes.c_int8),
+        ]
         lib.tinyhar_preprocess.restype = None
         lib.tinyhar_crc32.argtypes = [ctypes.c_uint32, u8p, sz]
         lib.tinyhar_crc32.restype = ctypes.c_uint32

@@ -52,10 +52,23 @@ def qemu_command(elf: Path, icount_shift: int = ICOUNT_SHIFT, qemu: str = QEMU) 
     """QEMU's command line: mps2-an386, deterministic instruction timing, UART0 on a new pty,
     no monitor; semihosting lets a fault in the firmware stop QEMU with a message."""
     return [
-        qemu, "-M", MACHINE, "-cpu", "cortex-m4", "-nographic", "-monitor", "none",
-        "-serial", "pty", "-icount", f"shift={icount_shift}",
-        "-semihosting-config", "enable=on,target=native", "-kernel", str(elf),
-    ]  # fmt: skip
+        qemu,
+        "-M",
+        MACHINE,
+        "-cpu",
+        "cortex-m4",
+        "-nographic",
+        "-monitor",
+        "none",
+        "-serial",
+        "pty",
+        "-icount",
+        f"shift={icount_shift}",
+        "-semihosting-config",
+        "enable=on,target=native",
+        "-kernel",
+        str(elf),
+    ]
 
 
 def require_qemu(qemu: str = QEMU) -> str:
@@ -88,9 +101,12 @@ class EmulatedBoard:
         if not self.elf.is_file():
             raise TinyharError(f"{self.elf} not found: build the emulated firmware first")
         self.proc = subprocess.Popen(
-            qemu_command(self.elf, self.icount_shift, exe), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        )  # fmt: skip
+            qemu_command(self.elf, self.icount_shift, exe),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         atexit.register(self.stop)  # an exception or exit never leaves QEMU running
         for stream in (self.proc.stdout, self.proc.stderr):
             threading.Thread(target=self._drain, args=(stream,), daemon=True).start()
@@ -230,9 +246,13 @@ def build_for_run(
     runs.check_run(run)
     rec = read_json(run / runs.BUILD_JSON)
     image = build_emulated_firmware(
-        firmware_dirs_of(rec, run), tflm_source_for(rec, libraries), library_ops(rec),
-        run / runs.EMULATOR_DIR / rec["board"], log, name=rec.get("sketch_name") or "firmware",
-    )  # fmt: skip
+        firmware_dirs_of(rec, run),
+        tflm_source_for(rec, libraries),
+        library_ops(rec),
+        run / runs.EMULATOR_DIR / rec["board"],
+        log,
+        name=rec.get("sketch_name") or "firmware",
+    )
     return image, rec
 
 
@@ -271,8 +291,13 @@ def run_emulated_sim(
             pass
 
 
-def _serve(image: EmulatedImage, rec: dict[str, Any], link_path: Path | None,
-           announce: Callable[[str], None], log: Log) -> None:  # fmt: skip
+def _serve(
+    image: EmulatedImage,
+    rec: dict[str, Any],
+    link_path: Path | None,
+    announce: Callable[[str], None],
+    log: Log,
+) -> None:
     fp = image.footprint["total"]
     made_link = False
     with EmulatedBoard(image.elf) as emu:

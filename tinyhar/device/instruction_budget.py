@@ -27,8 +27,10 @@ def instruction_counter(board: str = BUDGET_BOARD) -> InstructionCounter:
     """The counter of `board`'s emulated firmware; one line when this machine cannot run it."""
     missing = emulation_missing(board)
     if missing:
-        raise TinyharError(f"--max-instructions counts on the emulated {board}, which this "
-                           f"machine cannot run: {missing}")  # fmt: skip
+        raise TinyharError(
+            f"--max-instructions counts on the emulated {board}, which this "
+            f"machine cannot run: {missing}"
+        )
     return measure_tiny_instructions
 
 
@@ -56,8 +58,9 @@ def measure_tiny_instructions(
             model = Path(tmp) / "model_int8.tflite"
             model.write_bytes(untrained_int8("tiny", input_shape, n_classes, **size))
             labels = ",".join(f"class{k}" for k in range(int(n_classes)))
-            opts = BuildOptions(board=board, model=model, out=Path(tmp) / "build",
-                                model_options={"labels": labels})  # fmt: skip
+            opts = BuildOptions(
+                board=board, model=model, out=Path(tmp) / "build", model_options={"labels": labels}
+            )
             _INSTRUCTIONS[key] = int(measure_instructions(opts, log=log or _quiet)["instructions"])
         remember(path, key, [_INSTRUCTIONS[key]])
     return _INSTRUCTIONS[key]

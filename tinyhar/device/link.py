@@ -122,9 +122,12 @@ class Link:
         self._t0 = time.monotonic()
         try:
             self._ser = serial.Serial(
-                port, baudrate=baudrate, timeout=POLL, write_timeout=timeout + 1.0,
+                port,
+                baudrate=baudrate,
+                timeout=POLL,
+                write_timeout=timeout + 1.0,
                 exclusive=True,
-            )  # fmt: skip
+            )
         except (serial.SerialException, OSError, ValueError) as e:
             raise open_error(port, e) from None
         self.decoder = P.FrameDecoder()
@@ -275,9 +278,13 @@ class Link:
             if sum(self._spoiled) >= LINE_BAD:
                 break
         evidence = _Evidence(
-            problem, self.decoder.bad_frames - bad, self.stats.bytes_received - received, took,
-            {k: self._unmatched[k] - unmatched[k] for k in unmatched}, self._last_error,
-        )  # fmt: skip
+            problem,
+            self.decoder.bad_frames - bad,
+            self.stats.bytes_received - received,
+            took,
+            {k: self._unmatched[k] - unmatched[k] for k in unmatched},
+            self._last_error,
+        )
         raise self._failed(name, evidence)
 
     def _other_version(self, name: str) -> LinkError:
@@ -538,14 +545,19 @@ def _unmatched_frames(ev: _Evidence) -> tuple[str, str]:
     seen = []
     if f.get("error"):
         code = f" ({ev.error.describe()})" if ev.error is not None else ""
-        seen.append(f"{f['error']} ERROR frame{'s' * (f['error'] != 1)} that answer no request "
-                    f"of this tinyhar{code}")  # fmt: skip
+        seen.append(
+            f"{f['error']} ERROR frame{'s' * (f['error'] != 1)} that answer no request "
+            f"of this tinyhar{code}"
+        )
     if f.get("stale"):
-        seen.append(f"{f['stale']} repl{'ies' if f['stale'] != 1 else 'y'} with another sequence "
-                    "number")  # fmt: skip
+        seen.append(
+            f"{f['stale']} repl{'ies' if f['stale'] != 1 else 'y'} with another sequence number"
+        )
     if f.get("unsolicited"):
-        seen.append(f"{f['unsolicited']} PREDICTION/RECORDING frame"
-                    f"{'s' * (f['unsolicited'] != 1)} and no reply")  # fmt: skip
+        seen.append(
+            f"{f['unsolicited']} PREDICTION/RECORDING frame"
+            f"{'s' * (f['unsolicited'] != 1)} and no reply"
+        )
     what = "; ".join(seen) + " came back"
     if f.get("error"):
         hint = "the firmware refuses this tinyhar's requests: reset the board, or rebuild and flash"

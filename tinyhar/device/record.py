@@ -74,8 +74,10 @@ class RecordReport:
 def recording_columns(channels: list[dict], board: Board) -> list[tuple[int, ManifestChannel]]:
     """(index into the device's raw sample, its column) for each IMU reading the samples hold,
     once each, in the board's own axes and units."""
-    slots = [m.imu_slot for m in channel_map([(c["kind"], c["axis"], c["unit"]) for c in channels],
-                                         board)]  # fmt: skip
+    slots = [
+        m.imu_slot
+        for m in channel_map([(c["kind"], c["axis"], c["unit"]) for c in channels], board)
+    ]
     out, seen = [], set()
     for i, slot in enumerate(slots):
         if slot in seen:
@@ -110,10 +112,17 @@ def recording_manifest(
             return m
         return Manifest(**{**m.__dict__, "classes": [*m.classes, label], "path": None})
     return Manifest(
-        name=out.name, rate_hz=rate_hz, channels=chans, label_column=LABEL_COLUMN,
-        classes=[label], subject_pattern=SUBJECT_PATTERN, time_column=TIME_COLUMN,
-        files=["*.csv"], source=source, synthetic=synthetic,
-    )  # fmt: skip
+        name=out.name,
+        rate_hz=rate_hz,
+        channels=chans,
+        label_column=LABEL_COLUMN,
+        classes=[label],
+        subject_pattern=SUBJECT_PATTERN,
+        time_column=TIME_COLUMN,
+        files=["*.csv"],
+        source=source,
+        synthetic=synthetic,
+    )
 
 
 def next_session(out: Path, subject: int) -> int:
@@ -165,20 +174,25 @@ def record_imu(opts: RecordOptions, log: Log = inf) -> RecordReport:
         if path.exists():
             raise TinyharError(f"{path} exists: choose another --session (or leave it out)")
         want = max(1, round(opts.seconds * info.rate_hz))
-        log(f"recording {opts.label!r} from {info.board} on {opts.port}: {want} samples at "
-            f"{info.rate_hz:g} Hz into {path}")  # fmt: skip
+        log(
+            f"recording {opts.label!r} from {info.board} on {opts.port}: {want} samples at "
+            f"{info.rate_hz:g} Hz into {path}"
+        )
         samples, lost, stopped = _collect(link, want, info.rate_hz, columns, opts)
     if not len(samples):
         why = stopped or "no samples came"
         raise TinyharError(f"nothing was recorded ({why}); {path} was not written")
     raw = samples[:, [i for i, _ in columns]]
-    atomic_write_text(path, recording_csv(raw, info.rate_hz, [c.column for _, c in columns],
-                                          opts.label))  # fmt: skip
+    atomic_write_text(
+        path, recording_csv(raw, info.rate_hz, [c.column for _, c in columns], opts.label)
+    )
     atomic_write_text(opts.out / MANIFEST, manifest_toml(manifest))
     report = RecordReport(path, len(raw), info.rate_hz, lost, stopped)
     if stopped:
-        wrn(f"the recording stopped early ({stopped}): kept {report.samples} samples "
-            f"({report.seconds:.1f} s) in {path}")  # fmt: skip
+        wrn(
+            f"the recording stopped early ({stopped}): kept {report.samples} samples "
+            f"({report.seconds:.1f} s) in {path}"
+        )
     if stopped == "interrupted":
         raise KeyboardInterrupt
     return report
@@ -194,8 +208,14 @@ def _collect(
     stopped = None
     wait = max(2.0, 20.0 / rate_hz) + opts.timeout
     plot = LivePlot.if_display([c.column for _, c in columns], rate_hz) if opts.plot else None
-    bar = tqdm(total=want, desc="record", unit="sample", file=sys.stderr, disable=not opts.progress,
-               mininterval=0.5)  # fmt: skip
+    bar = tqdm(
+        total=want,
+        desc="record",
+        unit="sample",
+        file=sys.stderr,
+        disable=not opts.progress,
+        mininterval=0.5,
+    )
     try:
         link.record_start()
         with bar:

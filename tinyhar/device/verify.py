@@ -96,9 +96,14 @@ def load_run_model(run: Path | None, windows: int | None) -> RunModel:
         raise TinyharError(f"{run} has no test windows to send: retrain with a test split")
     n = len(x) if windows is None else min(windows, len(x))
     return RunModel(
-        run, model, crc32(model), read_json(run / runs.DATASET_JSON),
-        read_json(run / runs.QUANTIZE_JSON), x[:n].astype(np.float32), y[:n].astype(np.int64),
-    )  # fmt: skip
+        run,
+        model,
+        crc32(model),
+        read_json(run / runs.DATASET_JSON),
+        read_json(run / runs.QUANTIZE_JSON),
+        x[:n].astype(np.float32),
+        y[:n].astype(np.int64),
+    )
 
 
 def check_device(info: P.DeviceInfo, rm: RunModel, port: str) -> None:
@@ -204,8 +209,14 @@ def host_references(
     log(f"verify: host references on {n} windows")
     python, tflite = reference_outputs(rm.model_bytes, arena, q)
     if info.firmware_version == VIRTUAL_FIRMWARE:
-        return References("TFLM Python interpreter, which the virtual board itself runs", True,
-                          python, None, tflite, PROVES_VIRTUAL)  # fmt: skip
+        return References(
+            "TFLM Python interpreter, which the virtual board itself runs",
+            True,
+            python,
+            None,
+            tflite,
+            PROVES_VIRTUAL,
+        )
     build_path = rm.run / runs.BUILD_JSON
     build = read_json(build_path) if build_path.is_file() else {}
     if build and build.get("model_crc32_int") != rm.crc32:
@@ -220,14 +231,28 @@ def host_references(
             f"verify: note: no board-library reference ({why}); comparing with the Python TFLM "
             "interpreter, a newer TFLM whose kernels may differ from the board's by an LSB"
         )
-        return References("TFLM Python interpreter (the board's TFLM library is unavailable)",
-                          False, python, None, tflite, PROVES_INTERPRETER, note=why)  # fmt: skip
+        return References(
+            "TFLM Python interpreter (the board's TFLM library is unavailable)",
+            False,
+            python,
+            None,
+            tflite,
+            PROVES_INTERPRETER,
+            note=why,
+        )
     lib = build["tflm_library"]
     outputs = ref.predict(q.reshape(n, -1), info.n_classes)
     bounds, gate_note = interpreter_bounds(build["kernels"], load_library(lib["name"]))
-    refs = References(f"{lib['name']} {lib['version']} built for the host (the board's code)",
-                      True, outputs, python, tflite, PROVES_BOARD_CODE,
-                      bounds=bounds if not gate_note else None, gate_note=gate_note)  # fmt: skip
+    refs = References(
+        f"{lib['name']} {lib['version']} built for the host (the board's code)",
+        True,
+        outputs,
+        python,
+        tflite,
+        PROVES_BOARD_CODE,
+        bounds=bounds if not gate_note else None,
+        gate_note=gate_note,
+    )
     if np.any(python != outputs):
         log("verify: the Python interpreter differs from the board's library: locating the ops")
         refs.per_op = board_reference.tensor_differences(
@@ -292,8 +317,16 @@ def _recheck(link: Link) -> None:
 # Sections a report holds only in some runs (device: after HELLO; emulated: on the emulated board;
 # preprocess_*: in raw mode; error, stopped_at: on failure); any other field is None only in a
 # failed run.
-_SOMETIMES = ("device", "emulated", "preprocess_mismatch_windows", "preprocess_mismatch_values",
-              "error", "stopped_at", "profile", "python_tflm")  # fmt: skip
+_SOMETIMES = (
+    "device",
+    "emulated",
+    "preprocess_mismatch_windows",
+    "preprocess_mismatch_values",
+    "error",
+    "stopped_at",
+    "profile",
+    "python_tflm",
+)
 
 
 @dataclass
@@ -376,14 +409,26 @@ class DeviceRun:
 
     @classmethod
     def empty(cls, info: P.DeviceInfo, n: int, window: int) -> DeviceRun:
-        return cls(info, np.zeros((n, info.n_classes), dtype=np.int8),
-                   np.zeros((n, window), dtype=np.int8), np.zeros(n, dtype=np.int64))  # fmt: skip
+        return cls(
+            info,
+            np.zeros((n, info.n_classes), dtype=np.int8),
+            np.zeros((n, window), dtype=np.int8),
+            np.zeros(n, dtype=np.int64),
+        )
 
     def head(self) -> DeviceRun:
         """The windows the device answered."""
         k = self.done
-        return DeviceRun(self.info, self.outputs[:k], self.windows[:k], self.latency_us[:k],
-                         self.seconds, self.stats, self.resets, k)  # fmt: skip
+        return DeviceRun(
+            self.info,
+            self.outputs[:k],
+            self.windows[:k],
+            self.latency_us[:k],
+            self.seconds,
+            self.stats,
+            self.resets,
+            k,
+        )
 
 
 def verify_device(opts: VerifyOptions, log: Log = inf) -> VerifyReport:
@@ -412,8 +457,9 @@ def verify_device(opts: VerifyOptions, log: Log = inf) -> VerifyReport:
         return _verify(opts, rm, report, log, wrote)
     except BaseException as e:
         report.passed = False
-        report.error = str(e) or ("interrupted" if isinstance(e, KeyboardInterrupt)
-                                  else type(e).__name__)  # fmt: skip
+        report.error = str(e) or (
+            "interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__
+        )
         raise
     finally:
         append_history(rm, report, wrote[0], log)
@@ -441,8 +487,9 @@ def _verify(
         raise failure
     (rm.run / runs.verify_resume(report.mode)).unlink(missing_ok=True)
     n = len(expected)
-    refs = host_references(rm, info, expected.reshape(n, *info.input.shape[1:]), opts.libraries,
-                           log)  # fmt: skip
+    refs = host_references(
+        rm, info, expected.reshape(n, *info.input.shape[1:]), opts.libraries, log
+    )
     judge(report, dev, expected.reshape(n, -1), refs, rm, opts)
     write_results(rm, report, dev, refs.outputs)
     wrote[0] = True
@@ -472,8 +519,9 @@ def _write_partial(
     part = expected[:k]
     keep = _passed_before(rm.run, report.mode)
     try:
-        refs = host_references(rm, dev.info, part.reshape(k, *dev.info.input.shape[1:]),
-                               opts.libraries, log)  # fmt: skip
+        refs = host_references(
+            rm, dev.info, part.reshape(k, *dev.info.input.shape[1:]), opts.libraries, log
+        )
         judge(report, dev.head(), part.reshape(k, -1), refs, rm, opts, complete=False)
         if not keep:
             write_results(rm, report, dev.head(), refs.outputs)
@@ -481,10 +529,14 @@ def _write_partial(
         log(f"verify: note: no figures for the {k} windows answered: {e!r}")
         return False
     if keep:
-        log(f"verify: kept the passing {runs.verify_json(report.mode)} and its plot; this run's "
-            f"figures are in {runs.VERIFY_HISTORY}")  # fmt: skip
-    log(f"verify: continue with `tinyhar verify --port {opts.port} --run {rm.run}"
-        f"{' --raw' * opts.raw} --resume`")  # fmt: skip
+        log(
+            f"verify: kept the passing {runs.verify_json(report.mode)} and its plot; this run's "
+            f"figures are in {runs.VERIFY_HISTORY}"
+        )
+    log(
+        f"verify: continue with `tinyhar verify --port {opts.port} --run {rm.run}"
+        f"{' --raw' * opts.raw} --resume`"
+    )
     return not keep
 
 
@@ -503,10 +555,16 @@ def save_resume(rm: RunModel, mode: str, dev: DeviceRun, log: Log) -> None:
         return
     buf = io.BytesIO()
     np.savez(
-        buf, model_crc32=rm.crc32, windows_requested=len(rm.x), done=dev.done,
-        outputs=dev.outputs[: dev.done], windows=dev.windows[: dev.done],
-        latency_us=dev.latency_us[: dev.done], seconds=dev.seconds, resets=dev.resets,
-    )  # fmt: skip
+        buf,
+        model_crc32=rm.crc32,
+        windows_requested=len(rm.x),
+        done=dev.done,
+        outputs=dev.outputs[: dev.done],
+        windows=dev.windows[: dev.done],
+        latency_us=dev.latency_us[: dev.done],
+        seconds=dev.seconds,
+        resets=dev.resets,
+    )
     try:
         atomic_write_bytes(rm.run / runs.verify_resume(mode), buf.getvalue())
     except OSError as e:
@@ -586,8 +644,9 @@ def expected_windows(
     send in raw mode or None): model mode sends the former, raw mode compares the device's with
     them."""
     if opts.raw:
-        cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize,
-                                        load_board(opts.board or info.board))  # fmt: skip
+        cfg = PreprocessConfig.from_run(
+            rm.dataset, rm.quantize, load_board(opts.board or info.board)
+        )
         raws = [to_board_units(w, cfg) for w in rm.x]
         return np.stack([quantize_window(r, cfg) for r in raws]), raws
     cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize, None)
@@ -606,8 +665,15 @@ def collect_device_outputs(
     progress bar, into `dev` (`dev.done` counts the windows answered, also when a window fails);
     then a HELLO to make sure the same device and model answered to the end."""
     n, window, info, first = len(expected), expected[0].size, dev.info, dev.done
-    bar = tqdm(total=n, initial=first, desc=f"verify ({mode})", unit="win", file=sys.stderr,
-               disable=not progress, mininterval=0.5)  # fmt: skip
+    bar = tqdm(
+        total=n,
+        initial=first,
+        desc=f"verify ({mode})",
+        unit="win",
+        file=sys.stderr,
+        disable=not progress,
+        mininterval=0.5,
+    )
     dev.stats = link.stats
     t0, before = time.perf_counter(), dev.seconds
     mark = _mark_device(link, info.channels) if raws is None else 0
@@ -664,10 +730,15 @@ def judge(
     verdict against the thresholds, into `report`. `expected`: (n, window) Python's int8, for
     the first n windows of the run (all of them when `complete`)."""
     n = len(expected)
-    report.set(**compare(dev.outputs, refs.outputs, refs.tflite, rm.y[:n], dev.latency_us,
-                         dev.seconds))  # fmt: skip
-    report.reference = {"name": refs.name, "exact": refs.exact, "proves": refs.proves,
-                        "note": refs.note}  # fmt: skip
+    report.set(
+        **compare(dev.outputs, refs.outputs, refs.tflite, rm.y[:n], dev.latency_us, dev.seconds)
+    )
+    report.reference = {
+        "name": refs.name,
+        "exact": refs.exact,
+        "proves": refs.proves,
+        "note": refs.note,
+    }
     violations: list[dict] = []
     if refs.python_tflm is not None:
         report.python_tflm = second_opinion(refs.python_tflm, refs.outputs, rm.y[:n], refs.per_op)
@@ -701,16 +772,18 @@ def judge(
             "min_agreement": opts.min_agreement,
             "max_lsb": max_lsb,
             "why": (
-                "given" if opts.max_lsb is not None
+                "given"
+                if opts.max_lsb is not None
                 else "the virtual board runs this same interpreter: bit-exact"
                 if refs.exact and refs.python_tflm is None
-                else "the reference is the board's own code: bit-exact" if refs.exact
+                else "the reference is the board's own code: bit-exact"
+                if refs.exact
                 else "the reference is the Python interpreter, a newer TFLM: its MEAN differs "
                 "from the board libraries' by 1 LSB (and its LSTM by more: build the board "
                 "reference for an exact check)"
             ),
         },
-    )  # fmt: skip
+    )
     report.passed = bool(
         complete
         and report.windows == len(rm.x)
@@ -723,8 +796,14 @@ def judge(
 
 def write_results(rm: RunModel, report: VerifyReport, dev: DeviceRun, host: np.ndarray) -> None:
     """R/verify_<mode>.png, then R/verify_<mode>.json (both carry the report's run_id)."""
-    plot_verify(rm.run / runs.verify_png(report.mode), dev.outputs, host, dev.latency_us, report,
-                labels=rm.dataset.get("labels"))  # fmt: skip
+    plot_verify(
+        rm.run / runs.verify_png(report.mode),
+        dev.outputs,
+        host,
+        dev.latency_us,
+        report,
+        labels=rm.dataset.get("labels"),
+    )
     atomic_write_json(rm.run / runs.verify_json(report.mode), report.to_json())
 
 
@@ -825,8 +904,10 @@ def op_summary(second: dict[str, Any]) -> str:
             continue
         lsb = s.get("origin_max_lsb", s["max_lsb"])
         step = f" from time step {s['first_step']}" if s.get("first_step") is not None else ""
-        parts.append(f"{s['op']} ({s['tensor']}) ±{lsb} LSB{step} in {s['origin']} of "
-                     f"{second['per_op_windows']} windows examined")  # fmt: skip
+        parts.append(
+            f"{s['op']} ({s['tensor']}) ±{lsb} LSB{step} in {s['origin']} of "
+            f"{second['per_op_windows']} windows examined"
+        )
     return "; ".join(parts) if parts else "none"
 
 
@@ -865,8 +946,12 @@ def gate_line(second: dict[str, Any]) -> str | None:
 
 def _info_dict(info: P.DeviceInfo) -> dict[str, Any]:
     def tensor(t: P.TensorSpec) -> dict[str, Any]:
-        return {"dtype": t.dtype_name, "shape": list(t.shape), "scale": t.scale,
-                "zero_point": t.zero_point}  # fmt: skip
+        return {
+            "dtype": t.dtype_name,
+            "shape": list(t.shape),
+            "scale": t.scale,
+            "zero_point": t.zero_point,
+        }
 
     return {
         "board": info.board,
@@ -914,14 +999,18 @@ def plot_verify(
     ax[0].set(title="device - reference (int8 LSB), all outputs", xlabel="LSB", ylabel="outputs")
     idx = np.arange(len(dev))
     agree = dev.argmax(1) == host.argmax(1)
-    ax[1].scatter(idx, host.argmax(1), s=18, facecolors="none", edgecolors="gray",
-                  label="reference")  # fmt: skip
+    ax[1].scatter(
+        idx, host.argmax(1), s=18, facecolors="none", edgecolors="gray", label="reference"
+    )
     ax[1].scatter(idx[agree], dev.argmax(1)[agree], s=6, color="tab:green", label="device, same")
     ax[1].scatter(
         idx[~agree], dev.argmax(1)[~agree], s=14, color="tab:red", label="device, differs"
     )
-    ax[1].set(title=f"top class per window (agreement {report.top1_agreement:.3f})",
-              xlabel="window", ylim=(-0.5, n_classes - 0.5))  # fmt: skip
+    ax[1].set(
+        title=f"top class per window (agreement {report.top1_agreement:.3f})",
+        xlabel="window",
+        ylim=(-0.5, n_classes - 0.5),
+    )
     ax[1].set_yticks(range(n_classes))
     if names:
         ax[1].set_yticklabels([_short(n) for n in names], fontsize=7)
@@ -931,8 +1020,11 @@ def plot_verify(
     ax[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2)
     if report.emulated:
         ax[2].plot(idx, latency_us / 1000.0, ".", ms=3, color="tab:purple")
-        ax[2].set(title="instructions per inference (emulated Cortex-M4F)", xlabel="window",
-                  ylabel="million instructions")  # fmt: skip
+        ax[2].set(
+            title="instructions per inference (emulated Cortex-M4F)",
+            xlabel="window",
+            ylabel="million instructions",
+        )
     else:
         ax[2].plot(idx, latency_us / 1000.0, ".", ms=3, color="tab:purple")
         ax[2].set(title="device latency per inference", xlabel="window", ylabel="ms")
@@ -947,9 +1039,16 @@ def plot_verify(
     fig.suptitle(f"tinyhar verify, {report.mode} mode: {verdict}{synth}{ref}", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90,
-                    metadata={"Title": f"tinyhar verify {report.mode}", "run_id": report.run_id,
-                              "started": report.started})  # fmt: skip
+        fig.savefig(
+            tmp,
+            format="png",
+            dpi=90,
+            metadata={
+                "Title": f"tinyhar verify {report.mode}",
+                "run_id": report.run_id,
+                "started": report.started,
+            },
+        )
     plt.close(fig)
 
 
@@ -963,13 +1062,19 @@ def _timing_lines(r: VerifyReport) -> list[str]:
     one per ns) and the latency they suggest on the real board, an estimate."""
     emulated, lat = r.emulated, r.latency_us
     if not emulated:
-        return [f"  device latency (us)          min {lat['min']}, median {lat['median']:.0f}, "
-                f"max {lat['max']}"]  # fmt: skip
+        return [
+            f"  device latency (us)          min {lat['min']}, median {lat['median']:.0f}, "
+            f"max {lat['max']}"
+        ]
     n = emulated.get("instructions") or {"median": emulated["instructions_per_inference"]}
-    spread = f"min {n['min']:,}, median {n['median']:,}, max {n['max']:,}" if "min" in n else (
-        f"median {n['median']:,}")  # fmt: skip
-    lines = [f"  instructions per inference   {spread} (emulated Cortex-M4F, counted by QEMU "
-             "-icount)"]  # fmt: skip
+    spread = (
+        f"min {n['min']:,}, median {n['median']:,}, max {n['max']:,}"
+        if "min" in n
+        else (f"median {n['median']:,}")
+    )
+    lines = [
+        f"  instructions per inference   {spread} (emulated Cortex-M4F, counted by QEMU -icount)"
+    ]
     est = emulated.get("estimated_latency_ms")
     if est:
         lines.append(

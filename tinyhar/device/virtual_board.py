@@ -356,8 +356,9 @@ def run_sim(
 ) -> None:
     """Start a virtual board and serve until interrupted; announces the pty path once ready."""
 
-    image = board_image(board, runs.require_run(run, runs.QUANTIZE_JSON, "tinyhar quantize"),
-                        model, replay, log)  # fmt: skip
+    image = board_image(
+        board, runs.require_run(run, runs.QUANTIZE_JSON, "tinyhar quantize"), model, replay, log
+    )
     vb = VirtualBoard(image, faults, speed, log)
     made_link = False
     try:

@@ -369,8 +369,9 @@ def debug_model(model_bytes: bytes) -> tuple[bytes, list[OpOutput]]:
             tensor = graph.tensors[t]
             name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
             ins = tuple(int(i) for i in op.inputs if i >= 0 and i not in constant | variable)
-            outs.append(OpOutput(k, _op_name(model.operatorCodes[op.opcodeIndex]), int(t), name,
-                                 ins))  # fmt: skip
+            outs.append(
+                OpOutput(k, _op_name(model.operatorCodes[op.opcodeIndex]), int(t), name, ins)
+            )
     first = list(graph.outputs)
     graph.outputs = first + [o.tensor for o in outs if o.tensor not in first]
     position = {int(t): i for i, t in enumerate(graph.outputs)}

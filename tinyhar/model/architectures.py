@@ -14,8 +14,16 @@ PAPER_SIZE = {"filters": 64, "kernel": 3, "units": 64, "dense": 64}
 # `tinyhar train --arch tiny` with no budget option (issue 20's choice, docs/model.md): conv of 16
 # filters strided 2, pooled 2 (T = 25), batch norm folded, attention pooling, the window's
 # channel means beside the head; about 0.5 M instructions per inference on the Nano 33 BLE.
-TINY_SIZE = {"width": 20, "filters": 16, "stride": 2, "pool": 2, "norm": "bn_relu",
-             "attention": "pool", "stats": "mean", "means": "avgpool"}  # fmt: skip
+TINY_SIZE = {
+    "width": 20,
+    "filters": 16,
+    "stride": 2,
+    "pool": 2,
+    "norm": "bn_relu",
+    "attention": "pool",
+    "stats": "mean",
+    "means": "avgpool",
+}
 TINY_WIDTHS = (8, 12, 16, 24, 32, 48, 64, 96)  # the ladder budget sizing climbs
 
 L = keras.layers
@@ -153,8 +161,10 @@ def build_tiny(
     if not (1 <= int(pool) and 1 <= int(stride)):
         raise TinyharError(f"pool {pool} and stride {stride} must be at least 1")
     if min(int(width), int(kernel), int(filters or width)) < 1 or not 0 <= dropout < 1:
-        raise TinyharError(f"width {width}, kernel {kernel} and filters {filters} must be at "
-                           f"least 1 and dropout {dropout} from 0 to below 1")  # fmt: skip
+        raise TinyharError(
+            f"width {width}, kernel {kernel} and filters {filters} must be at "
+            f"least 1 and dropout {dropout} from 0 to below 1"
+        )
     filters = int(filters or width)
     inp = L.Input(shape=tuple(input_shape), batch_size=batch_size, name="window")
     if norm == "relu_bn":  # today's layers and names: `tinyhar search` and saved runs build it
@@ -200,8 +210,10 @@ def parse_size(text: str) -> dict:
     for item in filter(None, (t.strip() for t in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or key not in known:
-            raise TinyharError(f"--size {item!r}: give key=value pairs, keys of {', '.join(known)}"
-                               ", e.g. width=16,stride=2,pool=2")  # fmt: skip
+            raise TinyharError(
+                f"--size {item!r}: give key=value pairs, keys of {', '.join(known)}"
+                ", e.g. width=16,stride=2,pool=2"
+            )
         size[key] = _size_value(value)
     return size
 

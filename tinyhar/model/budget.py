@@ -178,8 +178,10 @@ def fit_tiny_to_budget(
     counted only for a width whose bytes fit."""
     shape = {k: v for k, v in (shape or {}).items() if k != "width"}
     if budget.max_instructions is not None and count_instructions is None:
-        raise TinyharError(f"--max-instructions counts on the emulated {budget.board}, which "
-                           "this command does not run: use `tinyhar train`")  # fmt: skip
+        raise TinyharError(
+            f"--max-instructions counts on the emulated {budget.board}, which "
+            "this command does not run: use `tinyhar train`"
+        )
     max_model, max_arena = budget.max_model_kb * 1024, budget.max_arena_kb * 1024
 
     def check(width: int) -> tuple[bool, Fit]:

@@ -107,8 +107,13 @@ def _spread(values: list[float]) -> dict[str, float]:
     if a.size == 0:
         return {"mean": 0.0, "sd": 0.0, "min": 0.0, "max": 0.0, "n": 0}
     sd = float(a.std(ddof=1)) if a.size > 1 else 0.0
-    return {"mean": float(a.mean()), "sd": sd, "min": float(a.min()), "max": float(a.max()),
-            "n": int(a.size)}  # fmt: skip
+    return {
+        "mean": float(a.mean()),
+        "sd": sd,
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "n": int(a.size),
+    }
 
 
 def run_loso(opts: LosoOptions, log: Callable[[str], None] = inf) -> LosoResult:

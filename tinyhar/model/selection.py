@@ -28,16 +28,19 @@ class SelectionRule:
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
-            raise TinyharError(f"unknown selection metric {self.metric!r}: use one of "
-                               f"{', '.join(METRICS)}")  # fmt: skip
+            raise TinyharError(
+                f"unknown selection metric {self.metric!r}: use one of {', '.join(METRICS)}"
+            )
         if self.min_epochs < 1 or self.patience < 1:
             raise TinyharError("--min-epochs and --patience must be at least 1")
 
     def describe(self) -> str:
         """One line for logs and docs."""
         best = "highest" if METRICS[self.metric] else "lowest"
-        return (f"the epoch with the {best} {self.metric} from epoch {self.min_epochs} on; "
-                f"stop {self.patience} epochs after it")  # fmt: skip
+        return (
+            f"the epoch with the {best} {self.metric} from epoch {self.min_epochs} on; "
+            f"stop {self.patience} epochs after it"
+        )
 
     def to_json(self) -> dict:
         return {**asdict(self), "rule": self.describe()}

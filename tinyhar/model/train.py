@@ -291,20 +291,29 @@ def size_model(
     if not sized_to_budget(cfg):
         if cfg.size is not None:
             return TINY_SIZE | cfg.size, {}  # recorded whole: the default shape may change
-        log(f"tiny: the default shape ({_size_text(TINY_SIZE)}); --max-model-kb, "
-            "--max-arena-kb or --max-instructions size its width to a budget")  # fmt: skip
+        log(
+            f"tiny: the default shape ({_size_text(TINY_SIZE)}); --max-model-kb, "
+            "--max-arena-kb or --max-instructions size its width to a budget"
+        )
         return dict(TINY_SIZE), {}
     if cfg.size is not None and "width" in cfg.size:
-        raise TinyharError("--size width=... and a budget option: a budget sizes the width; "
-                           "give one or the other")  # fmt: skip
+        raise TinyharError(
+            "--size width=... and a budget option: a budget sizes the width; give one or the other"
+        )
     want = Budget(
         max_model_kb=cfg.max_model_kb or DEFAULT_BUDGET.max_model_kb,
         max_arena_kb=cfg.max_arena_kb or DEFAULT_BUDGET.max_arena_kb,
         max_instructions=cfg.max_instructions,
     )
     log(f"sizing tiny to {want.describe()}")
-    fit = fit_tiny_to_budget(shape, n_classes, want, log=log, shape=TINY_SIZE | (cfg.size or {}),
-                             count_instructions=count_instructions)  # fmt: skip
+    fit = fit_tiny_to_budget(
+        shape,
+        n_classes,
+        want,
+        log=log,
+        shape=TINY_SIZE | (cfg.size or {}),
+        count_instructions=count_instructions,
+    )
     budget = {
         "max_model_kb": want.max_model_kb,
         "max_arena_kb": want.max_arena_kb,
@@ -313,11 +322,16 @@ def size_model(
     }
     counted = ""
     if want.max_instructions is not None:
-        budget |= {"max_instructions": want.max_instructions, "board": want.board,
-                   "instructions_untrained": fit.instructions}  # fmt: skip
+        budget |= {
+            "max_instructions": want.max_instructions,
+            "board": want.board,
+            "instructions_untrained": fit.instructions,
+        }
         counted = f", {fit.instructions:,} instructions on the emulated {want.board}"
-    log(f"tiny width {fit.size['width']}: int8 {fit.model_bytes} B, arena {fit.arena_bytes} B"
-        f"{counted}")  # fmt: skip
+    log(
+        f"tiny width {fit.size['width']}: int8 {fit.model_bytes} B, arena {fit.arena_bytes} B"
+        f"{counted}"
+    )
     return fit.size, budget
 
 
@@ -352,13 +366,17 @@ def fit(
     y_train, y_val = s.train.y, s.val.y
     if cfg.teachers:
         if cfg.augment.active:
-            raise TinyharError("distillation takes the teachers' outputs on fixed training "
-                               "windows: leave out the augmentation options")  # fmt: skip
+            raise TinyharError(
+                "distillation takes the teachers' outputs on fixed training "
+                "windows: leave out the augmentation options"
+            )
         probs = teacher_probs(cfg.teachers, s.train.x, prep.class_names)
         y_train = distilled_targets(s.train.y, probs, cfg.distill, cfg.distill_temperature)
         y_val = np.eye(n_classes, dtype=np.float32)[s.val.y]
-        log(f"distilling from {len(cfg.teachers)} teacher(s): targets {cfg.distill:g} theirs "
-            f"at temperature {cfg.distill_temperature:g}")  # fmt: skip
+        log(
+            f"distilling from {len(cfg.teachers)} teacher(s): targets {cfg.distill:g} theirs "
+            f"at temperature {cfg.distill_temperature:g}"
+        )
     if cfg.label_smoothing or cfg.teachers:
         compile_soft(model, n_classes, cfg.label_smoothing, onehot=not cfg.teachers)
     x_val = normalize(s.val.x, prep.mean, prep.std)
@@ -397,8 +415,10 @@ def fit(
     ran = len(history.get("loss", []))
     best = best_epoch(history[rule.metric], rule)
     stopped = f"stopped after epoch {ran}; " if ran < cfg.epochs else ""
-    log(f"{stopped}keeping the weights of epoch {best} ({rule.metric} "
-        f"{history[rule.metric][best - 1]:.4f})")  # fmt: skip
+    log(
+        f"{stopped}keeping the weights of epoch {best} ({rule.metric} "
+        f"{history[rule.metric][best - 1]:.4f})"
+    )
     history["epoch_seconds"] = [round(t, 3) for t in seconds]
     history["train_seconds"] = round(time.perf_counter() - t0, 2)
     return model, history, size, budget

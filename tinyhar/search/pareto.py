@@ -14,8 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 SCORE = "int8_val_accuracy"  # higher is better
 # Latency: measured on the emulated firmware where every trial was, else counted from the graph.
-LATENCY = {"instructions": ("instructions per inference (M)", 1e6),
-           "macs": ("MACs per inference (k)", 1e3)}  # fmt: skip
+LATENCY = {
+    "instructions": ("instructions per inference (M)", 1e6),
+    "macs": ("MACs per inference (k)", 1e3),
+}
 
 
 def latency_key(points: Sequence[dict[str, Any]]) -> str:
@@ -53,19 +55,43 @@ def pareto_png(
     fits."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
     lat = latency_key(points)
-    labels = (("model_bytes", "int8 model (KB)", 1024), ("arena_bytes", "TFLM arena (KB)", 1024),
-              (lat, *LATENCY[lat]))  # fmt: skip
-    limits = {"model_bytes": budget.get("model_bytes"), "arena_bytes": budget.get("arena_bytes"),
-              "instructions": budget.get("instructions")}  # fmt: skip
+    labels = (
+        ("model_bytes", "int8 model (KB)", 1024),
+        ("arena_bytes", "TFLM arena (KB)", 1024),
+        (lat, *LATENCY[lat]),
+    )
+    limits = {
+        "model_bytes": budget.get("model_bytes"),
+        "arena_bytes": budget.get("arena_bytes"),
+        "instructions": budget.get("instructions"),
+    }
     for ax, (key, name, unit) in zip(axes, labels, strict=True):
-        ax.scatter([p[key] / unit for p in points], [p[SCORE] for p in points], c="0.6", s=18,
-                   label="trial")  # fmt: skip
+        ax.scatter(
+            [p[key] / unit for p in points],
+            [p[SCORE] for p in points],
+            c="0.6",
+            s=18,
+            label="trial",
+        )
         fr = sorted(front, key=lambda i: points[i][key])
-        ax.plot([points[i][key] / unit for i in fr], [points[i][SCORE] for i in fr], "o",
-                c="tab:red", ms=5, label="Pareto front")  # fmt: skip
+        ax.plot(
+            [points[i][key] / unit for i in fr],
+            [points[i][SCORE] for i in fr],
+            "o",
+            c="tab:red",
+            ms=5,
+            label="Pareto front",
+        )
         if best is not None:
-            ax.scatter([points[best][key] / unit], [points[best][SCORE]], marker="*", s=160,
-                       c="tab:blue", zorder=3, label="best within budget")  # fmt: skip
+            ax.scatter(
+                [points[best][key] / unit],
+                [points[best][SCORE]],
+                marker="*",
+                s=160,
+                c="tab:blue",
+                zorder=3,
+                label="best within budget",
+            )
         limit = limits.get(key)
         if limit and limit <= 1.5 * max(p[key] for p in points):
             ax.axvline(limit / unit, ls="--", c="k", lw=0.8, label="budget")

@@ -28,8 +28,15 @@ from tinyhar.search.trial import SPACE, TrialContext, run_trial
 
 Trial = Callable[[dict[str, Any], TrialContext, str], dict[str, Any]]
 # A trained run's files the best trial hands to the search's run folder.
-RUN_FILES = (runs.KERAS_MODEL, runs.DATASET_JSON, runs.WINDOWS_NPZ, runs.HISTORY_JSON,
-             runs.CONFUSION_PNG, runs.HISTORY_PNG, runs.METRICS_JSON)  # fmt: skip
+RUN_FILES = (
+    runs.KERAS_MODEL,
+    runs.DATASET_JSON,
+    runs.WINDOWS_NPZ,
+    runs.HISTORY_JSON,
+    runs.CONFUSION_PNG,
+    runs.HISTORY_PNG,
+    runs.METRICS_JSON,
+)
 
 
 @dataclass
@@ -93,8 +100,9 @@ def _progress(total: int, show: bool):
 
         def _bar(self) -> tqdm:
             if self.bar is None:
-                self.bar = tqdm(total=total, desc="trials", unit="trial", file=sys.stderr,
-                                disable=not show)  # fmt: skip
+                self.bar = tqdm(
+                    total=total, desc="trials", unit="trial", file=sys.stderr, disable=not show
+                )
             return self.bar
 
         def _line(self, text: str) -> None:
@@ -105,19 +113,24 @@ def _progress(total: int, show: bool):
             r = trial.last_result or {}
             again = r.get("trained_in") not in (None, trial.trial_id)
             if "over_instructions" in r:
-                self._line(f"trial {trial.trial_id} {_params(trial.config)}: "
-                           f"{r['over_instructions'] / 1e6:.2f} M instructions (untrained), over "
-                           f"--max-instructions: not trained")  # fmt: skip
+                self._line(
+                    f"trial {trial.trial_id} {_params(trial.config)}: "
+                    f"{r['over_instructions'] / 1e6:.2f} M instructions (untrained), over "
+                    f"--max-instructions: not trained"
+                )
                 return
-            self._line(f"trial {trial.trial_id} {_params(trial.config)}: int8 val "
-                       f"{r.get(SCORE, 0):.4f}, model {r.get('model_bytes', 0) / 1024:.1f} KB, "
-                       f"arena {r.get('arena_bytes', 0) / 1024:.1f} KB, {_latency(r)}"
-                       + (f" (the size of trial {r['trained_in']}: not trained again)"
-                          if again else ""))  # fmt: skip
+            self._line(
+                f"trial {trial.trial_id} {_params(trial.config)}: int8 val "
+                f"{r.get(SCORE, 0):.4f}, model {r.get('model_bytes', 0) / 1024:.1f} KB, "
+                f"arena {r.get('arena_bytes', 0) / 1024:.1f} KB, {_latency(r)}"
+                + (f" (the size of trial {r['trained_in']}: not trained again)" if again else "")
+            )
 
         def on_trial_error(self, iteration, trials, trial, **info) -> None:
-            self._line(f"trial {trial.trial_id} {_params(trial.config)}: FAILED (reported in "
-                       f"{runs.SEARCH_JSON}; the search goes on)")  # fmt: skip
+            self._line(
+                f"trial {trial.trial_id} {_params(trial.config)}: FAILED (reported in "
+                f"{runs.SEARCH_JSON}; the search goes on)"
+            )
 
         def on_experiment_end(self, trials, **info) -> None:
             if self.bar is not None:
@@ -130,8 +143,9 @@ def _params(config: dict[str, Any]) -> str:
     return " ".join(f"{k}={config[k]}" for k in SPACE if k in config)
 
 
-def run_search(opts: SearchOptions, log: Callable[[str], None] = inf,
-               trial: Trial = run_trial) -> SearchResult:  # fmt: skip
+def run_search(
+    opts: SearchOptions, log: Callable[[str], None] = inf, trial: Trial = run_trial
+) -> SearchResult:
     """Run (or resume) the trials on Ray Tune, then write R/search.json, R/search_pareto.png and
     the best model that fits into R itself (quantised for the board)."""
     if opts.trials < 1:
@@ -146,8 +160,12 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = inf,
         raise TinyharError(f"--resume: {run} has no {runs.TUNE_DIR}/ to resume: drop --resume")
     if not opts.resume and tune_dir.exists():
         raise TinyharError(f"{run} already holds a search: add --resume, or pick a new --run")
-    ctx = TrialContext(replace(cfg, data=data, arch="tiny", run=None), run / runs.TRIALS_DIR,
-                       _emulated_board(opts, log), opts.max_instructions)  # fmt: skip
+    ctx = TrialContext(
+        replace(cfg, data=data, arch="tiny", run=None),
+        run / runs.TRIALS_DIR,
+        _emulated_board(opts, log),
+        opts.max_instructions,
+    )
     cluster = plan(opts.workers, opts.address)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no Tune tables on stdout: ours instead
     with ray_session(cluster) as ray:
@@ -165,8 +183,9 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = inf,
             log(f"resuming the search in {tune_dir}")
             tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_errored=False)
         else:
-            searcher = OptunaSearch(metric=[SCORE, _ranked_cost(opts)], mode=["max", "min"],
-                                    seed=cfg.seed)  # fmt: skip
+            searcher = OptunaSearch(
+                metric=[SCORE, _ranked_cost(opts)], mode=["max", "min"], seed=cfg.seed
+            )
             tuner = tune.Tuner(
                 trainable,
                 param_space={k: tune.choice(v) for k, v in SPACE.items()},
@@ -187,8 +206,10 @@ def run_search(opts: SearchOptions, log: Callable[[str], None] = inf,
         trials = _collect(grid)
     ended = sum(1 for t in trials if SCORE in t or "error" in t)
     if ended < max(len(trials), 0 if opts.resume else opts.trials):
-        log(f"the search stopped after {ended} trials: the same command with --resume runs "
-            f"the rest from {tune_dir}")  # fmt: skip
+        log(
+            f"the search stopped after {ended} trials: the same command with --resume runs "
+            f"the rest from {tune_dir}"
+        )
         raise KeyboardInterrupt
     return _finish(opts, run, trials, budget, log)
 
@@ -204,15 +225,18 @@ def _emulated_board(opts: SearchOptions, log: Callable[[str], None]) -> str | No
     bounded = opts.max_instructions is not None
     if opts.emulate is False:
         if bounded:
-            raise TinyharError("--max-instructions is counted on the emulated board: drop "
-                               "--no-emulate")  # fmt: skip
+            raise TinyharError(
+                "--max-instructions is counted on the emulated board: drop --no-emulate"
+            )
         return None
     missing = emulation_missing(opts.board)
     if missing is None:
         return opts.board
     if bounded:
-        raise TinyharError(f"--max-instructions is counted on the emulated {opts.board}, which "
-                           f"this machine cannot run: {missing}")  # fmt: skip
+        raise TinyharError(
+            f"--max-instructions is counted on the emulated {opts.board}, which "
+            f"this machine cannot run: {missing}"
+        )
     if opts.emulate:
         raise TinyharError(f"--emulate: {missing}; or drop --emulate to rank latency by MACs")
     log(f"instructions per inference not measured ({missing}): latency is ranked by MACs")
@@ -247,13 +271,31 @@ def _trial_id(result) -> str:
 
 
 def _tune_key(key: str) -> bool:
-    return key in {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id",
-                   "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip",
-                   "config", "time_since_restore", "iterations_since_restore"}  # fmt: skip
+    return key in {
+        "timestamp",
+        "checkpoint_dir_name",
+        "done",
+        "training_iteration",
+        "trial_id",
+        "date",
+        "time_this_iter_s",
+        "time_total_s",
+        "pid",
+        "hostname",
+        "node_ip",
+        "config",
+        "time_since_restore",
+        "iterations_since_restore",
+    }
 
 
-def _finish(opts: SearchOptions, run: Path, trials: list[dict[str, Any]], budget: dict[str, int],
-            log: Callable[[str], None]) -> SearchResult:  # fmt: skip
+def _finish(
+    opts: SearchOptions,
+    run: Path,
+    trials: list[dict[str, Any]],
+    budget: dict[str, int],
+    log: Callable[[str], None],
+) -> SearchResult:
     done = [t for t in trials if "error" not in t and SCORE in t]
     for t in done:
         if t.get("trained_in") not in (None, t["trial"]):
@@ -297,8 +339,9 @@ def _finish(opts: SearchOptions, run: Path, trials: list[dict[str, Any]], budget
     synthetic = _synthetic(ok[0])
     data = "SYNTHETIC data" if synthetic else "real data"
     summary["synthetic"] = synthetic
-    png = pareto_png(ok, front, best, budget,
-                     f"tiny search on {data} for {opts.board}: {len(ok)} sizes tried")  # fmt: skip
+    png = pareto_png(
+        ok, front, best, budget, f"tiny search on {data} for {opts.board}: {len(ok)} sizes tried"
+    )
     files = [atomic_write_bytes(run / runs.SEARCH_PNG, png)]
     if best is not None:
         _adopt(Path(ok[best]["run"]), run, opts.board, log)
@@ -341,24 +384,32 @@ def format_search(result: SearchResult) -> str:
     by_id = {t["trial"]: t for t in s["trials"]}
     lat = latency_key([by_id[t] for t in s["pareto"]])
     lat_name, lat_unit, digits = ("M insn", 1e6, 2) if lat == "instructions" else ("kMAC", 1e3, 0)
-    rows = [f"{'trial':<12} {'params':<52} {'int8 val':>8} {'test':>6} {'model KB':>8} "
-            f"{'arena KB':>8} {lat_name:>7}"]  # fmt: skip
+    rows = [
+        f"{'trial':<12} {'params':<52} {'int8 val':>8} {'test':>6} {'model KB':>8} "
+        f"{'arena KB':>8} {lat_name:>7}"
+    ]
     for tid in s["pareto"]:
         t = by_id[tid]
         mark = " best" if tid == s["best"] else ""
-        rows.append(f"{tid[-12:]:<12} {_params(t['params']):<52} {t[SCORE]:>8.4f} "
-                    f"{t['int8_test_accuracy']:>6.3f} {t['model_bytes'] / 1024:>8.1f} "
-                    f"{t['arena_bytes'] / 1024:>8.1f} "
-                    f"{t[lat] / lat_unit:>7.{digits}f}{mark}")  # fmt: skip
+        rows.append(
+            f"{tid[-12:]:<12} {_params(t['params']):<52} {t[SCORE]:>8.4f} "
+            f"{t['int8_test_accuracy']:>6.3f} {t['model_bytes'] / 1024:>8.1f} "
+            f"{t['arena_bytes'] / 1024:>8.1f} "
+            f"{t[lat] / lat_unit:>7.{digits}f}{mark}"
+        )
     rows += [f"trial {f['trial']} FAILED: {f['error']}" for f in s["failed"]]
     if s.get("over_instructions"):
-        rows.append(f"{len(s['over_instructions'])} sizes over --max-instructions "
-                    f"{s['budget']['instructions']:,}: not trained")  # fmt: skip
+        rows.append(
+            f"{len(s['over_instructions'])} sizes over --max-instructions "
+            f"{s['budget']['instructions']:,}: not trained"
+        )
     done = len(s["trials"]) - len(s["failed"])
     repeats = sum(1 for t in s["trials"] if "repeat_of" in t)
     again = f" ({repeats} of them a size tried before, not trained again)" if repeats else ""
-    rows.append(f"{done} trials finished{again}, {len(s['failed'])} failed; Pareto front above "
-                f"({len(s['pareto'])} trials)")  # fmt: skip
+    rows.append(
+        f"{done} trials finished{again}, {len(s['failed'])} failed; Pareto front above "
+        f"({len(s['pareto'])} trials)"
+    )
     if s["best"]:
         b = by_id[s["best"]]
         rows.append(
@@ -367,6 +418,8 @@ def format_search(result: SearchResult) -> str:
         )
     if s["synthetic"]:
         rows.append("these figures are on SYNTHETIC data: they say nothing about real accuracy")
-    rows.append(f"run folder: {result.run}  ({', '.join(p.name for p in result.files)}); "
-                f"next: tinyhar build --run {result.run}")  # fmt: skip
+    rows.append(
+        f"run folder: {result.run}  ({', '.join(p.name for p in result.files)}); "
+        f"next: tinyhar build --run {result.run}"
+    )
     return "\n".join(rows)
