@@ -338,6 +338,7 @@ static void handle_hello(tinyhar_dev_t *dev, uint8_t seq)
     p[o++] = dev->runner_status;
     put_u32(p + o, dev->arena_used);
     o += 4;
+    p[o++] = cfg->device_kind;
     send_frame(dev, TINYHAR_MSG_HELLO | TINYHAR_REPLY, seq, o);
 }
 

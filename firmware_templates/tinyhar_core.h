@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 /* ---- protocol constants ------------------------------------------------------------------- */
-#define TINYHAR_PROTOCOL_VERSION 4
+#define TINYHAR_PROTOCOL_VERSION 5
 #define TINYHAR_CORE_VERSION "1.0.0"
 
 /* decoded frame: ver u8 | type u8 | seq u8 | len u16 LE | payload[len] | crc32 u32 LE */
@@ -128,6 +128,13 @@ enum {
     TINYHAR_DTYPE_INT8 = 9
 };
 
+/* what answers on the port, HELLO's last byte (board/protocol.py DeviceKind) */
+enum {
+    TINYHAR_DEVICE_BOARD = 0,    /* the firmware on a real board */
+    TINYHAR_DEVICE_VIRTUAL = 1,  /* the core on the host (tinyhar sim) */
+    TINYHAR_DEVICE_EMULATED = 2  /* the firmware on QEMU (tinyhar sim --emulate) */
+};
+
 /* ---- configuration (normally generated into tinyhar_config.h) ------------------------------ */
 typedef struct {
     uint16_t window;    /* samples per window (<= TINYHAR_MAX_WINDOW) */
@@ -158,6 +165,7 @@ typedef struct {
     const char *board_name;
     const char *firmware_version;
     const char *const *labels; /* n_classes names, or NULL */
+    uint8_t device_kind;       /* TINYHAR_DEVICE_* */
 } tinyhar_config_t;
 
 /* ---- platform callbacks ------------------------------------------------------------------- */

@@ -22,8 +22,9 @@ LAYERS: dict[str, int] = {
     "device": 5,
     "demo": 6,
     "search": 6,
-    "cli": 7,
-    "__main__": 8,
+    "commands": 7,
+    "cli": 8,
+    "__main__": 9,
 }
 BASE_MODULES = {"__init__", "errors", "files", "log", "runs", "crc", "resources", "interrupt"}
 LAZY_MARK = "# lazy:"  # a function-local import kept for start-up time says so on its line

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from tinyhar import cli
 from tinyhar.cli import main
+from tinyhar.commands import options
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,9 +65,9 @@ def test_run_board_and_libraries_are_worded_alike() -> None:
             libraries.add(o.help)
     assert len(runs) >= 10 and len(boards) >= 9
     assert [n for n, h in runs if not h.startswith("Run folder")] == []
-    latest = [n for n, h in runs if h.endswith(f"[default: {cli.LATEST_RUN}]")]
+    latest = [n for n, h in runs if h.endswith(f"[default: {options.LATEST_RUN}]")]
     assert len(latest) == len(runs) - 2  # all but train's and search's, which write one
-    assert [n for n, h in boards if not h.startswith(cli.BOARD + "; ")] == []
+    assert [n for n, h in boards if not h.startswith(options.BOARD + "; ")] == []
     assert len(libraries) == 1 and "$TINYHAR_ARDUINO_LIBRARIES" in libraries.pop()
 
 

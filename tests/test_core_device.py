@@ -90,6 +90,7 @@ def test_hello_reports_the_configuration(host: Host) -> None:
     assert info.firmware_version == "9.9.9" and info.has_model
     assert info.protocol_version == P.PROTOCOL_VERSION
     assert (info.runner_status, info.arena_used) == (0, 0)  # no runner reported its start-up
+    assert info.device_kind == P.DeviceKind.VIRTUAL  # the core on the host says what it is
     page = host.request(P.MsgType.LABELS, P.pack_labels_request(0))
     assert page.total == NCLS and page.labels == [f"activity {i}" for i in range(NCLS)]
     page = host.request(P.MsgType.LABELS, P.pack_labels_request(3))

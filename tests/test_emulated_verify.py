@@ -18,6 +18,7 @@ from fw_models import third_party_float_model
 from lstm_models import lstm_node
 
 from tinyhar import runs
+from tinyhar.board import protocol as P
 from tinyhar.deploy.board_reference import for_build
 from tinyhar.device.emulator import start_emulator
 from tinyhar.device.link import Link
@@ -159,6 +160,7 @@ def test_a_float_io_model_of_one_s_own_runs_through_the_firmware_s_runner(tmp_pa
         with Link(board.port, timeout=30) as link:
             info = link.hello()
             assert info.has_model and info.runner_status == 0 and info.arena_used > 0
+            assert info.device_kind == P.DeviceKind.EMULATED  # from HELLO, not a version suffix
             got = np.stack([link.infer(w).output for w in q])
     finally:
         board.stop()

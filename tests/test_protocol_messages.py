@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -22,6 +24,16 @@ def test_info_round_trip() -> None:
     info = _info()
     assert P.unpack_info(P.pack_info(info)) == info
     assert info.input.dtype_name == "int8"
+
+
+def test_info_carries_the_device_kind() -> None:
+    for kind in P.DeviceKind:
+        info = dataclasses.replace(_info(), device_kind=kind)
+        assert P.unpack_info(P.pack_info(info)).device_kind is kind
+    payload = bytearray(P.pack_info(_info()))
+    payload[-1] = 7  # the last byte: no such kind
+    with pytest.raises(P.ProtocolError, match="unknown device kind 7"):
+        P.unpack_info(bytes(payload))
 
 
 def test_result_round_trip_with_and_without_window() -> None:

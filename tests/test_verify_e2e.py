@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import one_error_line, sim_board, tinyhar, verify_history
 
-from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
+from tinyhar.board import protocol as P
 from tinyhar.device.verify import (
     PROVES_BOARD_CODE,
     VerifyReport,
@@ -172,7 +172,7 @@ def _report(**over) -> VerifyReport:
 
 def test_the_emulated_report_names_instructions_and_which_node_differs() -> None:
     latency = np.array([28000, 29200, 30000])
-    info = SimpleNamespace(firmware_version="1.0.0" + EMULATED_SUFFIX, board="nano33ble")
+    info = SimpleNamespace(device_kind=P.DeviceKind.EMULATED, board="nano33ble")
     text = format_report(_report(emulated=emulated_timing(info, latency)))
     assert "device latency" not in text
     assert "instructions per inference   min 28,000,000, median 29,200,000, max 30,000,000" in text

@@ -265,6 +265,29 @@ def board_names() -> list[str]:
     return sorted(p.stem for p in boards_dir().glob("*.toml"))
 
 
+DEFAULT_BOARD = "nano33ble"  # the board a command targets when none is given
+
+
+def default_board() -> Board:
+    """The board a command targets when none is given (`DEFAULT_BOARD`)."""
+    return load_board(DEFAULT_BOARD)
+
+
+def resolve_board(given: str | Path | None, built_for: str | None, where: str = "the run") -> Board:
+    """The one rule for the board a command acts on: what `where` (a run's firmware, a device)
+    was built for, else the board given; a given board that differs is a one-line error."""
+    if given is None and built_for is None:
+        known = ", ".join(board_names())
+        raise TinyharError(f"no board known for {where}: give --board (one of {known})")
+    board = load_board(given if given is not None else str(built_for))
+    if built_for is not None and board.name != built_for:
+        raise TinyharError(
+            f"{where} was built for {built_for}, not {board.name}: drop --board, or run "
+            f"`tinyhar build --board {board.name}` and flash it first"
+        )
+    return board
+
+
 def load_board(name: str | Path) -> Board:
     """A shipped board by name, or a board file given by its path (a user's own board)."""
     text = str(name)

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tinyhar.board.boards import AXES, Board
 from tinyhar.data.windows import STD_FLOOR
@@ -49,10 +50,7 @@ def channel_map(channels: Sequence[tuple[str, str, str]], board: Board) -> list[
     ]
     if all(w in own for w, _ in wanted):
         slots = own
-        srcs = [
-            min((j for j, s in enumerate(own) if s == w), key=lambda j, c=c: (abs(j - c), j))
-            for c, (w, _) in enumerate(wanted)
-        ]
+        srcs = [_nearest_slot(own, w, c) for c, (w, _) in enumerate(wanted)]
     else:  # some library axis has no slot of its own: each slot holds what its channel needs
         slots = [w for w, _ in wanted]
         srcs = list(range(len(channels)))
@@ -62,7 +60,12 @@ def channel_map(channels: Sequence[tuple[str, str, str]], board: Board) -> list[
     ]
 
 
-def inv_std(std: np.ndarray | float) -> np.ndarray:
+def _nearest_slot(slots: Sequence[int], wanted: int, near: int) -> int:
+    """The index of the slot holding `wanted` nearest to `near` (the lower on a tie)."""
+    return min((j for j, s in enumerate(slots) if s == wanted), key=lambda j: (abs(j - near), j))
+
+
+def inv_std(std: ArrayLike) -> np.ndarray:
     """1/std as the firmware holds it: a float32 division of float32 values, std floored."""
     return np.float32(1.0) / np.maximum(np.asarray(std, np.float32), np.float32(STD_FLOOR))
 
@@ -119,9 +122,9 @@ class PreprocessConfig:
             return cls.in_training_frame(mean, std, scale, zp)
         maps = channel_map([(c["kind"], c["axis"], c["unit"]) for c in channels], board)
         return cls(
-            unit_factor=[m.unit_factor for m in maps],
-            axis_src=[m.axis_src for m in maps],
-            axis_sign=[m.axis_sign for m in maps],
+            unit_factor=np.array([m.unit_factor for m in maps]),
+            axis_src=np.array([m.axis_src for m in maps]),
+            axis_sign=np.array([m.axis_sign for m in maps]),
             mean=np.asarray(mean, dtype=np.float32),
             inv_std=inv_std(std),
             input_scale=scale,
@@ -130,10 +133,10 @@ class PreprocessConfig:
 
     @classmethod
     def in_training_frame(
-        cls, mean: Sequence[float], std: Sequence[float], scale: float = 1.0, zero_point: int = 0
+        cls, mean: ArrayLike, std: ArrayLike, scale: float = 1.0, zero_point: int = 0
     ) -> PreprocessConfig:
         """The device's preprocessing for windows already in training units and axes."""
-        c = len(mean)
+        c = np.size(mean)
         return cls(
             unit_factor=np.ones(c, np.float32),
             axis_src=np.arange(c),

@@ -14,7 +14,7 @@ import numpy as np
 from tinyhar.crc import crc32
 from tinyhar.errors import TinyharError
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 HEADER_BYTES = 5  # version u8, type u8, seq u8, length u16
 CRC_BYTES = 4
 FRAME_OVERHEAD = HEADER_BYTES + CRC_BYTES
@@ -279,6 +279,14 @@ class TensorSpec:
         return DTYPE_NAMES.get(self.dtype, f"type{self.dtype}")
 
 
+class DeviceKind(IntEnum):
+    """What answers on the port (HELLO's last byte; tinyhar_core.h's TINYHAR_DEVICE_*)."""
+
+    BOARD = 0  # the firmware on a real board
+    VIRTUAL = 1  # `tinyhar sim`: the firmware's C core on the host, the Python interpreter
+    EMULATED = 2  # `tinyhar sim --emulate`: the firmware on QEMU's Cortex-M4F
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     protocol_version: int
@@ -300,6 +308,7 @@ class DeviceInfo:
     board: str
     runner_status: int = 0  # RunnerStatus: why a device has no runnable model
     arena_used: int = 0  # arena bytes the device's interpreter uses (0: not reported)
+    device_kind: DeviceKind = DeviceKind.BOARD
 
     def runner_problem(self) -> str:
         """What the runner's start-up code means, for a one-line error."""
@@ -307,7 +316,7 @@ class DeviceInfo:
 
 
 _INFO_HEAD = struct.Struct("<BBIIHHHHfHI")
-_INFO_TAIL = struct.Struct("<BI")  # runner status, arena used
+_INFO_TAIL = struct.Struct("<BIB")  # runner status, arena used, device kind
 # tinyhar_runner.h's TINYHAR_RUNNER_* codes
 RUNNER_PROBLEMS = {
     0: "the model runs",
@@ -374,7 +383,7 @@ def pack_info(info: DeviceInfo) -> bytes:
         + _pack_str(info.core_version, 32)
         + _pack_str(info.firmware_version, 64)
         + _pack_str(info.board, 64)
-        + _INFO_TAIL.pack(info.runner_status, info.arena_used)
+        + _INFO_TAIL.pack(info.runner_status, info.arena_used, info.device_kind)
     )
 
 
@@ -389,7 +398,7 @@ def unpack_info(p: bytes) -> DeviceInfo:
     fw, o = _unpack_str(p, o)
     board, o = _unpack_str(p, o)
     _need(p, o + _INFO_TAIL.size, "HELLO reply")
-    status, used = _INFO_TAIL.unpack_from(p, o)
+    status, used, kind = _INFO_TAIL.unpack_from(p, o)
     return DeviceInfo(
         ver,
         bool(flags & 1),
@@ -410,7 +419,15 @@ def unpack_info(p: bytes) -> DeviceInfo:
         board,
         status,
         used,
+        _device_kind(kind),
     )
+
+
+def _device_kind(code: int) -> DeviceKind:
+    try:
+        return DeviceKind(code)
+    except ValueError:
+        raise ProtocolError(f"HELLO reply: unknown device kind {code}") from None
 
 
 @dataclass(frozen=True)

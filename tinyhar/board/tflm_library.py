@@ -204,7 +204,7 @@ def library_src(libraries: Path | LibrariesFolder, lib: TflmLibrary) -> Path:
     """The installed library's src/ folder in `libraries`; otherwise one line naming the folder
     looked in (and why that one) and how to install the library or point at it."""
     where = libraries if isinstance(libraries, LibrariesFolder) else None
-    folder = (where.path if where else Path(libraries)) / lib.name
+    folder = (libraries.path if isinstance(libraries, LibrariesFolder) else libraries) / lib.name
     props = folder / "library.properties"
     if not props.is_file():
         install = f"`{lib.install}`" if find_cli() else "the Arduino IDE's Library Manager"

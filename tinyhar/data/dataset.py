@@ -82,6 +82,7 @@ def load_dataset(path: str | Path) -> Dataset:
 
 def _from_manifest(path: Path) -> Dataset:
     m = read_manifest(path)
+    assert m.path is not None  # read_manifest records where it read
     folder = m.path.parent
     recs = read_recordings(m, folder)
     chans = [

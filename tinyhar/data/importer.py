@@ -231,7 +231,7 @@ def _unit(
     }
     in_names.discard(None)
     if len(in_names) == 1 and next(iter(in_names)) in UNITS_OF_KIND[kind]:
-        unit = next(iter(in_names))
+        unit = str(next(iter(in_names)))
         notes.append(f"{kind} unit {unit}: from the column names")
         return unit
     if kind == "acc" and all(("acc", a) in found for a in "xyz"):

@@ -4,6 +4,7 @@ or the Kaggle single CSV. Every broken input stops with one line naming the file
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import itertools
@@ -12,7 +13,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import numpy as np
 import pandas as pd
@@ -188,7 +189,7 @@ def _load_folder(folder: Path) -> MhealthData:
             f"{folder}: no mHealth_subjectN.log or .log.gz files in this folder; {_HINT_DATA}"
         )
     recs = [
-        _read_log(f.name, lambda f=f: _open_maybe_gz(f), subject)
+        _read_log(f.name, functools.partial(_open_maybe_gz, f), subject)
         for subject, f in sorted(files.items())
     ]
     synthetic = (folder / SYNTHETIC_MARKER).exists()
@@ -208,7 +209,7 @@ def _load_zip(path: Path) -> MhealthData:
 def _read_zip(zf: zipfile.ZipFile, zip_name: str) -> tuple[list[Recording], bool]:
     names = zf.namelist()
     synthetic = any(Path(n).name == SYNTHETIC_MARKER for n in names)
-    members = {}
+    members: dict[int, str] = {}
     for n in names:
         m = _LOG_NAME.search(n)
         if m and not n.startswith("__MACOSX"):
@@ -224,7 +225,7 @@ def _read_zip(zf: zipfile.ZipFile, zip_name: str) -> tuple[list[Recording], bool
 
     def opener(n: str) -> Callable[[], IO[bytes]]:
         if n.endswith(".gz"):
-            return lambda: gzip.open(zf.open(n))
+            return lambda: cast(IO[bytes], gzip.open(zf.open(n)))
         return lambda: zf.open(n)
 
     recs = [
@@ -487,7 +488,7 @@ def _labels_ok(labels: np.ndarray) -> bool:
 def _open_maybe_gz(path: Path) -> IO[bytes]:
     with open(path, "rb") as f:
         magic = f.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+    return cast(IO[bytes], gzip.open(path, "rb")) if magic == b"\x1f\x8b" else open(path, "rb")
 
 
 def _is_kaggle_csv(path: Path) -> bool:

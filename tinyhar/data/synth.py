@@ -161,7 +161,7 @@ def subject_session(subject: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
         m = person.mount[limb] @ to_sensor[limb]
         acc = m @ acc_limb + rng.normal(0, person.acc_noise, (3, n_total))
         out[:, c_acc : c_acc + 3] = acc.T
-        if c_gyro is None:
+        if c_gyro is None or c_mag is None:
             continue
         rates = np.stack([np.gradient(roll[limb]), np.gradient(pitch[limb]), np.gradient(yaw)])
         gyro = m @ (rates * RATE_HZ) + person.gyro_bias[limb][:, None]
@@ -255,7 +255,7 @@ def _segment(
     if mo.kind == CYCLE:
         lin[ANKLE, 0] = bounce[ANKLE] * np.cos(phase[ANKLE])
         lin[ANKLE, 2] = bounce[ANKLE] * np.sin(phase[ANKLE])
-    flight = np.zeros(n)
+    flight: np.ndarray = np.zeros(n)
     impacts = np.array(mo.impact) * amp
     if impacts.any():
         at = mo.flight if mo.kind == JUMP else 0.0

@@ -33,9 +33,10 @@ class Windows:
 
     def with_classes(self, codes: Sequence[int]) -> Windows:
         """Only the windows of label codes `codes`, y the index of its code in `codes`."""
-        codes = np.asarray(codes, np.int64)
-        lut = np.full(int(max(codes.max(initial=0), self.y.max(initial=0))) + 1, -1, np.int64)
-        lut[codes] = np.arange(len(codes))
+        code_array = np.asarray(codes, np.int64)
+        top = max(code_array.max(initial=0), self.y.max(initial=0))
+        lut = np.full(int(top) + 1, -1, np.int64)
+        lut[code_array] = np.arange(len(code_array))
         y = lut[self.y]
         keep = y >= 0
         return Windows(self.x[keep], y[keep], self.subject[keep])
@@ -194,9 +195,8 @@ def split_windows(
     for name, part in zip(("train", "val", "test"), parts, strict=True):
         if len(part) == 0:
             raise TinyharError(f"the {name} split has no windows: choose other subjects for it")
-    return Split(
-        *parts, kind=kind, train_subjects=train, val_subjects=val, test_subjects=test, note=note
-    )
+    train_w, val_w, test_w = parts
+    return Split(train_w, val_w, test_w, kind, list(train), list(val), list(test), note=note)
 
 
 def _named_subjects(
@@ -239,7 +239,9 @@ def _random_split(w: Windows, present: list[int], seed: int, window: int, stride
         "default subject split for an honest estimate"
     )
     return Split(
-        *parts,
+        parts[0],
+        parts[1],
+        parts[2],
         kind="random",
         train_subjects=present,
         val_subjects=present,

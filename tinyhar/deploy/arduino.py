@@ -8,6 +8,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from serial.tools import list_ports
 
@@ -94,7 +95,7 @@ def last_line(proc: subprocess.CompletedProcess) -> str:
     return (errors or lines or [f"exit code {proc.returncode}"])[-1]
 
 
-def _json(proc: subprocess.CompletedProcess, what: str) -> object:
+def _json(proc: subprocess.CompletedProcess, what: str) -> Any:
     _check(proc, what)
     try:
         return json.loads(proc.stdout or "null")

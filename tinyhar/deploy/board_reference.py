@@ -14,12 +14,13 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 
 from tinyhar import runs
-from tinyhar.board.boards import load_board
+from tinyhar.board.boards import Board
 from tinyhar.board.tflm_library import (
     DEFINES,
     include_dirs,
@@ -217,7 +218,7 @@ def tensor_differences(
     board = BoardReference(ref.built, dbg, arena_bytes)  # the same .so, the debug flatbuffer
     py = runtime.Interpreter.from_bytes(dbg, arena_size=arena_bytes)
     index = {o.tensor: k for k, o in enumerate(outs)}
-    stats = [
+    stats: list[dict[str, Any]] = [
         {
             "op": o.op,
             "tensor": o.name.split(";")[0],
@@ -234,17 +235,17 @@ def tensor_differences(
         py.reset()
         py.set_input(w[None], 0)
         py.invoke()
-        differs, diffs = {}, {}
+        differs: dict[int, bool] = {}
+        diffs: dict[int, np.ndarray | None] = {}
         for k, o in enumerate(outs):
             b = np.asarray(py.get_output(o.output_index))
             a = np.frombuffer(got[o.output_index], dtype=b.dtype)
             if a.size != b.size:
                 d, diffs[k] = 255, None
             else:
-                diffs[k] = np.abs(a.astype(np.float64) - b.ravel().astype(np.float64)).reshape(
-                    b.shape
-                )
-                d = int(np.ceil(np.max(diffs[k]))) if diffs[k].size else 0
+                delta = np.abs(a.astype(np.float64) - b.ravel().astype(np.float64))
+                diffs[k] = delta.reshape(b.shape)
+                d = int(np.ceil(np.max(delta))) if delta.size else 0
             differs[o.tensor] = d > 0
             if d:
                 stats[k]["windows_differing"] += 1
@@ -284,7 +285,7 @@ def interpreter_violations(per_op: list[dict], bounds: dict[str, int]) -> list[d
 def for_board(
     model: bytes,
     dataset: dict,
-    board_name: str,
+    board: Board,
     arena_bytes: int,
     libraries: Path | None = None,
     log: Log | None = None,
@@ -294,7 +295,6 @@ def for_board(
 
     try:
         HOST.require()
-        board = load_board(board_name)
         tflm_src = tflm_source(load_library(board.tflm.name), libraries)
         info = inspect_tflite(model)
         plan = kernel_plan(board, model, list(info.ops))

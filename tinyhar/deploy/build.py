@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyhar import __version__, runs
-from tinyhar.board.boards import Board, load_board
+from tinyhar.board.boards import Board, default_board
 from tinyhar.board.tflm_library import KernelPlan
 from tinyhar.crc import crc32, crc32_hex
 from tinyhar.data.classes import case_duplicates, shown
@@ -52,7 +52,7 @@ SYNTH_DATA_DIR = Path("data/synth")  # where a first build without data makes sy
 class BuildOptions:
     """What `tinyhar build` accepts."""
 
-    board: str = "nano33ble"
+    board: Board = field(default_factory=default_board)
     run: Path | None = None
     model: Path | None = None
     out: Path | None = None  # for --model: where firmware/ and build.json go (default: beside it)
@@ -213,7 +213,7 @@ class BuildReport:
 def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
     """Check, render, compile (where arduino-cli is), write build.json; returns its content."""
     t0 = time.monotonic()
-    board = load_board(opts.board).with_tflm(opts.tflm_library)
+    board = opts.board.with_tflm(opts.tflm_library)
     check_sketch_name(opts.sketch_name)
     src = resolve_source(opts, log)
     for warning in label_warnings(src.spec.labels):

@@ -7,6 +7,7 @@ matched by name."""
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tinyhar import runs
+from tinyhar.board.boards import Board, default_board
 from tinyhar.data.dataset import Channel, Dataset, load_dataset
 from tinyhar.data.units import UNIT_FACTORS
 from tinyhar.data.windows import make_windows
@@ -46,7 +48,7 @@ class Evaluation:
     seen_in_training: list[int]  # evaluated subjects the run trained or validated on
     float: dict[str, Any]
     int8: dict[str, Any]  # scores, or {"unavailable": why}
-    seconds: float
+    seconds: builtins.float  # `float` is a field of this class
     board_int8: dict[str, Any] | None = None  # with the board's TFLM library, or {"unavailable"}
 
     def to_json(self) -> dict[str, Any]:
@@ -60,7 +62,7 @@ def evaluate_run(
     log: Callable[[str], None] = inf,
     warn: Callable[[str], None] = wrn,
     sensors: str | None = None,
-    board: str = "nano33ble",
+    board: Board | None = None,
     libraries: Path | None = None,
 ) -> Evaluation:
     """Score `run` on the dataset at `data_path` (only `subjects` if given; MHEALTH's `sensors`
@@ -114,7 +116,9 @@ def evaluate_run(
     float_scores = classification_metrics(
         y, top1(model.predict(xn, batch_size=256, verbose=0)), spec["labels"]
     )
-    int8_scores, board_scores = _int8_scores(run, xn, y, spec, board, libraries, log)
+    int8_scores, board_scores = _int8_scores(
+        run, xn, y, spec, board or default_board(), libraries, log
+    )
     ev = Evaluation(
         run=str(run),
         data=data.source,
@@ -224,7 +228,7 @@ def _int8_scores(
     x: np.ndarray,
     y: np.ndarray,
     spec: dict,
-    board: str,
+    board: Board,
     libraries: Path | None,
     log: Callable[[str], None],
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -238,14 +242,17 @@ def _int8_scores(
     xq, out = tflm_outputs(
         model, int(q["arena_bytes"]), x, q["input"]["scale"], q["input"]["zero_point"]
     )
-    log(f"evaluate: int8 model with {board}'s TFLM library built for the host")
+    log(f"evaluate: int8 model with {board.name}'s TFLM library built for the host")
     ref, why = for_board(model, spec, board, int(q["arena_bytes"]), libraries, log)
     if ref is None:
         log(f"evaluate: note: no board-library scores ({why})")
-        return classification_metrics(y, top1(out), labels), {"board": board, "unavailable": why}
+        return classification_metrics(y, top1(out), labels), {
+            "board": board.name,
+            "unavailable": why,
+        }
     on_board = ref.predict(xq.reshape(len(xq), -1), len(labels))
     board_scores = {
-        "board": board,
+        "board": board.name,
         "library": library_title(board),
         **classification_metrics(y, top1(on_board), labels),
     }

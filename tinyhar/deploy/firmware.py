@@ -12,7 +12,6 @@ from tinyhar.crc import crc32
 from tinyhar.deploy import codegen
 from tinyhar.deploy.firmware_config import ModelSpec, channel_layout
 from tinyhar.deploy.footprint import align
-from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
 from tinyhar.errors import TinyharError
 from tinyhar.lite.tflite_inspect import (
     FORBIDDEN_OPS,
@@ -75,7 +74,6 @@ def firmware_context(
     if abs(period - round(period)) > 1e-6:
         raise TinyharError(f"rate {spec.rate_hz} Hz has no whole-microsecond period: use e.g. 50")
     return {
-        "EMULATED_SUFFIX": EMULATED_SUFFIX,
         "firmware_version": __version__,
         "protocol_version": protocol.PROTOCOL_VERSION,
         "tinyhar_version": __version__,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tinyhar import runs
-from tinyhar.board.boards import Board, load_board
+from tinyhar.board.boards import Board, resolve_board
 from tinyhar.deploy import arduino
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
@@ -72,12 +72,7 @@ def flash_firmware(
     run = runs.require_run(run, needs=runs.BUILD_JSON, hint="tinyhar build")
     runs.check_run(run)  # the firmware is of this run's int8 model, of this training
     record = read_json(run / runs.BUILD_JSON)
-    b = load_board(board or record["board"])
-    if b.name != record["board"]:
-        raise TinyharError(
-            f"{run} was last built for {record['board']}, not {b.name}: run "
-            f"`tinyhar build --board {b.name} --run {run}` first"
-        )
+    b = resolve_board(board, record["board"], f"the firmware of {run}")
     fw = runs.firmware_of(run, record)  # in the run, whatever the working directory
     binary = compiled_binary(fw.build_dir, fw.sketch_dir.name)
     if not record.get("compiled") or binary is None:

@@ -18,7 +18,6 @@ from typing import Any
 
 from tinyhar import runs
 from tinyhar.board import tflm_library
-from tinyhar.board.boards import load_board
 from tinyhar.deploy.native_build import CORTEX_M4F, OWN_WARNINGS, compile_sources, link
 from tinyhar.errors import TinyharError
 from tinyhar.log import Log, inf
@@ -29,7 +28,6 @@ LINKER_SCRIPT = "mps2_an386.ld"
 OWN_DEFINES = ("TINYHAR_EMULATOR=1", "TINYHAR_PROFILE=1")  # it always counts per-op instructions
 # What tinyhar_config.h appends to the firmware version under TINYHAR_EMULATOR: HELLO then tells
 # the host that latency_us x 1000 = instructions.
-EMULATED_SUFFIX = "+qemu-mps2-an386-icount0"
 _ANGLE_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
 _LAYER_HEADERS = ("Arduino.h", "Wire.h")  # what library sources take from the Arduino layer
 # TFLM ports the emulated board cannot take, and why.
@@ -374,7 +372,9 @@ def firmware_dirs_of(record: dict[str, Any], folder: Path) -> list[Path]:
 def tflm_source_for(record: dict[str, Any], libraries: Path | None = None) -> Path:
     """The installed TFLM library's src/ that a build.json's firmware compiles against."""
 
-    name = record.get("tflm_library") or load_board(record["board"]).tflm.name
+    name = record.get("tflm_library")
+    if not name:
+        raise TinyharError("build.json does not name its TFLM library: run `tinyhar build` again")
     if isinstance(name, dict):
         name = name["name"]
     lib = tflm_library.load_library(str(name))

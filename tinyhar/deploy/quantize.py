@@ -12,7 +12,7 @@ import numpy as np
 
 from tinyhar import runs
 from tinyhar.board import preprocess
-from tinyhar.board.boards import load_board
+from tinyhar.board.boards import Board, default_board
 from tinyhar.board.preprocess import PreprocessConfig
 from tinyhar.crc import crc32, crc32_hex
 from tinyhar.deploy.board_reference import for_board
@@ -126,7 +126,7 @@ def load_run_inputs(run: Path) -> tuple[dict, dict[str, np.ndarray]]:
 def quantize_run(
     run: Path | None,
     log: Callable[[str], None] = inf,
-    board: str = "nano33ble",
+    board: Board | None = None,
     libraries: Path | None = None,
 ) -> QuantizeReport:
     """Convert R/model.keras to int8, evaluate float/TFLM/TFLite accuracy and the accuracy with
@@ -151,7 +151,9 @@ def quantize_run(
     log(f"quantize: int8 accuracy with TFLM and TFLite ({len(x_test)} windows)")
     xq, tflm_out = tflm_outputs(int8, arena, x_test, inp.scale, inp.zero_point)
     tflite_out = TfliteReference(int8).predict(xq)
-    on_board = board_accuracy(int8, ds, board, arena, libraries, xq, tflm_out, y_test, log)
+    on_board = board_accuracy(
+        int8, ds, board or default_board(), arena, libraries, xq, tflm_out, y_test, log
+    )
 
     report = QuantizeReport(
         **accuracies(float_pred, tflm_out, tflite_out, y_test),
@@ -231,7 +233,7 @@ def model_figures(int8: bytes, info: ModelInfo, arena: int) -> dict[str, Any]:
 def board_accuracy(
     model: bytes,
     dataset: dict,
-    board: str,
+    board: Board,
     arena: int,
     libraries: Path | None,
     xq: np.ndarray,
@@ -242,17 +244,17 @@ def board_accuracy(
     """int8 accuracy as the board computes it: its TFLM library (and tinyhar's kernels) built for
     the host; or why that could not be done."""
 
-    log(f"quantize: int8 accuracy with {board}'s TFLM library built for the host")
+    log(f"quantize: int8 accuracy with {board.name}'s TFLM library built for the host")
     ref, why = for_board(model, dataset, board, arena, libraries, log)
     if ref is None:
         log(f"quantize: note: no board-library accuracy ({why})")
-        return {"board": board, "unavailable": why}
+        return {"board": board.name, "unavailable": why}
     n_classes = int(np.prod(python_out.shape[1:]))
     out = ref.predict(xq.reshape(len(xq), -1), n_classes)
     pred = out.argmax(1)
     diff = np.abs(out.astype(np.int32) - python_out.reshape(len(xq), -1).astype(np.int32))
     return {
-        "board": board,
+        "board": board.name,
         "library": library_title(board),
         "accuracy": _accuracy(pred, y),
         "top1_agreement_with_python_tflm": _accuracy(pred, top1(python_out)),
@@ -260,10 +262,9 @@ def board_accuracy(
     }
 
 
-def library_title(board: str) -> str:
+def library_title(board: Board) -> str:
     """'Chirale_TensorFLowLite 2.0.0': the board's TFLM library and its version."""
-    b = load_board(board)
-    return f"{b.tflm.name} {b.tflm.version}"
+    return f"{board.tflm.name} {board.tflm.version}"
 
 
 def format_report(report: QuantizeReport) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from tinyhar.board.boards import Board
 from tinyhar.board.preprocess import PreprocessConfig
-from tinyhar.board.protocol import DTYPE_CODES, TensorSpec
+from tinyhar.board.protocol import DTYPE_CODES, DeviceKind, TensorSpec
 from tinyhar.crc import crc32
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, read_json
@@ -157,6 +157,7 @@ def config_struct(max_channels: int) -> type[ctypes.Structure]:
                 ("board_name", ctypes.c_char_p),
                 ("firmware_version", ctypes.c_char_p),
                 ("labels", ctypes.POINTER(ctypes.c_char_p)),
+                ("device_kind", ctypes.c_uint8),
             ]
         },
     )
@@ -221,6 +222,7 @@ class CoreConfig:
     firmware_version: str = "host"
     labels: list[str] | None = None
     n_classes: int = field(default=0)
+    device_kind: DeviceKind = DeviceKind.VIRTUAL  # the core on the host
 
     def __post_init__(self) -> None:
         if not self.n_classes:
@@ -272,7 +274,9 @@ def core_config_from_run(
     )
 
 
-def _fill_config(cfg: CoreConfig, struct_type: type[ctypes.Structure], keep: list) -> object:
+def _fill_config(
+    cfg: CoreConfig, struct_type: type[ctypes.Structure], keep: list
+) -> ctypes.Structure:
     c = struct_type()
     p = cfg.preprocess
     n = cfg.channels
@@ -300,6 +304,7 @@ def _fill_config(cfg: CoreConfig, struct_type: type[ctypes.Structure], keep: lis
     board, fw = cfg.board_name.encode(), cfg.firmware_version.encode()
     keep += [board, fw]
     c.board_name, c.firmware_version = board, fw
+    c.device_kind = int(cfg.device_kind)
     if cfg.labels:
         arr = (ctypes.c_char_p * len(cfg.labels))(*[s.encode() for s in cfg.labels])
         keep.append(arr)
@@ -361,6 +366,7 @@ class CoreDevice:
     def _on_infer(self, inp, in_len, out, out_len, _ctx) -> int:
         try:
             window = np.ctypeslib.as_array(inp, shape=(in_len,)).copy()
+            assert self._infer is not None  # the callback is registered only with a hook
             result = np.asarray(self._infer(window), dtype=np.int8).reshape(-1)
             if result.size != out_len:
                 raise TinyharError(f"inference hook returned {result.size} values, not {out_len}")

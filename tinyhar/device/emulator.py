@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from tinyhar import runs
+from tinyhar.board import tflm_library
+from tinyhar.board.boards import Board, resolve_board
 from tinyhar.deploy.build import BuildOptions, build_firmware
 from tinyhar.deploy.m4f_image import (
     UNSUPPORTED_LIBRARIES,
@@ -177,13 +179,13 @@ def start_emulator(
 # --- instructions per inference -------------------------------------------------------------
 
 
-def emulation_missing(board: str) -> str | None:
+def emulation_missing(board: Board) -> str | None:
     """What this machine lacks to run `board`'s firmware on the emulated board (None: nothing)."""
     for tool, apt in ((QEMU, QEMU_APT), ("arm-none-eabi-g++", "gcc-arm-none-eabi")):
         if which(tool) is None:
             return f"{tool} not found (sudo apt-get install -y {apt})"
     try:
-        src = tflm_source_for({"board": board})
+        src = tflm_library.tflm_source(tflm_library.load_library(board.tflm.name))
     except TinyharError as e:
         return str(e)
     why = UNSUPPORTED_LIBRARIES.get(src.resolve().parent.name)
@@ -200,7 +202,12 @@ def measure_instructions(
     outputs from the Python TFLM interpreter's ("python_tflm_max_lsb")."""
     opts = replace(opts, install=False, measure=False)
     build_firmware(opts, log=log)
-    folder = Path(opts.run if opts.model is None else opts.out or Path(opts.model).parent)
+    if opts.model is not None:
+        folder = Path(opts.out or Path(opts.model).parent)
+    elif opts.run is not None:
+        folder = Path(opts.run)
+    else:
+        raise TinyharError("counting instructions needs a run folder or a model file")
     image, rec = build_for_run(folder, opts.libraries, log=log)
     model = Path(opts.model).read_bytes() if opts.model else (folder / runs.INT8_MODEL).read_bytes()
     board = rec["board"]
@@ -224,8 +231,9 @@ def measure_instructions(
         "flash_bytes": int(total["flash"]),
         "ram_bytes": int(total["ram"]),
     }
-    if collector is not None:
-        out["profile"] = collector.result().to_json()
+    profiled = collector.result() if collector is not None else None
+    if profiled is not None:
+        out["profile"] = profiled.to_json()
         python = TflmReference(model, 2 * int(rec["arena_bytes"]) + 4096).predict(
             q.reshape(len(q), *info.input.shape[1:])
         )
@@ -276,12 +284,7 @@ def run_emulated_sim(
         )
     run = runs.require_run(run, runs.BUILD_JSON, "tinyhar build")
     runs.check_run(run)
-    built_for = read_json(run / runs.BUILD_JSON)["board"]
-    if board is not None and board != built_for:
-        raise TinyharError(
-            f"{run} was built for {built_for}, not {board}: pass --board {built_for} "
-            f"or run `tinyhar build --run {run} --board {board}` first"
-        )
+    resolve_board(board, read_json(run / runs.BUILD_JSON)["board"], f"the firmware of {run}")
     require_qemu()
     with _sigterm_interrupts():
         try:
@@ -319,7 +322,7 @@ def _serve(
                 time.sleep(0.2)
                 emu.check()
         finally:
-            if made_link and Path(link_path).is_symlink():
+            if made_link and link_path is not None and Path(link_path).is_symlink():
                 Path(link_path).unlink()
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from tinyhar.board.boards import Board
 from tinyhar.deploy.build import BuildOptions
 from tinyhar.device.emulator import emulation_missing, measure_instructions
 from tinyhar.errors import TinyharError
 from tinyhar.log import Log
 from tinyhar.model.budget import (
-    BUDGET_BOARD,
     InstructionCounter,
     read_sizes,
     remember,
@@ -23,28 +23,32 @@ from tinyhar.model.budget import (
 _INSTRUCTIONS: dict[str, int] = {}
 
 
-def instruction_counter(board: str = BUDGET_BOARD) -> InstructionCounter:
+def instruction_counter(board: Board) -> InstructionCounter:
     """The counter of `board`'s emulated firmware; one line when this machine cannot run it."""
     missing = emulation_missing(board)
     if missing:
         raise TinyharError(
-            f"--max-instructions counts on the emulated {board}, which this "
+            f"--max-instructions counts on the emulated {board.name}, which this "
             f"machine cannot run: {missing}"
         )
-    return measure_tiny_instructions
+
+    def count(input_shape: tuple[int, int], n_classes: int, size: dict, _name: str) -> int:
+        return measure_tiny_instructions(input_shape, n_classes, size, board)
+
+    return count
 
 
 def measure_tiny_instructions(
     input_shape: tuple[int, int],
     n_classes: int,
     size: dict,
-    board: str = BUDGET_BOARD,
+    board: Board,
     log: Log | None = None,
 ) -> int:
     """Instructions per inference of an untrained `tiny` of `size` in `board`'s firmware on the
     emulated board. Trained weights move the count by about 1 % (ReLU zeros, requantisation);
     cached in memory and on disk."""
-    key = f"{board}:{size_key(input_shape, n_classes, size)}"
+    key = f"{board.name}:{size_key(input_shape, n_classes, size)}"
     path = sizing_cache("instructions")
     if key not in _INSTRUCTIONS:
         known = read_sizes(path).get(key)
@@ -53,7 +57,7 @@ def measure_tiny_instructions(
     if key not in _INSTRUCTIONS:
         missing = emulation_missing(board)
         if missing:
-            raise TinyharError(f"instructions are counted on the emulated {board}: {missing}")
+            raise TinyharError(f"instructions are counted on the emulated {board.name}: {missing}")
         with tempfile.TemporaryDirectory(prefix="tinyhar_budget_") as tmp:
             model = Path(tmp) / "model_int8.tflite"
             model.write_bytes(untrained_int8("tiny", input_shape, n_classes, **size))

@@ -249,7 +249,8 @@ class Link:
         transfer = self.transfer_time(len(frame) + 64 + P.MAX_PAYLOAD)
         problem = "no reply"
         self.stats.requests += 1
-        bad, received, took = self.decoder.bad_frames, self.stats.bytes_received, []
+        bad, received = self.decoder.bad_frames, self.stats.bytes_received
+        took: list[float] = []
         other, unmatched = self.decoder.other_version_frames, dict(self._unmatched)
         self._last_error = None
         silent = 0
@@ -464,6 +465,8 @@ class Link:
     def send_samples(self, samples: np.ndarray, expect_total: int = 0) -> P.Status:
         """SAMPLES in acknowledged chunks of at most P.CHUNK bytes (and the device's limit); checks
         the device's sample count (from `expect_total`) after each, DeviceStateLost otherwise."""
+        if len(samples) == 0:
+            raise ValueError("send_samples needs at least one sample")
         status = None
         total = expect_total
         samples = np.asarray(samples, dtype=np.float32)
@@ -475,6 +478,7 @@ class Link:
                     f"the device on {self.port} holds {status.samples_total} samples where "
                     f"{total} were sent"
                 )
+        assert status is not None  # at least one chunk
         return status
 
     def infer_raw(self, n_window: int) -> P.Result:

@@ -17,7 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from tinyhar import runs
-from tinyhar.board.boards import Board, load_board
+from tinyhar.board import protocol as P
+from tinyhar.board.boards import Board, resolve_board
 from tinyhar.board.preprocess import channel_map
 from tinyhar.data.manifest import (
     AXES,
@@ -27,7 +28,6 @@ from tinyhar.data.manifest import (
     manifest_toml,
     read_manifest,
 )
-from tinyhar.device.core_lib import VIRTUAL_FIRMWARE
 from tinyhar.device.link import Link, LinkError
 from tinyhar.device.live_plot import LivePlot
 from tinyhar.errors import TinyharError
@@ -159,9 +159,9 @@ def record_imu(opts: RecordOptions, log: Log = inf) -> RecordReport:
                 f"the device on {opts.port} sends {info.channels} channels, run {run_dir} has "
                 f"{len(channels)}: pass the --run its firmware was built from"
             )
-        board = load_board(opts.board or info.board)
+        board = resolve_board(opts.board, info.board, f"the device on {opts.port}")
         columns = recording_columns(channels, board)
-        if info.firmware_version == VIRTUAL_FIRMWARE:  # it replays the run's data
+        if info.device_kind == P.DeviceKind.VIRTUAL:  # it replays the run's data
             source = f"tinyhar record, virtual {board.name} replaying {run_dir}"
             synthetic = bool(dataset.get("synthetic"))
         else:

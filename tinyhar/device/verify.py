@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from tinyhar import runs
 from tinyhar.board import protocol as P
-from tinyhar.board.boards import load_board
+from tinyhar.board.boards import resolve_board
 from tinyhar.board.preprocess import (
     PreprocessConfig,
     normalise,
@@ -32,8 +32,6 @@ from tinyhar.board.tflm_library import interpreter_bounds, load_library
 from tinyhar.crc import crc32
 from tinyhar.deploy import board_reference
 from tinyhar.deploy.board_reference import interpreter_violations
-from tinyhar.deploy.m4f_image import EMULATED_SUFFIX
-from tinyhar.device.core_lib import VIRTUAL_FIRMWARE
 from tinyhar.device.link import DeviceError, DeviceStateLost, Link, LinkStats
 from tinyhar.device.profile import NO_PROFILER, ProfileCollector, format_profile
 from tinyhar.errors import TinyharError
@@ -201,14 +199,15 @@ def host_references(
 ) -> References:
     """The device's own code on the host where it can be built, else the Python interpreter.
 
-    A virtual board (`tinyhar sim`, firmware "sim") runs the Python TFLM interpreter itself; a
-    firmware runs its TFLM library, compiled for the host from the same sources (build.json)."""
+    A virtual board (`tinyhar sim`, HELLO's device kind VIRTUAL) runs the Python TFLM interpreter
+    itself; a firmware runs its TFLM library, compiled for the host from the same sources
+    (build.json)."""
 
     n = len(q)
     arena = max(int(rm.quantize.get("arena_bytes", 0)) * 2, info.arena_bytes, 4096)
     log(f"verify: host references on {n} windows")
     python, tflite = reference_outputs(rm.model_bytes, arena, q)
-    if info.firmware_version == VIRTUAL_FIRMWARE:
+    if info.device_kind == P.DeviceKind.VIRTUAL:
         return References(
             "TFLM Python interpreter, which the virtual board itself runs",
             True,
@@ -645,7 +644,9 @@ def expected_windows(
     them."""
     if opts.raw:
         cfg = PreprocessConfig.from_run(
-            rm.dataset, rm.quantize, load_board(opts.board or info.board)
+            rm.dataset,
+            rm.quantize,
+            resolve_board(opts.board, info.board, f"the device on {opts.port}"),
         )
         raws = [to_board_units(w, cfg) for w in rm.x]
         return np.stack([quantize_window(r, cfg) for r in raws]), raws
@@ -761,6 +762,7 @@ def judge(
     if max_lsb is None:
         max_lsb = 0 if refs.exact else 1
     stats = dev.stats
+    assert stats is not None  # set when the windows were sent
     report.set(
         complete=complete,
         bytes_sent=stats.bytes_sent,
@@ -787,8 +789,8 @@ def judge(
     report.passed = bool(
         complete
         and report.windows == len(rm.x)
-        and report.top1_agreement >= opts.min_agreement
-        and report.max_abs_diff_lsb <= max_lsb
+        and (report.top1_agreement or 0.0) >= opts.min_agreement
+        and (report.max_abs_diff_lsb or 0) <= max_lsb
         and (report.preprocess_mismatch_windows or 0) == 0
         and not violations
     )
@@ -849,7 +851,7 @@ CPI_RANGE = (1.0, 1.5)  # cycles per instruction assumed on a Cortex-M4 running 
 def emulated_timing(info: P.DeviceInfo, latency_us: np.ndarray) -> dict[str, Any] | None:
     """Instructions per inference on the emulated board (-icount shift=0: 1 instruction = 1 ns)
     and the latency they suggest on the real board's MCU: an estimate, stated as a range."""
-    if not info.firmware_version.endswith(EMULATED_SUFFIX):
+    if info.device_kind != P.DeviceKind.EMULATED:
         return None
 
     instructions = float(np.median(latency_us)) * 1000.0
@@ -863,7 +865,7 @@ def emulated_timing(info: P.DeviceInfo, latency_us: np.ndarray) -> dict[str, Any
         "measured_on": "QEMU mps2-an386 Cortex-M4F, -icount shift=0",
     }
     try:
-        board = load_board(info.board)
+        board = resolve_board(None, info.board)
     except TinyharError:
         return out
     lo, hi = (instructions * cpi / board.clock_hz * 1000.0 for cpi in CPI_RANGE)
@@ -1060,7 +1062,7 @@ def _short(name: str, most: int = 18) -> str:
 def _timing_lines(r: VerifyReport) -> list[str]:
     """Latency as the device measured it; on the emulated board, instructions (its clock counts
     one per ns) and the latency they suggest on the real board, an estimate."""
-    emulated, lat = r.emulated, r.latency_us
+    emulated, lat = r.emulated, r.latency_us or {}
     if not emulated:
         return [
             f"  device latency (us)          min {lat['min']}, median {lat['median']:.0f}, "
@@ -1088,19 +1090,19 @@ def _timing_lines(r: VerifyReport) -> list[str]:
 
 def format_report(r: VerifyReport) -> str:
     """The figures a user reads after verify."""
-    th, second = r.thresholds, r.python_tflm
-    proves = r.reference.get("proves")
+    th, second, ref = r.thresholds or {}, r.python_tflm, r.reference or {}
+    proves = ref.get("proves")
     lines = [
-        f"verify ({r.mode} mode) against {r.device['board']} on {r.port}: "
+        f"verify ({r.mode} mode) against {(r.device or {}).get('board')} on {r.port}: "
         f"{'PASSED' if r.passed else 'FAILED'}" + ("  [SYNTHETIC data]" if r.synthetic else ""),
         f"  windows                      {r.windows}",
-        f"  reference                    {r.reference['name']}",
+        f"  reference                    {ref['name']}",
         *([f"  agreement checks             {proves}"] if proves else []),
         f"  top-1 agreement              {r.top1_agreement:.4f}  (need >= {th['min_agreement']:g})",
         f"  output difference (LSB)      max {r.max_abs_diff_lsb}, mean "
         f"{r.mean_abs_diff_lsb:.4f}  (need max <= {th['max_lsb']}: {th['why']})",
         f"  accuracy device / host       {r.device_accuracy:.4f} / {r.host_accuracy:.4f}",
-        *_second_opinion_lines(second, r.windows),
+        *_second_opinion_lines(second, r.windows or 0),
         f"  TFLite (second opinion)      top-1 agreement "
         f"{r.tflite_top1_agreement:.4f}, max {r.tflite_max_abs_diff_lsb} LSB",
         *_timing_lines(r),

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyhar import runs
-from tinyhar.board.boards import load_board
+from tinyhar.board.boards import Board
 from tinyhar.board.preprocess import to_board_units
 from tinyhar.data.dataset import load_dataset
 from tinyhar.deploy.footprint import firmware_arena
@@ -149,7 +149,7 @@ class BoardImage:
 
 
 def board_image(
-    board: str,
+    board: Board,
     run: Path,
     model: Path | None = None,
     replay: Path | None = None,
@@ -158,7 +158,7 @@ def board_image(
     """Everything the firmware built for `run` on `board` would hold (or with another model)."""
     run = runs.require_run(run, runs.QUANTIZE_JSON, "tinyhar quantize")
     runs.check_run(run, runs.METRICS_JSON, runs.QUANTIZE_JSON)
-    spec = load_board(board)
+    spec = board
     if model is not None:
         try:
             model_bytes = Path(model).read_bytes()
@@ -344,7 +344,7 @@ class VirtualBoard:
 
 
 def run_sim(
-    board: str,
+    board: Board,
     run: Path | None,
     faults: Faults,
     model: Path | None = None,

@@ -107,10 +107,12 @@ class _Prober:
     def __call__(self, size: int) -> tuple[bool, str]:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = self._start()
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None  # started with pipes
         try:
-            self.proc.stdin.write(f"{size}\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
+            stdin.write(f"{size}\n")
+            stdin.flush()
+            line = stdout.readline()
         except (BrokenPipeError, OSError):
             line = ""
         if not line:  # the child died: this size crashed the interpreter

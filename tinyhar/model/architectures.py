@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from tinyhar.errors import TinyharError
 from tinyhar.lite.keras_env import keras, tf
@@ -73,7 +75,7 @@ MEANS = ("mean", "avgpool")  # how tiny averages over time: MEAN, or AVERAGE_POO
 
 def _attention_kind(attention: bool | str) -> str:
     """build_tiny's `attention`: True/False (as `tinyhar search` passes it) or one of ATTENTIONS."""
-    kind = {True: "dot", False: "none"}.get(attention, attention)  # type: ignore[call-overload]
+    kind = attention if isinstance(attention, str) else ("dot" if attention else "none")
     if kind not in ATTENTIONS:
         raise TinyharError(f"unknown attention {attention!r}: use one of {', '.join(ATTENTIONS)}")
     return kind
@@ -239,7 +241,10 @@ def build_model(
     **size,
 ) -> keras.Model:
     """Build and compile `arch` ("paper" or "tiny"); `size` overrides its width parameters."""
-    builders = {"paper": (build_paper, PAPER_SIZE), "tiny": (build_tiny, TINY_SIZE)}
+    builders: dict[str, tuple[Callable[..., keras.Model], Mapping[str, Any]]] = {
+        "paper": (build_paper, PAPER_SIZE),
+        "tiny": (build_tiny, TINY_SIZE),
+    }
     if arch not in builders:
         raise TinyharError(f"unknown architecture {arch!r}: use one of {', '.join(ARCHS)}")
     builder, defaults = builders[arch]

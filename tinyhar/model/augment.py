@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from tinyhar.board.boards import load_board
+from tinyhar.board.boards import Board
 from tinyhar.data.units import TRAINING_UNITS
 from tinyhar.errors import TinyharError
 
@@ -60,9 +60,8 @@ class Augment:
         return asdict(self)
 
 
-def clip_to_board(aug: Augment, board: str) -> Augment:
-    """`aug` clipping at `board`'s IMU range (its board file), converted to training units."""
-    b = load_board(board)
+def clip_to_board(aug: Augment, b: Board) -> Augment:
+    """`aug` clipping at board `b`'s IMU range (its board file), converted to training units."""
     return replace(
         aug,
         clip_acc=b.imu_range("acc", TRAINING_UNITS["acc"]),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyhar.board.boards import DEFAULT_BOARD
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_json
 from tinyhar.lite import convert
@@ -23,7 +24,7 @@ from tinyhar.resources import cache_dir, templates_dir
 
 # (input shape, classes, shape options, board) -> instructions per inference of an untrained tiny
 InstructionCounter = Callable[[tuple[int, int], int, dict, str], int]
-BUDGET_BOARD = "nano33ble"  # whose emulated firmware counts the instructions of `train`'s budget
+BUDGET_BOARD = DEFAULT_BOARD  # whose emulated firmware counts the instructions of `train`'s budget
 
 _CACHE: dict[str, tuple[int, int]] = {}
 _PARAMS: dict[str, int] = {}
@@ -189,7 +190,7 @@ def fit_tiny_to_budget(
         fit = Fit({**shape, "width": width}, model_bytes, arena)
         ok = model_bytes <= max_model and arena <= max_arena
         text = f"int8 model {model_bytes / 1024:.1f} KB, arena {arena / 1024:.1f} KB"
-        if ok and budget.max_instructions is not None:
+        if ok and budget.max_instructions is not None and count_instructions is not None:
             fit.instructions = count_instructions(input_shape, n_classes, fit.size, budget.board)
             ok = fit.instructions <= budget.max_instructions
             text += f", {fit.instructions:,} instructions"

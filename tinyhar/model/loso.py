@@ -124,8 +124,9 @@ def run_loso(opts: LosoOptions, log: Callable[[str], None] = inf) -> LosoResult:
             "--folds holds out each subject in turn (the next one validates): leave out "
             "--train-subjects, --val-subjects and --test-subjects"
         )
-    cfg = replace(cfg, data=resolve_data(cfg.data).resolve())  # workers may run elsewhere
-    data = load_dataset(cfg.data)
+    data_path = resolve_data(cfg.data).resolve()  # workers may run elsewhere
+    cfg = replace(cfg, data=data_path)
+    data = load_dataset(data_path)
     present = sorted({int(r.subject) for r in data.recordings})
     subjects = parse_folds(opts.folds, present)
     if len(present) < 3:

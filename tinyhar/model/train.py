@@ -314,7 +314,7 @@ def size_model(
         shape=TINY_SIZE | (cfg.size or {}),
         count_instructions=count_instructions,
     )
-    budget = {
+    budget: dict[str, Any] = {
         "max_model_kb": want.max_model_kb,
         "max_arena_kb": want.max_arena_kb,
         "int8_model_bytes_untrained": fit.model_bytes,
@@ -411,7 +411,7 @@ def fit(
         verbose=0,
         callbacks=callbacks,
     )
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    history: dict[str, Any] = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     ran = len(history.get("loss", []))
     best = best_epoch(history[rule.metric], rule)
     stopped = f"stopped after epoch {ran}; " if ran < cfg.epochs else ""

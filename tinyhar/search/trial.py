@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tinyhar import runs
+from tinyhar.board.boards import Board
 from tinyhar.data.dataset import load_dataset
 from tinyhar.data.windows import normalize
 from tinyhar.deploy.build import BuildOptions
@@ -57,7 +58,7 @@ class TrialContext:
 
     train: TrainConfig
     root: Path  # R/trials: one run folder per trial
-    emulate_board: str | None = None  # measure instructions on this board's emulated firmware
+    emulate_board: Board | None = None  # measure instructions on this board's emulated firmware
     max_instructions: int | None = None  # a hard bound: a size over it is not trained
 
 
@@ -100,16 +101,17 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, name: str) -> dict[str,
 
 
 def _train_and_measure(params: dict[str, Any], ctx: TrialContext, name: str) -> dict[str, Any]:
-    cfg = replace(ctx.train, arch="tiny", size=size_of(params), run=ctx.root / name)
+    run, size = ctx.root / name, size_of(params)
+    cfg = replace(ctx.train, arch="tiny", size=size, run=run)
     prep = prepare(cfg, load_dataset(resolve_data(cfg.data)), warn=_quiet)
-    over = _over_instructions(cfg.size, prep, ctx)
+    over = _over_instructions(size, prep, ctx)
     if over is not None:
         return over | {"trained_in": name}
-    model, history, size, budget = fit(cfg, prep, log=_quiet)
-    metrics = train_metrics(cfg, prep, evaluate(model, prep), model, history, size, budget)
-    write_run(cfg.run, cfg, prep, model, history, metrics, _quiet)
+    model, history, fitted, budget = fit(cfg, prep, log=_quiet)
+    metrics = train_metrics(cfg, prep, evaluate(model, prep), model, history, fitted, budget)
+    write_run(run, cfg, prep, model, history, metrics, _quiet)
 
-    ds, arr = load_run_inputs(cfg.run)  # the windows `tinyhar quantize` uses
+    ds, arr = load_run_inputs(run)  # the windows `tinyhar quantize` uses
     x_rep = normalise(arr["x_rep"], ds["_mean"], ds["_std"])
     int8, info, arena = convert_and_measure(model, x_rep, _quiet)
     inp = info.inputs[0]
@@ -117,10 +119,10 @@ def _train_and_measure(params: dict[str, Any], ctx: TrialContext, name: str) -> 
     x_test = normalise(arr["x_test"], ds["_mean"], ds["_std"])
     _, val_out = tflm_outputs(int8, arena, x_val, inp.scale, inp.zero_point)
     _, test_out = tflm_outputs(int8, arena, x_test, inp.scale, inp.zero_point)
-    atomic_write_bytes(cfg.run / runs.INT8_MODEL, int8)
+    atomic_write_bytes(run / runs.INT8_MODEL, int8)
     emulated = {}
     if ctx.emulate_board is not None:
-        opts = BuildOptions(board=ctx.emulate_board, run=cfg.run)
+        opts = BuildOptions(board=ctx.emulate_board, run=run)
         emulated = measure_instructions(opts, log=_quiet)
     return emulated | {
         "int8_val_accuracy": _accuracy(val_out, prep.split.val.y),
@@ -132,7 +134,7 @@ def _train_and_measure(params: dict[str, Any], ctx: TrialContext, name: str) -> 
         "weights": metrics.params,
         "epochs_run": metrics.epochs_run,
         "train_seconds": metrics.train_seconds,
-        "run": str(cfg.run),
+        "run": str(run),
         "trained_in": name,
     }
 

@@ -15,7 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from tinyhar import runs
-from tinyhar.board.boards import load_board
+from tinyhar.board.boards import Board, default_board
 from tinyhar.deploy.quantize import quantize_run
 from tinyhar.device.emulator import emulation_missing
 from tinyhar.errors import TinyharError
@@ -44,7 +44,7 @@ class SearchOptions:
     """`tinyhar search`: the training each trial does, the board, the budget of trials."""
 
     train: TrainConfig
-    board: str = "nano33ble"
+    board: Board = field(default_factory=default_board)
     trials: int = 20
     workers: int | None = None
     address: str | None = None
@@ -66,7 +66,7 @@ class SearchResult:
 def budget_of(opts: SearchOptions) -> dict[str, int]:
     """Model and arena bytes a model may take: the board's, or less when asked; and the
     instructions per inference when bounded."""
-    b = load_board(opts.board)
+    b = opts.board
     model, arena = b.model_flash_bytes, b.arena_ram_bytes
     if opts.max_model_kb is not None:
         model = min(model, int(opts.max_model_kb * 1024))
@@ -90,12 +90,14 @@ def _progress(total: int, show: bool):
 
     class Progress(tune.Callback):
         def __init__(self) -> None:
-            self.bar = None  # made on first use: Tune pickles its callbacks with the experiment
+            # made on first use: Tune pickles its callbacks with the experiment
+            self.bar: tqdm | None = None
 
         def __getstate__(self) -> dict:
             return {**self.__dict__, "bar": None}
 
-        def setup(self, **info) -> None:  # the experiment starts: the bar's clock too
+        def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
+            # the experiment starts: the bar's clock too
             self._bar()
 
         def _bar(self) -> tqdm:
@@ -106,8 +108,9 @@ def _progress(total: int, show: bool):
             return self.bar
 
         def _line(self, text: str) -> None:
-            self._bar().write(text, file=sys.stderr)
-            self.bar.update(1)
+            bar = self._bar()
+            bar.write(text, file=sys.stderr)
+            bar.update(1)
 
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:
             r = trial.last_result or {}
@@ -220,7 +223,7 @@ def _ranked_cost(opts: SearchOptions) -> str:
     return "model_bytes" if opts.max_instructions is None else "instructions"
 
 
-def _emulated_board(opts: SearchOptions, log: Callable[[str], None]) -> str | None:
+def _emulated_board(opts: SearchOptions, log: Callable[[str], None]) -> Board | None:
     """The board whose emulated firmware measures each trial's instructions, or None."""
     bounded = opts.max_instructions is not None
     if opts.emulate is False:
@@ -234,7 +237,7 @@ def _emulated_board(opts: SearchOptions, log: Callable[[str], None]) -> str | No
         return opts.board
     if bounded:
         raise TinyharError(
-            f"--max-instructions is counted on the emulated {opts.board}, which "
+            f"--max-instructions is counted on the emulated {opts.board.name}, which "
             f"this machine cannot run: {missing}"
         )
     if opts.emulate:
@@ -322,7 +325,7 @@ def _finish(
         "latency": {"key": latency_key(ok), "measure": LATENCY[latency_key(ok)][0]},
         "algorithm": f"Optuna TPE (multi-objective: int8 validation accuracy up, "
         f"{_ranked_cost(opts).replace('_', ' ')} down) through Ray Tune",
-        "board": opts.board,
+        "board": opts.board.name,
         "budget": budget,
         "trials_asked": opts.trials,
         "trials": trials,
@@ -340,14 +343,18 @@ def _finish(
     data = "SYNTHETIC data" if synthetic else "real data"
     summary["synthetic"] = synthetic
     png = pareto_png(
-        ok, front, best, budget, f"tiny search on {data} for {opts.board}: {len(ok)} sizes tried"
+        ok,
+        front,
+        best,
+        budget,
+        f"tiny search on {data} for {opts.board.name}: {len(ok)} sizes tried",
     )
     files = [atomic_write_bytes(run / runs.SEARCH_PNG, png)]
     if best is not None:
         _adopt(Path(ok[best]["run"]), run, opts.board, log)
         files.append(run / runs.QUANTIZE_JSON)
     else:
-        log(f"no trial fits the budget of {opts.board} ({budget}): no model in {run}")
+        log(f"no trial fits the budget of {opts.board.name} ({budget}): no model in {run}")
     files.append(atomic_write_json(run / runs.SEARCH_JSON, summary))
     return SearchResult(run, summary, files)
 
@@ -361,7 +368,7 @@ def _synthetic(trial: dict[str, Any]) -> bool:
     return bool(read_json(Path(trial["run"]) / runs.DATASET_JSON).get("synthetic", False))
 
 
-def _adopt(best: Path, run: Path, board: str, log: Callable[[str], None]) -> None:
+def _adopt(best: Path, run: Path, board: Board, log: Callable[[str], None]) -> None:
     """The best trial's model becomes the search run's own, quantised for `board` as `tinyhar
     quantize` does, so `tinyhar build --run R` takes it as it is."""
     for name in DOWNSTREAM:  # made from an earlier best: no longer this model's
@@ -374,7 +381,7 @@ def _adopt(best: Path, run: Path, board: str, log: Callable[[str], None]) -> Non
         tmp = run / f".{name}.adopt"
         shutil.copyfile(best / name, tmp)
         tmp.replace(run / name)
-    log(f"best trial {best.name}: quantising it for {board} into {run}")
+    log(f"best trial {best.name}: quantising it for {board.name} into {run}")
     quantize_run(run, log=lambda _line: None, board=board)
 
 

@@ -1,0 +1,74 @@
+"""`tinyhar demo`: the whole job offline on synthetic data."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tinyhar import log
+from tinyhar.commands.options import (
+    build_board_option,
+    echo,
+    libraries_option,
+    path_type,
+    shown_default,
+)
+from tinyhar.errors import EXIT_FAILED
+from tinyhar.runs import DEMO_DIR
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=path_type(file_okay=False),
+    default=DEMO_DIR,
+    show_default=True,
+    help="Run folder for everything the demo makes (its data in OUT/data).",
+)
+@build_board_option("the firmware is built and verified for it.")
+@click.option(
+    "--subjects",
+    type=click.IntRange(3, 99),
+    default=10,
+    show_default=True,
+    help="Synthetic subjects.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="Most epochs (early stopping usually ends sooner).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the synthetic data and the training: same seed, same run.",
+)
+@click.option(
+    "--windows",
+    type=click.IntRange(1),
+    default=None,
+    help="Test windows to verify." + shown_default("all"),
+)
+@libraries_option
+def demo(out, board, subjects, epochs, seed, windows, libraries) -> None:
+    """The whole job offline on SYNTHETIC data: train, quantize, build, verify a virtual board."""
+    from tinyhar.demo import DemoOptions, format_summary, run_demo  # lazy: fast --help
+
+    opts = DemoOptions(
+        out=out,
+        board=board,
+        subjects=subjects,
+        epochs=epochs,
+        seed=seed,
+        windows=windows,
+        libraries=libraries,
+    )
+    summary = run_demo(opts, log=log.inf)
+    echo(format_summary(summary))
+    if not summary["passed"]:
+        sys.exit(EXIT_FAILED)

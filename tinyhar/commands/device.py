@@ -1,0 +1,339 @@
+"""`tinyhar sim | verify | monitor | record`: talking to a board, virtual, emulated or real."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tinyhar import log
+from tinyhar.commands.options import (
+    board_option,
+    build_board_option,
+    echo,
+    libraries_option,
+    path_type,
+    run_option,
+    shown_default,
+)
+from tinyhar.errors import EXIT_FAILED, TinyharError
+
+
+@click.command()
+@build_board_option("the virtual board plays it (with --emulate: the board the run was built for).")
+@run_option()
+@click.option(
+    "--replay",
+    type=path_type(exists=True),
+    default=None,
+    help="Dataset folder, or MHEALTH-format file or folder, of the run's dataset for the IMU to "
+    "replay." + shown_default("the run's test recordings"),
+)
+@click.option(
+    "--model",
+    type=path_type(exists=True, dir_okay=False),
+    default=None,
+    help="Carry this .tflite instead of the run's (a different model CRC).",
+)
+@click.option(
+    "--drop",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Fraction of bytes dropped, both directions.",
+)
+@click.option(
+    "--corrupt",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Fraction of bytes corrupted, both directions.",
+)
+@click.option("--delay", type=float, default=0.0, show_default=True, help="Delay every reply (ms).")
+@click.option(
+    "--reset-after",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Reset the device once, while it handles request N (0: never).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Seed of the fault injection.",
+)
+@click.option(
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="IMU replay speed (1 = the training rate).",
+)
+@click.option(
+    "--link",
+    type=path_type(),
+    default=None,
+    help="Also make this symlink to the pty (a stable --port).",
+)
+@click.option(
+    "--emulate",
+    is_flag=True,
+    help="Run the generated firmware itself (the run's `tinyhar build`) on an emulated "
+    "Cortex-M4F: QEMU mps2-an386.",
+)
+@libraries_option
+def sim(
+    board,
+    run,
+    replay,
+    model,
+    drop,
+    corrupt,
+    delay,
+    reset_after,
+    seed,
+    speed,
+    link,
+    emulate,
+    libraries,
+) -> None:
+    """Start a virtual board on a pseudo-terminal and print its path (use it as --port)."""
+    from tinyhar.device.virtual_board import Faults, run_sim  # lazy: fast --help
+
+    faults = Faults(drop=drop, corrupt=corrupt, delay_ms=delay, reset_after=reset_after, seed=seed)
+    if emulate:  # the firmware itself under QEMU: tinyhar/device/emulator.py
+        from tinyhar.device.emulator import run_emulated_sim  # lazy: fast --help
+
+        ctx = click.get_current_context()
+        given = ctx.get_parameter_source("board") != click.core.ParameterSource.DEFAULT
+        software_only = {
+            "--replay": replay,
+            "--model": model,
+            "--speed": speed != 1.0,
+            "fault injection": faults.describe() != "none",
+        }
+        unused = [option for option, given_ in software_only.items() if given_]
+        run_emulated_sim(
+            board if given else None, run, link, unused, announce=echo, libraries=libraries
+        )
+        return
+    if libraries is not None:
+        raise TinyharError(
+            "--libraries: only the emulated board (`tinyhar sim --emulate`) builds the board's "
+            "TFLM library; the software board runs the Python TFLM interpreter"
+        )
+    run_sim(board, run, faults, model=model, replay=replay, speed=speed, link=link, announce=echo)
+
+
+@click.command()
+@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
+@run_option()
+@click.option(
+    "--windows",
+    type=click.IntRange(1),
+    default=None,
+    help="Test windows to send." + shown_default("all"),
+)
+@click.option(
+    "--raw", is_flag=True, help="Send raw samples in board units: checks on-device preprocessing."
+)
+@board_option("--raw converts the samples to its units.", "the one the device names in HELLO")
+@click.option(
+    "--min-agreement",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="Least top-1 agreement with the reference to pass.",
+)
+@click.option(
+    "--max-lsb",
+    type=click.IntRange(0),
+    default=None,
+    help="Largest output difference (int8 LSB) to pass."
+    + shown_default(
+        "0 against the board's own code or the virtual board's own "
+        "interpreter, 1 against the Python interpreter"
+    ),
+)
+@libraries_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds per attempt.",
+)
+@click.option(
+    "--retries", type=click.IntRange(0), default=3, show_default=True, help="Retries per request."
+)
+@click.option(
+    "--trace", is_flag=True, help="Print a hex dump of every frame sent and received on stderr."
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue this mode's interrupted run from its last window."
+)
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Read the firmware's per-op counts after every window and print where the "
+    "inference spends its time (instructions on `sim --emulate`, cycles on a board "
+    "built with `build --profile`).",
+)
+def verify(
+    port,
+    run,
+    windows,
+    raw,
+    board,
+    min_agreement,
+    max_lsb,
+    libraries,
+    timeout,
+    retries,
+    trace,
+    resume,
+    profile,
+) -> None:
+    """Check that the device computes what the host computes; write verify_<mode>.json/.png.
+
+    \b
+    The reference, and what agreeing with it proves, depend on the device:
+    - a firmware (a board, or `sim --emulate`), with the board's TFLM library
+      found (--libraries): the board's own firmware code built for the host;
+      bit for bit, it checks the board's kernels, the C core and the link;
+    - the same without that library: the Python TFLM interpreter, a newer
+      TFLM, within 1 LSB: the board's kernels are not checked bit for bit;
+    - the virtual board (`tinyhar sim`): the Python TFLM interpreter, which it
+      runs itself: it checks the link, the C core and the preprocessing, not
+      the board's kernels.
+    The report names its reference. A run that stops part-way keeps a passing
+    report as it was; every run adds a line to verify_history.jsonl."""
+    from tinyhar.device.verify import (  # lazy: fast --help
+        VerifyOptions,
+        format_report,
+        verify_device,
+    )
+
+    opts = VerifyOptions(
+        port=port,
+        run=run,
+        windows=windows,
+        raw=raw,
+        board=board,
+        min_agreement=min_agreement,
+        max_lsb=max_lsb,
+        libraries=libraries,
+        timeout=timeout,
+        retries=retries,
+        trace=trace,
+        resume=resume,
+        profile=profile,
+        progress=not trace,  # a bar redrawn between trace lines garbles both
+    )
+    report = verify_device(opts)
+    echo(format_report(report))
+    if not report.passed:
+        sys.exit(EXIT_FAILED)
+
+
+@click.command()
+@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
+@run_option("Run folder, for class names when the firmware has none.")
+@click.option(
+    "--last",
+    type=click.IntRange(1, 100),
+    default=10,
+    show_default=True,
+    help="Predictions in the rolling view.",
+)
+@click.option("--count", type=click.IntRange(1), default=None, help="Stop after N predictions.")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after S seconds.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds per request attempt.",
+)
+@click.option(
+    "--trace", is_flag=True, help="Print a hex dump of every frame sent and received on stderr."
+)
+def monitor(port, run, last, count, seconds, timeout, trace) -> None:
+    """Show the board's live predictions from its IMU; Ctrl-C stops the stream and exits."""
+    from tinyhar.device.monitor import MonitorOptions, run_monitor  # lazy: fast --help
+
+    opts = MonitorOptions(
+        port=port, run=run, last=last, count=count, seconds=seconds, timeout=timeout, trace=trace
+    )
+    run_monitor(opts, out=echo)
+
+
+@click.command()
+@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
+@click.option("--label", required=True, help="The activity being recorded, e.g. walking.")
+@click.option("--subject", type=click.IntRange(0), required=True, help="Who wears the board.")
+@click.option(
+    "--out",
+    type=path_type(file_okay=False),
+    required=True,
+    help="Dataset folder: the recording and its dataset.toml go here.",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="How long to record.",
+)
+@click.option(
+    "--session",
+    type=click.IntRange(1),
+    default=None,
+    help="Session number." + shown_default("the subject's next"),
+)
+@run_option("Run folder the firmware was built from (its channels).")
+@board_option("its units and axes are recorded.", "the one the device names in HELLO")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds per request attempt.",
+)
+@click.option("--no-plot", is_flag=True, help="No live plot, even where a display exists.")
+@click.option(
+    "--trace", is_flag=True, help="Print a hex dump of every frame sent and received on stderr."
+)
+def record(port, label, subject, out, seconds, session, run, board, timeout, no_plot, trace):
+    """Record the board's IMU, as its firmware samples it, into a dataset folder for `train`."""
+    from tinyhar.device.record import RecordOptions, record_imu  # lazy: fast --help
+
+    opts = RecordOptions(
+        port=port,
+        label=label,
+        out=out,
+        subject=subject,
+        seconds=seconds,
+        session=session,
+        run=run,
+        board=board,
+        timeout=timeout,
+        trace=trace,
+        progress=not trace,
+        plot=not no_plot,
+    )
+    r = record_imu(opts, log=log.inf)
+    lost = f", {r.lost} lost on the way" if r.lost else ""
+    echo(
+        f"recorded {r.samples} samples ({r.seconds:.1f} s at {r.rate_hz:g} Hz{lost}) "
+        f"of {label!r} into {r.file}"
+    )
+    if r.stopped:
+        sys.exit(EXIT_FAILED)
