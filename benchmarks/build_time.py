@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyhar import runs
+from tinyhar.board.boards import load_board
 from tinyhar.deploy.build import BuildOptions, build_firmware
 
 
@@ -80,7 +81,9 @@ def timed_build(
 ) -> tuple[float, dict]:
     """Seconds and build.json of one build; it links for the M4F only when `libraries` is given."""
     log = (lambda _msg: None) if quiet else print
-    opts = BuildOptions(board=board, run=run, libraries=libraries, measure=libraries is not None)
+    opts = BuildOptions(
+        board=load_board(board), run=run, libraries=libraries, measure=libraries is not None
+    )
     t0 = time.perf_counter()
     record = build_firmware(opts, log=log).to_json()
     return time.perf_counter() - t0, record

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyhar import runs
+from tinyhar.board.boards import default_board, load_board
 from tinyhar.data.dataset import load_dataset
 from tinyhar.data.importer import ImportOptions, import_dataset
 from tinyhar.deploy.quantize import load_run_inputs, normalise, quantize_run, tflm_outputs
@@ -120,7 +121,7 @@ def config(args: argparse.Namespace, arch: str, data: Path, run: Path) -> TrainC
     """The TrainConfig `tinyhar train` would build from the same options."""
     aug = Augment(rotate_deg=args.rotate, scale=args.scale, time_jitter=args.time_jitter)
     if args.clip_board:
-        aug = clip_to_board(aug, args.clip_board)
+        aug = clip_to_board(aug, load_board(args.clip_board))
     return TrainConfig(
         data=data,
         arch=arch,
@@ -146,7 +147,7 @@ def config(args: argparse.Namespace, arch: str, data: Path, run: Path) -> TrainC
 def int8_scores(run: Path, libraries: Path, cfg: TrainConfig) -> dict:
     """quantize the run (`tinyhar quantize`'s code), then int8 macro-F1 from the TFLM outputs on
     the test windows, and int8 accuracy and macro-F1 on the validation windows."""
-    q = quantize_run(run, log=log, board="nano33ble", libraries=libraries)
+    q = quantize_run(run, log=log, board=default_board(), libraries=libraries)
     ds, arr = load_run_inputs(run)
     inp = q.input
     int8 = (run / runs.INT8_MODEL).read_bytes()

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from noisy_line import NoisyLine  # noqa: E402
 
 from tinyhar.board import protocol  # noqa: E402
+from tinyhar.board.boards import default_board
 from tinyhar.device.verify import VerifyOptions, verify_device  # noqa: E402
 from tinyhar.device.virtual_board import Faults, VirtualBoard, board_image  # noqa: E402
 from tinyhar.errors import TinyharError  # noqa: E402
@@ -56,7 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     protocol.CHUNK = args.chunk  # what Link splits windows and samples by
 
-    vb = VirtualBoard(board_image("nano33ble", args.run, log=lambda _m: None), Faults())
+    vb = VirtualBoard(board_image(default_board(), args.run, log=lambda _m: None), Faults())
     server = threading.Thread(target=vb.serve, daemon=True)
     server.start()
     rows = []

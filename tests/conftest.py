@@ -156,6 +156,7 @@ def virtual_board(
     """A virtual nano33ble for `run` on a pty, served by a thread of this process (what `tinyhar
     sim` runs, without starting a process; `speed` replays its IMU faster); yields the board and
     the lines it logged."""
+    from tinyhar.board.boards import load_board  # lazy: with the virtual board below
     from tinyhar.device.virtual_board import (  # lazy: 0.6 s (pandas) for every test session
         Faults,
         VirtualBoard,
@@ -163,7 +164,7 @@ def virtual_board(
     )
 
     lines: list[str] = []
-    image = board_image("nano33ble", run, log=lines.append)
+    image = board_image(load_board("nano33ble"), run, log=lines.append)
     vb = VirtualBoard(image, faults or Faults(), speed=speed, log=lines.append)
     server = threading.Thread(target=vb.serve, name="virtual-board", daemon=True)
     server.start()

@@ -121,3 +121,38 @@ def test_the_layer_check_catches_an_upward_import(source, expected):
         if not (_package_of(target) == own or LAYERS[_package_of(target)] < LAYERS[own])
     ]
     assert wrong == expected
+
+
+def _load_board_calls(tree: ast.AST) -> int:
+    return sum(
+        isinstance(node, ast.Call)
+        and (
+            getattr(node.func, "id", None) == "load_board"
+            or getattr(node.func, "attr", None) == "load_board"
+        )
+        for node in ast.walk(tree)
+    )
+
+
+# where a board name becomes a Board: the commands, and boards.py's own one rule (resolve_board)
+RESOLVES_BOARDS = ("commands/", "board/boards.py")
+
+
+def test_the_board_is_named_once_and_resolved_where_a_command_starts():
+    spelled = {
+        str(p.relative_to(PACKAGE)): p.read_text(encoding="utf-8").count('"nano33ble"')
+        for p in PACKAGE.rglob("*.py")
+    }
+    assert {k: n for k, n in spelled.items() if n} == {"board/boards.py": 1}
+    calls = {
+        str(p.relative_to(PACKAGE)): _load_board_calls(ast.parse(p.read_text(encoding="utf-8")))
+        for p in PACKAGE.rglob("*.py")
+    }
+    elsewhere = {k: n for k, n in calls.items() if n and not k.startswith(RESOLVES_BOARDS)}
+    assert elsewhere == {}
+    assert sum(n for k, n in calls.items() if k.startswith("commands/")) >= 1
+
+
+def test_the_load_board_scan_sees_calls_and_attributes():
+    tree = ast.parse("from x import boards\nload_board('a')\nboards.load_board('b')\n")
+    assert _load_board_calls(tree) == 2

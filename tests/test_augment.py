@@ -97,7 +97,7 @@ def test_time_stretch_keeps_the_centre_and_interpolates_linearly():
 def test_clipping_uses_the_boards_imu_range_in_training_units():
     board = load_board("nano33ble")
     assert (board.imu.acc_range, board.imu.gyro_range) == (4.0, 2000.0)  # Arduino_LSM9DS1
-    aug = clip_to_board(Augment(), "nano33ble")
+    aug = clip_to_board(Augment(), load_board("nano33ble"))
     assert aug.clip_board == "nano33ble" and aug.active
     assert aug.describe() == (
         "acc clipped at ±39.2266 m/s², gyro clipped at ±2000 deg/s (nano33ble's IMU range)"

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import one_error_line, require_tools, tinyhar
 
+from tinyhar.board.boards import default_board
 from tinyhar.cli import main
 from tinyhar.device import instruction_budget
 from tinyhar.errors import TinyharError
@@ -70,8 +71,8 @@ def test_a_budget_no_width_meets_is_one_line_with_the_count(tmp_path, monkeypatc
     monkeypatch.setattr(instruction_budget, "_INSTRUCTIONS", {})
     want = Budget(max_instructions=1000)
     with pytest.raises(TinyharError) as e:
-        fit_tiny_to_budget((100, 6), 6, want, widths=(8, 16),
-                           count_instructions=instruction_budget.instruction_counter())  # fmt: skip
+        counter = instruction_budget.instruction_counter(default_board())
+        fit_tiny_to_budget((100, 6), 6, want, widths=(8, 16), count_instructions=counter)
     msg = str(e.value)
     assert "\n" not in msg and "width 8" in msg and "--max-instructions 1000" in msg
     count = int(msg.split(" instructions")[0].rsplit(" ", 1)[1].replace(",", ""))
@@ -80,7 +81,10 @@ def test_a_budget_no_width_meets_is_one_line_with_the_count(tmp_path, monkeypatc
     assert list(json.loads(cache.read_text()).values()) == [[count]]
     monkeypatch.setattr(instruction_budget, "_INSTRUCTIONS", {})
     monkeypatch.setattr(instruction_budget, "measure_instructions", None)  # not run again
-    assert instruction_budget.measure_tiny_instructions((100, 6), 6, {"width": 8}) == count
+    assert (
+        instruction_budget.measure_tiny_instructions((100, 6), 6, {"width": 8}, default_board())
+        == count
+    )
 
 
 def test_search_max_instructions_needs_the_emulator_in_one_line(synth, tmp_path, monkeypatch):

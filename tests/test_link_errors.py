@@ -18,6 +18,7 @@ import serial
 from conftest import TINYHAR, one_error_line, sim_board, tinyhar, verify_history
 
 from tinyhar.board import protocol as P
+from tinyhar.board.boards import load_board
 from tinyhar.device.link import Link, LinkError, open_error
 from tinyhar.device.virtual_board import VirtualBoard, board_image
 from tinyhar.files import read_json
@@ -72,7 +73,7 @@ def test_a_device_answering_garbage_ends_in_one_line_quickly(tiny_run) -> None:
 def test_garbage_between_replies_is_skipped_by_resynchronising(tiny_run) -> None:
     """A real virtual board whose every write is preceded by noise (no delimiters) and a broken
     frame: the link still gets every reply, and counts what it dropped."""
-    vb = VirtualBoard(board_image("nano33ble", tiny_run))
+    vb = VirtualBoard(board_image(load_board("nano33ble"), tiny_run))
     write = vb._write
     noise = bytes(range(1, 200)) + b"\x00" + bytes([7] * 30) + b"\x00"
 
@@ -152,7 +153,7 @@ def test_open_errors_say_what_to_do(code: int, words: list[str]) -> None:
 
 def test_stale_replies_and_predictions_do_not_answer_a_request(tiny_run) -> None:
     """Frames for other seqs (late replies) and PREDICTIONs are skipped; the right reply wins."""
-    vb = VirtualBoard(board_image("nano33ble", tiny_run))
+    vb = VirtualBoard(board_image(load_board("nano33ble"), tiny_run))
     write = vb._write
 
     def with_stale(data: bytes) -> None:
@@ -191,7 +192,7 @@ def test_a_reply_whose_delimiter_is_lost_is_asked_again_without_waiting_the_time
     """Once HELLO has been answered, an attempt waits a few times its slowest reply, not the whole
     --timeout: a frame that lost both its delimiters costs tens of milliseconds; later attempts
     wait longer."""
-    vb = VirtualBoard(board_image("nano33ble", tiny_run))
+    vb = VirtualBoard(board_image(load_board("nano33ble"), tiny_run))
     write = vb._write
     replies = []
 
