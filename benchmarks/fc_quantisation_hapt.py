@@ -32,8 +32,9 @@ from tinyhar.deploy.quantize import load_run_inputs, normalise, tflm_outputs
 from tinyhar.lite.arena import measure_arena
 from tinyhar.lite.convert import to_int8_tflite
 from tinyhar.lite.tflite_inspect import inspect_tflite, per_channel_fc_layers
+from tinyhar.model.config import DEFAULT_EPOCHS
 from tinyhar.model.metrics import classification_metrics
-from tinyhar.model.train import DEFAULT_EPOCHS, TrainConfig, train
+from tinyhar.model.train import TrainConfig, train
 
 HAPT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "hapt"
 DEFAULT_OUT = Path(tempfile.gettempdir()) / "tinyhar_fc_quantisation_hapt"

@@ -33,9 +33,10 @@ from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
 from tinyhar.model.architectures import parse_size
 from tinyhar.model.augment import Augment, clip_to_board
+from tinyhar.model.config import DEFAULT_EPOCHS
 from tinyhar.model.metrics import classification_metrics
 from tinyhar.model.selection import DEFAULT_METRIC, DEFAULT_MIN_EPOCHS, SelectionRule
-from tinyhar.model.train import DEFAULT_EPOCHS, TrainConfig, prepare, train
+from tinyhar.model.train import TrainConfig, prepare, train
 
 HAPT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "hapt"
 LIBRARIES_DIR = Path(__file__).resolve().parents[2] / "shared" / "arduino" / "libraries"

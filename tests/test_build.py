@@ -18,8 +18,8 @@ from tinyhar.crc import crc32
 from tinyhar.deploy.codegen import c_float, parse_c_array
 from tinyhar.deploy.firmware import check_ops
 from tinyhar.deploy.firmware_config import channel_layout, spec_from_dataset
-from tinyhar.deploy.footprint import margin_bytes
 from tinyhar.errors import TinyharError
+from tinyhar.lite.arena import margin_bytes
 from tinyhar.lite.tflite_inspect import inspect_tflite
 
 

@@ -274,6 +274,7 @@ void tinyhar_push_sample(tinyhar_dev_t *, const float *raw)
 }
 
 #include "tinyhar_har.ino"
+#include "tinyhar_board.cpp"
 
 int main()
 {
@@ -287,10 +288,23 @@ int main()
 
 
 @needs_gcc
-def test_sketch_resamples_the_imu_to_the_training_rate(tmp_path):
+@pytest.mark.parametrize("edited", [False, True])
+def test_sketch_resamples_the_imu_to_the_training_rate(tmp_path, edited):
     """119 Hz IMU ramps through the generated sketch: 50 Hz samples on a 20 ms grid whose values
-    are the ramps interpolated at the grid times, in the model's channel slots."""
+    are the ramps interpolated at the grid times, in the model's channel slots. The resampler is
+    in the library a build rewrites, so a sketch the user changed gets it too."""
     sketch, rec = _render(tmp_path, "nano33ble")
+    if edited:  # the user's own sketch survives the next build, which rewrites the library
+        ino = Path(rec["sketch_dir"]) / "tinyhar_har.ino"
+        mine = ino.read_text().replace(
+            "    tinyhar_board_poll();", "    tinyhar_board_poll();  // mine"
+        )
+        ino.write_text(mine)
+        (sketch / "tinyhar_board.cpp").write_text("#error stale library\n")
+        sketch, rec = _render(tmp_path, "nano33ble")
+        assert rec["sketch_kept"] and ino.read_text() == mine
+        assert "resample" not in mine.lower().replace("resampling", "")
+        assert "void tinyhar_board_resample(" in (sketch / "tinyhar_board.cpp").read_text()
     (sketch / "harness.cpp").write_text(SKETCH_HARNESS)
     imu = SHARED_LIBRARIES / "Arduino_LSM9DS1" / "src"
     _cc(["g++", "-std=gnu++14", *WARN, "-Wno-unused-parameter", f"-I{STAND_INS}", "-I.",

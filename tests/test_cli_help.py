@@ -96,3 +96,32 @@ def test_the_glossary_explains_what_help_promises() -> None:
         assert any(term.lower() in d.lower() for d in defined), term
     assert all(c.epilog == cli.GLOSSARY for _, c in _commands())
     assert "(docs/glossary.md)" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_train_and_search_share_the_training_options_with_the_librarys_defaults():
+    """search's trials train as `tinyhar train` does: the same options, the library's defaults."""
+    from tinyhar.commands.train import search, train
+    from tinyhar.model.config import TrainConfig
+    from tinyhar.model.selection import SelectionRule
+
+    of_train = {o.name: o for o in train.params}
+    of_search = {o.name: o for o in search.params}
+    shared = (
+        "data sensors epochs batch_size stride train_stride classes train_subjects val_subjects "
+        "test_subjects seed select min_epochs patience rotate scale time_jitter clip_board "
+        "lr_schedule"
+    ).split()
+    for name in shared:
+        assert name in of_search, name
+        assert (of_train[name].help, of_train[name].default) == (
+            of_search[name].help,
+            of_search[name].default,
+        ), name
+    cfg, rule = TrainConfig(), SelectionRule()
+    defaults = {n: of_train[n].default for n in ("epochs", "batch_size", "stride", "seed")}
+    assert defaults == {n: getattr(cfg, n) for n in defaults}
+    assert (of_train["select"].default, of_train["patience"].default) == (
+        rule.metric,
+        rule.patience,
+    )
+    assert of_train["lr_schedule"].default == cfg.lr_schedule

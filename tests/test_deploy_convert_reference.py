@@ -8,7 +8,7 @@ import pytest
 from tinyhar.errors import TinyharError
 from tinyhar.lite.convert import to_float_tflite, to_int8_tflite
 from tinyhar.lite.keras_env import keras
-from tinyhar.lite.reference import TfliteReference, TflmReference
+from tinyhar.lite.reference import Reference, TfliteReference, TflmReference
 
 L = keras.layers
 
@@ -48,7 +48,11 @@ def test_int8_references_are_stateless_between_windows(model, windows):
     backward = ref.predict(xq[::-1])[::-1]
     assert forward.dtype == np.int8 and forward.shape == (12, 4)
     np.testing.assert_array_equal(forward, backward)  # the LSTM state is reset per window
-    tflite = TfliteReference(data).predict(xq)
+    tflite_ref = TfliteReference(data)
+    tflite = tflite_ref.predict(xq)
+    for one in (ref, tflite_ref):  # the interface every reference shares: flat windows too
+        assert isinstance(one, Reference) and one.name and one.built_from
+        np.testing.assert_array_equal(one.predict(xq.reshape(len(xq), -1)), one.predict(xq))
     assert np.abs(forward.astype(int) - tflite.astype(int)).max() <= 2
     with pytest.raises(TinyharError, match="quantise"):
         ref.predict(windows)  # float windows into an int8 model

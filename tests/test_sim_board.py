@@ -11,7 +11,7 @@ import pytest
 from conftest import sim_board, tinyhar
 
 from tinyhar.data.mhealth import load_mhealth
-from tinyhar.deploy.footprint import DEFAULT_MARGIN, align, firmware_arena, margin_bytes
+from tinyhar.deploy.footprint import firmware_arena
 from tinyhar.device.link import Link
 from tinyhar.device.virtual_board import (
     Faults,
@@ -21,6 +21,7 @@ from tinyhar.device.virtual_board import (
 )
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_json, read_json
+from tinyhar.lite.arena import DEFAULT_MARGIN, align, margin_bytes
 
 
 def test_sim_carries_the_runs_model_with_the_firmware_arena(tiny_run, clean_sim) -> None:

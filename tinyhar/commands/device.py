@@ -116,7 +116,7 @@ def sim(
         }
         unused = [option for option, given_ in software_only.items() if given_]
         run_emulated_sim(
-            board if given else None, run, link, unused, announce=echo, libraries=libraries
+            board.name if given else None, run, link, unused, announce=echo, libraries=libraries
         )
         return
     if libraries is not None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import click
 
 from tinyhar import log
-from tinyhar.board.boards import load_board
+from tinyhar.board.boards import DEFAULT_BOARD, Board, load_board
 from tinyhar.commands.options import (
     MAX_STRIDE,
     BoardParam,
@@ -19,81 +22,188 @@ from tinyhar.commands.options import (
     shown_default,
     subject_options,
 )
+from tinyhar.data.mhealth import SENSOR_SETS
+from tinyhar.data.windows import SPLIT_KINDS
 from tinyhar.errors import EXIT_FAILED, TinyharError
+from tinyhar.model.augment import Augment, clip_to_board
+from tinyhar.model.config import ARCHS, DEFAULT_TRAIN_STRIDE, LR_SCHEDULES, TrainConfig
+from tinyhar.model.selection import METRICS, SelectionRule
+
+TRAIN = TrainConfig()  # the library's defaults, shown by the options below
+SELECT = SelectionRule()
+
+
+def _apply(options: list) -> Callable:
+    def apply(fn: Callable) -> Callable:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
+# What a training is asked to do: `train` and every `search` trial take the same options, with
+# TrainConfig's defaults (`training_config` turns them back into one).
+training_options = _apply(
+    [
+        click.option(
+            "--data",
+            type=path_type(),
+            default=None,
+            help="Dataset folder (tinyhar data import), or MHEALTH folder, zip or CSV."
+            + shown_default("the `tinyhar data download` cache"),
+        ),
+        click.option(
+            "--sensors",
+            type=click.Choice(list(SENSOR_SETS)),
+            default=None,
+            help="MHEALTH only: arm = what one wrist-worn board sees; both = the paper's 12."
+            + shown_default("arm"),
+        ),
+        click.option(
+            "--epochs",
+            type=click.IntRange(1),
+            default=TRAIN.epochs,
+            show_default=True,
+            help="Most epochs (--patience usually stops sooner).",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(1),
+            default=TRAIN.batch_size,
+            show_default=True,
+            help="Windows per training step.",
+        ),
+        click.option(
+            "--stride",
+            type=click.IntRange(1, MAX_STRIDE),
+            default=TRAIN.stride,
+            show_default=True,
+            help=f"Samples between window starts (windows are {TRAIN.window} samples).",
+        ),
+        click.option(
+            "--train-stride",
+            type=click.IntRange(1, MAX_STRIDE),
+            default=None,
+            help="Samples between training windows' starts; validation and test keep "
+            "--stride; --split random takes --stride."
+            + shown_default(
+                ", ".join(f"{n} for {a}" for a, n in DEFAULT_TRAIN_STRIDE.items())
+                + ", or --stride if smaller"
+            ),
+        ),
+        click.option(
+            "--include-null",
+            is_flag=True,
+            help="MHEALTH: keep the null class as class 0 (13 classes).",
+        ),
+        click.option(
+            "--classes",
+            callback=names,
+            default=None,
+            help="Class names to learn, comma separated, in class order."
+            + shown_default("every class with training windows"),
+        ),
+        subject_options("to choose the epoch (and search's trials) on", "to report on"),
+        click.option(
+            "--seed",
+            type=int,
+            default=TRAIN.seed,
+            show_default=True,
+            help="Seed of the weights, shuffles and sizing: same seed, same run.",
+        ),
+        click.option(
+            "--select",
+            type=click.Choice(list(METRICS)),
+            default=SELECT.metric,
+            show_default=True,
+            help="Keep the epoch with the best of this validation score.",
+        ),
+        click.option(
+            "--min-epochs",
+            type=click.IntRange(1),
+            default=SELECT.min_epochs,
+            show_default=True,
+            help="Select only from this epoch on.",
+        ),
+        click.option(
+            "--patience",
+            type=click.IntRange(1),
+            default=SELECT.patience,
+            show_default=True,
+            help="Stop after this many epochs without a better --select score.",
+        ),
+        click.option(
+            "--rotate",
+            type=click.FloatRange(0, 180),
+            default=TRAIN.augment.rotate_deg,
+            show_default=True,
+            help="Augment: rotate the sensor frame (acc and gyro alike) ± degrees.",
+        ),
+        click.option(
+            "--scale",
+            type=click.FloatRange(0, 1, max_open=True),
+            default=TRAIN.augment.scale,
+            show_default=True,
+            help="Augment: scale amplitudes by 1 ± this.",
+        ),
+        click.option(
+            "--time-jitter",
+            type=click.FloatRange(0, 0.5, max_open=True),
+            default=TRAIN.augment.time_jitter,
+            show_default=True,
+            help="Augment: stretch time by 1 ± this.",
+        ),
+        click.option(
+            "--clip-board",
+            type=BoardParam(),
+            default=None,
+            help=f"Augment: clip at this board's IMU range, e.g. {DEFAULT_BOARD}."
+            + shown_default("no clipping"),
+        ),
+        click.option(
+            "--lr-schedule",
+            type=click.Choice(LR_SCHEDULES),
+            default=TRAIN.lr_schedule,
+            show_default=True,
+            help="Adam's learning rate: cosine decay to 0 over --epochs, or constant.",
+        ),
+    ]
+)
+
+
+def training_config(options: dict[str, Any], **more: Any) -> TrainConfig:
+    """The TrainConfig of `training_options`' values (and `more` of the command's own)."""
+    o = dict(options)
+    augment = Augment(
+        rotate_deg=o.pop("rotate"), scale=o.pop("scale"), time_jitter=o.pop("time_jitter")
+    )
+    clip = o.pop("clip_board")
+    if clip is not None:
+        augment = clip_to_board(augment, clip)
+    select = SelectionRule(o.pop("select"), o.pop("min_epochs"), o.pop("patience"))
+    return TrainConfig(**o, select=select, augment=augment, **more)
 
 
 @click.command()
-@click.option(
-    "--data",
-    type=path_type(),
-    default=None,
-    help="Dataset folder (tinyhar data import), or MHEALTH folder, zip or CSV."
-    + shown_default("the `tinyhar data download` cache"),
-)
-@click.option(
-    "--sensors",
-    type=click.Choice(["arm", "ankle", "both"]),
-    default=None,
-    help="MHEALTH only: arm = what one wrist-worn board sees; both = the paper's 12."
-    + shown_default("arm"),
-)
+@training_options
 @click.option(
     "--arch",
-    type=click.Choice(["tiny", "paper"]),
-    default="tiny",
+    type=click.Choice(ARCHS),
+    default=TRAIN.arch,
     show_default=True,
     help="tiny: sized to the model budget (--max-model-kb, --max-arena-kb); paper: the "
     "paper's model as its text gives it.",
 )
 @run_option("Run folder to write.", "runs/<time>-<arch>-<sensors or dataset>", "run_dir")
 @click.option(
-    "--epochs",
-    type=click.IntRange(1),
-    default=50,
-    show_default=True,
-    help="Most epochs (--patience usually stops sooner).",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1),
-    default=64,
-    show_default=True,
-    help="Windows per training step.",
-)
-@click.option(
-    "--stride",
-    type=click.IntRange(1, MAX_STRIDE),
-    default=50,
-    show_default=True,
-    help="Samples between window starts (windows are 100 samples, 2 s).",
-)
-@click.option(
-    "--train-stride",
-    type=click.IntRange(1, MAX_STRIDE),
-    default=None,
-    help="Samples between training windows' starts; validation and test keep "
-    "--stride; --split random takes --stride."
-    + shown_default("10 for tiny, 25 for paper, or --stride if smaller"),
-)
-@click.option(
-    "--include-null", is_flag=True, help="MHEALTH: keep the null class as class 0 (13 classes)."
-)
-@click.option(
-    "--classes",
-    callback=names,
-    default=None,
-    help="Class names to learn, comma separated, in class order."
-    + shown_default("every class with training windows"),
-)
-@click.option(
     "--split",
-    type=click.Choice(["subjects", "loso", "random"]),
-    default="subjects",
+    type=click.Choice(SPLIT_KINDS),
+    default=TRAIN.split,
     show_default=True,
     help="subjects: named subjects per set; LOSO: leave one subject out; random: the paper's "
     "window shuffle (leaks).",
 )
-@subject_options("to choose the epoch on", "to report on, e.g. 9,10 (loso: one id)")
 @click.option(
     "--folds",
     default=None,
@@ -111,68 +221,6 @@ from tinyhar.errors import EXIT_FAILED, TinyharError
     envvar="RAY_ADDRESS",
     default=None,
     help="--folds: a Ray cluster (also $RAY_ADDRESS)." + shown_default("a local Ray"),
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed of the weights, shuffles and sizing: same seed, same run.",
-)
-@click.option(
-    "--select",
-    type=click.Choice(["val_macro_f1", "val_accuracy", "val_loss"]),
-    default="val_macro_f1",
-    show_default=True,
-    help="Keep the epoch with the best of this validation score.",
-)
-@click.option(
-    "--min-epochs",
-    type=click.IntRange(1),
-    default=10,
-    show_default=True,
-    help="Select only from this epoch on.",
-)
-@click.option(
-    "--patience",
-    type=click.IntRange(1),
-    default=10,
-    show_default=True,
-    help="Stop after this many epochs without a better --select score.",
-)
-@click.option(
-    "--rotate",
-    type=click.FloatRange(0, 180),
-    default=0.0,
-    show_default=True,
-    help="Augment: rotate the sensor frame (acc and gyro alike) ± degrees.",
-)
-@click.option(
-    "--scale",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Augment: scale amplitudes by 1 ± this.",
-)
-@click.option(
-    "--time-jitter",
-    type=click.FloatRange(0, 0.5, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Augment: stretch time by 1 ± this.",
-)
-@click.option(
-    "--clip-board",
-    type=BoardParam(),
-    default=None,
-    help="Augment: clip at this board's IMU range, e.g. nano33ble." + shown_default("no clipping"),
-)
-@click.option(
-    "--lr-schedule",
-    type=click.Choice(["cosine", "constant"]),
-    default="cosine",
-    show_default=True,
-    help="Adam's learning rate: constant, or cosine decay to 0 over --epochs.",
 )
 @click.option(
     "--size",
@@ -201,74 +249,35 @@ from tinyhar.errors import EXIT_FAILED, TinyharError
     type=click.IntRange(min=1),
     default=None,
     help="tiny's latency budget: instructions per inference, counted on the emulated "
-    "nano33ble (needs qemu-system-arm and arm-none-eabi-gcc; an untrained model of "
+    f"{DEFAULT_BOARD} (needs qemu-system-arm and arm-none-eabi-gcc; an untrained model of "
     "each width tried)." + shown_default("any"),
 )
 def train(
-    data,
-    sensors,
-    arch,
-    run_dir,
-    epochs,
-    batch_size,
-    stride,
-    train_stride,
-    include_null,
-    classes,
-    split,
-    train_subjects,
-    val_subjects,
-    test_subjects,
-    folds,
-    workers,
-    address,
-    seed,
-    select,
-    min_epochs,
-    patience,
-    rotate,
-    scale,
-    time_jitter,
-    clip_board,
-    lr_schedule,
-    size_text,
-    max_model_kb,
-    max_arena_kb,
-    max_instructions,
+    arch: str,
+    run_dir: Path | None,
+    split: str,
+    folds: str | None,
+    workers: int | None,
+    address: str | None,
+    size_text: str | None,
+    max_model_kb: float | None,
+    max_arena_kb: float | None,
+    max_instructions: int | None,
+    **training: Any,
 ) -> None:
     """Train the tiny or paper model; write model, dataset.json, metrics and plots to the run."""
     from tinyhar.model.architectures import parse_size  # lazy: fast --help
-    from tinyhar.model.augment import Augment, clip_to_board  # lazy: fast --help
-    from tinyhar.model.selection import SelectionRule  # lazy: fast --help
-    from tinyhar.model.train import TrainConfig, summary  # lazy: fast --help
+    from tinyhar.model.train import summary  # lazy: fast --help
     from tinyhar.model.train import train as run_training  # lazy: fast --help
 
     size = parse_size(size_text) if size_text is not None else None
     if size is not None and arch != "tiny":
         raise TinyharError("--size shapes tiny: drop it or use --arch tiny")
-    augment = Augment(rotate_deg=rotate, scale=scale, time_jitter=time_jitter)
-    if clip_board:
-        augment = clip_to_board(augment, clip_board)
-
-    cfg = TrainConfig(
-        data=data,
-        sensors=sensors,
+    cfg = training_config(
+        training,
         arch=arch,
         run=run_dir,
-        epochs=epochs,
-        batch_size=batch_size,
-        stride=stride,
-        train_stride=train_stride,
-        include_null=include_null,
-        classes=classes,
         split=split,
-        train_subjects=train_subjects,
-        val_subjects=val_subjects,
-        test_subjects=test_subjects,
-        seed=seed,
-        select=SelectionRule(select, min_epochs, patience),
-        augment=augment,
-        lr_schedule=lr_schedule,
         max_model_kb=max_model_kb,
         max_arena_kb=max_arena_kb,
         max_instructions=max_instructions,
@@ -305,19 +314,7 @@ def train(
 
 
 @click.command()
-@click.option(
-    "--data",
-    type=path_type(),
-    default=None,
-    help="Dataset folder (tinyhar data import), or MHEALTH folder, zip or CSV."
-    + shown_default("the `tinyhar data download` cache"),
-)
-@click.option(
-    "--sensors",
-    type=click.Choice(["arm", "ankle", "both"]),
-    default=None,
-    help="MHEALTH only: whose channels." + shown_default("arm"),
-)
+@training_options
 @build_board_option("the best model must fit its budget (flash for the model, RAM for the arena).")
 @click.option(
     "--trials",
@@ -347,35 +344,6 @@ def train(
     "--resume", is_flag=True, help="Continue the interrupted search in --run (same options)."
 )
 @click.option(
-    "--epochs",
-    type=click.IntRange(1),
-    default=50,
-    show_default=True,
-    help="Most epochs per trial (--patience usually stops sooner).",
-)
-@click.option(
-    "--patience",
-    type=click.IntRange(1),
-    default=10,
-    show_default=True,
-    help="Stop a trial after this many epochs with no better val macro-F1.",
-)
-@click.option(
-    "--stride",
-    type=click.IntRange(1, MAX_STRIDE),
-    default=50,
-    show_default=True,
-    help="Samples between window starts (windows are 100 samples, 2 s).",
-)
-@click.option(
-    "--classes",
-    callback=names,
-    default=None,
-    help="Class names to learn, comma separated, in class order."
-    + shown_default("every class with training windows"),
-)
-@subject_options("the trials are chosen on", "only reported on, e.g. 9,10")
-@click.option(
     "--max-model-kb",
     type=click.FloatRange(min=1),
     default=None,
@@ -404,55 +372,26 @@ def train(
     "(QEMU; about 10 s a trial)."
     + shown_default("where QEMU, the Arm compiler and the board's TFLM library are"),
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed of the search and of every trial's training.",
-)
 def search(
-    data,
-    sensors,
-    board,
-    trials,
-    workers,
-    address,
-    run_dir,
-    resume,
-    epochs,
-    patience,
-    stride,
-    classes,
-    train_subjects,
-    val_subjects,
-    test_subjects,
-    max_model_kb,
-    max_arena_kb,
-    max_instructions,
-    emulate,
-    seed,
+    board: Board,
+    trials: int,
+    workers: int | None,
+    address: str | None,
+    run_dir: Path | None,
+    resume: bool,
+    max_model_kb: float | None,
+    max_arena_kb: float | None,
+    max_instructions: int | None,
+    emulate: bool | None,
+    **training: Any,
 ) -> None:
     """Search the tiny family (width, kernel, pooling, attention, dense branch) on Ray Tune:
     int8 accuracy against model bytes, arena and latency (the emulated firmware's instructions,
-    else MACs); the best that fits the board into --run."""
-    from tinyhar.model.selection import SelectionRule  # lazy: fast --help
-    from tinyhar.model.train import TrainConfig  # lazy: fast --help
+    else MACs); the best that fits the board into --run. Every trial trains as `tinyhar train`
+    with the same training options."""
     from tinyhar.search.tune import SearchOptions, format_search, run_search  # lazy: fast --help
 
-    cfg = TrainConfig(
-        data=data,
-        sensors=sensors,
-        run=run_dir,
-        epochs=epochs,
-        select=SelectionRule(patience=patience),
-        stride=stride,
-        classes=classes,
-        train_subjects=train_subjects,
-        val_subjects=val_subjects,
-        test_subjects=test_subjects,
-        seed=seed,
-    )
+    cfg = training_config(training, run=run_dir)
     opts = SearchOptions(
         train=cfg,
         board=board,

@@ -36,6 +36,7 @@ from tinyhar.deploy.m4f_image import emulator_dir
 from tinyhar.deploy.native_build import HOST, OWN_WARNINGS
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path
+from tinyhar.lite.arena import debug_arena_bytes, host_arena_bytes
 from tinyhar.lite.tflite_inspect import debug_model, inspect_tflite
 from tinyhar.log import Log
 from tinyhar.resources import templates_dir
@@ -44,6 +45,7 @@ HOST_DIR = "host"  # firmware_templates/host: what the host build adds (logging 
 # Arduino.h and Wire.h declarations portable to the host come from the emulator's layer.
 # The library's Arduino glue: replaced on the host by firmware_templates/host/tinyhar_host.cpp.
 _ARDUINO_ONLY = {"system_setup.cpp", "utility_arduino.cpp"}
+BOARD_LAYER = "tinyhar_board.cpp"  # Serial and the IMU: the host drives the core itself
 
 
 @dataclass
@@ -60,7 +62,7 @@ def build_reference(
     """Compile the generated `tinyhar_model` library's runner and kernels with the TFLM library
     for the host; the .so is cached by the sources' content."""
     src = Path(library_dir) / "src"
-    own = sorted(p for p in src.glob("*.cpp"))
+    own = sorted(p for p in src.glob("*.cpp") if p.name != BOARD_LAYER)
     own.append(templates_dir() / HOST_DIR / "tinyhar_host.cpp")
     includes = [src, emulator_dir(), *include_dirs(tflm_src)]
     own_includes = [src, emulator_dir()]
@@ -104,10 +106,18 @@ _tokens = itertools.count(1)
 
 
 class BoardReference:
-    """Runs flatbuffers with the board's kernels on the host: one window at a time, state reset."""
+    """Runs flatbuffers with the board's kernels on the host: one window at a time, state reset.
+    A `lite.reference.Reference`."""
 
-    def __init__(self, built: BuiltReference, model: bytes, arena_bytes: int) -> None:
+    def __init__(
+        self, built: BuiltReference, model: bytes, arena_bytes: int, library: str = ""
+    ) -> None:
         self.built = built
+        self.name = f"{library or 'the board library'} built for the host (the board's code)"
+        self.built_from = (
+            f"{built.library_dir}/src and the TFLM library, compiled into {built.path}"
+        )
+        self.n_classes = int(np.prod(inspect_tflite(model).outputs[0].shape))
         self._token = next(_tokens)  # not id(): ids are reused once an object is collected
         self._lib = ctypes.CDLL(str(built.path))
         self._lib.tinyhar_host_start.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
@@ -148,9 +158,10 @@ class BoardReference:
             outs.append(buf.raw)
         return outs
 
-    def predict(self, q: np.ndarray, n_classes: int) -> np.ndarray:
-        """int8 scores (n, n_classes) for int8 windows q (n, ...), through the firmware's own
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """int8 scores (n, classes) for int8 windows (n, ...), through the firmware's own
         tinyhar_runner_infer (float-I/O models: its dequantise and requantise too)."""
+        q, n_classes = np.asarray(windows).reshape(len(windows), -1), self.n_classes
         if _current.get(str(self.built.path)) != self._token:
             self._start()
         fn = self._lib.tinyhar_runner_infer
@@ -198,7 +209,9 @@ def for_build(
         tflm_src = tflm_source(lib, libraries)
         ops = [op for op, who in build["kernels"].items() if who != "tinyhar"]
         built = build_reference(library_dir, tflm_src, ops, log)
-        return BoardReference(built, model, int(build["arena_bytes"]) * 2), ""
+        title = f"{lib.name} {build['tflm_library'].get('version', '')}".strip()
+        arena = host_arena_bytes(int(build["arena_bytes"]))
+        return BoardReference(built, model, arena, title), ""
     except KeyError:
         return None, "build.json predates the board-library reference: run `tinyhar build`"
     except TinyharError as e:
@@ -214,7 +227,7 @@ def tensor_differences(
     difference there and, for a sequence output (batch, time, ...), the first time step."""
 
     dbg, outs = debug_model(model)
-    arena_bytes = max(4 * arena_bytes, 256 * 1024)  # every tensor is kept alive as an output
+    arena_bytes = debug_arena_bytes(arena_bytes)
     board = BoardReference(ref.built, dbg, arena_bytes)  # the same .so, the debug flatbuffer
     py = runtime.Interpreter.from_bytes(dbg, arena_size=arena_bytes)
     index = {o.tensor: k for k, o in enumerate(outs)}
@@ -314,6 +327,7 @@ def for_board(
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / rel).write_text(text, encoding="utf-8")
         built = build_reference(library_dir, tflm_src, list(plan.library_methods), log)
-        return BoardReference(built, model, 2 * arena_bytes + 4096), ""
+        title = f"{board.tflm.name} {board.tflm.version}"
+        return BoardReference(built, model, host_arena_bytes(arena_bytes), title), ""
     except TinyharError as e:
         return None, str(e)

@@ -30,18 +30,16 @@ from tinyhar.deploy.firmware_config import (
     spec_from_dataset,
 )
 from tinyhar.deploy.footprint import (
-    DEFAULT_MARGIN,
-    align,
     check_budget,
     check_footprint,
     estimate_footprint,
     footprint_lines,
-    margin_bytes,
     measure_footprint,
     measured_arena,
 )
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_json, read_json
+from tinyhar.lite.arena import DEFAULT_MARGIN, firmware_arena_bytes, margin_bytes
 from tinyhar.lite.tflite_inspect import ModelInfo, inspect_tflite
 from tinyhar.log import NORMAL, Log, inf, verbosity
 
@@ -219,7 +217,7 @@ def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
     for warning in label_warnings(src.spec.labels):
         log(f"build: warning: {warning}")
     margin = margin_bytes(opts.arena_margin, src.arena_measured)
-    check_budget(board, len(src.model), align(src.arena_measured + margin))
+    check_budget(board, len(src.model), firmware_arena_bytes(src.arena_measured, opts.arena_margin))
     plan = kernel_plan(board, src.model, list(src.info.ops), opts.kernels)
     if len(src.spec.channels) > 6:
         log(
@@ -284,10 +282,17 @@ def _render(
         f"from {board.tflm.name} {board.tflm.version}{own})"
     )
     if out.sketch_kept:
+        ino = out.sketch_dir / (sketch + ".ino")
         log(
-            f"build: kept your changed sketch {out.sketch_dir / (sketch + '.ino')}; the "
-            f"regenerated one is {out.library_dir / 'examples' / sketch}"
+            f"build: kept your changed sketch {ino}; the regenerated one is "
+            f"{out.library_dir / 'examples' / sketch}"
         )
+        if codegen.BOARD_LAYER_CALL not in ino.read_text(encoding="utf-8", errors="replace"):
+            log(
+                f"build: warning: {ino} predates the board layer in the tinyhar_model library: "
+                "it keeps its own copy of the resampler, which library updates do not reach; "
+                f"move your changes onto the regenerated sketch"
+            )
     return out
 
 

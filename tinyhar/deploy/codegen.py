@@ -45,8 +45,11 @@ LIBRARY_TEMPLATES = (
     "model_data.cpp.j2",
     "tinyhar_runner.h.j2",
     "tinyhar_runner.cpp.j2",
+    "tinyhar_board.h.j2",
+    "tinyhar_board.cpp.j2",
 )
 SKETCH_TEMPLATE = "sketch.ino.j2"
+BOARD_LAYER_CALL = "tinyhar_board_poll"  # what a sketch made since the board layer moved calls
 SKETCH_MARK = ".tinyhar_generated"  # sha256 of the sketch as tinyhar last wrote it
 # Files that builds before the library layout wrote into the sketch folder.
 OLD_SKETCH_FILES = (

@@ -250,7 +250,7 @@ def _int8_scores(
             "board": board.name,
             "unavailable": why,
         }
-    on_board = ref.predict(xq.reshape(len(xq), -1), len(labels))
+    on_board = ref.predict(xq)
     board_scores = {
         "board": board.name,
         "library": library_title(board),

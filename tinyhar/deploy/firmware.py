@@ -11,8 +11,8 @@ from tinyhar.board.tflm_library import KernelPlan, load_library, plan_kernels
 from tinyhar.crc import crc32
 from tinyhar.deploy import codegen
 from tinyhar.deploy.firmware_config import ModelSpec, channel_layout
-from tinyhar.deploy.footprint import align
 from tinyhar.errors import TinyharError
+from tinyhar.lite.arena import align
 from tinyhar.lite.tflite_inspect import (
     FORBIDDEN_OPS,
     check_tflm_ops,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +14,8 @@ from tinyhar.deploy.m4f_image import build_emulated_firmware
 from tinyhar.deploy.native_build import CompileError
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
-from tinyhar.lite.arena import measure_arena
+from tinyhar.lite.arena import firmware_arena_bytes, measure_arena
 from tinyhar.log import Log, inf
-
-DEFAULT_MARGIN = "25%"
-ARENA_ALIGN = 16
-MIN_MARGIN = 1024  # a percentage margin is at least this many bytes
-
-
-def margin_bytes(spec: str, measured: int) -> int:
-    """The arena margin: "2048" bytes, "2KB", or "25%" of the measured arena (at least 1 KB)."""
-    text = str(spec).strip().lower().replace(" ", "")
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(%|kb|k|b)?", text)
-    if not m:
-        raise TinyharError(f"--arena-margin {spec!r}: give bytes (2048), kilobytes (2KB) or 25%")
-    value, unit = float(m.group(1)), m.group(2) or "b"
-    if unit == "%":
-        return max(MIN_MARGIN, int(-(-measured * value // 100)))
-    return int(value * 1024) if unit in ("kb", "k") else int(value)
-
-
-def align(n: int, k: int = ARENA_ALIGN) -> int:
-    return -(-n // k) * k
 
 
 def check_budget(board: Board, model_bytes: int, arena_bytes: int) -> None:
@@ -81,7 +60,7 @@ def firmware_arena(run: Path, model: bytes, board: str, log: Log = inf) -> int:
                 return int(rec["arena_bytes"])
     quantize = run / runs.QUANTIZE_JSON
     measured, _ = measured_arena(model, read_json(quantize) if quantize.is_file() else None, log)
-    return align(measured + margin_bytes(DEFAULT_MARGIN, measured))
+    return firmware_arena_bytes(measured)
 
 
 # Without the Cortex-M4F link: the flash of TFLM, tinyhar's code and libc beside the model, and

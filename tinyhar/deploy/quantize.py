@@ -249,8 +249,7 @@ def board_accuracy(
     if ref is None:
         log(f"quantize: note: no board-library accuracy ({why})")
         return {"board": board.name, "unavailable": why}
-    n_classes = int(np.prod(python_out.shape[1:]))
-    out = ref.predict(xq.reshape(len(xq), -1), n_classes)
+    out = ref.predict(xq)
     pred = out.argmax(1)
     diff = np.abs(out.astype(np.int32) - python_out.reshape(len(xq), -1).astype(np.int32))
     return {

@@ -40,6 +40,7 @@ from tinyhar.device.link import Link
 from tinyhar.device.profile import ProfileCollector
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
+from tinyhar.lite.arena import host_arena_bytes
 from tinyhar.lite.reference import TflmReference
 from tinyhar.log import Log, inf
 
@@ -234,7 +235,7 @@ def measure_instructions(
     profiled = collector.result() if collector is not None else None
     if profiled is not None:
         out["profile"] = profiled.to_json()
-        python = TflmReference(model, 2 * int(rec["arena_bytes"]) + 4096).predict(
+        python = TflmReference(model, host_arena_bytes(int(rec["arena_bytes"]))).predict(
             q.reshape(len(q), *info.input.shape[1:])
         )
         device = np.stack([r.output for r in results]).astype(np.int32)

@@ -42,6 +42,7 @@ from tinyhar.files import (
     put_json_line,
     read_json,
 )
+from tinyhar.lite.arena import host_arena_bytes
 from tinyhar.lite.reference import TfliteReference, TflmReference
 from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.log import Log, inf
@@ -204,7 +205,7 @@ def host_references(
     (build.json)."""
 
     n = len(q)
-    arena = max(int(rm.quantize.get("arena_bytes", 0)) * 2, info.arena_bytes, 4096)
+    arena = host_arena_bytes(max(int(rm.quantize.get("arena_bytes", 0)), info.arena_bytes))
     log(f"verify: host references on {n} windows")
     python, tflite = reference_outputs(rm.model_bytes, arena, q)
     if info.device_kind == P.DeviceKind.VIRTUAL:
@@ -240,7 +241,7 @@ def host_references(
             note=why,
         )
     lib = build["tflm_library"]
-    outputs = ref.predict(q.reshape(n, -1), info.n_classes)
+    outputs = ref.predict(q).reshape(n, -1)
     bounds, gate_note = interpreter_bounds(build["kernels"], load_library(lib["name"]))
     refs = References(
         f"{lib['name']} {lib['version']} built for the host (the board's code)",

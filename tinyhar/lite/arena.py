@@ -8,6 +8,7 @@ Search: exponential growth from `floor` until a size works, then bisection to `R
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,46 @@ from tinyhar.lite.tflite_inspect import inspect_tflite
 
 RESOLUTION = 16  # bytes; TFLM aligns arena allocations to 16 bytes
 MAX_ARENA = 64 * 1024 * 1024
+
+
+# --- the one arena rule ------------------------------------------------------------------------
+# The firmware's arena is the measured one plus a margin, aligned; the host's interpreters get
+# twice the firmware's and 4 KB more (64-bit pointers make TFLM's bookkeeping larger on the host).
+DEFAULT_MARGIN = "25%"
+ARENA_ALIGN = 16
+MIN_MARGIN = 1024  # a percentage margin is at least this many bytes
+
+
+def margin_bytes(spec: str, measured: int) -> int:
+    """The arena margin: "2048" bytes, "2KB", or "25%" of the measured arena (at least 1 KB)."""
+    text = str(spec).strip().lower().replace(" ", "")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(%|kb|k|b)?", text)
+    if not m:
+        raise TinyharError(f"--arena-margin {spec!r}: give bytes (2048), kilobytes (2KB) or 25%")
+    value, unit = float(m.group(1)), m.group(2) or "b"
+    if unit == "%":
+        return max(MIN_MARGIN, int(-(-measured * value // 100)))
+    return int(value * 1024) if unit in ("kb", "k") else int(value)
+
+
+def align(n: int, k: int = ARENA_ALIGN) -> int:
+    """`n` rounded up to a multiple of `k`."""
+    return -(-n // k) * k
+
+
+def firmware_arena_bytes(measured: int, margin: str = DEFAULT_MARGIN) -> int:
+    """The arena a firmware reserves for a model whose measured arena is `measured`."""
+    return align(measured + margin_bytes(margin, measured))
+
+
+def host_arena_bytes(firmware_arena: int) -> int:
+    """The arena a host interpreter (Python TFLM, the board library's host build) gets."""
+    return 2 * int(firmware_arena) + 4096
+
+
+def debug_arena_bytes(firmware_arena: int) -> int:
+    """The arena for a model rewritten to output every tensor (each one kept alive)."""
+    return max(4 * int(firmware_arena), 256 * 1024)
 
 
 def measure_arena(model_bytes: bytes, floor: int = 1024, resolution: int = RESOLUTION) -> int:

@@ -1,4 +1,6 @@
-"""Host reference runners for a .tflite model: TFLM (the reference) and TFLite (a second opinion).
+"""Host reference runners for a .tflite model: TFLM (the reference) and TFLite (a second opinion);
+`Reference`, the one interface they share with the board library's host build
+(deploy/board_reference) and the virtual board's model.
 
 Both reset the model's variable tensors before every window: the fused LSTM keeps its state in
 them, so without a reset one window's result would depend on the windows before it.
@@ -6,8 +8,10 @@ them, so without a reset one window's result would depend on the windows before 
 
 from __future__ import annotations
 
+import importlib.metadata
 import warnings
 from abc import ABC, abstractmethod
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
@@ -17,8 +21,25 @@ from tinyhar.lite.arena import measure_arena
 from tinyhar.lite.tflite_inspect import TensorInfo, inspect_tflite
 
 
+@runtime_checkable
+class Reference(Protocol):
+    """What a device's outputs are compared with: a model run on the host."""
+
+    name: str  # what it is, as reports print it
+    built_from: str  # what it runs: the interpreter and its version, or the sources compiled
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """Outputs (n, *output_shape[1:]) for int8 windows (n, *input_shape[1:]), or flat (n, -1),
+        one window at a time from a reset state."""
+        ...
+
+
 class _Reference(ABC):
-    """Common input checking: `x` is (n, *input_shape[1:]) in the model's input dtype."""
+    """Common input checking: `x` is (n, *input_shape[1:]), or flat (n, -1), in the model's input
+    dtype."""
+
+    name = ""
+    built_from = ""
 
     def __init__(self, model_bytes: bytes) -> None:
         self.info = inspect_tflite(model_bytes)
@@ -33,6 +54,8 @@ class _Reference(ABC):
     def _windows(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         want = self.input.shape[1:]
+        if x.ndim == 2 and x.shape[1:] != want and x.shape[1] == int(np.prod(want)):
+            x = x.reshape(len(x), *want)
         if x.shape[1:] != want:
             raise TinyharError(
                 f"windows of shape {x.shape} do not fit the model input {self.input.shape}: "
@@ -61,8 +84,11 @@ class _Reference(ABC):
 class TflmReference(_Reference):
     """The TFLM interpreter (`tflite-micro`), the reference for on-device results."""
 
+    name = "TFLM Python interpreter"
+
     def __init__(self, model_bytes: bytes, arena_size: int | None = None) -> None:
         super().__init__(model_bytes)
+        self.built_from = f"tflite-micro {_version('tflite-micro')}"
 
         if arena_size is None:
             arena_size = measure_arena(model_bytes)
@@ -88,10 +114,13 @@ class TfliteReference(_Reference):
     LSTM-attention models by up to 5 LSB from TFLM's against 1 LSB without it.
     """
 
+    name = "TFLite interpreter"
+
     def __init__(self, model_bytes: bytes) -> None:
         super().__init__(model_bytes)
         from tinyhar.lite.keras_env import tf  # lazy: TensorFlow takes seconds to import
 
+        self.built_from = f"TensorFlow {tf.__version__} (builtin kernels, no delegate)"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # deprecation notice pointing to ai_edge_litert
@@ -116,3 +145,10 @@ class TfliteReference(_Reference):
         self._ip.set_tensor(self._in, window)
         self._ip.invoke()
         return self._ip.get_tensor(self._out)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown)"

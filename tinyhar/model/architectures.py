@@ -8,8 +8,8 @@ from typing import Any
 
 from tinyhar.errors import TinyharError
 from tinyhar.lite.keras_env import keras, tf
+from tinyhar.model.config import ARCHS
 
-ARCHS = ("tiny", "paper")
 LEARNING_RATE = 0.001
 DROPOUT = 0.2
 PAPER_SIZE = {"filters": 64, "kernel": 3, "units": 64, "dense": 64}

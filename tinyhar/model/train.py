@@ -17,8 +17,6 @@ from tinyhar.data.dataset import Dataset, load_dataset
 from tinyhar.data.download import default_data_dir
 from tinyhar.data.windows import (
     REPRESENTATIVE_WINDOWS,
-    STRIDE,
-    WINDOW,
     Split,
     make_windows,
     normalization,
@@ -30,7 +28,7 @@ from tinyhar.files import atomic_path, atomic_write_bytes, atomic_write_json, re
 from tinyhar.log import inf, wrn
 from tinyhar.model import plots
 from tinyhar.model.architectures import LEARNING_RATE, TINY_SIZE, build_model
-from tinyhar.model.augment import Augment, augment, sensor_groups
+from tinyhar.model.augment import augment, sensor_groups
 from tinyhar.model.budget import (
     PARAMS_NOTE,
     Budget,
@@ -38,18 +36,17 @@ from tinyhar.model.budget import (
     fit_tiny_to_budget,
     int8_params,
 )
+from tinyhar.model.config import (
+    DEFAULT_TRAIN_STRIDE,
+    LR_SCHEDULES,
+    TrainConfig,
+)
 from tinyhar.model.dataset_spec import dataset_spec
 from tinyhar.model.distill import distilled_targets, teacher_probs
 from tinyhar.model.metrics import classification_metrics
-from tinyhar.model.selection import SelectionRule, best_epoch, selection_callback
+from tinyhar.model.selection import best_epoch, selection_callback
 
-DEFAULT_EPOCHS = 50  # the paper's setting
 DEFAULT_BUDGET = Budget()  # bytes a budget option leaves unset: 64 KB model, 32 KB arena
-DEFAULT_BATCH = 64
-# Training windows denser than the default --stride (validation, test and the firmware keep
-# --stride): on HAPT, better across subjects and steadier between seeds (docs/model.md); tiny's
-# default shape, small, gains most from every 10 samples.
-DEFAULT_TRAIN_STRIDE = {"tiny": 10, "paper": 25}
 # The training files metrics.json holds the digests of: what quantize and build read.
 TRAINED = (runs.KERAS_MODEL, runs.DATASET_JSON, runs.WINDOWS_NPZ)
 # Artifacts made from an earlier model: a retrain removes them before it writes anything.
@@ -63,44 +60,6 @@ DOWNSTREAM = (
     runs.EVALUATE_JSON,
     runs.EVALUATE_PNG,
 )
-
-
-@dataclass
-class TrainConfig:
-    """Everything `tinyhar train` accepts."""
-
-    data: Path | None = None
-    sensors: str | None = None  # MHEALTH's sensor set (arm by default); None for a dataset folder
-    arch: str = "tiny"
-    run: Path | None = None
-    epochs: int = DEFAULT_EPOCHS
-    batch_size: int = DEFAULT_BATCH
-    stride: int = STRIDE
-    train_stride: int | None = None  # training windows' stride; None: training_stride's default
-    window: int = WINDOW
-    include_null: bool = False
-    classes: Sequence[str] | None = None  # class names to learn; None: those in the training data
-    split: str = "subjects"
-    train_subjects: Sequence[int] | None = None
-    val_subjects: Sequence[int] | None = None
-    test_subjects: Sequence[int] | None = None
-    seed: int = 0
-    select: SelectionRule = field(default_factory=SelectionRule)
-    augment: Augment = field(default_factory=Augment)
-    lr_schedule: str = "cosine"  # from LEARNING_RATE to 0 over `epochs`; or "constant"
-    warmup_epochs: int = 0  # the rate climbs linearly to LEARNING_RATE over these first epochs
-    label_smoothing: float = 0.0  # the targets: 1 - s on the class, s spread over all classes
-    teachers: Sequence[Path] = ()  # trained runs whose mean outputs become soft targets
-    distill: float = 0.5  # the teachers' share of the targets
-    distill_temperature: float = 2.0
-    # tiny's budget: None everywhere: the default shape (TINY_SIZE) as it is; else the largest
-    # width of that shape within the budget (unset bytes: DEFAULT_BUDGET's; instructions: any)
-    max_model_kb: float | None = None
-    max_arena_kb: float | None = None
-    max_instructions: int | None = None  # on the emulated board (budget.BUDGET_BOARD)
-    # tiny's shape (build_tiny's options over the default shape's; --size): with no budget
-    # option, as it is (a search trial, too); with one, the width is sized
-    size: dict[str, Any] | None = None
 
 
 @dataclass
@@ -386,8 +345,10 @@ def fit(
         selection_callback(rule, x_val, s.val.y, prep.class_names),
         _epoch_logger(log, cfg.epochs, seconds),
     ]
-    if cfg.lr_schedule not in ("cosine", "constant"):
-        raise TinyharError(f"unknown --lr-schedule {cfg.lr_schedule!r}: use constant or cosine")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise TinyharError(
+            f"unknown --lr-schedule {cfg.lr_schedule!r}: use {' or '.join(LR_SCHEDULES)}"
+        )
     if cfg.lr_schedule == "cosine" or cfg.warmup_epochs:
         callbacks.append(
             keras.callbacks.LearningRateScheduler(
