@@ -52,6 +52,7 @@ def test_build_from_run_renders_a_complete_sketch(tmp_path):
             "tinyhar_core.h", "tinyhar_runner.cpp", "tinyhar_runner.h", "tinyhar_model.h",
             "tinyhar_limits.h", "tinyhar_op_resolver.h", "tinyhar_kernels.h", "tinyhar_simd.h",
             "tinyhar_requantise.h", "tinyhar_lstm.cpp", "tinyhar_softmax.cpp",
+            "tinyhar_board.h", "tinyhar_board.cpp",
         ]
     )  # fmt: skip
     assert (library / "examples" / "tinyhar_har" / "tinyhar_har.ino").read_text() == (
@@ -228,8 +229,8 @@ def test_every_board_renders_its_imu_library(tmp_path):
     run = make_run(tmp_path)
     for b in list_boards():
         assert _build("--board", b.name, "--run", str(run)).exit_code == 0
-        ino = (run / "firmware" / b.name / "tinyhar_har" / "tinyhar_har.ino").read_text()
-        assert f"#include <{b.imu.library.header}>" in ino
+        lib = run / "firmware" / b.name / "libraries" / "tinyhar_model" / "src"
+        assert f"#include <{b.imu.library.header}>" in (lib / "tinyhar_board.cpp").read_text()
         rec = json.loads((run / runs.BUILD_JSON).read_text())
         assert rec["board"] == b.name and rec["ram_budget"] == b.arena_ram_bytes
 

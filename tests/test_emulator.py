@@ -328,8 +328,8 @@ def test_other_boards_firmware_runs_with_its_imu_replay(
     board_name: str, imu_header: str, tmp_path: Path, tflm_src: Path
 ) -> None:
     b = build_run(tmp_path, board_name, tflm_src)
-    sketch = Path(b.record["sketch_dir"]) / f"{b.record['sketch_name']}.ino"
-    assert f"#include <{imu_header}>" in sketch.read_text()
+    board_layer = Path(b.record["library_dir"]) / "src" / "tinyhar_board.cpp"
+    assert f"#include <{imu_header}>" in board_layer.read_text()
     stride = b.record["config"]["stride"]
     with EmulatedBoard(b.image.elf) as emu, Link(emu.port, timeout=2.0) as lk:
         info = lk.hello()
