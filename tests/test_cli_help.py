@@ -125,3 +125,32 @@ def test_train_and_search_share_the_training_options_with_the_librarys_defaults(
         rule.patience,
     )
     assert of_train["lr_schedule"].default == cfg.lr_schedule
+
+
+def test_each_commands_defaults_are_the_librarys():
+    """An option named like a field of the library's options has that field's default: no default
+    is written once in the CLI and again in the library."""
+    from dataclasses import MISSING, fields
+
+    from tinyhar.commands import deploy, device
+    from tinyhar.deploy.build import BuildOptions
+    from tinyhar.device.monitor import MonitorOptions
+    from tinyhar.device.record import RecordOptions
+    from tinyhar.device.verify import VerifyOptions
+    from tinyhar.device.virtual_board import Faults
+
+    checked = 0
+    for command, library_options, renamed in (
+        (deploy.build, BuildOptions, {}),
+        (device.verify, VerifyOptions, {}),
+        (device.sim, Faults, {"delay": "delay_ms"}),
+        (device.monitor, MonitorOptions, {}),
+        (device.record, RecordOptions, {}),
+    ):
+        library = {f.name: f.default for f in fields(library_options) if f.default is not MISSING}
+        for param in command.params:
+            name = renamed.get(param.name, param.name)
+            if name in library and library[name] is not None and not param.is_flag:
+                assert param.default == library[name], (command.name, param.name)
+                checked += 1
+    assert checked >= 12

@@ -58,7 +58,7 @@ def test_the_wheel_carries_boards_templates_and_checksums(tmp_path: Path) -> Non
     assert missing == []
     assert "tinyhar/cli.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "tinyhar = tinyhar.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "tinyhar = tinyhar.__main__:run" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
 def test_python_m_tinyhar_is_the_tinyhar_command() -> None:

@@ -12,13 +12,14 @@ from typing import Any
 
 from tinyhar import runs
 from tinyhar.board.boards import Board, default_board
-from tinyhar.data.synth import synthesize
+from tinyhar.data.synth import SUBJECTS, synthesize
 from tinyhar.deploy.build import BuildOptions, build_firmware
 from tinyhar.deploy.quantize import quantize_run
 from tinyhar.device.verify import VerifyOptions, VerifyReport, verify_device
 from tinyhar.device.virtual_board import Faults, VirtualBoard, board_image
 from tinyhar.files import atomic_write_json
 from tinyhar.log import Log, inf
+from tinyhar.model.config import DEFAULT_EPOCHS
 from tinyhar.model.train import TrainConfig, train
 
 
@@ -28,8 +29,8 @@ class DemoOptions:
 
     out: Path = runs.DEMO_DIR
     board: Board = field(default_factory=default_board)
-    subjects: int = 10
-    epochs: int = 50
+    subjects: int = SUBJECTS
+    epochs: int = DEFAULT_EPOCHS
     seed: int = 0
     windows: int | None = None
     libraries: Path | None = None  # Arduino libraries folder (the board's TFLM library)

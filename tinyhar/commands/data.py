@@ -10,9 +10,11 @@ from tinyhar import log
 from tinyhar.commands.options import (
     echo,
     names,
+    parameter_default,
     path_type,
     shown_default,
 )
+from tinyhar.data.synth import synthesize
 
 
 @click.group()
@@ -25,11 +27,17 @@ def data() -> None:
 @click.option(
     "--subjects",
     type=click.IntRange(1, 99),
-    default=10,
+    default=parameter_default(synthesize, "subjects"),
     show_default=True,
     help="Synthetic subjects, one log file each.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.option(
+    "--seed",
+    type=int,
+    default=parameter_default(synthesize, "seed"),
+    show_default=True,
+    help="Same seed, same bytes.",
+)
 def data_synth(out: Path, subjects: int, seed: int) -> None:
     """Write a SYNTHETIC dataset in the exact UCI MHEALTH log format (for offline use and tests)."""
     from tinyhar.data.info import dataset_info  # lazy: fast --help

@@ -14,7 +14,9 @@ from tinyhar.commands.options import (
     path_type,
     shown_default,
 )
+from tinyhar.data.synth import SUBJECTS
 from tinyhar.errors import EXIT_FAILED
+from tinyhar.model.config import DEFAULT_EPOCHS
 from tinyhar.runs import DEMO_DIR
 
 
@@ -30,14 +32,14 @@ from tinyhar.runs import DEMO_DIR
 @click.option(
     "--subjects",
     type=click.IntRange(3, 99),
-    default=10,
+    default=SUBJECTS,
     show_default=True,
     help="Synthetic subjects.",
 )
 @click.option(
     "--epochs",
     type=click.IntRange(1),
-    default=50,
+    default=DEFAULT_EPOCHS,
     show_default=True,
     help="Most epochs (early stopping usually ends sooner).",
 )

@@ -8,10 +8,12 @@ import click
 
 from tinyhar import log
 from tinyhar.board.boards import Board
+from tinyhar.board.tflm_library import KERNEL_CHOICES
 from tinyhar.commands.options import (
     SIDE,
     board_option,
     build_board_option,
+    default_of,
     echo,
     libraries_option,
     path_type,
@@ -19,6 +21,7 @@ from tinyhar.commands.options import (
     shown_default,
     subject_ids,
 )
+from tinyhar.deploy.build import BuildOptions, build_firmware, format_summary
 
 
 @click.command()
@@ -111,13 +114,13 @@ def boards() -> None:
 )
 @click.option(
     "--sketch-name",
-    default="tinyhar_har",
+    default=default_of(BuildOptions, "sketch_name"),
     show_default=True,
     help="Name of your sketch: firmware/<board>/<name>/<name>.ino.",
 )
 @click.option(
     "--arena-margin",
-    default="25%",
+    default=default_of(BuildOptions, "arena_margin"),
     show_default=True,
     help="Added to the measured arena: bytes, KB or a percentage.",
 )
@@ -137,8 +140,8 @@ def boards() -> None:
 )
 @click.option(
     "--kernels",
-    type=click.Choice(["tinyhar", "library"]),
-    default="tinyhar",
+    type=click.Choice(KERNEL_CHOICES),
+    default=default_of(BuildOptions, "kernels"),
     show_default=True,
     help="Who runs an op both have: tinyhar's own kernels (fast on the Cortex-M4, the arithmetic "
     "of the current TFLM) or the TFLM library's (tinyhar's only for ops it lacks).",
@@ -233,11 +236,6 @@ def build(
 
     Builds --run, else the latest run under runs/; with no run at all it stops and says how to
     make one (or trains one with --train-if-missing)."""
-    from tinyhar.deploy.build import (  # lazy: fast --help
-        BuildOptions,
-        build_firmware,
-        format_summary,
-    )
 
     opts = BuildOptions(
         board=board,

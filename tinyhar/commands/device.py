@@ -10,12 +10,18 @@ from tinyhar import log
 from tinyhar.commands.options import (
     board_option,
     build_board_option,
+    default_of,
     echo,
     libraries_option,
+    parameter_default,
     path_type,
     run_option,
     shown_default,
 )
+from tinyhar.device.monitor import MonitorOptions, run_monitor
+from tinyhar.device.record import RecordOptions, record_imu
+from tinyhar.device.verify import VerifyOptions, format_report, verify_device
+from tinyhar.device.virtual_board import Faults, run_sim
 from tinyhar.errors import EXIT_FAILED, TinyharError
 
 
@@ -38,36 +44,42 @@ from tinyhar.errors import EXIT_FAILED, TinyharError
 @click.option(
     "--drop",
     type=float,
-    default=0.0,
+    default=default_of(Faults, "drop"),
     show_default=True,
     help="Fraction of bytes dropped, both directions.",
 )
 @click.option(
     "--corrupt",
     type=float,
-    default=0.0,
+    default=default_of(Faults, "corrupt"),
     show_default=True,
     help="Fraction of bytes corrupted, both directions.",
 )
-@click.option("--delay", type=float, default=0.0, show_default=True, help="Delay every reply (ms).")
+@click.option(
+    "--delay",
+    type=float,
+    default=default_of(Faults, "delay_ms"),
+    show_default=True,
+    help="Delay every reply (ms).",
+)
 @click.option(
     "--reset-after",
     type=click.IntRange(0),
-    default=0,
+    default=default_of(Faults, "reset_after"),
     show_default=True,
     help="Reset the device once, while it handles request N (0: never).",
 )
 @click.option(
     "--seed",
     type=click.IntRange(0),
-    default=0,
+    default=default_of(Faults, "seed"),
     show_default=True,
     help="Seed of the fault injection.",
 )
 @click.option(
     "--speed",
     type=float,
-    default=1.0,
+    default=parameter_default(run_sim, "speed"),
     show_default=True,
     help="IMU replay speed (1 = the training rate).",
 )
@@ -100,7 +112,6 @@ def sim(
     libraries,
 ) -> None:
     """Start a virtual board on a pseudo-terminal and print its path (use it as --port)."""
-    from tinyhar.device.virtual_board import Faults, run_sim  # lazy: fast --help
 
     faults = Faults(drop=drop, corrupt=corrupt, delay_ms=delay, reset_after=reset_after, seed=seed)
     if emulate:  # the firmware itself under QEMU: tinyhar/device/emulator.py
@@ -143,7 +154,7 @@ def sim(
 @click.option(
     "--min-agreement",
     type=click.FloatRange(0, 1),
-    default=1.0,
+    default=default_of(VerifyOptions, "min_agreement"),
     show_default=True,
     help="Least top-1 agreement with the reference to pass.",
 )
@@ -161,12 +172,16 @@ def sim(
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
+    default=default_of(VerifyOptions, "timeout"),
     show_default=True,
     help="Seconds per attempt.",
 )
 @click.option(
-    "--retries", type=click.IntRange(0), default=3, show_default=True, help="Retries per request."
+    "--retries",
+    type=click.IntRange(0),
+    default=default_of(VerifyOptions, "retries"),
+    show_default=True,
+    help="Retries per request.",
 )
 @click.option(
     "--trace", is_flag=True, help="Print a hex dump of every frame sent and received on stderr."
@@ -210,11 +225,6 @@ def verify(
       the board's kernels.
     The report names its reference. A run that stops part-way keeps a passing
     report as it was; every run adds a line to verify_history.jsonl."""
-    from tinyhar.device.verify import (  # lazy: fast --help
-        VerifyOptions,
-        format_report,
-        verify_device,
-    )
 
     opts = VerifyOptions(
         port=port,
@@ -244,7 +254,7 @@ def verify(
 @click.option(
     "--last",
     type=click.IntRange(1, 100),
-    default=10,
+    default=default_of(MonitorOptions, "last"),
     show_default=True,
     help="Predictions in the rolling view.",
 )
@@ -258,7 +268,7 @@ def verify(
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
+    default=default_of(MonitorOptions, "timeout"),
     show_default=True,
     help="Seconds per request attempt.",
 )
@@ -267,7 +277,6 @@ def verify(
 )
 def monitor(port, run, last, count, seconds, timeout, trace) -> None:
     """Show the board's live predictions from its IMU; Ctrl-C stops the stream and exits."""
-    from tinyhar.device.monitor import MonitorOptions, run_monitor  # lazy: fast --help
 
     opts = MonitorOptions(
         port=port, run=run, last=last, count=count, seconds=seconds, timeout=timeout, trace=trace
@@ -288,7 +297,7 @@ def monitor(port, run, last, count, seconds, timeout, trace) -> None:
 @click.option(
     "--seconds",
     type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
+    default=default_of(RecordOptions, "seconds"),
     show_default=True,
     help="How long to record.",
 )
@@ -303,7 +312,7 @@ def monitor(port, run, last, count, seconds, timeout, trace) -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
+    default=default_of(RecordOptions, "timeout"),
     show_default=True,
     help="Seconds per request attempt.",
 )
@@ -313,7 +322,6 @@ def monitor(port, run, last, count, seconds, timeout, trace) -> None:
 )
 def record(port, label, subject, out, seconds, session, run, board, timeout, no_plot, trace):
     """Record the board's IMU, as its firmware samples it, into a dataset folder for `train`."""
-    from tinyhar.device.record import RecordOptions, record_imu  # lazy: fast --help
 
     opts = RecordOptions(
         port=port,

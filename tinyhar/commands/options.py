@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from dataclasses import MISSING, fields
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -127,3 +131,18 @@ def subject_ids(ctx: click.Context, param: click.Parameter, value: str | None) -
     if any(not 0 <= i <= MAX_SUBJECT for i in ids):
         raise click.BadParameter(f"subject ids are 0..{MAX_SUBJECT}")
     return ids
+
+
+def default_of(cls: type, name: str) -> Any:
+    """A library dataclass field's default: an option shows the library's, not a copy of it."""
+    field = {f.name: f for f in fields(cls)}[name]
+    if field.default is not MISSING:
+        return field.default
+    if field.default_factory is not MISSING:
+        return field.default_factory()
+    raise ValueError(f"{cls.__name__}.{name} has no default")
+
+
+def parameter_default(fn: Callable, name: str) -> Any:
+    """A library function's default for its parameter `name`."""
+    return inspect.signature(fn).parameters[name].default

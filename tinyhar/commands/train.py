@@ -28,6 +28,7 @@ from tinyhar.errors import EXIT_FAILED, TinyharError
 from tinyhar.model.augment import Augment, clip_to_board
 from tinyhar.model.config import ARCHS, DEFAULT_TRAIN_STRIDE, LR_SCHEDULES, TrainConfig
 from tinyhar.model.selection import METRICS, SelectionRule
+from tinyhar.search import DEFAULT_TRIALS
 
 TRAIN = TrainConfig()  # the library's defaults, shown by the options below
 SELECT = SelectionRule()
@@ -319,7 +320,7 @@ def train(
 @click.option(
     "--trials",
     type=click.IntRange(1),
-    default=20,
+    default=DEFAULT_TRIALS,
     show_default=True,
     help="Models of the tiny family to train and measure.",
 )

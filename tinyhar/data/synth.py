@@ -18,6 +18,7 @@ from tinyhar.data.mhealth import LABEL_NAMES, RATE_HZ, SYNTHETIC_MARKER
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path
 
+SUBJECTS = 10  # synthetic subjects `data synth` and `demo` make by default
 G = 9.80665
 CHEST, ANKLE, ARM = 0, 1, 2
 GAIT, REPEAT, CYCLE, JUMP, SWAY = "gait", "repeat", "cycle", "jump", "sway"
@@ -112,7 +113,7 @@ _EARTH_FIELD = np.array([0.35, 0.0, -0.45])  # north, east-ish, up: local units 
 _ROW_FORMAT = "\t".join(["%.5g"] * 23) + "\t%d\n"
 
 
-def synthesize(out_dir: str | Path, subjects: int = 10, seed: int = 0) -> Path:
+def synthesize(out_dir: str | Path, subjects: int = SUBJECTS, seed: int = 0) -> Path:
     """Write mHealth_subject1..N.log and SYNTHETIC.md into `out_dir` atomically; return it."""
     out = Path(out_dir)
     if not 1 <= subjects <= 99:

@@ -23,6 +23,7 @@ from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
 from tinyhar.log import inf
 from tinyhar.model.train import DOWNSTREAM, TrainConfig, resolve_data
 from tinyhar.parallel.ray_env import describe, plan, ray_session
+from tinyhar.search import DEFAULT_TRIALS
 from tinyhar.search.pareto import LATENCY, SCORE, latency_key, pareto_front, pareto_png
 from tinyhar.search.trial import SPACE, TrialContext, run_trial
 
@@ -45,7 +46,7 @@ class SearchOptions:
 
     train: TrainConfig
     board: Board = field(default_factory=default_board)
-    trials: int = 20
+    trials: int = DEFAULT_TRIALS
     workers: int | None = None
     address: str | None = None
     resume: bool = False
