@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyhar import runs
 from tinyhar.board.boards import load_board
 from tinyhar.deploy.build import BuildOptions, build_firmware
+from tinyhar.run import folder as runs
+from tinyhar.run.firmware import FIRMWARE_DIR
 
 
 def make_run(root: Path, arch: str) -> Path:
@@ -113,7 +114,7 @@ def main() -> None:
             print(f"making a pre-made {args.arch} run (untrained weights) ...", file=sys.stderr)
             base = make_run(root, args.arch)
         (base / runs.BUILD_JSON).unlink(missing_ok=True)
-        shutil.rmtree(base / runs.FIRMWARE_DIR, ignore_errors=True)
+        shutil.rmtree(base / FIRMWARE_DIR, ignore_errors=True)
         rows = []
         if not (base / runs.INT8_MODEL).exists():
             seconds, rec = timed_build(base, args.board)

@@ -6,7 +6,7 @@ tick, read by a TFLM MicroProfilerInterface around every node).
 
 One model holds the attention block of `tiny` at each shape (width 64 and 12, T = 50 and 25): the
 scores BATCH_MATMUL (adj_y), SOFTMAX over them, the probs x v BATCH_MATMUL, the temporal MEAN, and
-the unfolded batch norm (MUL and ADD of a [C] constant against [1, 1, 2T, C]), quantised as a
+the unfolded batch norm (MUL and ADD of a [C] constant against [1, 1, 2T, C]), quantized as a
 trained `tiny` is. The same model runs with the library's kernels, with tinyhar's, with tinyhar's
 compiled at -Os (their `#pragma GCC optimize("O2")` removed), and with one of tinyhar's kernels at a
 time in the library's place (for the arena each adds), each on the same random inputs.
@@ -33,7 +33,7 @@ import kernel_harness as K  # noqa: E402
 SHAPES = [(64, 50), (12, 50), (64, 25), (12, 25)]  # (width, T)
 # The scalar BATCH_MATMUL kernel before the SIMD one (main at the start of issue 19).
 OLD_BATCH_MATMUL = ("91f1a1b", "firmware_templates/kernels/tinyhar_batch_matmul.cpp")
-# Quantisation of a trained `tiny` (width 64): LSTM output, scores, probs, attention output,
+# Quantization of a trained `tiny` (width 64): LSTM output, scores, probs, attention output,
 # temporal mean; conv output, batch-norm MUL constant and output, ADD constant and output.
 Q_SEQ, Q_SCORES, Q_PROBS = (0.00784307, 0), (0.22088413, -93), (1 / 256, -128)
 Q_ATT, Q_POOL = (0.00784263, -1), (0.04199941, -93)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyhar import runs
 from tinyhar.deploy.quantize import normalise
 from tinyhar.lite.arena import measure_arena
 from tinyhar.lite.convert import to_int8_tflite
 from tinyhar.lite.keras_env import keras
 from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.model.architectures import TINY_SIZE, build_model
+from tinyhar.run import folder as runs
 
 PEAK_CYCLES_PER_MAC = 0.5
 PEAK_SOURCE = (
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         f"host ms: TFLM Python interpreter (reference kernels) on this machine.\n"
         f"nRF ms: MACs x {a.cycles_per_mac:g} cycles/MAC at {a.clock_mhz:g} MHz. The "
         f"{a.cycles_per_mac:g} cycles/MAC is an ASSUMPTION, not a measurement: 4x the SMLAD peak "
-        f"for loads, requantisation, elementwise ops (LSTM gates, softmax) and kernels without a "
+        f"for loads, requantization, elementwise ops (LSTM gates, softmax) and kernels without a "
         f"CMSIS-NN version.\n"
         f">= ms: lower bound at the peak of {PEAK_CYCLES_PER_MAC:g} cycles/MAC; source: "
         f"{PEAK_SOURCE}.\n"

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyhar import runs
 from tinyhar.board.boards import default_board, load_board
 from tinyhar.data.dataset import load_dataset
 from tinyhar.data.importer import ImportOptions, import_dataset
@@ -37,6 +36,7 @@ from tinyhar.model.config import DEFAULT_EPOCHS
 from tinyhar.model.metrics import classification_metrics
 from tinyhar.model.selection import DEFAULT_METRIC, DEFAULT_MIN_EPOCHS, SelectionRule
 from tinyhar.model.train import TrainConfig, prepare, train
+from tinyhar.run import folder as runs
 
 HAPT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "hapt"
 LIBRARIES_DIR = Path(__file__).resolve().parents[2] / "shared" / "arduino" / "libraries"

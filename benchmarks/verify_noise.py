@@ -50,7 +50,7 @@ def one(port: str, run: Path, raw: bool, windows: int | None) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", type=Path, required=True, help="a quantised run folder")
+    ap.add_argument("--run", type=Path, required=True, help="a quantized run folder")
     ap.add_argument("--windows", type=int, default=200, help="test windows per verify")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--chunk", type=int, default=protocol.CHUNK, help="bytes per piece")

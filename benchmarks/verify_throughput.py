@@ -43,7 +43,7 @@ def start_sim(run: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", type=Path, required=True, help="a quantised run folder")
+    ap.add_argument("--run", type=Path, required=True, help="a quantized run folder")
     ap.add_argument("--windows", type=int, default=None, help="test windows per pass [all]")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sim-args", default="", help="extra `tinyhar sim` options, e.g. '--delay 5'")

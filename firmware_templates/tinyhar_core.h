@@ -149,7 +149,7 @@ typedef struct {
     /* normalised = (training - mean[c]) * inv_std[c] */
     float mean[TINYHAR_MAX_CHANNELS];
     float inv_std[TINYHAR_MAX_CHANNELS];
-    /* model tensors (quantisation as in the .tflite) */
+    /* model tensors (quantization as in the .tflite) */
     float input_scale;
     int32_t input_zero_point;
     float output_scale;

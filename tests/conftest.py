@@ -1,4 +1,4 @@
-"""Shared fixtures: one tiny trained and quantised run per test session, and virtual boards."""
+"""Shared fixtures: one tiny trained and quantized run per test session, and virtual boards."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyhar import runs
+from tinyhar.run import folder as runs
 
 LABELS = ["Walking", "Sitting and relaxing", "Running", "Cycling"]
 CHANNELS = [(k, a) for k in ("acc", "gyro") for a in "xyz"]

@@ -7,7 +7,7 @@ interpreter and the Arduino TFLM library, for the kernel tests and benchmarks/ke
 - `build_qemu_image` / `run_qemu_image`: the same harness cross-compiled for the Cortex-M4F and run
   on QEMU's mps2-an386 under -icount shift=0 with semihosting: the real DSP instructions, each
   node's instructions (SysTick ticks x 40) and the arena used.
-- `single_op_model`: a one-operator TFLite flatbuffer written directly (any shape, quantisation,
+- `single_op_model`: a one-operator TFLite flatbuffer written directly (any shape, quantization,
   options), which the Python interpreter and the harness both run; no converter needed.
 """
 
@@ -138,15 +138,15 @@ class Harness:
         )
         return rc, outputs
 
-    def requantise_mismatches(self, n: int, seed: int) -> tuple[int, int]:
-        """(inputs where tinyhar::Requantiser and the library's MultiplyByQuantizedMultiplier
+    def requantize_mismatches(self, n: int, seed: int) -> tuple[int, int]:
+        """(inputs where tinyhar::Requantizer and the library's MultiplyByQuantizedMultiplier
         differ, inputs placed next to a rounding boundary) among n pseudo-random ones."""
         near = ctypes.c_int()
-        bad = self._lib.bmm_requantise_mismatches(n, ctypes.c_uint32(seed), ctypes.byref(near))
+        bad = self._lib.bmm_requantize_mismatches(n, ctypes.c_uint32(seed), ctypes.byref(near))
         return int(bad), near.value
 
     def nonnegative_rounding_mismatches(self, n: int, seed: int) -> int:
-        """Inputs where tinyhar_requantise.h's non-negative roundings (the softmax's) and
+        """Inputs where tinyhar_requantize.h's non-negative roundings (the softmax's) and
         gemmlowp's differ, among n pseudo-random ones, half of them on or next to a tie."""
         return int(self._lib.bmm_nonnegative_rounding_mismatches(n, ctypes.c_uint32(seed)))
 
@@ -223,7 +223,7 @@ def random_inputs(model: bytes, n: int, seed: int) -> list[np.ndarray]:
     return xs
 
 
-def with_quantisation(model: bytes, changes: dict[int, tuple[float, int]]) -> bytes:
+def with_quantization(model: bytes, changes: dict[int, tuple[float, int]]) -> bytes:
     """A copy of `model` whose tensors (by index) get a new per-tensor (scale, zero point)."""
     buf = bytearray(model)
     subgraph = schema.Model.GetRootAsModel(buf, 0).Subgraphs(0)
@@ -239,7 +239,7 @@ def with_quantisation(model: bytes, changes: dict[int, tuple[float, int]]) -> by
 
 @dataclass(frozen=True)
 class Tensor:
-    """A tensor of a one-op model: shape, type, per-tensor quantisation, constant data."""
+    """A tensor of a one-op model: shape, type, per-tensor quantization, constant data."""
 
     shape: tuple[int, ...]
     dtype: str = "int8"

@@ -1,5 +1,5 @@
 """LSTM models and harnesses for tinyhar's UNIDIRECTIONAL_SEQUENCE_LSTM kernel: tf_keras LSTMs
-converted to int8, their LSTM node's quantisation, the Python TFLM interpreter's output sequences,
+converted to int8, their LSTM node's quantization, the Python TFLM interpreter's output sequences,
 and tests/c/lstm_harness.cpp built for the host (ctypes) and for the Cortex-M4F under QEMU.
 
 Used by tests/test_kernel_lstm.py and benchmarks/lstm_kernel.py.
@@ -109,7 +109,7 @@ def lstm_model(spec: LstmSpec) -> bytes:
 @dataclass(frozen=True)
 class LstmNode:
     """The model's UNIDIRECTIONAL_SEQUENCE_LSTM: its 24 input tensor indices (-1: none) and the
-    quantisation the kernel reads."""
+    quantization the kernel reads."""
 
     inputs: tuple[int, ...]
     output: int
@@ -153,7 +153,7 @@ def lstm_node(model: bytes) -> LstmNode:
     )
 
 
-def with_quantisation(model: bytes, changes: dict[int, tuple[float, int]]) -> bytes:
+def with_quantization(model: bytes, changes: dict[int, tuple[float, int]]) -> bytes:
     """A copy of `model` whose tensors (by index) get a new per-tensor (scale, zero point);
     written in place, so the flatbuffer's layout (and buffer alignment) stays as it was."""
     buf = bytearray(model)
@@ -232,7 +232,7 @@ def random_inputs(model: bytes, runs: int, seed: int, low: int = -128, high: int
 
 
 def calibrated_inputs(model: bytes, spec: LstmSpec, runs: int, seed: int) -> np.ndarray:
-    """`runs` inputs drawn like the calibration data, quantised with the model's input scale."""
+    """`runs` inputs drawn like the calibration data, quantized with the model's input scale."""
     scale, zero_point = lstm_node(model).input_quant
     rng = np.random.default_rng(seed)
     x = spec.input_mean + rng.normal(0, spec.input_std, (runs, *input_shape(model)))

@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tinyhar"
 # The top-level modules (errors, files, log, runs, crc, resources, interrupt) are the base layer.
 LAYERS: dict[str, int] = {
     "": 0,
+    "run": 0,  # the run folder's names and types, a package of the base layer
     "data": 1,
     "lite": 1,
     "parallel": 1,
@@ -26,12 +27,13 @@ LAYERS: dict[str, int] = {
     "cli": 8,
     "__main__": 9,
 }
-BASE_MODULES = {"__init__", "errors", "files", "log", "runs", "crc", "resources", "interrupt"}
+BASE_MODULES = {"__init__", "errors", "files", "log", "run", "crc", "resources", "interrupt"}
 LAZY_MARK = "# lazy:"  # a function-local import kept for start-up time says so on its line
 
 
 def _package_of(module: str) -> str:
-    """'tinyhar.deploy.build' -> 'deploy'; 'tinyhar.runs' -> '' (base); 'tinyhar.cli' -> 'cli'."""
+    """'tinyhar.deploy.build' -> 'deploy'; 'tinyhar.run.folder' -> '' (base, as every module of
+    BASE_MODULES); 'tinyhar.cli' -> 'cli'."""
     parts = module.split(".")
     if len(parts) == 1 or parts[1] in BASE_MODULES:
         return ""
@@ -109,7 +111,7 @@ def test_function_local_imports_are_only_those_kept_for_start_up_time():
         ("from tinyhar.device.verify import x\n", ["tinyhar/deploy/fake.py:1 imports"]),
         ("from tinyhar import demo\n", ["tinyhar/deploy/fake.py:1 imports"]),
         ("from tinyhar.model.train import x\n", []),
-        ("from tinyhar.runs import x\n", []),
+        ("from tinyhar.run.folder import x\n", []),
     ],
 )
 def test_the_layer_check_catches_an_upward_import(source, expected):
@@ -156,3 +158,49 @@ def test_the_board_is_named_once_and_resolved_where_a_command_starts():
 def test_the_load_board_scan_sees_calls_and_attributes():
     tree = ast.parse("from x import boards\nload_board('a')\nboards.load_board('b')\n")
     assert _load_board_calls(tree) == 2
+
+
+# the names of a run's firmware tree: only tinyhar/run/firmware.py joins them into paths
+FIRMWARE_TREE_NAMES = {"firmware", "libraries", "tinyhar_model", "m4f", "emulator"}
+
+
+def _firmware_paths_spelled(tree: ast.AST) -> list[int]:
+    """Lines that join one of the firmware tree's names into a path (`x / "firmware"`)."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Div)
+        and any(
+            isinstance(side, ast.Constant) and side.value in FIRMWARE_TREE_NAMES
+            for side in (node.left, node.right)
+        )
+        and not _shipped(node.left)
+    ]
+
+
+def _shipped(node: ast.AST) -> bool:
+    """`templates_dir() / ...` or `boards_dir() / ...`: tinyhar's own files, not a run's."""
+    while isinstance(node, ast.BinOp):
+        node = node.left
+    return isinstance(node, ast.Call) and getattr(node.func, "id", "") in SHIPPED_DIRS
+
+
+SHIPPED_DIRS = {"templates_dir", "boards_dir"}
+
+
+def test_only_the_run_package_spells_the_firmware_tree():
+    spelled = {
+        str(p.relative_to(PACKAGE)): lines
+        for p in PACKAGE.rglob("*.py")
+        if not str(p.relative_to(PACKAGE)).startswith("run/")
+        and (lines := _firmware_paths_spelled(ast.parse(p.read_text(encoding="utf-8"))))
+    }
+    # board/arduino_dirs: the libraries folder of the user's Arduino sketchbook
+    assert {k: v for k, v in spelled.items() if k != "board/arduino_dirs.py"} == {}
+
+
+def test_the_firmware_tree_scan_sees_a_spelled_path():
+    tree = ast.parse('p = run / "firmware" / board / "libraries" / "tinyhar_model"\n')
+    assert _firmware_paths_spelled(tree) == [1, 1, 1]
+    assert _firmware_paths_spelled(ast.parse('t = templates_dir() / "emulator"\n')) == []

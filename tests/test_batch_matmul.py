@@ -28,7 +28,7 @@ from kernel_harness import (
     random_inputs,
     run_qemu_image,
     tflm_outputs,
-    with_quantisation,
+    with_quantization,
 )
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
@@ -132,13 +132,13 @@ CRAFTED = Case("crafted", (1, 4, 256), (1, 256, 4), seed=11, pairs=64)
 # --- models ---------------------------------------------------------------------------------------
 
 
-def _convert(module, rep, quantise: bool) -> bytes:
+def _convert(module, rep, quantize: bool) -> bytes:
     from tinyhar.lite.keras_env import tf
 
     conv = tf.lite.TFLiteConverter.from_concrete_functions(
         [module.f.get_concrete_function()], module
     )
-    if quantise:
+    if quantize:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = rep
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -163,7 +163,7 @@ def _representative(case: Case) -> Iterator[dict[str, np.ndarray]]:
 
 
 @functools.cache
-def matmul_model(case: Case, quantise: bool = True) -> bytes:
+def matmul_model(case: Case, quantize: bool = True) -> bytes:
     """`tf.linalg.matmul(a, b)` with the case's shapes and adjoints, full-int8 or float."""
     from tinyhar.lite.keras_env import tf
 
@@ -172,7 +172,7 @@ def matmul_model(case: Case, quantise: bool = True) -> bytes:
         def f(self, a, b):
             return tf.linalg.matmul(a, b, adjoint_a=case.adj_x, adjoint_b=case.adj_y)
 
-    return _convert(MatMul(), lambda: _representative(case), quantise)
+    return _convert(MatMul(), lambda: _representative(case), quantize)
 
 
 @functools.cache
@@ -249,7 +249,7 @@ def harness(request: pytest.FixtureRequest, libraries: Path) -> Harness:
     return host_harness(libraries, emulate_dsp=request.param == "emulated-dsp")
 
 
-# --- TFLM's requantisation, written out -----------------------------------------------------------
+# --- TFLM's requantization, written out -----------------------------------------------------------
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -264,7 +264,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return (0, 0) if shift < -31 else (q, shift)
 
 
-def requantise(acc: np.ndarray, multiplier: tuple[int, int], zero_point: int) -> np.ndarray:
+def requantize(acc: np.ndarray, multiplier: tuple[int, int], zero_point: int) -> np.ndarray:
     """MultiplyByQuantizedMultiplier (gemmlowp's two roundings) + zero point, clamped to int8."""
     q, shift = multiplier
     x = acc.astype(np.int64) * (1 << max(shift, 0)) * q
@@ -299,18 +299,18 @@ def formula_outputs(model: bytes, inputs: list[np.ndarray]) -> np.ndarray:
     rhs = rhs.swapaxes(-1, -2) if o.adj_y else rhs
     rhs = rhs.reshape(len(rhs), *(1,) * (lhs.ndim - rhs.ndim), *rhs.shape[1:])
     lhs = lhs.reshape(len(lhs), *(1,) * (rhs.ndim - lhs.ndim), *lhs.shape[1:])
-    return requantise(np.matmul(lhs, rhs), tflm_multiplier(o.quant), oz)
+    return requantize(np.matmul(lhs, rhs), tflm_multiplier(o.quant), oz)
 
 
 def first_accumulators(multiplier: tuple[int, int], zero_point: int, limit: int) -> np.ndarray:
     """For each output v in -127..127, the smallest accumulator in [-limit, limit] that
-    requantises to v or more (limit + 1 where none does)."""
+    requantizes to v or more (limit + 1 where none does)."""
     v = np.arange(-127, 128)
     lo = np.full(v.shape, -limit - 1, np.int64)
     hi = np.full(v.shape, limit + 1, np.int64)
     while np.any(hi - lo > 1):
         mid = (lo + hi) // 2
-        up = requantise(mid, multiplier, zero_point) >= v
+        up = requantize(mid, multiplier, zero_point) >= v
         hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
     return hi
 
@@ -367,9 +367,9 @@ def test_kernel_matches_python_tflm_byte_for_byte(case: Case, harness: Harness):
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("host_gcc")
-def test_requantisation_takes_the_scale_product_in_double(harness: Harness):
+def test_requantization_takes_the_scale_product_in_double(harness: Harness):
     """Accumulators where the double product of the scales and the float one (the libraries'
-    GetQuantizedConvolutionMultipler) requantise differently: the kernel and Python TFLM both
+    GetQuantizedConvolutionMultipler) requantize differently: the kernel and Python TFLM both
     follow the double product. The converted model's lhs scale is moved to a neighbouring float
     whose product with the rhs scale rounds badly, and its output scale is set to make the
     multiplier small (1.3e-5, not a round number, whose boundaries would fall on integers), so
@@ -382,7 +382,7 @@ def test_requantisation_takes_the_scale_product_in_double(harness: Harness):
     exact = near.astype(np.float64) * rs
     ls = float(near[np.argmax(np.abs((near * np.float32(rs)).astype(np.float64) - exact))])
     oz = 3
-    model = with_quantisation(
+    model = with_quantization(
         converted,
         {o.tensors[0]: (ls, lz), o.tensors[2]: (float(np.float32(ls * rs / 1.3e-5)), oz)},
     )
@@ -408,8 +408,8 @@ def test_requantisation_takes_the_scale_product_in_double(harness: Harness):
     crafted = [x[:n] for x in inputs]
     acc = (lhs[:n, 0, 0, :].astype(np.int64) - lz) * (rhs[:n, 0, :, 0].astype(np.int64) - rz)
     assert acc.sum(axis=1).tolist() == chosen
-    want = requantise(np.array(chosen), in_double, oz)
-    assert not np.any(want == requantise(np.array(chosen), in_float, oz))
+    want = requantize(np.array(chosen), in_double, oz)
+    assert not np.any(want == requantize(np.array(chosen), in_float, oz))
 
     rc, ours = harness.run(model, crafted)
     assert rc == RUN_OK, harness.log
@@ -469,10 +469,10 @@ def test_kernel_on_the_m4_under_qemu_matches_python_tflm(libraries: Path, tmp_pa
     assert all(ticks > 0 for _, ticks in run.nodes)
 
 
-def test_requantiser_equals_the_librarys_multiply_by_quantized_multiplier(harness: Harness):
-    """tinyhar_requantise.h, used by the kernels, against the library's function on 2 million
+def test_requantizer_equals_the_librarys_multiply_by_quantized_multiplier(harness: Harness):
+    """tinyhar_requantize.h, used by the kernels, against the library's function on 2 million
     inputs, half of them next to a rounding boundary."""
-    bad, near = harness.requantise_mismatches(2_000_000, seed=19)
+    bad, near = harness.requantize_mismatches(2_000_000, seed=19)
     assert near > 500_000
     assert bad == 0
 
@@ -490,12 +490,12 @@ def test_resolver_hands_out_the_registration_as_batch_matmul(harness: Harness):
 @pytest.mark.slow
 @pytest.mark.usefixtures("host_gcc")
 def test_a_float_batch_matmul_is_refused_in_prepare(harness: Harness):
-    model = matmul_model(CASES[2], quantise=False)
+    model = matmul_model(CASES[2], quantize=False)
     assert [t.dtype for t in inspect_tflite(model).inputs] == ["float32", "float32"]
     inputs = [np.zeros((1, *t.shape), np.float32) for t in inspect_tflite(model).inputs]
     rc, _ = harness.run(model, inputs)
     assert rc == ALLOCATE_FAILED
-    assert "BATCH_MATMUL (tinyhar): only per-tensor quantised int8" in harness.log
+    assert "BATCH_MATMUL (tinyhar): only per-tensor quantized int8" in harness.log
     assert "got FLOAT32 x FLOAT32 -> FLOAT32" in harness.log
 
 

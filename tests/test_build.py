@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 from fw_models import LABELS, har_int8_model, make_run, measured_arena, third_party_float_model
 
-from tinyhar import runs
 from tinyhar.board.boards import list_boards, load_board
 from tinyhar.board.tflm_library import OWN_KERNELS, OwnKernel, load_library, plan_kernels
 from tinyhar.cli import main
@@ -21,6 +20,7 @@ from tinyhar.deploy.firmware_config import channel_layout, spec_from_dataset
 from tinyhar.errors import TinyharError
 from tinyhar.lite.arena import margin_bytes
 from tinyhar.lite.tflite_inspect import inspect_tflite
+from tinyhar.run import folder as runs
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +51,7 @@ def test_build_from_run_renders_a_complete_sketch(tmp_path):
             "model_data.cpp", "model_data.h", "tinyhar_config.h", "tinyhar_core.c",
             "tinyhar_core.h", "tinyhar_runner.cpp", "tinyhar_runner.h", "tinyhar_model.h",
             "tinyhar_limits.h", "tinyhar_op_resolver.h", "tinyhar_kernels.h", "tinyhar_simd.h",
-            "tinyhar_requantise.h", "tinyhar_lstm.cpp", "tinyhar_softmax.cpp",
+            "tinyhar_requantize.h", "tinyhar_lstm.cpp", "tinyhar_softmax.cpp",
             "tinyhar_board.h", "tinyhar_board.cpp",
         ]
     )  # fmt: skip

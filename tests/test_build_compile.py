@@ -15,13 +15,13 @@ from click.testing import CliRunner
 from conftest import SHARED_LIBRARIES
 from fw_models import dataset_json, make_run, third_party_float_model
 
-from tinyhar import runs
 from tinyhar.board import tflm_library
 from tinyhar.board.boards import list_boards, load_board
 from tinyhar.board.preprocess import PreprocessConfig, quantize_window
 from tinyhar.cli import main
 from tinyhar.deploy.m4f_image import build_emulated_firmware, firmware_dirs_of, library_ops
 from tinyhar.resources import templates_dir
+from tinyhar.run import folder as runs
 
 STAND_INS = Path(__file__).parent / "stand_in_headers"  # the Arduino core only: no source here
 WARN = ["-Wall", "-Wextra", "-Werror"]
@@ -114,7 +114,7 @@ def test_host_build_runs_and_preprocesses_like_python(tmp_path, board):
     assert int(arena) == rec["arena_bytes"] and last == ds["labels"][-1]
     device = np.array([int(v) for v in window.split()], dtype=np.int8).reshape(100, 6)
     np.testing.assert_array_equal(device, quantize_window(raw, cfg))
-    assert len(np.unique(device)) > 20  # a window that exercises the quantiser
+    assert len(np.unique(device)) > 20  # a window that exercises the quantizer
 
 
 @needs_arm

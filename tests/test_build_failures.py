@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 from fw_models import make_run
 
-from tinyhar import runs
 from tinyhar.board import tflm_library
 from tinyhar.cli import main
 from tinyhar.deploy import codegen
 from tinyhar.deploy.footprint import estimate_footprint
+from tinyhar.run import folder as runs
 
 needs_arm = pytest.mark.usefixtures("arm_gcc")
 

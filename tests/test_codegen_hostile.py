@@ -16,13 +16,13 @@ import pytest
 from click.testing import CliRunner
 from fw_models import dataset_json, har_int8_model, make_run, third_party_float_model
 
-from tinyhar import runs
 from tinyhar.board import tflm_library
 from tinyhar.cli import main
 from tinyhar.deploy import codegen
 from tinyhar.deploy.codegen import c_comment, c_float, c_header, c_int, c_string
 from tinyhar.errors import TinyharError
 from tinyhar.resources import boards_dir, templates_dir
+from tinyhar.run import folder as runs
 
 STAND_INS = Path(__file__).parent / "stand_in_headers"
 STRICT = ["-Wall", "-Wextra", "-Werror", "-trigraphs"]

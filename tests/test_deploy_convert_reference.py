@@ -54,7 +54,7 @@ def test_int8_references_are_stateless_between_windows(model, windows):
         assert isinstance(one, Reference) and one.name and one.built_from
         np.testing.assert_array_equal(one.predict(xq.reshape(len(xq), -1)), one.predict(xq))
     assert np.abs(forward.astype(int) - tflite.astype(int)).max() <= 2
-    with pytest.raises(TinyharError, match="quantise"):
+    with pytest.raises(TinyharError, match="quantize"):
         ref.predict(windows)  # float windows into an int8 model
     with pytest.raises(TinyharError, match="do not fit"):
         ref.predict(xq[:, :8])

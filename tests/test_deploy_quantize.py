@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinyhar import runs
 from tinyhar.cli import main
-from tinyhar.deploy.quantize import normalise, quantise_input
+from tinyhar.deploy.quantize import normalise, quantize_input
 from tinyhar.lite.keras_env import keras
 from tinyhar.lite.reference import TfliteReference, TflmReference
+from tinyhar.run import folder as runs
 
 L = keras.layers
 WINDOW, CHANNELS, CLASSES = 20, 6, 3
@@ -137,7 +137,7 @@ def test_reported_accuracies_match_an_independent_evaluation(quantized_run):
     assert q["float_accuracy"] == pytest.approx(float_acc)
     assert float_acc > 0.8  # the classes are separable: training worked
     data = (run / runs.INT8_MODEL).read_bytes()
-    xq = quantise_input(x, q["input"]["scale"], q["input"]["zero_point"])
+    xq = quantize_input(x, q["input"]["scale"], q["input"]["zero_point"])
     tflm = TflmReference(data, q["arena_bytes"]).predict(xq).argmax(1)
     tflite = TfliteReference(data).predict(xq).argmax(1)
     assert q["int8_accuracy"] == pytest.approx(float(np.mean(tflm == y)))
@@ -174,7 +174,7 @@ def test_quantize_names_a_missing_windows_file(tmp_path):
     assert "windows.npz" in result.stderr and result.stderr.count("\n") == 1
 
 
-def test_input_quantisation_rounds_half_to_even_and_clamps():
-    q = quantise_input(np.array([0.25, 0.75, -0.25, 100.0, -100.0], np.float32), 0.5, 3)
+def test_input_quantization_rounds_half_to_even_and_clamps():
+    q = quantize_input(np.array([0.25, 0.75, -0.25, 100.0, -100.0], np.float32), 0.5, 3)
     # 0.5 -> 0 (even), 1.5 -> 2, -0.5 -> -0; then + zero point 3; the last two clamp
     assert q.tolist() == [3, 5, 3, 127, -128]

@@ -17,13 +17,13 @@ from conftest import require_tools, sim_board, tinyhar
 from fw_models import third_party_float_model
 from lstm_models import lstm_node
 
-from tinyhar import runs
 from tinyhar.board import protocol as P
 from tinyhar.deploy.board_reference import for_build
 from tinyhar.device.emulator import start_emulator
 from tinyhar.device.link import Link
 from tinyhar.lite.reference import Reference
 from tinyhar.lite.tflite_inspect import parse_model
+from tinyhar.run import folder as runs
 
 APT = "gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm"
 WINDOWS = 200

@@ -27,7 +27,6 @@ from click.testing import CliRunner
 from conftest import SHARED_LIBRARIES, one_error_line, require_tools, sim_board
 from fw_models import LABELS, make_run
 
-from tinyhar import runs
 from tinyhar.board import tflm_library
 from tinyhar.cli import main
 from tinyhar.deploy.m4f_image import (
@@ -40,6 +39,7 @@ from tinyhar.deploy.m4f_image import (
 from tinyhar.device.emulator import EmulatedBoard
 from tinyhar.device.link import Link
 from tinyhar.errors import TinyharError
+from tinyhar.run import folder as runs
 
 CHIRALE = "Chirale_TensorFLowLite"
 APT = "gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm"

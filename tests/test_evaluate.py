@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from conftest import one_error_line, verify_quietly, virtual_board
 from hapt_data import HAPT_CLASSES, hapt_folder, hapt_subset, import_cli
 
-from tinyhar import runs
 from tinyhar.cli import main
+from tinyhar.run import folder as runs
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,7 @@ def hapt_run(tmp_path_factory) -> tuple[Path, Path]:
 def test_evaluate_before_quantize_scores_float_and_says_how_to_get_int8(hapt_run):
     run, data = hapt_run
     if (run / runs.INT8_MODEL).exists():
-        pytest.skip("the run was quantised by an earlier test")
+        pytest.skip("the run was quantized by an earlier test")
     out = _cli("evaluate", "--run", run, "--data", data, "--subjects", "7").output
     assert "int8: not scored" in out and "tinyhar quantize" in out
     ev = json.loads((run / runs.EVALUATE_JSON).read_text())

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 from fw_models import make_run
 
-from tinyhar import runs
 from tinyhar.cli import main
 from tinyhar.deploy import arduino
+from tinyhar.run import folder as runs
 
 FAKE_ARDUINO_CLI = r"""#!{python}
 # FAKE arduino-cli for tests: records argv (and, in FAKE_CWD_LOG, its working directory),

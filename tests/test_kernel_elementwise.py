@@ -204,7 +204,7 @@ def test_other_types_are_refused(harness: Harness):
     )
     rc, _ = harness.run(m, [np.zeros((1, 2, 8), np.int16)] * 2, OWN_ADD)
     assert rc == ALLOCATE_FAILED
-    assert "ADD (tinyhar): only per-tensor quantised int8 inputs and output, got INT16" in (
+    assert "ADD (tinyhar): only per-tensor quantized int8 inputs and output, got INT16" in (
         harness.log
     )
 

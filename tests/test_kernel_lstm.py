@@ -36,7 +36,7 @@ from lstm_models import (
     tflm_sequences,
     with_batches,
     with_lstm_options,
-    with_quantisation,
+    with_quantization,
     with_tensor_types,
 )
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
@@ -251,7 +251,7 @@ def test_extreme_zero_points_match_python_tflm(harnesses):
     node = lstm_node(model)
     ins = node.inputs
     for zx, zh in ((-128, 127), (127, -128)):
-        edited = with_quantisation(
+        edited = with_quantization(
             model,
             {
                 ins[0]: (node.input_quant[0], zx),
@@ -268,7 +268,7 @@ def test_extreme_zero_points_match_python_tflm(harnesses):
         ins[k]: (float(tensors[ins[k]].quantization.scale[0]), zw)
         for k, zw in ((1, 127), (2, 3), (7, -5), (8, -128))
     }
-    edited = with_quantisation(model, weights)
+    edited = with_quantization(model, weights)
     want = same_as_tflm(harnesses, edited, random_inputs(edited, RUNS, 5))
     assert len(np.unique(want)) > 50
 
@@ -276,7 +276,7 @@ def test_extreme_zero_points_match_python_tflm(harnesses):
 @pytest.mark.slow
 @pytest.mark.parametrize("shift", ["left", "right-31", "flushed"])
 def test_extreme_scales_match_python_tflm(shift: str, harnesses):
-    """Input (and hidden state) scales moved so that the input gates' requantisation shifts left
+    """Input (and hidden state) scales moved so that the input gates' requantization shifts left
     (multipliers above 1), right by 31 (multipliers in [2^-32, 2^-31)) or further
     (QuantizeMultiplier flushes them to 0)."""
     from tinyhar.lite.tflite_inspect import parse_model
@@ -291,7 +291,7 @@ def test_extreme_scales_match_python_tflm(shift: str, harnesses):
     factor = {"left": 4.0, "right-31": 2.0**-31 / (1.05 * max(unit)), "flushed": 2.0**-40}[shift]
     hidden = 4.0 if shift == "left" else 1.0
     sx, sh = sx * factor, sh * hidden
-    edited = with_quantisation(model, {ins[0]: (sx, zx), ins[18]: (sh, zh), node.output: (sh, zh)})
+    edited = with_quantization(model, {ins[0]: (sx, zx), ins[18]: (sh, zh), node.output: (sh, zh)})
     band = {"left": (1.0, 2.0**31), "right-31": (2.0**-32, 2.0**-31), "flushed": (0, 2.0**-32)}
     low, high = band[shift]
     assert all(low <= m * factor < high for m in unit)

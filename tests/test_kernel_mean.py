@@ -180,7 +180,7 @@ def test_a_runtime_axis_and_other_types_are_refused(harness: Harness):
     )
     rc, _ = harness.run(model, [np.zeros((1, 1, 5, 4), np.int16)], OWN_MEAN)
     assert rc == ALLOCATE_FAILED
-    assert "MEAN (tinyhar): only per-tensor quantised int8 input and output, got INT16" in (
+    assert "MEAN (tinyhar): only per-tensor quantized int8 input and output, got INT16" in (
         harness.log
     )
 

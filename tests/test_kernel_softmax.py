@@ -47,7 +47,7 @@ def harness(request: pytest.FixtureRequest, libraries: Path) -> Harness:
 def softmax_model(
     shape: tuple[int, ...], scale: float, zero_point: int, beta: float = 1.0, out: str = "int8"
 ) -> bytes:
-    """SOFTMAX over the last axis of an int8 tensor; int8 or int16 output quantised as TFLite
+    """SOFTMAX over the last axis of an int8 tensor; int8 or int16 output quantized as TFLite
     requires ([0, 1) over the type's range)."""
     options = schema.SoftmaxOptionsT()
     options.beta = beta
@@ -109,7 +109,7 @@ def test_random_shapes_scales_and_betas_match_the_interpreter_and_cmsis_nn(
 
 @pytest.mark.usefixtures("host_gcc")
 def test_the_non_negative_roundings_equal_gemmlowps(harness: Harness):
-    """The kernel's sum and output roundings (tinyhar_requantise.h) against gemmlowp's general
+    """The kernel's sum and output roundings (tinyhar_requantize.h) against gemmlowp's general
     SaturatingRoundingDoublingHighMul and RoundingDivideByPOT, ties included: random rows almost
     never land on a tie, so this is where an off-by-one in them would show."""
     assert harness.nonnegative_rounding_mismatches(2_000_000, seed=11) == 0
@@ -191,7 +191,7 @@ def test_rows_the_reference_cannot_represent_and_other_types_are_refused(harness
     inputs = [np.zeros((1, 2, 8), np.int16)]
     rc, _ = harness.run(model, inputs, OWN_SOFTMAX)
     assert rc == ALLOCATE_FAILED
-    assert "SOFTMAX (tinyhar): only per-tensor quantised int8 -> int8 or int16, got INT16" in (
+    assert "SOFTMAX (tinyhar): only per-tensor quantized int8 -> int8 or int16, got INT16" in (
         harness.log
     )
 

@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from conftest import TINYHAR, one_error_line, verify_history
 from fw_models import har_int8_model, make_run
 
-from tinyhar import runs
 from tinyhar.board import tflm_library
 from tinyhar.cli import main
 from tinyhar.deploy import board_reference, native_build
 from tinyhar.files import KILL_AFTER_WRITES
 from tinyhar.log import printable
+from tinyhar.run import folder as runs
 
 CORPUS = Path(__file__).parent / "corpus"
 OSC_TITLE = "\x1b]0;owned\x07"  # a terminal's window title, set by printing it

@@ -56,8 +56,8 @@ def test_an_error_is_one_line_with_its_exit_code(tmp_path):
 
 
 def test_run_hints_name_the_command_with_the_run_it_means(tmp_path, monkeypatch):
-    from tinyhar import runs
     from tinyhar.errors import TinyharError
+    from tinyhar.run import folder as runs
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(

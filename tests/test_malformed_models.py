@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from conftest import one_error_line, sim_board, tinyhar
 from fw_models import har_int8_model, make_run
 
-from tinyhar import runs
 from tinyhar.cli import main
 from tinyhar.crc import crc32
 from tinyhar.lite.tflite_inspect import inspect_tflite
+from tinyhar.run import folder as runs
 
 CORPUS = Path(__file__).parent / "corpus"
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from tinyhar import runs
 from tinyhar.errors import TinyharError
 from tinyhar.model.distill import distilled_targets, soften
+from tinyhar.run import folder as runs
 
 
 def test_soft_targets_mix_labels_and_flattened_teacher_probabilities():

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinyhar import runs
 from tinyhar.cli import main
 from tinyhar.errors import TinyharError
 from tinyhar.model.architectures import TINY_SIZE
 from tinyhar.model.train import TrainConfig, prepare
+from tinyhar.run import folder as runs
 
 
 @pytest.fixture(scope="module")

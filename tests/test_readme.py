@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tinyhar import runs
 from tinyhar.board.protocol import PROTOCOL_VERSION
+from tinyhar.run import firmware as fw
+from tinyhar.run import folder as runs
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -31,8 +32,8 @@ def test_the_run_folder_names_every_file_a_run_gets() -> None:
         runs.HISTORY_JSON, runs.CONFUSION_PNG, runs.HISTORY_PNG, runs.INT8_MODEL,
         runs.QUANTIZE_JSON, runs.BUILD_JSON, runs.VERIFY_HISTORY, runs.EVALUATE_JSON,
         runs.EVALUATE_PNG, runs.DEMO_JSON, runs.verify_json("model"), runs.verify_json("raw"),
-        f"{runs.FIRMWARE_DIR}/<board>/libraries/{runs.FIRMWARE_LIBRARY}/",
-        f"{runs.FIRMWARE_DIR}/<board>/{runs.M4F_DIR}/", f"{runs.EMULATOR_DIR}/<board>/",
+        f"{fw.FIRMWARE_DIR}/<board>/libraries/{fw.FIRMWARE_LIBRARY}/",
+        f"{fw.FIRMWARE_DIR}/<board>/{fw.M4F_DIR}/", f"{fw.EMULATOR_DIR}/<board>/",
         runs.verify_resume("model").replace("model", "<mode>"),
     ]  # fmt: skip
     missing = [n for n in names if f"`{n}`" not in text]

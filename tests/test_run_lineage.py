@@ -16,9 +16,10 @@ from click.testing import CliRunner
 from conftest import TINYHAR, one_error_line
 from fw_models import make_keras_run, make_run
 
-from tinyhar import runs
 from tinyhar.cli import main
 from tinyhar.files import KILL_AFTER_WRITES
+from tinyhar.run import folder as runs
+from tinyhar.run.firmware import FIRMWARE_DIR
 
 
 def _cli(*args: str):
@@ -123,7 +124,7 @@ def _files(run: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_retrain_killed_at_every_file_write_leaves_the_old_run_or_one_refused(tiny_run, tmp_path):
-    """`train --run R` into a quantised and built run, SIGKILLed right after its 1st, 2nd, ...
+    """`train --run R` into a quantized and built run, SIGKILLed right after its 1st, 2nd, ...
     file write or removal (the TINYHAR_TEST_KILL_AFTER_WRITES test hook), until it finishes."""
     old = tmp_path / "old"
     shutil.copytree(tiny_run, old)
@@ -162,7 +163,7 @@ def test_a_retrain_killed_at_every_file_write_leaves_the_old_run_or_one_refused(
     assert proc.returncode == 0
     rec = json.loads((run / runs.METRICS_JSON).read_text())
     assert len(rec["labels"]) == 3 and runs.check_run(run) is None
-    assert not (run / runs.INT8_MODEL).exists() and not (run / runs.FIRMWARE_DIR).exists()
+    assert not (run / runs.INT8_MODEL).exists() and not (run / FIRMWARE_DIR).exists()
     # every write and removal was a kill point: a removal of each of the old derived files, the
     # seven training files, metrics.json last
     assert n >= 12 and states.count("refused") >= 10, states

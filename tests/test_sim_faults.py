@@ -18,11 +18,11 @@ from conftest import (
     virtual_board,
 )
 
-from tinyhar import runs
 from tinyhar.device.verify import VerifyReport
 from tinyhar.device.virtual_board import Faults
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
+from tinyhar.run import folder as runs
 
 
 def _assert_clean_pass(report: VerifyReport, run, windows: int) -> VerifyReport:

@@ -14,10 +14,10 @@ import pytest
 from conftest import verify_history, verify_quietly, virtual_board
 from PIL import Image
 
-from tinyhar import runs
 from tinyhar.device.link import Link
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
+from tinyhar.run import folder as runs
 
 
 @pytest.fixture

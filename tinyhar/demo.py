@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinyhar import runs
 from tinyhar.board.boards import Board, default_board
 from tinyhar.data.synth import SUBJECTS, synthesize
 from tinyhar.deploy.build import BuildOptions, build_firmware
@@ -21,6 +20,7 @@ from tinyhar.files import atomic_write_json
 from tinyhar.log import Log, inf
 from tinyhar.model.config import DEFAULT_EPOCHS
 from tinyhar.model.train import TrainConfig, train
+from tinyhar.run import folder as runs
 
 
 @dataclass
@@ -52,7 +52,7 @@ def virtual_board(board: Board, run: Path, log: Log = inf) -> Iterator[str]:
 
 
 def run_demo(opts: DemoOptions, log: Log = inf) -> dict[str, Any]:
-    """Synthesise, train tiny/arm, quantise, build, verify (model and raw mode); the figures."""
+    """Synthesise, train tiny/arm, quantize, build, verify (model and raw mode); the figures."""
 
     run = Path(opts.out)
     seconds: dict[str, float] = {}

@@ -1,7 +1,7 @@
 // int8 BATCH_MATMUL for the Arduino TFLM libraries, which have no such kernel.
 //
 // output[..., m, n] = sum_k (lhs[..., m, k] - lhs_zp) * (rhs[..., k, n] - rhs_zp) in int32, then
-// requantised as TFLM's reference kernel does: the real multiplier
+// requantized as TFLM's reference kernel does: the real multiplier
 // double(lhs_scale) * double(rhs_scale) / double(out_scale) becomes a fixed-point multiplier and
 // shift (QuantizeMultiplier), MultiplyByQuantizedMultiplier, + output zero point, clamp to int8.
 // adj_x / adj_y are read through strides, so no scratch buffer in the arena is needed.
@@ -39,7 +39,7 @@
 #include "tensorflow/lite/micro/micro_log.h"
 #pragma GCC diagnostic pop
 #include "tinyhar_kernels.h"
-#include "tinyhar_requantise.h"
+#include "tinyhar_requantize.h"
 #include "tinyhar_simd.h"
 
 namespace tinyhar {
@@ -56,7 +56,7 @@ constexpr int32_t kMaxDepth = INT32_MAX / (255 * 255);
 constexpr int kPackedGroups = 32;
 
 struct OpData {
-  Requantiser requantise;
+  Requantizer requantize;
   int32_t lhs_offset;  // -lhs zero point
   int32_t rhs_offset;  // -rhs zero point
   int32_t output_offset;
@@ -162,7 +162,7 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, const TfLiteBatchMatMulParam
   TF_LITE_ENSURE(context, lhs != nullptr && rhs != nullptr && output != nullptr);
   if (!IsPerTensorInt8(lhs) || !IsPerTensorInt8(rhs) || !IsPerTensorInt8(output)) {
     MicroPrintf(
-        "BATCH_MATMUL (tinyhar): only per-tensor quantised int8 inputs and output, got %s x %s "
+        "BATCH_MATMUL (tinyhar): only per-tensor quantized int8 inputs and output, got %s x %s "
         "-> %s",
         TfLiteTypeGetName(lhs->type), TfLiteTypeGetName(rhs->type),
         TfLiteTypeGetName(output->type));
@@ -179,7 +179,7 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, const TfLiteBatchMatMulParam
   int32_t multiplier;
   int shift;
   tflite::QuantizeMultiplier(real_multiplier, &multiplier, &shift);
-  data->requantise = Requantiser::Make(multiplier, shift);
+  data->requantize = Requantizer::Make(multiplier, shift);
   data->lhs_offset = -lhs->params.zero_point;
   data->rhs_offset = -rhs->params.zero_point;
   data->output_offset = output->params.zero_point;
@@ -209,8 +209,8 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   return status;
 }
 
-inline int8_t Requantise(const OpData& data, int32_t acc) {
-  int32_t v = data.requantise(acc) + data.output_offset;
+inline int8_t Requantize(const OpData& data, int32_t acc) {
+  int32_t v = data.requantize(acc) + data.output_offset;
   v = v < data.activation_min ? data.activation_min : v;
   v = v > data.activation_max ? data.activation_max : v;
   return static_cast<int8_t>(v);
@@ -227,7 +227,7 @@ void MatMulScalar(const OpData& data, const int8_t* lhs, const int8_t* rhs, int8
         const int32_t b = rhs_col[k * data.rhs_depth_stride];
         acc += (a + data.lhs_offset) * (b + data.rhs_offset);
       }
-      out[m * data.cols + n] = Requantise(data, acc);
+      out[m * data.cols + n] = Requantize(data, acc);
     }
   }
 }
@@ -295,15 +295,15 @@ void DotPacked(const int8_t* a, const uint32_t* w, int groups, int32_t* acc) {
   acc[3] = c3;
 }
 
-// Requantises `count` accumulators into o[0 .. count - 1]. Not inlined: its own registers hold
-// the requantisation constants, which the packed loop would spill.
+// Requantizes `count` accumulators into o[0 .. count - 1]. Not inlined: its own registers hold
+// the requantization constants, which the packed loop would spill.
 __attribute__((noinline)) void Store(const OpData& data, const uint32_t* sums, int count,
                                      int8_t* o) {
   // Locals: the int8 stores may alias `data` as far as the compiler knows.
-  const Requantiser requantise = data.requantise;
+  const Requantizer requantize = data.requantize;
   const int32_t output_offset = data.output_offset;
   for (int j = 0; j < count; ++j) {
-    int32_t v = requantise(static_cast<int32_t>(sums[j])) + output_offset;
+    int32_t v = requantize(static_cast<int32_t>(sums[j])) + output_offset;
     v = v < INT8_MIN ? INT8_MIN : v;  // BATCH_MATMUL has no fused activation
     v = v > INT8_MAX ? INT8_MAX : v;
     o[j] = static_cast<int8_t>(v);

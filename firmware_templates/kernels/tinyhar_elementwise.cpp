@@ -38,7 +38,7 @@
 #include "tensorflow/lite/micro/micro_log.h"
 #pragma GCC diagnostic pop
 #include "tinyhar_kernels.h"
-#include "tinyhar_requantise.h"
+#include "tinyhar_requantize.h"
 
 namespace tinyhar {
 namespace {
@@ -53,10 +53,10 @@ constexpr int kAddLeftShift = 20;  // the reference's for int8
 enum class Op { kAdd, kMul };
 
 struct OpData {
-  // ADD: both inputs' and the output's requantisation; MUL: the output's only.
-  Requantiser input1;
-  Requantiser input2;
-  Requantiser output;
+  // ADD: both inputs' and the output's requantization; MUL: the output's only.
+  Requantizer input1;
+  Requantizer input2;
+  Requantizer output;
   int32_t input1_offset;  // -zero point
   int32_t input2_offset;
   int32_t output_offset;
@@ -174,7 +174,7 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, Op op, TfLiteFusedActivation
                             TfLiteTensor* output, OpData* data) {
   TF_LITE_ENSURE(context, input1 != nullptr && input2 != nullptr && output != nullptr);
   if (!IsPerTensorInt8(input1) || !IsPerTensorInt8(input2) || !IsPerTensorInt8(output)) {
-    MicroPrintf("%s (tinyhar): only per-tensor quantised int8 inputs and output, got %s, %s -> %s",
+    MicroPrintf("%s (tinyhar): only per-tensor quantized int8 inputs and output, got %s, %s -> %s",
                 Name(op), TfLiteTypeGetName(input1->type), TfLiteTypeGetName(input2->type),
                 TfLiteTypeGetName(output->type));
     return kTfLiteError;
@@ -209,17 +209,17 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, Op op, TfLiteFusedActivation
                                     : input2->params.scale);
     tflite::QuantizeMultiplierSmallerThanOneExp(scale1 / twice_max_input_scale, &multiplier,
                                                 &shift);
-    data->input1 = Requantiser::Make(multiplier, shift);
+    data->input1 = Requantizer::Make(multiplier, shift);
     tflite::QuantizeMultiplierSmallerThanOneExp(scale2 / twice_max_input_scale, &multiplier,
                                                 &shift);
-    data->input2 = Requantiser::Make(multiplier, shift);
+    data->input2 = Requantizer::Make(multiplier, shift);
     tflite::QuantizeMultiplierSmallerThanOneExp(
         twice_max_input_scale / ((1 << kAddLeftShift) * scale_out), &multiplier, &shift);
-    data->output = Requantiser::Make(multiplier, shift);
+    data->output = Requantizer::Make(multiplier, shift);
   } else {
     // As the reference's CalculateOpDataMul.
     tflite::QuantizeMultiplier(scale1 * scale2 / scale_out, &multiplier, &shift);
-    data->output = Requantiser::Make(multiplier, shift);
+    data->output = Requantizer::Make(multiplier, shift);
   }
   return kTfLiteOk;
 }
@@ -248,14 +248,14 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
 
 // One input's per-element term: ADD s_i, MUL x_i - zp_i.
 template <Op kOp>
-inline int32_t Term(const Requantiser& r, int32_t offset, int8_t x) {
+inline int32_t Term(const Requantizer& r, int32_t offset, int8_t x) {
   const int32_t v = x + offset;
   return kOp == Op::kAdd ? r(v * (1 << kAddLeftShift)) : v;
 }
 
 // The output from both terms, clamped.
 template <Op kOp>
-inline int8_t Combine(const Requantiser& r, int32_t offset, int32_t lo, int32_t hi, int32_t t1,
+inline int8_t Combine(const Requantizer& r, int32_t offset, int32_t lo, int32_t hi, int32_t t1,
                       int32_t t2) {
   int32_t v = r(kOp == Op::kAdd ? t1 + t2 : t1 * t2) + offset;
   v = v < lo ? lo : v;
@@ -274,11 +274,11 @@ struct Precomputed {
 };
 
 template <Op kOp>
-inline int32_t TermAt(const Direct& in, const Requantiser& r, int32_t offset, int i) {
+inline int32_t TermAt(const Direct& in, const Requantizer& r, int32_t offset, int i) {
   return Term<kOp>(r, offset, in.x[i]);
 }
 template <Op kOp>
-inline int32_t TermAt(const Precomputed& in, const Requantiser&, int32_t, int i) {
+inline int32_t TermAt(const Precomputed& in, const Requantizer&, int32_t, int i) {
   return in.terms[i];
 }
 
@@ -288,9 +288,9 @@ template <Op kOp, int kStep2, typename In2>
 __attribute__((noinline)) void Inner(const OpData& d, bool swapped, const int8_t* x1, In2 in2,
                                      int8_t* out, int n) {
   // Locals: the int8 stores may alias `d` as far as the compiler knows.
-  const Requantiser r1 = swapped ? d.input2 : d.input1;
-  const Requantiser r2 = swapped ? d.input1 : d.input2;
-  const Requantiser ro = d.output;
+  const Requantizer r1 = swapped ? d.input2 : d.input1;
+  const Requantizer r2 = swapped ? d.input1 : d.input2;
+  const Requantizer ro = d.output;
   const int32_t o1 = swapped ? d.input2_offset : d.input1_offset;
   const int32_t o2 = swapped ? d.input1_offset : d.input2_offset;
   const int32_t oo = d.output_offset;
@@ -352,7 +352,7 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
   const int8_t* x2 = tflite::micro::GetTensorData<int8_t>(l.swapped ? input1 : input2);
   int8_t* out = tflite::micro::GetTensorData<int8_t>(output);
   if (l.elements2 <= kSmallInput && l.elements2 < l.elements1) {
-    const Requantiser r2 = l.swapped ? d.input1 : d.input2;
+    const Requantizer r2 = l.swapped ? d.input1 : d.input2;
     const int32_t o2 = l.swapped ? d.input1_offset : d.input2_offset;
     int32_t terms[kSmallInput];
     for (int i = 0; i < l.elements2; ++i) terms[i] = Term<kOp>(r2, o2, x2[i]);

@@ -23,7 +23,7 @@ TfLiteRegistration Register_UNIDIRECTIONAL_SEQUENCE_LSTM();
 TfLiteRegistration Register_SOFTMAX();
 
 // int8 MEAN over any constant axes, keep_dims or not, with int32 sums and current TFLM's integer
-// requantisation (the 2022 Arduino libraries' float mean differs by +-1).
+// requantization (the 2022 Arduino libraries' float mean differs by +-1).
 TfLiteRegistration Register_MEAN();
 
 // int8 ADD and MUL, elementwise and broadcast (up to 6 dimensions), fused activations; the

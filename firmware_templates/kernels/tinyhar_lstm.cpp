@@ -210,13 +210,13 @@ TfLiteStatus CheckSupported(const Tensors& t, const TfLiteUnidirectionalSequence
         TypeName(t.in(kCellState)), TypeName(t.in(kHiddenState)), TypeName(t.out()));
     return kTfLiteError;
   }
-  bool quantised = IsPerTensor(t.in(kInput)) && IsPerTensor(t.in(kHiddenState)) &&
+  bool quantized = IsPerTensor(t.in(kInput)) && IsPerTensor(t.in(kHiddenState)) &&
                    IsPerTensor(t.in(kCellState));
   for (int g = 0; g < kGates; ++g) {
-    quantised = quantised && IsPerTensor(t.in(kInputWeights + g)) &&
+    quantized = quantized && IsPerTensor(t.in(kInputWeights + g)) &&
                 IsPerTensor(t.in(kRecurrentWeights + g));
   }
-  if (!quantised) {
+  if (!quantized) {
     MicroPrintf(
         "UNIDIRECTIONAL_SEQUENCE_LSTM (tinyhar): weights, input and states need one scale per "
         "tensor (per-channel weights are not supported)");
@@ -283,9 +283,9 @@ void CellTanhRescale(int power, OpData* data) {
   }
 }
 
-// The reference's quantisation parameters (lstm_eval_common.cc: CreateGateParams,
+// The reference's quantization parameters (lstm_eval_common.cc: CreateGateParams,
 // CreateInterGateMulParams, CreateLstmCellStateInfo; fully_connected_common.cc).
-void PrepareQuantisation(const Tensors& t, const TfLiteUnidirectionalSequenceLSTMParams& p,
+void PrepareQuantization(const Tensors& t, const TfLiteUnidirectionalSequenceLSTMParams& p,
                          OpData* data) {
   const float gate_scale = 0.000244140625f;      // 2^-12: the gates' int16 input, Q3.12
   const float activation_scale = 0.000030517578125f;  // 2^-15: their output, Q0.15
@@ -351,7 +351,7 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   const Tensors tensors(context, node);
   TF_LITE_ENSURE_STATUS(CheckSupported(tensors, params));
   TF_LITE_ENSURE_STATUS(PrepareShapes(tensors, params.time_major, data));
-  PrepareQuantisation(tensors, params, data);
+  PrepareQuantization(tensors, params, data);
 
   data->input_buffer = -1;
   data->hidden_buffer = -1;
@@ -445,7 +445,7 @@ inline int32_t Tanh(int32_t x, int32_t multiplier, int32_t shift, int32_t round)
   return static_cast<int16_t>(static_cast<int32_t>(r) >> 8);
 }
 
-// One gate's input: its two matmul sums requantised to Q3.12 and added, each saturated.
+// One gate's input: its two matmul sums requantized to Q3.12 and added, each saturated.
 inline int32_t GateInput(const OpData& d, int g, int32_t in_sum, int32_t rec_sum) {
   return Saturate16(Saturate16(Requantize(in_sum, d.input_fc[g])) +
                     Saturate16(Requantize(rec_sum, d.recurrent_fc[g])));

@@ -1,7 +1,7 @@
 // int8 MEAN, bit-exact with current TFLM's reference kernel (the Python tflite-micro runtime).
 //
 // As the reference's QuantizedMeanOrSum: the int32 sum of the raw inputs over the reduced axes,
-// minus input_zero_point * n (n: the elements per output), requantised with the multiplier of
+// minus input_zero_point * n (n: the elements per output), requantized with the multiplier of
 // input_scale / output_scale (QuantizeMultiplier in double) into which 1 / n is folded:
 //   shift = min(floor(log2(n)), 32, 31 + output_shift)
 //   multiplier = (multiplier << shift) / n,  output_shift -= shift
@@ -33,7 +33,7 @@
 #include "tensorflow/lite/micro/micro_log.h"
 #pragma GCC diagnostic pop
 #include "tinyhar_kernels.h"
-#include "tinyhar_requantise.h"
+#include "tinyhar_requantize.h"
 
 namespace tinyhar {
 namespace {
@@ -58,7 +58,7 @@ struct Generic {
 };
 
 struct OpData {
-  Requantiser requantise;  // with 1 / n folded in
+  Requantizer requantize;  // with 1 / n folded in
   int32_t input_zero_point;
   int32_t output_zero_point;
   uint32_t count;  // n: input elements per output
@@ -160,7 +160,7 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, const TfLiteTensor* input,
                             const TfLiteTensor* axis, const TfLiteTensor* output, OpData* data) {
   TF_LITE_ENSURE(context, input != nullptr && axis != nullptr && output != nullptr);
   if (!IsPerTensorInt8(input) || !IsPerTensorInt8(output)) {
-    MicroPrintf("MEAN (tinyhar): only per-tensor quantised int8 input and output, got %s -> %s",
+    MicroPrintf("MEAN (tinyhar): only per-tensor quantized int8 input and output, got %s -> %s",
                 TfLiteTypeGetName(input->type), TfLiteTypeGetName(output->type));
     return kTfLiteError;
   }
@@ -201,7 +201,7 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, const TfLiteTensor* input,
     *data->generic = generic;
   }
 
-  // The reference's requantisation (reduce_common.cc, reference/reduce.h QuantizedMeanOrSum).
+  // The reference's requantization (reduce_common.cc, reference/reduce.h QuantizedMeanOrSum).
   const double real_multiplier =
       static_cast<double>(input->params.scale) / static_cast<double>(output->params.scale);
   int32_t multiplier;
@@ -216,7 +216,7 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, const TfLiteTensor* input,
     multiplier = static_cast<int32_t>((static_cast<int64_t>(multiplier) << log2) / count);
     shift -= log2;
   }
-  data->requantise = Requantiser::Make(multiplier, shift);
+  data->requantize = Requantizer::Make(multiplier, shift);
   data->input_zero_point = input->params.zero_point;
   data->output_zero_point = output->params.zero_point;
   return kTfLiteOk;
@@ -238,11 +238,11 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   return status;
 }
 
-// sum - input_zero_point * n, modulo 2^32 as the reference's int32 arithmetic, requantised.
-inline int8_t Requantise(const OpData& data, uint32_t sum) {
+// sum - input_zero_point * n, modulo 2^32 as the reference's int32 arithmetic, requantized.
+inline int8_t Requantize(const OpData& data, uint32_t sum) {
   const int32_t shifted =
       static_cast<int32_t>(sum - static_cast<uint32_t>(data.input_zero_point) * data.count);
-  int32_t v = data.requantise(shifted) + data.output_zero_point;
+  int32_t v = data.requantize(shifted) + data.output_zero_point;
   v = v < INT8_MIN ? INT8_MIN : v;
   v = v > INT8_MAX ? INT8_MAX : v;
   return static_cast<int8_t>(v);
@@ -302,20 +302,20 @@ void MeanSimple(const OpData& data, const int8_t* in, int8_t* out) {
   for (int o = 0; o < data.outer; ++o) {
     const int8_t* block = in + static_cast<size_t>(o) * count * inner;
     if (inner == 1) {
-      *out++ = Requantise(data, SumContiguous(block, data.count));
+      *out++ = Requantize(data, SumContiguous(block, data.count));
       continue;
     }
     int c = 0;
     for (; c + 4 <= inner; c += 4) {
       uint32_t sums[4] = {0, 0, 0, 0};
       SumColumns4(block + c, count, inner, sums);
-      for (int j = 0; j < 4; ++j) *out++ = Requantise(data, sums[j]);
+      for (int j = 0; j < 4; ++j) *out++ = Requantize(data, sums[j]);
     }
     for (; c < inner; ++c) {
       uint32_t sum = 0;
       const int8_t* p = block + c;
       for (int r = 0; r < count; ++r, p += inner) sum += static_cast<uint32_t>(*p);
-      *out++ = Requantise(data, sum);
+      *out++ = Requantize(data, sum);
     }
   }
 }
@@ -347,7 +347,7 @@ void MeanGeneric(const OpData& data, const int8_t* in, int8_t* out) {
         offset -= reduced_back[i];
       }
     }
-    out[o] = Requantise(data, sum);
+    out[o] = Requantize(data, sum);
     for (int i = g.kept_rank - 1; i >= 0; --i) {
       if (++kept_index[i] < g.kept_dims[i]) {
         base += g.kept_strides[i];

@@ -32,7 +32,7 @@
 #include "tensorflow/lite/micro/micro_log.h"
 #pragma GCC diagnostic pop
 #include "tinyhar_kernels.h"
-#include "tinyhar_requantise.h"
+#include "tinyhar_requantize.h"
 
 namespace tinyhar {
 namespace {
@@ -87,11 +87,11 @@ TfLiteStatus PrepareTensors(TfLiteContext* context, const TfLiteSoftmaxParams& p
   TF_LITE_ENSURE(context, input != nullptr && output != nullptr);
   if (input->type != kTfLiteInt8 || !IsPerTensor(input) || !IsPerTensor(output) ||
       (output->type != kTfLiteInt8 && output->type != kTfLiteInt16)) {
-    MicroPrintf("SOFTMAX (tinyhar): only per-tensor quantised int8 -> int8 or int16, got %s -> %s",
+    MicroPrintf("SOFTMAX (tinyhar): only per-tensor quantized int8 -> int8 or int16, got %s -> %s",
                 TfLiteTypeGetName(input->type), TfLiteTypeGetName(output->type));
     return kTfLiteError;
   }
-  // The reference's output quantisation: [0, 1) over the output type's range.
+  // The reference's output quantization: [0, 1) over the output type's range.
   data->int16_output = output->type == kTfLiteInt16;
   if (data->int16_output) {
     TF_LITE_ENSURE_EQ(context, output->params.zero_point, -32768);

@@ -16,7 +16,7 @@
 #include "tensorflow/lite/schema/schema_generated.h"
 #pragma GCC diagnostic pop
 #include "tinyhar_op_resolver.h"
-#include "tinyhar_requantise.h"
+#include "tinyhar_requantize.h"
 
 namespace {
 
@@ -210,9 +210,9 @@ int bmm_resolver_facts(int* facts, int n) {
 }
 
 // Inputs (of `n` pseudo-random ones from `seed`, half of them next to a rounding boundary) where
-// tinyhar::Requantiser and the library's MultiplyByQuantizedMultiplier differ; `near_boundary`
+// tinyhar::Requantizer and the library's MultiplyByQuantizedMultiplier differ; `near_boundary`
 // counts the inputs placed next to one.
-int bmm_requantise_mismatches(int n, uint32_t seed, int* near_boundary) {
+int bmm_requantize_mismatches(int n, uint32_t seed, int* near_boundary) {
   uint32_t state = seed | 1u;
   auto next = [&state]() {
     state ^= state << 13;
@@ -243,13 +243,13 @@ int bmm_requantise_mismatches(int n, uint32_t seed, int* near_boundary) {
         ++*near_boundary;
       }
     }
-    const tinyhar::Requantiser r = tinyhar::Requantiser::Make(multiplier, shift);
+    const tinyhar::Requantizer r = tinyhar::Requantizer::Make(multiplier, shift);
     if (r(x) != tflite::MultiplyByQuantizedMultiplier(x, multiplier, shift)) ++mismatches;
   }
   return mismatches;
 }
 
-// Inputs where the non-negative roundings of tinyhar_requantise.h (the softmax's) and gemmlowp's
+// Inputs where the non-negative roundings of tinyhar_requantize.h (the softmax's) and gemmlowp's
 // general ones differ: n pseudo-random (a, b) >= 0 and (x, e), half of them x on a tie.
 int bmm_nonnegative_rounding_mismatches(int n, uint32_t seed) {
   uint32_t state = seed | 1u;

@@ -57,7 +57,7 @@ def _random_config(rng: np.random.Generator, ch: int) -> PreprocessConfig:
 
 
 def _near_half(rng: np.random.Generator, cfg: PreprocessConfig, n: int) -> np.ndarray:
-    """Raw samples whose quantiser input lands on or next to k + 0.5."""
+    """Raw samples whose quantizer input lands on or next to k + 0.5."""
     ch = cfg.channels
     k = rng.integers(-140, 140, size=(n, ch)) + 0.5
     norm = k * float(cfg.input_scale)

@@ -1,7 +1,7 @@
 """The canonical preprocessing, bit-identical to `tinyhar_preprocess()` in the firmware core.
 
 board sample (board units and axes) -> training units: v[c] = axis_sign[c] * raw[axis_src[c]] *
-unit_factor[c] -> normalise: n = (v - mean[c]) * inv_std[c] -> quantise: q = clamp(rint(n *
+unit_factor[c] -> normalise: n = (v - mean[c]) * inv_std[c] -> quantize: q = clamp(rint(n *
 (1 / input_scale)) + zero_point, -128, 127). Every step in float32 with no fused multiply-add;
 rint rounds half to even; NaN maps to the zero point.
 """
@@ -95,7 +95,7 @@ class PreprocessConfig:
         if np.any(self.axis_src < 0) or np.any(self.axis_src >= c):
             raise TinyharError(f"axis sources must lie in 0..{c - 1}; fix the board's axis_map")
         if not self.input_scale > 0:
-            raise TinyharError(f"input scale {self.input_scale} is not positive; re-quantise")
+            raise TinyharError(f"input scale {self.input_scale} is not positive; re-quantize")
 
     @property
     def channels(self) -> int:
@@ -184,7 +184,7 @@ def normalise(v: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 
 
 def quantize(n: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """Normalised float32 -> int8 with the model's input quantisation."""
+    """Normalised float32 -> int8 with the model's input quantization."""
     x = np.asarray(n, dtype=np.float32) * cfg.inv_input_scale
     x = np.where(np.isnan(x), np.float32(0), x)
     x = np.clip(x, np.float32(-1024), np.float32(1024))

@@ -17,7 +17,7 @@ from tinyhar.commands.options import (
 from tinyhar.data.synth import SUBJECTS
 from tinyhar.errors import EXIT_FAILED
 from tinyhar.model.config import DEFAULT_EPOCHS
-from tinyhar.runs import DEMO_DIR
+from tinyhar.run.folder import DEMO_DIR
 
 
 @click.command()

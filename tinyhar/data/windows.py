@@ -11,7 +11,7 @@ from tinyhar.errors import TinyharError
 
 WINDOW = 100
 STRIDE = 50
-REPRESENTATIVE_WINDOWS = 500  # training windows that calibrate the int8 quantisation
+REPRESENTATIVE_WINDOWS = 500  # training windows that calibrate the int8 quantization
 SPLIT_KINDS = ("subjects", "loso", "random")
 STD_FLOOR = 1e-3  # training units (m/s^2, deg/s): a flat channel must not divide by ~0
 RANDOM_FRACTIONS = (0.70, 0.15, 0.15)

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 
-from tinyhar import runs
 from tinyhar.board.boards import Board
 from tinyhar.board.tflm_library import (
     DEFINES,
@@ -40,6 +39,7 @@ from tinyhar.lite.arena import debug_arena_bytes, host_arena_bytes
 from tinyhar.lite.tflite_inspect import debug_model, inspect_tflite
 from tinyhar.log import Log
 from tinyhar.resources import templates_dir
+from tinyhar.run.firmware import FirmwareTree
 
 HOST_DIR = "host"  # firmware_templates/host: what the host build adds (logging and clock)
 # Arduino.h and Wire.h declarations portable to the host come from the emulator's layer.
@@ -160,7 +160,7 @@ class BoardReference:
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         """int8 scores (n, classes) for int8 windows (n, ...), through the firmware's own
-        tinyhar_runner_infer (float-I/O models: its dequantise and requantise too)."""
+        tinyhar_runner_infer (float-I/O models: its dequantize and requantize too)."""
         q, n_classes = np.asarray(windows).reshape(len(windows), -1), self.n_classes
         if _current.get(str(self.built.path)) != self._token:
             self._start()
@@ -203,7 +203,7 @@ def for_build(
         lib = load_library(build["tflm_library"]["name"])
         if run is None:
             return None, "no run folder to find the firmware in"
-        library_dir = runs.firmware_of(run, build).library_dir
+        library_dir = FirmwareTree.of_build(run, build).library_dir
         if not (library_dir / "src").is_dir():
             return None, f"the firmware library {library_dir} is gone: run `tinyhar build`"
         tflm_src = tflm_source(lib, libraries)

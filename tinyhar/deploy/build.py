@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinyhar import __version__, runs
+from tinyhar import __version__
 from tinyhar.board.boards import Board, default_board
 from tinyhar.board.tflm_library import KernelPlan
 from tinyhar.crc import crc32, crc32_hex
@@ -42,6 +42,8 @@ from tinyhar.files import atomic_write_json, read_json
 from tinyhar.lite.arena import DEFAULT_MARGIN, firmware_arena_bytes, margin_bytes
 from tinyhar.lite.tflite_inspect import ModelInfo, inspect_tflite
 from tinyhar.log import NORMAL, Log, inf, verbosity
+from tinyhar.run import folder as runs
+from tinyhar.run.firmware import FirmwareTree
 
 SYNTH_DATA_DIR = Path("data/synth")  # where a first build without data makes synthetic data
 
@@ -134,7 +136,7 @@ def _quantized(run: Path, log: Log) -> tuple[bytes, dict[str, Any] | None]:
 
 
 def resolve_source(opts: BuildOptions, log: Log) -> Source:
-    """The model a build is for: a run's (quantised first if need be) or a .tflite file."""
+    """The model a build is for: a run's (quantized first if need be) or a .tflite file."""
     if opts.model is not None and opts.run is not None:
         raise TinyharError("give --run or --model, not both")
     if opts.model is not None:
@@ -273,7 +275,7 @@ def label_warnings(labels: list[str]) -> list[str]:
 def _render(
     board: Board, src: Source, ctx: dict[str, Any], plan: KernelPlan, sketch: str, log: Log
 ) -> codegen.Rendered:
-    out = codegen.render_firmware(ctx, src.out_dir / runs.FIRMWARE_DIR / board.name, sketch)
+    out = codegen.render_firmware(ctx, FirmwareTree(src.out_dir, board.name, sketch))
     own = f", {', '.join(plan.own_kernels)} from tinyhar" if plan.own_kernels else ""
     log(
         f"build: rendered {out.library_dir} ({len(src.model)} B model, arena "

@@ -19,22 +19,22 @@ from typing import Any
 
 import jinja2
 
-from tinyhar import runs
 from tinyhar.board.boards import NAME
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, atomic_write_text
 from tinyhar.resources import templates_dir
+from tinyhar.run.firmware import FIRMWARE_LIBRARY, FirmwareTree
 
-LIBRARY_NAME = runs.FIRMWARE_LIBRARY  # the Arduino library every build regenerates
+LIBRARY_NAME = FIRMWARE_LIBRARY  # the Arduino library every build regenerates
 # Static C sources copied into the library's src/ (written by the core's authors, not rendered).
 CORE_FILES = ("tinyhar_core.h", "tinyhar_core.c")
 KERNELS_DIR = "kernels"  # tinyhar's own TFLM kernels and the resolver that adds them
-# ... and the headers the kernels share (the M4's DSP instructions, exact requantisation).
+# ... and the headers the kernels share (the M4's DSP instructions, exact requantization).
 KERNEL_COMMON = (
     "tinyhar_kernels.h",
     "tinyhar_op_resolver.h",
     "tinyhar_simd.h",
-    "tinyhar_requantise.h",
+    "tinyhar_requantize.h",
 )
 # Templates rendered into the library's src/ (the sketch and the README are placed apart).
 LIBRARY_TEMPLATES = (
@@ -243,6 +243,7 @@ def sketch_digest(text: str) -> str:
 class Rendered:
     """Where a build put the firmware, and whether the user's sketch was kept as it was."""
 
+    tree: FirmwareTree
     library_dir: Path
     sketch_dir: Path
     sketch_kept: bool
@@ -257,22 +258,22 @@ def check_sketch_name(name: str) -> str:
     return name
 
 
-def render_firmware(context: Mapping[str, Any], board_dir: Path, sketch_name: str) -> Rendered:
-    """Write `board_dir/libraries/tinyhar_model/` (replaced whole, atomically) and the sketch
-    `board_dir/<sketch>/<sketch>.ino`, which is only written when the user has not changed it."""
-    check_sketch_name(sketch_name)
+def render_firmware(context: Mapping[str, Any], tree: FirmwareTree) -> Rendered:
+    """Write the tree's tinyhar_model library (replaced whole, atomically) and its sketch
+    `<sketch>/<sketch>.ino`, which is only written when the user has not changed it."""
+    sketch_name = check_sketch_name(tree.sketch_name)
     missing = [f for f in CORE_FILES if not (templates_dir() / f).is_file()]
     if missing:
         raise TinyharError(f"firmware core {', '.join(missing)} missing from {templates_dir()}")
     files = render_library(context, sketch_name)
-    library_dir = Path(board_dir) / "libraries" / LIBRARY_NAME
+    library_dir = tree.library_dir
     with atomic_path(library_dir) as tmp:
         for rel, text in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_text(text, encoding="utf-8")
-    sketch_dir = Path(board_dir) / sketch_name
     sketch = files[f"examples/{sketch_name}/{sketch_name}.ino"]
-    return Rendered(library_dir, sketch_dir, not _write_sketch(sketch_dir, sketch_name, sketch))
+    kept = not _write_sketch(tree.sketch_dir, sketch_name, sketch)
+    return Rendered(tree, library_dir, tree.sketch_dir, kept)
 
 
 def _write_sketch(sketch_dir: Path, name: str, text: str) -> bool:

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from tinyhar import runs
 from tinyhar.board.boards import Board, default_board
 from tinyhar.data.dataset import Channel, Dataset, load_dataset
 from tinyhar.data.units import UNIT_FACTORS
@@ -29,6 +28,7 @@ from tinyhar.lite.keras_file import load_keras
 from tinyhar.log import inf, wrn
 from tinyhar.model import plots
 from tinyhar.model.metrics import classification_metrics
+from tinyhar.run import folder as runs
 
 
 @dataclass

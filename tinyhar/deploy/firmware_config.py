@@ -1,4 +1,4 @@
-"""What the firmware needs to know about a model: window, channels, units, axes, quantisation.
+"""What the firmware needs to know about a model: window, channels, units, axes, quantization.
 
 Built from a run folder (dataset.json + the int8 model) or, for a model of the user's own, from
 options, a side file `<model>.json` and what the .tflite itself says; every value records where it
@@ -58,7 +58,7 @@ class ModelSpec:
 
 
 def spec_from_dataset(dataset: dict[str, Any], info: ModelInfo) -> ModelSpec:
-    """A run's model: everything from dataset.json and the int8 model's quantisation."""
+    """A run's model: everything from dataset.json and the int8 model's quantization."""
     try:
         norm = dataset["normalization"]
         chans = [
@@ -84,7 +84,7 @@ def spec_from_dataset(dataset: dict[str, Any], info: ModelInfo) -> ModelSpec:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise TinyharError(f"dataset.json is incomplete ({e}): re-run `tinyhar train`") from None
-    _set_quantisation(spec, info)
+    _set_quantization(spec, info)
     check_spec(spec, info)
     return spec
 
@@ -162,7 +162,7 @@ def spec_for_model(
         output_zero_point=0,
         origin=origin,
     )
-    _set_quantisation(spec, info, options, side, side_name)
+    _set_quantization(spec, info, options, side, side_name)
     check_spec(spec, info)
     return spec
 
@@ -181,7 +181,7 @@ def _single_io(info: ModelInfo) -> tuple[TensorInfo, TensorInfo]:
     return info.inputs[0], info.outputs[0]
 
 
-def _set_quantisation(
+def _set_quantization(
     spec: ModelSpec,
     info: ModelInfo,
     options: dict | None = None,
@@ -222,7 +222,7 @@ def _set_quantisation(
         spec.output_scale, spec.output_zero_point = FLOAT_SCORE_SCALE, 0
         spec.origin["output_scale"] = "default (assumed): float scores sent as int8 in 1/16"
     if not spec.input_scale > 0 or not spec.output_scale > 0:
-        raise TinyharError("the model's input/output quantisation scale is 0: convert it again")
+        raise TinyharError("the model's input/output quantization scale is 0: convert it again")
 
 
 def _given(key: str, options: dict, side: dict, side_name: str) -> tuple[Any, str]:

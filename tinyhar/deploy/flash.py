@@ -6,12 +6,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from tinyhar import runs
 from tinyhar.board.boards import Board, resolve_board
 from tinyhar.deploy import arduino
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
 from tinyhar.log import inf
+from tinyhar.run import folder as runs
+from tinyhar.run.firmware import FirmwareTree
 
 BINARY_SUFFIXES = (".bin", ".hex", ".uf2", ".elf")
 
@@ -73,7 +74,7 @@ def flash_firmware(
     runs.check_run(run)  # the firmware is of this run's int8 model, of this training
     record = read_json(run / runs.BUILD_JSON)
     b = resolve_board(board, record["board"], f"the firmware of {run}")
-    fw = runs.firmware_of(run, record)  # in the run, whatever the working directory
+    fw = FirmwareTree.of_build(run, record)  # in the run, whatever the working directory
     binary = compiled_binary(fw.build_dir, fw.sketch_dir.name)
     if not record.get("compiled") or binary is None:
         raise TinyharError(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tinyhar import runs
 from tinyhar.board.boards import Board
 from tinyhar.board.tflm_library import KernelPlan, load_library, tflm_source
 from tinyhar.crc import crc32
@@ -16,6 +15,7 @@ from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
 from tinyhar.lite.arena import firmware_arena_bytes, measure_arena
 from tinyhar.log import Log, inf
+from tinyhar.run import folder as runs
 
 
 def check_budget(board: Board, model_bytes: int, arena_bytes: int) -> None:
@@ -91,7 +91,7 @@ def measure_footprint(
                 [rendered.library_dir / "src", rendered.sketch_dir],
                 tflm_src,
                 list(plan.library_methods),
-                rendered.library_dir.parents[1] / runs.M4F_DIR,
+                rendered.tree.m4f_dir,
                 log,
                 name=sketch_name,
             )

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tinyhar import runs
 from tinyhar.board import tflm_library
 from tinyhar.deploy.native_build import CORTEX_M4F, OWN_WARNINGS, compile_sources, link
 from tinyhar.errors import TinyharError
 from tinyhar.log import Log, inf
 from tinyhar.resources import templates_dir
+from tinyhar.run.firmware import FirmwareTree
 
 LAYER_SOURCES = ("startup_mps2.c", "arduino_mps2.cpp")
 LINKER_SCRIPT = "mps2_an386.ld"
@@ -364,7 +364,7 @@ def format_footprint(fp: dict[str, dict[str, int]]) -> list[str]:
 def firmware_dirs_of(record: dict[str, Any], folder: Path) -> list[Path]:
     """The source folders of a build.json's firmware, in `folder` (the one holding that
     build.json): the model library's src/ (when the build made one) and the sketch folder."""
-    fw = runs.firmware_of(folder, record)
+    fw = FirmwareTree.of_build(folder, record)
     src = fw.library_dir / "src"
     return [src, fw.sketch_dir] if src.is_dir() else [fw.sketch_dir]
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from tinyhar import runs
 from tinyhar.board import preprocess
 from tinyhar.board.boards import Board, default_board
 from tinyhar.board.preprocess import PreprocessConfig
@@ -24,6 +23,7 @@ from tinyhar.lite.keras_file import load_keras
 from tinyhar.lite.reference import TfliteReference, TflmReference
 from tinyhar.lite.tflite_inspect import ModelInfo, TensorInfo, inspect_tflite
 from tinyhar.log import inf
+from tinyhar.run import folder as runs
 
 
 @dataclass
@@ -70,7 +70,7 @@ def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     )
 
 
-def quantise_input(n: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+def quantize_input(n: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Normalised float32 -> int8 like the firmware: clamp(rint(n * (1/scale)) + zp, -128, 127)."""
     c = np.shape(n)[-1]
     cfg = PreprocessConfig.in_training_frame(np.zeros(c), np.ones(c), scale, zero_point)
@@ -82,7 +82,7 @@ def tflm_outputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(int8 windows, int8 scores) of normalised windows `x` as the Python TFLM interpreter runs
     the int8 model: the scoring `quantize` and `evaluate` share."""
-    xq = quantise_input(x, scale, zero_point)
+    xq = quantize_input(x, scale, zero_point)
     return xq, TflmReference(int8, arena).predict(xq)
 
 
@@ -213,7 +213,7 @@ def accuracies(
 
 
 def model_figures(int8: bytes, info: ModelInfo, arena: int) -> dict[str, Any]:
-    """Size, arena, ops, cost, CRC and quantisation of the int8 model."""
+    """Size, arena, ops, cost, CRC and quantization of the int8 model."""
     return {
         "model_bytes": len(int8),
         "arena_bytes": int(arena),

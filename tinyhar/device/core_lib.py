@@ -28,7 +28,7 @@ from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_path, read_json
 from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.resources import templates_dir
-from tinyhar.runs import DATASET_JSON, INT8_MODEL, QUANTIZE_JSON
+from tinyhar.run.folder import DATASET_JSON, INT8_MODEL, QUANTIZE_JSON
 
 VIRTUAL_FIRMWARE = "sim"  # the firmware version a virtual board (`tinyhar sim`) reports
 CORE_C = "tinyhar_core.c"

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from tinyhar import runs
 from tinyhar.board import tflm_library
 from tinyhar.board.boards import Board, resolve_board
 from tinyhar.deploy.build import BuildOptions, build_firmware
@@ -43,6 +42,8 @@ from tinyhar.files import read_json
 from tinyhar.lite.arena import host_arena_bytes
 from tinyhar.lite.reference import TflmReference
 from tinyhar.log import Log, inf
+from tinyhar.run import folder as runs
+from tinyhar.run.firmware import FirmwareTree
 
 QEMU = "qemu-system-arm"
 QEMU_APT = "qemu-system-arm"
@@ -258,7 +259,7 @@ def build_for_run(
         firmware_dirs_of(rec, run),
         tflm_source_for(rec, libraries),
         library_ops(rec),
-        run / runs.EMULATOR_DIR / rec["board"],
+        FirmwareTree.of_build(run, rec).emulator_dir,
         log,
         name=rec.get("sketch_name") or "firmware",
     )

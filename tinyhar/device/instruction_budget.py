@@ -46,7 +46,7 @@ def measure_tiny_instructions(
     log: Log | None = None,
 ) -> int:
     """Instructions per inference of an untrained `tiny` of `size` in `board`'s firmware on the
-    emulated board. Trained weights move the count by about 1 % (ReLU zeros, requantisation);
+    emulated board. Trained weights move the count by about 1 % (ReLU zeros, requantization);
     cached in memory and on disk."""
     key = f"{board.name}:{size_key(input_shape, n_classes, size)}"
     path = sizing_cache("instructions")

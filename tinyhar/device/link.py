@@ -409,7 +409,7 @@ class Link:
     # --- messages --------------------------------------------------------------------------
 
     def hello(self) -> P.DeviceInfo:
-        """HELLO: the device's versions, model CRC, shapes and quantisation."""
+        """HELLO: the device's versions, model CRC, shapes and quantization."""
         info = self.request(P.MsgType.HELLO)
         if info.protocol_version != P.PROTOCOL_VERSION:
             raise TinyharError(

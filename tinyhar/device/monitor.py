@@ -8,11 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyhar import runs
 from tinyhar.board import protocol as P
 from tinyhar.device.link import Link
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
+from tinyhar.run import folder as runs
 
 BAR = 10  # characters of the confidence bar
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tinyhar import runs
 from tinyhar.board import protocol as P
 from tinyhar.board.boards import Board, resolve_board
 from tinyhar.board.preprocess import channel_map
@@ -33,6 +32,7 @@ from tinyhar.device.live_plot import LivePlot
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_text, read_json
 from tinyhar.log import Log, inf, wrn
+from tinyhar.run import folder as runs
 
 LABEL_COLUMN = "activity"
 TIME_COLUMN = "time_s"

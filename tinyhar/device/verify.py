@@ -1,7 +1,7 @@
 """`tinyhar verify`: send a run's test windows to the device and compare its outputs with TFLM's.
 
 Model mode sends the int8 windows Python's preprocessing makes; raw mode (`--raw`) sends the raw
-samples in the board's units, so the device's own unit conversion, normalisation and quantisation
+samples in the board's units, so the device's own unit conversion, normalisation and quantization
 are compared with Python's bit for bit as well.
 """
 
@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from tinyhar import runs
 from tinyhar.board import protocol as P
 from tinyhar.board.boards import resolve_board
 from tinyhar.board.preprocess import (
@@ -46,6 +45,7 @@ from tinyhar.lite.arena import host_arena_bytes
 from tinyhar.lite.reference import TfliteReference, TflmReference
 from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.log import Log, inf
+from tinyhar.run import folder as runs
 
 WINDOW_RESTARTS = 3  # times one raw window is sent again after the device lost its samples
 
@@ -133,7 +133,7 @@ def check_device(info: P.DeviceInfo, rm: RunModel, port: str) -> None:
             )
         elif dev.zero_point != host.zero_point or not np.isclose(dev.scale, host.scale, rtol=1e-6):
             problems.append(
-                f"{what} quantisation {dev.scale:g}/{dev.zero_point} vs "
+                f"{what} quantization {dev.scale:g}/{dev.zero_point} vs "
                 f"{host.scale:g}/{host.zero_point}"
             )
     ds = rm.dataset

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyhar import runs
 from tinyhar.board.boards import Board
 from tinyhar.board.preprocess import to_board_units
 from tinyhar.data.dataset import load_dataset
@@ -25,6 +24,7 @@ from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
 from tinyhar.lite.reference import TflmReference
 from tinyhar.log import Log, inf
+from tinyhar.run import folder as runs
 
 WRITE_WAIT = 1.0  # seconds a write waits for a reader before the bytes are dropped
 

@@ -42,7 +42,7 @@ def to_int8_tflite(model, representative: np.ndarray, fc_per_channel: bool = Fal
     if bad:
         raise TinyharError(
             f"int8 conversion left {bad[0].dtype} tensor {bad[0].name} at the model's I/O: "
-            "use layers that quantise fully"
+            "use layers that quantize fully"
         )
     return data
 

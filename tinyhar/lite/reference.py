@@ -64,7 +64,7 @@ class _Reference(ABC):
         if x.dtype != np.dtype(self.input.dtype):
             raise TinyharError(
                 f"windows are {x.dtype}, the model takes {self.input.dtype}: "
-                "quantise them with the model's input scale and zero point"
+                "quantize them with the model's input scale and zero point"
             )
         return x
 

@@ -1,4 +1,4 @@
-"""Read a .tflite flatbuffer: ops, I/O tensors with quantisation, parameter and MAC counts.
+"""Read a .tflite flatbuffer: ops, I/O tensors with quantization, parameter and MAC counts.
 
 Uses the schema that ships with the `tflite-micro` package, so it needs no TensorFlow import.
 """
@@ -128,12 +128,12 @@ FORBIDDEN_OPS = ("WHILE",)
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """One input or output tensor: shape, element type and (per-tensor) quantisation."""
+    """One input or output tensor: shape, element type and (per-tensor) quantization."""
 
     name: str
     shape: tuple[int, ...]
     dtype: str  # "int8" | "float32" | ...
-    scale: float  # 0.0 when not quantised
+    scale: float  # 0.0 when not quantized
     zero_point: int
 
 
@@ -268,7 +268,7 @@ def inspect_tflite(model_bytes: bytes) -> ModelInfo:
 
 
 def per_channel_fc_layers(model_bytes: bytes) -> int:
-    """How many FULLY_CONNECTED ops have weights quantised per output channel (several scales)."""
+    """How many FULLY_CONNECTED ops have weights quantized per output channel (several scales)."""
     model = parse_model(model_bytes)
     n = 0
     for graph in model.subgraphs or []:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyhar import runs
 from tinyhar.errors import TinyharError
 from tinyhar.files import read_json
 from tinyhar.lite.keras_file import load_keras
+from tinyhar.run import folder as runs
 
 
 def soften(probs: np.ndarray, temperature: float) -> np.ndarray:

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from tinyhar import runs
 from tinyhar.data.dataset import load_dataset
 from tinyhar.errors import TinyharError
 from tinyhar.files import atomic_write_bytes, atomic_write_json
@@ -20,6 +19,7 @@ from tinyhar.model.budget import InstructionCounter
 from tinyhar.model.train import TrainConfig, resolve_data, sensors_of, train
 from tinyhar.parallel.ray_env import describe, plan, ray_session
 from tinyhar.parallel.tasks import Outcome, run_tasks
+from tinyhar.run import folder as runs
 
 
 @dataclass

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from tinyhar import runs
 from tinyhar.data.classes import case_duplicates, choose_classes, shown
 from tinyhar.data.dataset import Dataset, load_dataset
 from tinyhar.data.download import default_data_dir
@@ -45,6 +44,8 @@ from tinyhar.model.dataset_spec import dataset_spec
 from tinyhar.model.distill import distilled_targets, teacher_probs
 from tinyhar.model.metrics import classification_metrics
 from tinyhar.model.selection import best_epoch, selection_callback
+from tinyhar.run import folder as runs
+from tinyhar.run.firmware import FIRMWARE_DIR
 
 DEFAULT_BUDGET = Budget()  # bytes a budget option leaves unset: 64 KB model, 32 KB arena
 # The training files metrics.json holds the digests of: what quantize and build read.
@@ -56,7 +57,7 @@ DOWNSTREAM = (
     runs.BUILD_JSON,
     *(runs.verify_json(m) for m in runs.VERIFY_MODES),
     *(runs.verify_png(m) for m in runs.VERIFY_MODES),
-    runs.FIRMWARE_DIR,
+    FIRMWARE_DIR,
     runs.EVALUATE_JSON,
     runs.EVALUATE_PNG,
 )

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from tinyhar import runs
 from tinyhar.board.boards import Board
 from tinyhar.data.dataset import load_dataset
 from tinyhar.data.windows import normalize
@@ -32,6 +31,7 @@ from tinyhar.model.train import (
     train_metrics,
     write_run,
 )
+from tinyhar.run import folder as runs
 from tinyhar.search.pareto import SCORE
 
 # What a search varies in the `tiny` family (build_tiny's parameters).

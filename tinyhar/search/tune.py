@@ -14,7 +14,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from tinyhar import runs
 from tinyhar.board.boards import Board, default_board
 from tinyhar.deploy.quantize import quantize_run
 from tinyhar.device.emulator import emulation_missing
@@ -23,6 +22,7 @@ from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
 from tinyhar.log import inf
 from tinyhar.model.train import DOWNSTREAM, TrainConfig, resolve_data
 from tinyhar.parallel.ray_env import describe, plan, ray_session
+from tinyhar.run import folder as runs
 from tinyhar.search import DEFAULT_TRIALS
 from tinyhar.search.pareto import LATENCY, SCORE, latency_key, pareto_front, pareto_png
 from tinyhar.search.trial import SPACE, TrialContext, run_trial
@@ -151,7 +151,7 @@ def run_search(
     opts: SearchOptions, log: Callable[[str], None] = inf, trial: Trial = run_trial
 ) -> SearchResult:
     """Run (or resume) the trials on Ray Tune, then write R/search.json, R/search_pareto.png and
-    the best model that fits into R itself (quantised for the board)."""
+    the best model that fits into R itself (quantized for the board)."""
     if opts.trials < 1:
         raise TinyharError("--trials must be at least 1")
     cfg = opts.train
@@ -370,7 +370,7 @@ def _synthetic(trial: dict[str, Any]) -> bool:
 
 
 def _adopt(best: Path, run: Path, board: Board, log: Callable[[str], None]) -> None:
-    """The best trial's model becomes the search run's own, quantised for `board` as `tinyhar
+    """The best trial's model becomes the search run's own, quantized for `board` as `tinyhar
     quantize` does, so `tinyhar build --run R` takes it as it is."""
     for name in DOWNSTREAM:  # made from an earlier best: no longer this model's
         stale = run / name
@@ -382,7 +382,7 @@ def _adopt(best: Path, run: Path, board: Board, log: Callable[[str], None]) -> N
         tmp = run / f".{name}.adopt"
         shutil.copyfile(best / name, tmp)
         tmp.replace(run / name)
-    log(f"best trial {best.name}: quantising it for {board.name} into {run}")
+    log(f"best trial {best.name}: quantizing it for {board.name} into {run}")
     quantize_run(run, log=lambda _line: None, board=board)
 
 

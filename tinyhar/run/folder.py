@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,6 @@ QUANTIZE_JSON = "quantize.json"
 BUILD_JSON = "build.json"
 VERIFY_MODES = ("model", "raw")  # each verify mode keeps its own report: verify_<mode>.json/.png
 VERIFY_HISTORY = "verify_history.jsonl"  # one line per verify run, passed or failed
-FIRMWARE_DIR = "firmware"
-FIRMWARE_LIBRARY = "tinyhar_model"  # the Arduino library every build regenerates
-SKETCH_BUILD_DIR = "build"  # arduino-cli's output inside the sketch folder
-M4F_DIR = "m4f"  # firmware/<board>/m4f/: build's Cortex-M4F link, measuring flash and RAM
-EMULATOR_DIR = "emulator"  # emulator/<board>/: `sim --emulate`'s build (objects, ELF, map)
 DEMO_JSON = "demo.json"
 EVALUATE_JSON = "evaluate.json"  # the last `tinyhar evaluate` of the run
 EVALUATE_PNG = "evaluate_confusion.png"
@@ -68,37 +62,6 @@ def _verify_mode(mode: str) -> str:
     if mode not in VERIFY_MODES:
         raise ValueError(f"verify mode {mode!r} is not one of {VERIFY_MODES}")
     return mode
-
-
-@dataclass(frozen=True)
-class Firmware:
-    """Where a build put one board's firmware: firmware/<board>/ in the folder of its build.json."""
-
-    board_dir: Path
-    sketch_dir: Path  # the user's sketch
-    library_dir: Path  # the tinyhar_model library
-
-    @property
-    def build_dir(self) -> Path:
-        """Where arduino-cli leaves the compiled image."""
-        return self.sketch_dir / SKETCH_BUILD_DIR
-
-
-def firmware_of(folder: Path, record: dict[str, Any]) -> Firmware:
-    """The firmware a build.json describes, inside `folder` (the one holding that build.json).
-
-    build.json's own paths are as `tinyhar build` spelt them, relative to where it ran; they are
-    not used, so no other folder's firmware is taken for this one from any working directory."""
-    board = str(record.get("board", ""))
-    name = str(record.get("sketch_name") or Path(str(record.get("sketch_dir", ""))).name)
-    for what, value in (("board", board), ("sketch_name", name)):
-        if not value or value in (".", "..") or Path(value).name != value:
-            raise TinyharError(
-                f"{Path(folder) / BUILD_JSON}: {what} {value!r} is not a folder name: "
-                f"{_redo(Path(folder), BUILD_JSON)}"
-            )
-    board_dir = Path(folder) / FIRMWARE_DIR / board
-    return Firmware(board_dir, board_dir / name, board_dir / "libraries" / FIRMWARE_LIBRARY)
 
 
 def new_run_dir(arch: str, sensors: str, root: Path = RUNS_ROOT) -> Path:
@@ -191,21 +154,22 @@ def check_record(run: Path, record: str, content: dict[str, Any] | None = None) 
         try:
             content = read_json(path)
         except (OSError, ValueError) as e:
-            raise TinyharError(f"{path} is unreadable ({e}): {_redo(run, record)}") from None
+            raise TinyharError(f"{path} is unreadable ({e}): {redo_hint(run, record)}") from None
     if not isinstance(content, dict):
-        raise TinyharError(f"{run / record} is not a record of tinyhar: {_redo(run, record)}")
+        raise TinyharError(f"{run / record} is not a record of tinyhar: {redo_hint(run, record)}")
     for key, verb in ((MADE_FROM, "is from another"), (OUTPUTS, "does not describe this")):
         files = content.get(key) or {}
         if not isinstance(files, dict):
-            raise TinyharError(f"{run / record}: {key} is not a table: {_redo(run, record)}")
+            raise TinyharError(f"{run / record}: {key} is not a table: {redo_hint(run, record)}")
         for name, want in files.items():
             path = run / name
             if not path.is_file():
                 raise TinyharError(
-                    f"{run}: {name} is missing but {record} was made with it: {_redo(run, record)}"
+                    f"{run}: {name} is missing but {record} was made with it: "
+                    f"{redo_hint(run, record)}"
                 )
             if digest(path) != want:
-                raise TinyharError(f"{run}: {record} {verb} {name}: {_redo(run, record)}")
+                raise TinyharError(f"{run}: {record} {verb} {name}: {redo_hint(run, record)}")
 
 
 def check_run(run: Path, *records: str) -> None:
@@ -215,6 +179,6 @@ def check_run(run: Path, *records: str) -> None:
         check_record(run, record)
 
 
-def _redo(run: Path, record: str) -> str:
+def redo_hint(run: Path, record: str) -> str:
     verb, command = REDO.get(record, ("make it again", ""))
     return f"{verb} (`{command.format(run=run)}`)" if command else verb

@@ -19,14 +19,14 @@ namespace tinyhar {
 
 // 8 bytes: kernels keep one per op in the arena. Copy it into a local before a loop, so the
 // compiler keeps the derived mask in a register.
-struct Requantiser {
+struct Requantizer {
   int32_t multiplier;  // >= 0, from QuantizeMultiplier
   int8_t left_shift;   // max(shift, 0)
   int8_t right_shift;  // max(-shift, 0), at most 31
 
   // From QuantizeMultiplier's (multiplier, shift).
-  static Requantiser Make(int32_t multiplier, int shift) {
-    Requantiser r;
+  static Requantizer Make(int32_t multiplier, int shift) {
+    Requantizer r;
     r.multiplier = multiplier;
     r.left_shift = static_cast<int8_t>(shift > 0 ? shift : 0);
     r.right_shift = static_cast<int8_t>(shift > 0 ? 0 : -shift);

@@ -1,4 +1,4 @@
-"""What per-tensor FULLY_CONNECTED weight quantisation costs in accuracy, on REAL data (UCI HAPT).
+"""What per-tensor FULLY_CONNECTED weight quantization costs in accuracy, on REAL data (UCI HAPT).
 
 tinyhar converts with one weight scale per FULLY_CONNECTED tensor by default, because the
 Arduino TFLM libraries' CMSIS-NN FC kernels read one scale. This script measures the cost against
@@ -11,7 +11,7 @@ per-channel FC weights on real signals:
    windows exactly as `tinyhar quantize` does, and runs both int8 models in the TFLM interpreter on
    the test windows.
 
-    python benchmarks/fc_quantisation_hapt.py [--epochs N] [--out DIR] [--hapt DIR] [--seed S]
+    python benchmarks/fc_quantization_hapt.py [--epochs N] [--out DIR] [--hapt DIR] [--seed S]
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyhar import runs
 from tinyhar.data.importer import ImportOptions, import_dataset
 from tinyhar.deploy.quantize import load_run_inputs, normalise, tflm_outputs
 from tinyhar.lite.arena import measure_arena
@@ -35,9 +34,10 @@ from tinyhar.lite.tflite_inspect import inspect_tflite, per_channel_fc_layers
 from tinyhar.model.config import DEFAULT_EPOCHS
 from tinyhar.model.metrics import classification_metrics
 from tinyhar.model.train import TrainConfig, train
+from tinyhar.run import folder as runs
 
 HAPT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "hapt"
-DEFAULT_OUT = Path(tempfile.gettempdir()) / "tinyhar_fc_quantisation_hapt"
+DEFAULT_OUT = Path(tempfile.gettempdir()) / "tinyhar_fc_quantization_hapt"
 
 
 def log(msg: str) -> None:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p = print
     p("")
     p("=" * 96)
-    p("FC weight quantisation: per channel vs per tensor, on REAL data (UCI HAPT, not MHEALTH,")
+    p("FC weight quantization: per channel vs per tensor, on REAL data (UCI HAPT, not MHEALTH,")
     p("not synthetic); subject-independent split; 6 classes (the six basic HAPT activities)")
     p("=" * 96)
     p(f"data: {args.hapt} -> {data_dir} (tinyhar data import; {imported.files} recordings)")
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs_run": m.epochs_run,
         "seconds": round(time.monotonic() - t_start, 1),
     }
-    (args.out / "fc_quantisation_hapt.json").write_text(json.dumps(report, indent=2))
+    (args.out / "fc_quantization_hapt.json").write_text(json.dumps(report, indent=2))
     return 0
 
 
