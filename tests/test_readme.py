@@ -46,3 +46,18 @@ def test_the_run_folder_names_are_the_code_s(tmp_path: Path) -> None:
         name = runs.new_run_dir(arch, tag, root=tmp_path).name
         shown = re.search(rf"`runs/(\d{{8}}-\d{{6}})-{arch}-{tag}/`", text)
         assert shown and re.fullmatch(rf"\d{{8}}-\d{{6}}-{arch}-{tag}", name), (name, text)
+
+
+def test_the_readme_quotes_the_latest_figures_of_its_script():
+    """benchmarks/readme_figures.py's latest recorded output is what the README quotes."""
+    results = REPO / "benchmarks" / "results" / "readme_figures.txt"
+    figures = [
+        line.rsplit(": ", 1)[1]
+        for line in results.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert len(figures) == 3 and all(f.replace(" ", "").isdigit() for f in figures)
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    assert [
+        f for f in figures if f"{f} B" not in readme and f"{f} instructions" not in readme
+    ] == []
