@@ -6,8 +6,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from helpers.paths import REPO
 
-PACKAGE = Path(__file__).resolve().parents[1] / "tinyhar"
+PACKAGE = REPO / "tinyhar"
 
 # Lower layers never import higher ones; packages of one layer do not import each other.
 # The top-level modules (errors, files, log, runs, crc, resources, interrupt) are the base layer.

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
+from helpers.paths import REPO
 
 from tinyhar import cli
 from tinyhar.cli import main
 from tinyhar.commands import options
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _commands(

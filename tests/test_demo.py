@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import tinyhar
+from helpers.commands import tinyhar
 
 pytestmark = pytest.mark.e2e  # the real command line against a virtual board
 

@@ -12,7 +12,7 @@ import time
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import TINYHAR
+from helpers.commands import TINYHAR
 
 from tinyhar import log
 from tinyhar.cli import _Group

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from fw_models import make_run
+from helpers.fw_models import make_run
 
 from tinyhar import log
 from tinyhar.cli import main

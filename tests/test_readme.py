@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from helpers.paths import REPO
+
 from tinyhar.board.protocol import PROTOCOL_VERSION
 from tinyhar.run import firmware as fw
 from tinyhar.run import folder as runs
 
-REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
 
 

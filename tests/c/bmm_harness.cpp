@@ -1,4 +1,4 @@
-// Kernel harness (tests/kernel_harness.py): runs a model through the Arduino TFLM library's
+// Kernel harness (tests/helpers/kernel_harness.py): runs a model through the Arduino TFLM library's
 // interpreter with tinyhar::OpResolver (tinyhar's kernels plus library ops, chosen by bits), via
 // ctypes on the host or from tests/c/kernel_qemu_main.c on the emulated Cortex-M4F, where a
 // MicroProfilerInterface records each node's clock ticks. Stands in for the library's Arduino glue
@@ -25,7 +25,7 @@ size_t g_log_len = 0;
 alignas(16) uint8_t g_arena[512 * 1024];
 
 // Library ops by bit; tinyhar's BATCH_MATMUL is registered unless kNoBatchMatMul, its other
-// kernels by their bits (tests/kernel_harness.py names them).
+// kernels by their bits (tests/helpers/kernel_harness.py names them).
 enum Ops {
   kAdd = 1,
   kSoftmax = 2,

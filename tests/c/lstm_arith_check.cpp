@@ -1,7 +1,7 @@
 // tinyhar_lstm.cpp's arithmetic against the reference functions it replaces, as the TFLM
 // library's headers have them: MultiplyByQuantizedMultiplier (gemmlowp's two roundings, what the
 // Python interpreter's kernels compute too), and the int16 Logistic and Tanh (the same code as
-// current TFLM's). For tests/test_kernel_lstm.py, via ctypes. The kernel's source is included so that its internal functions can be called; its
+// current TFLM's). For tests/firmware/test_kernel_lstm.py, via ctypes. The kernel's source is included so that its internal functions can be called; its
 // registration function is renamed, as the harness links the kernel itself too.
 #include <cmath>
 

@@ -1,4 +1,4 @@
-// Harness for tests/test_kernel_lstm.py and benchmarks/lstm_kernel.py: runs a model through the
+// Harness for tests/firmware/test_kernel_lstm.py and benchmarks/lstm_kernel.py: runs a model through the
 // Arduino TFLM library's interpreter with tinyhar's UNIDIRECTIONAL_SEQUENCE_LSTM kernel, or with
 // the library's own, registered through tinyhar::OpResolver::AddOwn. Built for the host as a
 // shared library (ctypes) and for the Cortex-M4F under QEMU (lstm_qemu_main.cpp). Stands in for

@@ -1,5 +1,5 @@
 // The LSTM harness on the Cortex-M4F under QEMU (mps2-an386, semihosting): runs the cases of the
-// generated lstm_cases.h (tests/lstm_models.py) and prints, per case,
+// generated lstm_cases.h (tests/helpers/lstm_models.py) and prints, per case,
 //   CASE <k> rc=<lstm_run's code> arena=<arena_used_bytes> ticks=<SysTick ticks in the LSTM op>
 //   OUT <k> <output bytes in hex>   (one or more lines per run)
 // then DONE. Under -icount shift=0 SysTick (25 MHz) advances one tick per 40 instructions.

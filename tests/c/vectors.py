@@ -1,7 +1,7 @@
 """Test vectors for the C harness (test_main.c): generated here, written as vectors.h.
 
-Used by tests/test_core_qemu.py; the same vectors run in the host build, on the Cortex-M4F under
-QEMU and through tinyhar.board.preprocess, and the three must agree bit for bit.
+Used by tests/firmware/test_core_qemu.py; the same vectors run in the host build, on the
+Cortex-M4F under QEMU and through tinyhar.board.preprocess, and the three must agree bit for bit.
 """
 
 from __future__ import annotations

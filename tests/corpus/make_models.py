@@ -1,6 +1,6 @@
 """Write the malformed models of the corpus (tests/corpus/models/) from the small HAR model of
-tests/fw_models.py: `python tests/corpus/make_models.py`. Each is a real model mutated in one way;
-the tests read the files, so they need no TensorFlow."""
+tests/helpers/fw_models.py: `python tests/corpus/make_models.py`. Each is a real model mutated in
+one way; the tests read the files, so they need no TensorFlow."""
 
 from __future__ import annotations
 

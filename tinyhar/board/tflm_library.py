@@ -48,7 +48,7 @@ class OwnKernel:
 
 # tinyhar's own kernels: for ops a library lacks, and for ops where the libraries' kernels are slow
 # or compute other than the current TFLM (the Python interpreter). Each is byte-exact with the
-# current TFLM reference kernel (tests/test_kernel_*.py, tests/test_batch_matmul.py).
+# current TFLM reference kernel (tests/test_kernel_*.py, tests/firmware/test_batch_matmul.py).
 OWN_KERNELS = {
     "BATCH_MATMUL": OwnKernel("tinyhar_batch_matmul.cpp", "BatchMatMul"),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": OwnKernel("tinyhar_lstm.cpp", "UnidirectionalSequenceLSTM"),

@@ -1,0 +1,1 @@
+"""What tests share: paths, the command line, boards, models and data (not fixtures)."""
