@@ -5,9 +5,9 @@
 A virtual board (what `tinyhar sim` serves) runs in this process on a pty; between it and verify
 sits tests/helpers/noisy_line.py, a proxy that corrupts and drops bytes both ways at seeded rates
 that the board did not choose. Each rate is used for corruption and for drops (1e-4 means 1e-4 of
-bytes corrupted and 1e-4 dropped, each way). verify runs with its default timeout and retries. Prints a
-table; the run's verify reports are left as the last pass wrote them. `--chunk` sets the most bytes
-of window or samples per frame (protocol.CHUNK) for this measurement, to choose it.
+bytes corrupted and 1e-4 dropped, each way). verify runs with its default timeout and retries.
+Prints a table; the run's verify reports are left as the last pass wrote them. `--chunk` sets the
+most bytes of window or samples per frame (protocol.CHUNK) for this measurement, to choose it.
 """
 
 from __future__ import annotations
