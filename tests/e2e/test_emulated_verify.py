@@ -8,6 +8,7 @@ float-I/O model of one's own through the firmware's runner."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -55,9 +56,10 @@ def _trained(synth: Path, root: Path, *args: str) -> Path:
     return run
 
 
-def _verify(run: Path, port: str, windows: int, *args: str) -> dict:
-    proc = tinyhar("verify", "--port", port, "--run", run, "--windows", windows, "--timeout", 30,
-                   *args, timeout=900, check=False)  # fmt: skip
+def _verify(run: Path, port: str, windows: int, *args: str, cwd: Path | None = None) -> dict:
+    given = os.path.relpath(run, cwd) if cwd else run  # as a user in `cwd` names it
+    proc = tinyhar("verify", "--port", port, "--run", given, "--windows", windows, "--timeout", 30,
+                   *args, timeout=900, check=False, cwd=cwd)  # fmt: skip
     mode = "raw" if "--raw" in args else "model"
     report = json.loads((run / runs.verify_json(mode)).read_text())
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
@@ -115,11 +117,23 @@ def test_emulated_firmware_matches_the_board_library_bit_for_bit(synth, tmp_path
     assert groups["tflm"]["flash"] > 20_000 and groups["tinyhar"]["flash"] > 1_000
     if "BATCH_MATMUL" in build["ops"]:
         assert build["kernels"]["BATCH_MATMUL"] == "tinyhar"
-    with sim_board(run, "--emulate", start_timeout=900) as sim:
-        model = _verify(run, sim.port, windows, "--profile")
+    # sim and verify run from a folder that holds a run of its own, of another board: they act
+    # on the named run's files, not on the working directory's
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "runs" / "run").mkdir(parents=True)
+    decoy = {"board": "nano_rp2040_connect", "sketch_name": "decoy", "model_crc32": "0x0"}
+    (elsewhere / "runs" / "run" / runs.BUILD_JSON).write_text(json.dumps(decoy))
+    named = os.path.relpath(run, elsewhere)
+    with sim_board(named, "--emulate", start_timeout=900, cwd=elsewhere) as sim:
+        model = _verify(run, sim.port, windows, "--profile", cwd=elsewhere)
         _check(model, "model", windows)
         _check_profile(model, run)
-        _check(_verify(run, sim.port, RAW_WINDOWS, "--raw"), "raw", RAW_WINDOWS)
+        _check(_verify(run, sim.port, RAW_WINDOWS, "--raw", cwd=elsewhere), "raw", RAW_WINDOWS)
+    assert not (elsewhere / "runs" / "run" / "firmware").exists()
+    assert (
+        not (elsewhere / "emulator").exists()
+        and not (elsewhere / "runs" / "run" / "emulator").exists()
+    )
 
 
 def _check_profile(report: dict, run: Path) -> None:

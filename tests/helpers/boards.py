@@ -25,13 +25,17 @@ class Sim:
 
 
 @contextmanager
-def sim_board(run: Path, *args: str, start_timeout: float = 60) -> Iterator[Sim]:
-    """`tinyhar sim --board nano33ble --run R [args]` in the background; yields its pty path."""
+def sim_board(
+    run: Path, *args: str, start_timeout: float = 60, cwd: Path | None = None
+) -> Iterator[Sim]:
+    """`tinyhar sim --board nano33ble --run R [args]` in the background (in `cwd`); yields its
+    pty path."""
     proc = subprocess.Popen(
         [*TINYHAR, "sim", "--board", "nano33ble", "--run", str(run), *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=cwd,
     )
     try:
         deadline = time.monotonic() + start_timeout
