@@ -10,6 +10,7 @@ from tinyhar import log
 from tinyhar.board.boards import Board
 from tinyhar.board.tflm_library import KERNEL_CHOICES
 from tinyhar.commands.options import (
+    PORT,
     SIDE,
     board_option,
     build_board_option,
@@ -272,7 +273,7 @@ def build(
 @click.option(
     "--port",
     default=None,
-    help="Serial port of the board, e.g. /dev/ttyACM0." + shown_default("found by USB VID:PID"),
+    help=PORT + shown_default("found by USB VID:PID"),
 )
 @run_option()
 def flash(board, port, run) -> None:

@@ -15,8 +15,10 @@ from tinyhar.commands.options import (
     libraries_option,
     parameter_default,
     path_type,
+    port_option,
     run_option,
     shown_default,
+    trace_option,
 )
 from tinyhar.device.monitor import MonitorOptions, run_monitor
 from tinyhar.device.record import RecordOptions, record_imu
@@ -139,7 +141,7 @@ def sim(
 
 
 @click.command()
-@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
+@port_option
 @run_option()
 @click.option(
     "--windows",
@@ -183,9 +185,7 @@ def sim(
     show_default=True,
     help="Retries per request.",
 )
-@click.option(
-    "--trace", is_flag=True, help="Print a hex dump of every frame sent and received on stderr."
-)
+@trace_option
 @click.option(
     "--resume", is_flag=True, help="Continue this mode's interrupted run from its last window."
 )
@@ -249,7 +249,7 @@ def verify(
 
 
 @click.command()
-@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
+@port_option
 @run_option("Run folder, for class names when the firmware has none.")
 @click.option(
     "--last",
@@ -272,9 +272,7 @@ def verify(
     show_default=True,
     help="Seconds per request attempt.",
 )
-@click.option(
-    "--trace", is_flag=True, help="Print a hex dump of every frame sent and received on stderr."
-)
+@trace_option
 def monitor(port, run, last, count, seconds, timeout, trace) -> None:
     """Show the board's live predictions from its IMU; Ctrl-C stops the stream and exits."""
 
@@ -285,7 +283,7 @@ def monitor(port, run, last, count, seconds, timeout, trace) -> None:
 
 
 @click.command()
-@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyACM0.")
+@port_option
 @click.option("--label", required=True, help="The activity being recorded, e.g. walking.")
 @click.option("--subject", type=click.IntRange(0), required=True, help="Who wears the board.")
 @click.option(
@@ -317,9 +315,7 @@ def monitor(port, run, last, count, seconds, timeout, trace) -> None:
     help="Seconds per request attempt.",
 )
 @click.option("--no-plot", is_flag=True, help="No live plot, even where a display exists.")
-@click.option(
-    "--trace", is_flag=True, help="Print a hex dump of every frame sent and received on stderr."
-)
+@trace_option
 def record(port, label, subject, out, seconds, session, run, board, timeout, no_plot, trace):
     """Record the board's IMU, as its firmware samples it, into a dataset folder for `train`."""
 

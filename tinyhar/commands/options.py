@@ -146,3 +146,11 @@ def default_of(cls: type, name: str) -> Any:
 def parameter_default(fn: Callable, name: str) -> Any:
     """A library function's default for its parameter `name`."""
     return inspect.signature(fn).parameters[name].default
+
+
+PORT = "Serial port of the board, e.g. /dev/ttyACM0."
+
+port_option = click.option("--port", required=True, help=PORT)
+trace_option = click.option(
+    "--trace", is_flag=True, help="Print a hex dump of every frame sent and received on stderr."
+)
