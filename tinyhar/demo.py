@@ -76,12 +76,12 @@ def run_demo(opts: DemoOptions, log: Log = inf) -> dict[str, Any]:
     with step("quantize", "int8 model; float, TFLM and TFLite accuracy; measured arena"):
         quant = quantize_run(run, log=log, board=opts.board, libraries=opts.libraries)
 
-    with step("build", f"firmware for {opts.board}"):
+    with step("build", f"firmware for {opts.board.name}"):
         bopts = BuildOptions(board=opts.board, run=run, libraries=opts.libraries)
         built = build_firmware(bopts, log=log)
 
     reports = {}
-    with step("verify", f"virtual {opts.board} on a pseudo-terminal, verified over it"):
+    with step("verify", f"virtual {opts.board.name} on a pseudo-terminal, verified over it"):
         with virtual_board(opts.board, run, log=log) as port:
             for mode in ("model", "raw"):
                 vopts = VerifyOptions(
