@@ -42,6 +42,7 @@ def test_demo_runs_every_step_and_verifies_the_virtual_board(tmp_path: Path) -> 
     assert "PASSED" in proc.stdout and "SYNTHETIC" in proc.stdout
     assert f"{len(model)} B" in proc.stdout
     assert "Traceback" not in proc.stderr
+    assert "firmware for nano33ble" in proc.stderr and "Board(" not in proc.stderr  # its name
 
 
 def test_demo_with_an_unknown_board_fails_before_any_work(tmp_path: Path) -> None:
