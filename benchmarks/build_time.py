@@ -33,6 +33,7 @@ from tinyhar.board.boards import load_board
 from tinyhar.deploy.build import BuildOptions, build_firmware
 from tinyhar.run import folder as runs
 from tinyhar.run.firmware import FIRMWARE_DIR
+from tinyhar.run.records import DatasetContract
 
 
 def make_run(root: Path, arch: str) -> Path:
@@ -72,7 +73,7 @@ def make_run(root: Path, arch: str) -> Path:
         "label_ids": list(range(1, len(labels) + 1)),
         "normalization": {"mean": [0.0] * len(chans), "std": [1.0] * len(chans)},
     }
-    (run / runs.DATASET_JSON).write_text(json.dumps(dataset))
+    DatasetContract.from_json(dataset, run / runs.DATASET_JSON).save(run)
     (run / runs.METRICS_JSON).write_text(json.dumps({"synthetic": True}))
     return run
 

@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     ds, arr = load_run_inputs(run_dir)
-    x_test = normalise(arr["x_test"], ds["_mean"], ds["_std"])
-    x_rep = normalise(arr["x_rep"], ds["_mean"], ds["_std"])
+    x_test = normalise(arr["x_test"], np.asarray(ds.mean), np.asarray(ds.std))
+    x_rep = normalise(arr["x_rep"], np.asarray(ds.mean), np.asarray(ds.std))
     y_test = np.asarray(arr["y_test"]).astype(np.int64)
-    class_names = list(ds["labels"])
+    class_names = list(ds.labels)
     model = keras.models.load_model(run_dir / runs.KERAS_MODEL, compile=False)
     float_pred = model.predict(x_test, batch_size=256, verbose=0).argmax(axis=1)
     fp = classification_metrics(y_test, float_pred, class_names)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     pt = evaluate_int8(model, x_rep, x_test, y_test, class_names, fc_per_channel=False)
     t_quant = time.monotonic() - t0
 
-    split, counts = ds["split"], ds["counts"]
+    split, counts = ds.split, ds.counts
     agree = float(np.mean(pc["pred"] == pt["pred"]))
     diff = np.abs(pc["out"] - pt["out"])
     kept = sum(imported.rows.get(c, 0) for c in imported.manifest.classes)
@@ -122,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     p(f"                      TEST subjects  {_ids(split['test'])}")
     p(
         f"windows: train {counts['train']}, val {counts['val']}, test {counts['test']} "
-        f"(window {ds['window']} samples = {ds['window'] / ds['rate_hz']:g} s, stride "
-        f"{ds['stride']}); representative windows {len(x_rep)}"
+        f"(window {ds.window} samples = {ds.window / ds.rate_hz:g} s, stride "
+        f"{ds.stride}); representative windows {len(x_rep)}"
     )
     p(
-        f"model: tiny ({len(ds['channels'])} channels), {m.params} params, width "
+        f"model: tiny ({len(ds.channels)} channels), {m.params} params, width "
         f"{m.size.get('width')}; {m.epochs_run} epochs run (max {args.epochs}), best epoch "
         f"{m.best_epoch}, training {m.train_seconds:.0f} s"
     )

@@ -8,7 +8,6 @@ time, an nRF52840 (Cortex-M4F, 64 MHz) time estimate, and with --run the float/i
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from tinyhar.lite.keras_env import keras
 from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.model.architectures import TINY_SIZE, build_model
 from tinyhar.run import folder as runs
+from tinyhar.run.records import DatasetContract, QuantizeReport, TrainMetrics
 
 PEAK_CYCLES_PER_MAC = 0.5
 PEAK_SOURCE = (
@@ -86,32 +86,31 @@ def untrained_rows(window: int, channels: int, classes: int) -> list[dict]:
 
 def run_row(run: Path) -> dict:
     """Figures of a trained run, from quantize.json when present, else measured here."""
-    metrics = json.loads((run / runs.METRICS_JSON).read_text())
-    arch = metrics.get("arch", "?")
+    metrics = TrainMetrics.load(run)
+    arch = metrics.arch
     row = {"name": f"{run.name} ({arch})", "arch": arch}
     model = keras.models.load_model(run / runs.KERAS_MODEL, compile=False)
-    q_path = run / runs.QUANTIZE_JSON
-    if q_path.exists():
-        q = json.loads(q_path.read_text())
+    q = QuantizeReport.load_if_present(run)
+    if q is not None:
         data = (run / runs.INT8_MODEL).read_bytes()
         row.update(
             params_keras=int(model.count_params()),
-            params=q["params"],
-            macs=q["macs"],
-            model_bytes=q["model_bytes"],
-            arena_bytes=q["arena_bytes"],
-            host_ms=host_tflm_ms(data, q["arena_bytes"]),
-            float_accuracy=q["float_accuracy"],
-            int8_accuracy=q["int8_accuracy"],
+            params=q.params,
+            macs=q.macs,
+            model_bytes=q.model_bytes,
+            arena_bytes=q.arena_bytes,
+            host_ms=host_tflm_ms(data, q.arena_bytes),
+            float_accuracy=q.float_accuracy,
+            int8_accuracy=q.int8_accuracy,
         )
     else:
         log(f"model_table: {run} has no {runs.QUANTIZE_JSON}; converting (accuracy needs quantize)")
-        ds = json.loads((run / runs.DATASET_JSON).read_text())
+        ds = DatasetContract.load(run)
         with np.load(run / runs.WINDOWS_NPZ) as npz:
-            rep = normalise(npz["x_rep"], ds["normalization"]["mean"], ds["normalization"]["std"])
+            rep = normalise(npz["x_rep"], np.asarray(ds.mean), np.asarray(ds.std))
         row.update(measure(model, rep))
-        row["float_accuracy"] = metrics.get("accuracy")
-    row["synthetic"] = metrics.get("synthetic")
+        row["float_accuracy"] = metrics.accuracy
+    row["synthetic"] = metrics.synthetic
     return row
 
 

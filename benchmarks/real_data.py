@@ -152,11 +152,11 @@ def int8_scores(run: Path, libraries: Path, cfg: TrainConfig) -> dict:
     ds, arr = load_run_inputs(run)
     inp = q.input
     int8 = (run / runs.INT8_MODEL).read_bytes()
-    labels = list(ds["labels"])
+    labels = list(ds.labels)
 
     def scores(x_raw: np.ndarray, y: np.ndarray) -> dict:
-        x = normalise(x_raw, ds["_mean"], ds["_std"])
-        _, out = tflm_outputs(int8, q.arena_bytes, x, inp["scale"], inp["zero_point"])
+        x = normalise(x_raw, np.asarray(ds.mean), np.asarray(ds.std))
+        _, out = tflm_outputs(int8, q.arena_bytes, x, inp.scale, inp.zero_point)
         pred = out.reshape(len(out), -1).argmax(axis=1)
         return classification_metrics(np.asarray(y), pred, labels)
 
@@ -194,8 +194,8 @@ def bench(args: argparse.Namespace, arch: str, data: Path, seed: int | None = No
         "label_smoothing": m.label_smoothing,
         "distillation": m.distillation,
         "epochs": args.epochs,
-        "stride": result.dataset["stride"],
-        "train_stride": result.dataset["train_stride"],
+        "stride": result.dataset.stride,
+        "train_stride": result.dataset.train_stride,
         "epochs_run": m.epochs_run,
         "best_epoch": m.best_epoch,
         "val_accuracy": hist["val_accuracy"][m.best_epoch - 1],

@@ -10,6 +10,6 @@ def crc32(data: bytes) -> int:
     return zlib.crc32(bytes(data)) & 0xFFFFFFFF
 
 
-def crc32_hex(data: bytes) -> str:
-    """The CRC-32 as '0x%08x'."""
-    return f"0x{crc32(data):08x}"
+def format_crc32(crc: int) -> str:
+    """A CRC-32 as records and reports write it: '0x%08x'."""
+    return f"0x{crc:08x}"

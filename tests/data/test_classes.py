@@ -69,7 +69,7 @@ def test_hapt_prepares_with_its_own_names_units_and_chosen_classes(tmp_path):
     data = load_dataset(hapt_folder(tmp_path, (1, 3, 5)))
     warnings: list[str] = []
     prep = prepare(TrainConfig(), data, warn=warnings.append)
-    ds = prep.dataset
+    ds = prep.dataset.to_json()
     assert ds["labels"] == HAPT_CLASSES and ds["label_ids"] == list(range(6))
     assert ds["dataset"] == "hapt" and ds["sensors"] == "all" and warnings == []
     assert [(c["name"], c["unit"]) for c in ds["channels"]] == [
@@ -82,8 +82,8 @@ def test_hapt_prepares_with_its_own_names_units_and_chosen_classes(tmp_path):
     ]
     assert ds["split"]["train"] == [1] and ds["split"]["test"] == [5]
     chosen = prepare(TrainConfig(classes=["WALKING", "LAYING"]), data, warn=warnings.append)
-    assert chosen.dataset["labels"] == ["WALKING", "LAYING"]
-    assert chosen.dataset["label_ids"] == [3, 0]
+    assert list(chosen.dataset.labels) == ["WALKING", "LAYING"]
+    assert list(chosen.dataset.label_ids) == [3, 0]
     assert set(np.unique(chosen.split.test.y)) == {0, 1}
     with pytest.raises(TinyharError, match="--sensors arm chooses MHEALTH"):
         prepare(TrainConfig(sensors="arm"), data)

@@ -27,6 +27,7 @@ from tinyhar.errors import TinyharError
 from tinyhar.lite.arena import margin_bytes
 from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.run import folder as runs
+from tinyhar.run.records import TensorQuantization
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +77,7 @@ def test_build_from_run_renders_a_complete_sketch(tmp_path):
     sketch = library / "src"
     assert rec["board"] == "nano33ble" and rec["fqbn"] == "arduino:mbed_nano:nano33ble"
     assert rec["compiled"] is False and rec["flash_used"] is None and rec["synthetic"] is True
-    assert rec["model_bytes"] == len(model) and rec["model_crc32_int"] == crc32(model)
+    assert rec["model_bytes"] == len(model) and int(rec["model_crc32"], 16) == crc32(model)
     assert rec["ops"] == info.ops
     # the C array is the .tflite, byte for byte, const and 16-byte aligned
     cpp = (sketch / "model_data.cpp").read_text()
@@ -243,16 +244,16 @@ def test_every_board_renders_its_imu_library(tmp_path):
 
 def test_channel_layout_matches_the_device_preprocessing():
     """The generated axis map agrees with tinyhar/board/preprocess.py for every board."""
-    from helpers.fw_models import dataset_json
+    from helpers.fw_models import dataset_record
 
     from tinyhar.board.preprocess import PreprocessConfig
 
-    ds = dataset_json()
+    ds = dataset_record()
     spec = spec_from_dataset(ds, inspect_tflite(har_int8_model()))
-    quant = {"input": {"scale": spec.input_scale, "zero_point": spec.input_zero_point}}
+    model_input = TensorQuantization(spec.input_scale, spec.input_zero_point, [1, 100, 6], "int8")
     for b in list_boards():
         layout = channel_layout(spec, b)
-        ref = PreprocessConfig.from_run(ds, quant, b)
+        ref = PreprocessConfig.from_run(ds, model_input, b)
         assert [c["axis_src"] for c in layout] == ref.axis_src.tolist()
         assert [c["axis_sign"] for c in layout] == ref.axis_sign.tolist()
         assert [c["unit_factor"] for c in layout] == pytest.approx(ref.unit_factor.tolist())
@@ -338,7 +339,7 @@ def test_run_without_int8_model_is_quantized_first(tmp_path, monkeypatch):
     model = (run / runs.INT8_MODEL).read_bytes()
     q = json.loads((run / runs.QUANTIZE_JSON).read_text())
     rec = json.loads((run / runs.BUILD_JSON).read_text())
-    assert rec["arena_measured"] == q["arena_bytes"] and rec["model_crc32_int"] == crc32(model)
+    assert rec["arena_measured"] == q["arena_bytes"] and int(rec["model_crc32"], 16) == crc32(model)
     sketch = run / "firmware" / "nano33ble" / "libraries" / "tinyhar_model" / "src"
     assert parse_c_array((sketch / "model_data.cpp").read_text()) == model
 

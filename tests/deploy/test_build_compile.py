@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from helpers.commands import SHARED_LIBRARIES
-from helpers.fw_models import dataset_json, make_run, third_party_float_model
+from helpers.fw_models import dataset_record, make_run, third_party_float_model
 from helpers.paths import TESTS
 
 from tinyhar.board import tflm_library
@@ -23,6 +23,7 @@ from tinyhar.cli import main
 from tinyhar.deploy.m4f_image import build_emulated_firmware, firmware_dirs_of, library_ops
 from tinyhar.resources import templates_dir
 from tinyhar.run import folder as runs
+from tinyhar.run.records import BuildReport, TensorQuantization
 
 STAND_INS = TESTS / "stand_in_headers"  # the Arduino core only: no source here
 WARN = ["-Wall", "-Wextra", "-Werror"]
@@ -95,9 +96,9 @@ def test_host_build_runs_and_preprocesses_like_python(tmp_path, board):
     _cc(["g++", "tinyhar_core.c.o", "main.c.o", "model_data.o", "-o", "prog"], sketch)
 
     b = load_board(board)
-    ds = dataset_json()
-    quant = {"input": rec["config"]["input"]}
-    cfg = PreprocessConfig.from_run(ds, quant, b)
+    tin = rec["config"]["input"]
+    model_input = TensorQuantization(tin["scale"], tin["zero_point"], [1, 100, 6], "int8")
+    cfg = PreprocessConfig.from_run(dataset_record(), model_input, b)
     rng = np.random.default_rng(3)
     raw = np.concatenate(  # library units: g and deg/s, around the normalisation's range
         [rng.normal(0, 0.5, (100, 3)), rng.normal(0, 60, (100, 3))], axis=1
@@ -111,8 +112,8 @@ def test_host_build_runs_and_preprocesses_like_python(tmp_path, board):
     head, window = proc.stdout.splitlines()
     w, s, c, n, crc, length, arena, last = head.split(" ", 7)
     assert (int(w), int(s), int(c), int(n)) == (100, 50, 6, 4)
-    assert int(crc, 16) == rec["model_crc32_int"] and int(length) == rec["model_bytes"]
-    assert int(arena) == rec["arena_bytes"] and last == ds["labels"][-1]
+    assert int(crc, 16) == int(rec["model_crc32"], 16) and int(length) == rec["model_bytes"]
+    assert int(arena) == rec["arena_bytes"] and last == dataset_record().labels[-1]
     device = np.array([int(v) for v in window.split()], dtype=np.int8).reshape(100, 6)
     np.testing.assert_array_equal(device, quantize_window(raw, cfg))
     assert len(np.unique(device)) > 20  # a window that exercises the quantizer
@@ -149,8 +150,10 @@ def test_every_board_s_firmware_links_against_the_real_tflm_and_imu_libraries(tm
     b = load_board(board)
     imu = SHARED_LIBRARIES / IMU_LIBRARIES[b.imu.chip] / "src"
     tflm = tflm_library.library_src(SHARED_LIBRARIES, tflm_library.load_library(b.tflm.name))
-    image = build_emulated_firmware(firmware_dirs_of(rec, src.parents[4]), tflm, library_ops(rec),
-                                    tmp_path / "elf", imu_library=imu)  # fmt: skip
+    build = BuildReport.load(src.parents[4])
+    image = build_emulated_firmware(firmware_dirs_of(build, src.parents[4]), tflm,
+                                    library_ops(build), tmp_path / "elf",
+                                    imu_library=imu)  # fmt: skip
     symbols = subprocess.run(["arm-none-eabi-nm", "-C", str(image.elf)], capture_output=True,
                              text=True, check=True).stdout  # fmt: skip
     imu_class = {"LSM9DS1": "LSM9DS1Class", "BMI270": "BoschSensorClass",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,8 @@ from helpers.paths import TESTS
 
 from tinyhar.cli import main
 from tinyhar.crc import crc32
-from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.run import folder as runs
+from tinyhar.run.records import QuantizeReport
 
 CORPUS = TESTS / "corpus"
 
@@ -108,13 +109,8 @@ def _verifiable_run(tmp_path: Path, model: bytes) -> Path:
     """make_run with `model` as its int8 model and test windows for verify."""
     run = make_run(tmp_path)
     (run / runs.INT8_MODEL).write_bytes(model)
-    q = json.loads((run / runs.QUANTIZE_JSON).read_text())
-    har = inspect_tflite(har_int8_model())  # the model the mutated ones come from
-    for key, t in (("input", har.inputs[0]), ("output", har.outputs[0])):
-        q[key] = {"scale": t.scale, "zero_point": t.zero_point, "shape": list(t.shape),
-                  "dtype": t.dtype}  # fmt: skip
-    q["model_crc32_int"] = crc32(model)
-    (run / runs.QUANTIZE_JSON).write_text(json.dumps(q))
+    # quantize.json keeps the tensors of the model the mutated ones come from
+    replace(QuantizeReport.load(run), model_crc32=crc32(model)).save(run)
     rng = np.random.default_rng(0)
     np.savez(run / runs.WINDOWS_NPZ, x_test=rng.normal(size=(4, 100, 6)).astype(np.float32),
              y_test=np.arange(4), subject_test=np.full(4, 9),

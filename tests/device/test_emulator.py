@@ -11,7 +11,6 @@ are within a few LSB of each other.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -41,6 +40,7 @@ from tinyhar.device.emulator import EmulatedBoard
 from tinyhar.device.link import Link
 from tinyhar.errors import TinyharError
 from tinyhar.run import folder as runs
+from tinyhar.run.records import BuildReport
 
 CHIRALE = "Chirale_TensorFLowLite"
 APT = "gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm"
@@ -50,7 +50,7 @@ N_WINDOWS = 20
 @dataclass
 class Built:
     run: Path
-    record: dict
+    record: BuildReport
     image: EmulatedImage
     model: bytes
 
@@ -72,10 +72,10 @@ def build_run(root: Path, board: str, tflm_src: Path) -> Built:
     run = make_run(root)
     res = CliRunner().invoke(main, ["build", "--board", board, "--run", str(run)], env={"PATH": ""})
     assert res.exit_code == 0, res.output
-    rec = json.loads((run / runs.BUILD_JSON).read_text())
+    rec = BuildReport.load(run)
     image = build_emulated_firmware(
         firmware_dirs_of(rec, run), tflm_src, library_ops(rec), run / "emulator", log=print,
-        name=rec["sketch_name"],
+        name=rec.sketch_name,
     )  # fmt: skip
     return Built(run, rec, image, (run / runs.INT8_MODEL).read_bytes())
 
@@ -123,9 +123,9 @@ def results(link: Link, windows: np.ndarray) -> list:
 def test_image_holds_the_model_arena_library_and_layers(built: Built, tflm_src: Path) -> None:
     fp, rec = built.image.footprint, built.record
     assert built.image.elf.is_file() and built.image.map_file.parent == built.image.elf.parent
-    assert rec["model_bytes"] <= fp["model"]["flash"] <= rec["model_bytes"] + 64
+    assert rec.model_bytes <= fp["model"]["flash"] <= rec.model_bytes + 64
     assert fp["model"]["ram"] == 0
-    assert fp["arena"]["ram"] == rec["arena_bytes"] and fp["arena"]["flash"] == 0
+    assert fp["arena"]["ram"] == rec.arena_bytes and fp["arena"]["flash"] == 0
     assert fp["tflm"]["flash"] > 40_000  # interpreter, allocator, CMSIS-NN and LSTM kernels
     # protocol, runner and tinyhar's own kernels (LSTM, SOFTMAX, MEAN, ADD/MUL, BATCH_MATMUL)
     assert 1_000 < fp["tinyhar"]["flash"] < 40_000 and fp["tinyhar"]["ram"] > 1_000
@@ -140,12 +140,14 @@ def test_image_holds_the_model_arena_library_and_layers(built: Built, tflm_src: 
 
 def test_firmware_folders_are_found_from_another_directory(built: Built) -> None:
     """build.json holds paths relative to where `tinyhar build` ran: the run's folder is used."""
-    rec = dict(built.record)
+    rec = built.record
     real = firmware_dirs_of(rec, built.run)
-    assert real == [Path(rec["library_dir"]) / "src", Path(rec["sketch_dir"])]
-    for key in ("sketch_dir", "library_dir"):
-        rec[key] = str(Path("elsewhere") / Path(rec[key]).relative_to(built.run.parent))
-    assert firmware_dirs_of(rec, built.run) == real
+    assert real == [Path(rec.library_dir) / "src", Path(rec.sketch_dir)]
+    moved = {
+        key: str(Path("elsewhere") / Path(getattr(rec, key)).relative_to(built.run.parent))
+        for key in ("sketch_dir", "library_dir")
+    }
+    assert firmware_dirs_of(rec.replace(**moved), built.run) == real
 
 
 def test_arduino_tensorflowlite_is_refused_in_one_line(built: Built, tmp_path: Path) -> None:
@@ -189,9 +191,9 @@ def test_a_warm_rebuild_compiles_only_tinyhar_code(built: Built, tflm_src: Path,
 def test_hello_reports_the_built_model(link: Link, built: Built) -> None:
     info = link.hello()
     rec = built.record
-    assert info.model_crc32 == rec["model_crc32_int"] and info.has_model
+    assert info.model_crc32 == rec.model_crc32 and info.has_model
     assert getattr(info, "runner_status", 0) == 0
-    assert info.arena_bytes == rec["arena_bytes"] and info.board == "nano33ble"
+    assert info.arena_bytes == rec.arena_bytes and info.board == "nano33ble"
     assert (info.window, info.channels, info.n_classes) == (100, 6, len(LABELS))
     assert link.labels() == LABELS
 
@@ -216,7 +218,7 @@ def test_inference_against_the_python_tflm_interpreter(
     """A second opinion from a newer TFLM: its LSTM kernel differs from Chirale's by some LSB."""
     from tinyhar.lite.reference import TflmReference
 
-    want = TflmReference(built.model, built.record["arena_bytes"]).predict(windows)
+    want = TflmReference(built.model, built.record.arena_bytes).predict(windows)
     want = want.reshape(len(windows), -1).astype(int)
     device = np.stack([r.output for r in results]).astype(int)
     diff = np.abs(device - want)
@@ -238,7 +240,7 @@ def test_latency_is_virtual_microseconds(results: list) -> None:
 
 def test_streaming_from_the_imu_replay_gives_predictions(link: Link, built: Built) -> None:
     link.hello()
-    stride = built.record["config"]["stride"]
+    stride = built.record.config["stride"]
     t0 = time.monotonic()
     assert link.stream_start().streaming
     preds = []
@@ -329,12 +331,12 @@ def test_other_boards_firmware_runs_with_its_imu_replay(
     board_name: str, imu_header: str, tmp_path: Path, tflm_src: Path
 ) -> None:
     b = build_run(tmp_path, board_name, tflm_src)
-    board_layer = Path(b.record["library_dir"]) / "src" / "tinyhar_board.cpp"
+    board_layer = Path(b.record.library_dir) / "src" / "tinyhar_board.cpp"
     assert f"#include <{imu_header}>" in board_layer.read_text()
-    stride = b.record["config"]["stride"]
+    stride = b.record.config["stride"]
     with EmulatedBoard(b.image.elf) as emu, Link(emu.port, timeout=2.0) as lk:
         info = lk.hello()
-        assert info.board == board_name and info.model_crc32 == b.record["model_crc32_int"]
+        assert info.board == board_name and info.model_crc32 == b.record.model_crc32
         lk.stream_start()
         try:
             first = next(lk.read_predictions(timeout=15), None)
@@ -353,7 +355,7 @@ def test_sim_emulate_prints_the_port_and_serves(built: Built, monkeypatch, tmp_p
                    start_timeout=600) as sim:  # fmt: skip
         with Link(sim.port, timeout=2.0) as lk:
             info = lk.hello()
-        assert info.model_crc32 == built.record["model_crc32_int"]
+        assert info.model_crc32 == built.record.model_crc32
     assert sim.proc.returncode == 0  # SIGTERM stops QEMU and exits cleanly
     assert not Path(sim.port).exists()  # QEMU (and its pty) is gone
 

@@ -23,6 +23,7 @@ from tinyhar.board.boards import load_board
 from tinyhar.device.link import Link, LinkError, open_error
 from tinyhar.device.virtual_board import VirtualBoard, board_image
 from tinyhar.files import read_json
+from tinyhar.run.records import QuantizeReport
 
 
 class _GarbagePty:
@@ -168,9 +169,7 @@ def test_stale_replies_and_predictions_do_not_answer_a_request(tiny_run) -> None
     try:
         with Link(vb.path, timeout=1.0, retries=0) as link:
             link._seq = 0  # the next request uses seq 1, never the stale 254
-            assert (
-                link.hello().model_crc32 == read_json(tiny_run / "quantize.json")["model_crc32_int"]
-            )
+            assert link.hello().model_crc32 == QuantizeReport.load(tiny_run).model_crc32
             assert link.predictions and link.predictions[0].sample_counter == 7
     finally:
         vb.stop()

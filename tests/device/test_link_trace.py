@@ -55,7 +55,7 @@ def test_monitor_trace_dumps_the_hello_request_and_reply(tiny_run, clean_sim) ->
     assert (got, name, rseq) == ("<<", "HELLO_REPLY", seq)
     info = P.unpack_info(_check_frame(raw, P.MsgType.HELLO | P.REPLY, seq, n))
     quant = read_json(tiny_run / "quantize.json")
-    assert info.board == "nano33ble" and info.model_crc32 == quant["model_crc32_int"]
+    assert info.board == "nano33ble" and info.model_crc32 == int(quant["model_crc32"], 16)
     assert lines == -(-len(raw) // TRACE_WIDTH) > 1  # wrapped at 32 bytes a line
 
     # then LABELS, RESET_BUFFER, STREAM_START ... STREAM_STOP, each answered with the same seq

@@ -17,19 +17,20 @@ from tinyhar.device.link import Link
 from tinyhar.device.virtual_board import replay_training_units
 from tinyhar.files import read_json
 from tinyhar.lite.reference import TflmReference
+from tinyhar.run.records import DatasetContract, QuantizeReport
 
 LINE = re.compile(r"^\s*([\d.]+)s\s+#(\d+)\s+(.+?)\s+([\d.]+)% [#.]+\s+([\d.]+) ms\s+last (\d+): ")
 
 
 def _expected_labels(run, counters: list[int]) -> list[str]:
     """What the board must predict after `k` replayed samples: TFLM on the last window of them."""
-    ds, quant = read_json(run / "dataset.json"), read_json(run / "quantize.json")
-    cfg = PreprocessConfig.from_run(ds, quant, load_board("nano33ble"))
+    ds, quant = DatasetContract.load(run), QuantizeReport.load(run)
+    cfg = PreprocessConfig.from_run(ds, quant.input, load_board("nano33ble"))
     stream = to_board_units(replay_training_units(run), cfg)
-    w = int(ds["window"])
+    w = ds.window
     q = np.stack([quantize_window(stream[k - w : k], cfg) for k in counters])
-    ref = TflmReference((run / "model_int8.tflite").read_bytes(), quant["arena_bytes"] * 2)
-    return [ds["labels"][i] for i in ref.predict(q).argmax(axis=1)]
+    ref = TflmReference((run / "model_int8.tflite").read_bytes(), quant.arena_bytes * 2)
+    return [ds.labels[i] for i in ref.predict(q).argmax(axis=1)]
 
 
 def test_monitor_prints_the_replayed_predictions(tiny_run) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from helpers.boards import sim_board
 from helpers.commands import tinyhar
+from helpers.fw_models import build_record
 
 from tinyhar.data.mhealth import load_mhealth
 from tinyhar.deploy.footprint import firmware_arena
@@ -21,7 +22,7 @@ from tinyhar.device.virtual_board import (
     stream_from_windows,
 )
 from tinyhar.errors import TinyharError
-from tinyhar.files import atomic_write_json, read_json
+from tinyhar.files import read_json
 from tinyhar.lite.arena import DEFAULT_MARGIN, align, margin_bytes
 
 
@@ -31,7 +32,7 @@ def test_sim_carries_the_runs_model_with_the_firmware_arena(tiny_run, clean_sim)
     with Link(clean_sim.port) as link:
         info = link.hello()
         labels = link.labels()
-    assert info.model_crc32 == quant["model_crc32_int"] and info.has_model
+    assert info.model_crc32 == int(quant["model_crc32"], 16) and info.has_model
     assert info.board == "nano33ble" and info.firmware_version == "sim"
     assert info.arena_bytes == align(measured + margin_bytes(DEFAULT_MARGIN, measured))
     assert (info.window, info.stride, info.channels) == (100, ds["stride"], 6)
@@ -45,10 +46,7 @@ def test_firmware_arena_prefers_build_json(tiny_run, tmp_path) -> None:
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     model = (run / "model_int8.tflite").read_bytes()
-    crc = read_json(run / "quantize.json")["model_crc32_int"]
-    atomic_write_json(
-        run / "build.json", {"board": "nano33ble", "model_crc32_int": crc, "arena_bytes": 40000}
-    )
+    build_record("nano33ble", model, 40000).save(run)
     assert firmware_arena(run, model, "nano33ble") == 40000
     # a build for another board (or model) does not describe this firmware
     assert firmware_arena(run, model, "nano33ble_rev2") != 40000

@@ -26,6 +26,7 @@ from tinyhar.device.link import Link
 from tinyhar.lite.reference import Reference
 from tinyhar.lite.tflite_inspect import parse_model
 from tinyhar.run import folder as runs
+from tinyhar.run.records import BuildReport
 
 APT = "gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm"
 WINDOWS = 200
@@ -164,9 +165,10 @@ def test_a_float_io_model_of_one_s_own_runs_through_the_firmware_s_runner(tmp_pa
     build = json.loads((tmp_path / runs.BUILD_JSON).read_text())
     assert build["config"]["input"]["dtype"] == "float32" and build["footprint"]["measured"]
     tflm = library_src(libraries_dir(), load_library(build["tflm_library"]["name"]))
-    image = build_emulated_firmware(firmware_dirs_of(build, tmp_path), tflm, library_ops(build),
+    rec = BuildReport.load(tmp_path)
+    image = build_emulated_firmware(firmware_dirs_of(rec, tmp_path), tflm, library_ops(rec),
                                     tmp_path / "emu")  # fmt: skip
-    ref, why = for_build(build, model.read_bytes(), None, run=tmp_path)
+    ref, why = for_build(rec, model.read_bytes(), None, run=tmp_path)
     assert ref is not None, why
     rng = np.random.default_rng(5)
     q = rng.integers(-128, 128, (WINDOWS, 40 * 3), dtype=np.int8)

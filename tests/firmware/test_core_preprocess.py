@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from helpers.fw_models import dataset_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -24,6 +25,7 @@ from tinyhar.board.preprocess import (
 )
 from tinyhar.device.core_lib import CoreConfig, CoreDevice
 from tinyhar.errors import TinyharError
+from tinyhar.run.records import Channel, TensorQuantization
 
 CHANNELS = [
     {"name": f"{k}_{a}", "column": 14 + i, "unit": "m/s^2" if k == "acc" else "deg/s",
@@ -105,11 +107,14 @@ def test_a_model_without_all_three_axes_reads_the_axis_it_needs_into_its_own_slo
 
 
 def test_from_run_and_board_units_round_trip() -> None:
-    norm = {"mean": [0.1, 9.5, -1, 2, 3, 4], "std": [2, 3, 0, 40, 50, 60]}
-    dataset = {"channels": CHANNELS, "normalization": norm}
-    cfg = PreprocessConfig.from_run(
-        dataset, {"input": {"scale": 0.05, "zero_point": -4}}, _board("nano33ble_rev2")
+    dataset = replace(
+        dataset_record(),
+        channels=tuple(Channel(**c) for c in CHANNELS),
+        mean=(0.1, 9.5, -1, 2, 3, 4),
+        std=(2, 3, 0, 40, 50, 60),  # a std of 0 no dataset.json holds, floored all the same
     )
+    model_input = TensorQuantization(0.05, -4, [1, 100, 6], "int8")
+    cfg = PreprocessConfig.from_run(dataset, model_input, _board("nano33ble_rev2"))
     assert cfg.inv_std[2] == np.float32(1) / np.float32(1e-3)  # a zero std is floored, not 1/0
     assert cfg.inv_std.dtype == np.float32 and cfg.inv_std[0] == np.float32(0.5)
     training = np.random.default_rng(0).normal(0, 5, (50, 6)).astype(np.float32)
@@ -124,13 +129,6 @@ def test_bad_inputs_are_one_line_errors() -> None:
     furlong = replace(_board("nano33ble"), imu=replace(_board("nano33ble").imu, acc_unit="fur"))
     with pytest.raises(TinyharError, match="no conversion from acc unit 'fur' to 'm/s\\^2'"):
         channel_map(_kau(CHANNELS), furlong)
-    norm = {"mean": [0.0] * 6, "std": [1.0] * 6}
-    with pytest.raises(TinyharError, match="quantize.json lacks"):
-        PreprocessConfig.from_run({"channels": CHANNELS, "normalization": norm}, {}, None)
-    with pytest.raises(TinyharError, match="dataset.json lacks 'normalization'"):
-        PreprocessConfig.from_run(
-            {"channels": CHANNELS}, {"input_scale": 1, "input_zero_point": 0}, None
-        )
     with pytest.raises(TinyharError, match="expected \\(n, 1\\)"):
         quantize_window(
             np.zeros((3, 2), np.float32), PreprocessConfig([1], [0], [1], [0], [1], 1, 0)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyhar.run import folder as runs
+from tinyhar.run.records import BuildReport, DatasetContract, QuantizeReport
 
 LABELS = ["Walking", "Sitting and relaxing", "Running", "Cycling"]
 CHANNELS = [(k, a) for k in ("acc", "gyro") for a in "xyz"]
@@ -91,7 +92,6 @@ def make_run(
 ) -> Path:
     """A run folder as docs/architecture.md describes it, holding the small int8 model (or
     `model`)."""
-    from tinyhar.crc import crc32
     from tinyhar.lite.arena import measure_arena
 
     run = root / "run"
@@ -99,13 +99,45 @@ def make_run(
     own_model = model is not None
     model = model if own_model else har_int8_model()
     (run / runs.INT8_MODEL).write_bytes(model)
-    (run / runs.DATASET_JSON).write_text(json.dumps(dataset_json()))
+    dataset_record().save(run)
     (run / runs.METRICS_JSON).write_text(json.dumps({"accuracy": 0.5, "synthetic": True}))
     if with_quantize_json:
         arena = arena_bytes or (measure_arena(model) if own_model else measured_arena())
-        q = {"arena_bytes": arena, "model_bytes": len(model), "model_crc32_int": crc32(model)}
-        (run / runs.QUANTIZE_JSON).write_text(json.dumps(q))
+        quantize_record(model, arena).save(run)
     return run
+
+
+def dataset_record(synthetic: bool = True) -> DatasetContract:
+    """dataset_json() as the record the package reads."""
+    return DatasetContract.from_json(dataset_json(synthetic), Path("dataset.json"))
+
+
+def build_record(board: str, model: bytes, arena_bytes: int) -> BuildReport:
+    """A build.json for `model` on `board`: its size and CRC, made-up firmware figures."""
+    from tinyhar.crc import crc32
+
+    return BuildReport(
+        board=board, fqbn="", model=runs.INT8_MODEL, model_bytes=len(model),
+        arena_bytes=arena_bytes, arena_measured=arena_bytes, arena_margin=0,
+        model_crc32=crc32(model), ops=[], tflm_library={}, kernels={}, resolver_methods=[],
+        footprint={}, flash_budget=0, ram_budget=0, sketch_flash_max=0, sketch_ram_max=0,
+        sketch_dir="", sketch_kept=False, library_dir="", sketch_name="tinyhar_har",
+        synthetic=True, origin={}, config={}, made_from={},
+    )  # fmt: skip
+
+
+def quantize_record(model: bytes, arena: int) -> QuantizeReport:
+    """A quantize.json for `model`: its real figures, made-up accuracies."""
+    from tinyhar.deploy.quantize import model_figures
+    from tinyhar.lite.tflite_inspect import inspect_tflite
+
+    return QuantizeReport(
+        float_accuracy=0.5, int8_accuracy=0.5, int8_accuracy_tflite=0.5,
+        tflm_tflite_top1_agreement=1.0, tflm_tflite_max_abs_diff=0, float_int8_top1_agreement=1.0,
+        board_int8={}, test_windows=0, representative_windows=0,
+        **model_figures(model, inspect_tflite(model), arena),
+        labels=LABELS, synthetic=True, seconds=0.0,
+    )  # fmt: skip
 
 
 @functools.cache
@@ -138,6 +170,6 @@ def make_keras_run(root: Path) -> Path:
         subject_test=np.full(20, 9),
         x_rep=raw[20:],
     )
-    (run / runs.DATASET_JSON).write_text(json.dumps(dataset_json()))
+    dataset_record().save(run)
     (run / runs.METRICS_JSON).write_text(json.dumps({"accuracy": 0.25, "synthetic": True}))
     return run

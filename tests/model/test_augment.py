@@ -17,9 +17,15 @@ from tinyhar.model.augment import (
     sensor_groups,
     time_stretch,
 )
+from tinyhar.run.records import Channel
+
 
 # HAPT's channels as dataset.json holds them: acc x,y,z then gyro x,y,z.
-CHANNELS = [{"kind": k, "axis": a} for k in ("acc", "gyro") for a in ("x", "y", "z")]
+def channel(kind: str, axis: str) -> Channel:
+    return Channel(f"{kind}_{axis}", 0, "", kind, axis)
+
+
+CHANNELS = [channel(k, a) for k in ("acc", "gyro") for a in ("x", "y", "z")]
 
 
 def windows(n: int = 16, t: int = 100, seed: int = 0) -> np.ndarray:
@@ -28,16 +34,12 @@ def windows(n: int = 16, t: int = 100, seed: int = 0) -> np.ndarray:
 
 def test_sensor_groups_pair_acc_with_gyro_per_imu():
     assert sensor_groups(CHANNELS) == [SensorGroup((0, 1, 2), (3, 4, 5))]
-    two = [
-        {"kind": k, "axis": a} for _ in range(2) for k in ("acc", "gyro") for a in ("x", "y", "z")
-    ]
+    two = [channel(k, a) for _ in range(2) for k in ("acc", "gyro") for a in ("x", "y", "z")]
     assert sensor_groups(two) == [
         SensorGroup((0, 1, 2), (3, 4, 5)),
         SensorGroup((6, 7, 8), (9, 10, 11)),
     ]
-    assert sensor_groups([{"kind": "acc", "axis": a} for a in "zyx"]) == [
-        SensorGroup((2, 1, 0), None)
-    ]
+    assert sensor_groups([channel("acc", a) for a in "zyx"]) == [SensorGroup((2, 1, 0), None)]
 
 
 def test_rotations_are_proper_and_bounded():

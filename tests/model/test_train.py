@@ -182,7 +182,7 @@ def test_augmented_training_records_its_options_and_the_int8_parameter_count(syn
 
 def test_random_split_and_null_class_in_dataset_json(loaded):
     prep = prepare(TrainConfig(sensors="both", split="random", include_null=True), loaded)
-    ds = prep.dataset
+    ds = prep.dataset.to_json()
     assert ds["split"]["kind"] == "random" and "leak" in ds["split"]["note"]
     assert ds["labels"][0] == "Null" and ds["label_ids"] == list(range(13))
     assert len(ds["channels"]) == 12 and ds["channels"][0]["unit"] == "m/s^2"
@@ -193,7 +193,7 @@ def test_random_split_and_null_class_in_dataset_json(loaded):
 
 def test_loso_split_from_config(loaded):
     prep = prepare(TrainConfig(split="loso", test_subjects=[2]), loaded)
-    assert prep.dataset["split"]["test"] == [2] and 2 not in prep.dataset["split"]["train"]
+    assert prep.dataset.split["test"] == [2] and 2 not in prep.dataset.split["train"]
     assert set(np.unique(prep.split.test.subject)) == {2}
 
 
@@ -260,12 +260,12 @@ def test_label_smoothing_and_warmup_train_save_and_record(synth, tmp_path):
 def test_train_stride_makes_denser_training_windows_and_leaves_val_and_test_as_they_were(loaded):
     sparse = prepare(TrainConfig(train_stride=50), loaded)
     dense = prepare(TrainConfig(), loaded)  # tiny's default: every 10 samples
-    assert dense.dataset["train_stride"] == 10 and sparse.dataset["train_stride"] == 50
-    assert prepare(TrainConfig(arch="paper"), loaded).dataset["train_stride"] == 25
-    assert dense.dataset["stride"] == 50  # what the firmware and evaluate cut at
+    assert dense.dataset.train_stride == 10 and sparse.dataset.train_stride == 50
+    assert prepare(TrainConfig(arch="paper"), loaded).dataset.train_stride == 25
+    assert dense.dataset.stride == 50  # what the firmware and evaluate cut at
     n_sparse, n_dense = len(sparse.split.train), len(dense.split.train)
     assert 4.5 * n_sparse < n_dense < 5.5 * n_sparse
-    assert dense.dataset["counts"]["train"] == n_dense
+    assert dense.dataset.counts["train"] == n_dense
     for part in ("val", "test"):
         a, b = getattr(sparse.split, part), getattr(dense.split, part)
         assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
@@ -276,8 +276,8 @@ def test_train_stride_makes_denser_training_windows_and_leaves_val_and_test_as_t
 
 
 def test_train_stride_is_refused_with_the_random_split(loaded):
-    assert prepare(TrainConfig(split="random"), loaded).dataset["train_stride"] == 50
-    assert prepare(TrainConfig(stride=10), loaded).dataset["train_stride"] == 10
+    assert prepare(TrainConfig(split="random"), loaded).dataset.train_stride == 50
+    assert prepare(TrainConfig(stride=10), loaded).dataset.train_stride == 10
     with pytest.raises(TinyharError, match="--train-stride needs a split by subject") as e:
         prepare(TrainConfig(split="random", train_stride=25), loaded)
     assert "\n" not in str(e.value)

@@ -8,7 +8,7 @@ rint rounds half to even; NaN maps to the zero point.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike
 from tinyhar.board.boards import AXES, Board
 from tinyhar.data.windows import STD_FLOOR
 from tinyhar.errors import TinyharError
+from tinyhar.run.records import DatasetContract, TensorQuantization
 
 # Slots of the raw sample the IMU library reads: acc x, y, z, then gyro x, y, z.
 _KIND_SLOT = {"acc": 0, "gyro": 3}
@@ -108,19 +109,15 @@ class PreprocessConfig:
 
     @classmethod
     def from_run(
-        cls, dataset_json: Mapping, quantize_json: Mapping, board: Board | None
+        cls, dataset: DatasetContract, model_input: TensorQuantization, board: Board | None
     ) -> PreprocessConfig:
-        """From a run's dataset.json and quantize.json, for a board's IMU (None: windows that
-        are already in training units and axes, as model-mode verify sends them)."""
-        scale, zp = input_quantization(quantize_json)
-        try:
-            channels = dataset_json["channels"]
-            mean, std = (dataset_json["normalization"][k] for k in ("mean", "std"))
-        except (KeyError, TypeError) as e:
-            raise TinyharError(f"dataset.json lacks {e}; re-run tinyhar train") from None
+        """From a run's dataset.json and its int8 model's input, for a board's IMU (None:
+        windows that are already in training units and axes, as model-mode verify sends them)."""
+        scale, zp = model_input.scale, model_input.zero_point
+        mean, std = dataset.mean, dataset.std
         if board is None:
             return cls.in_training_frame(mean, std, scale, zp)
-        maps = channel_map([(c["kind"], c["axis"], c["unit"]) for c in channels], board)
+        maps = channel_map([(c.kind, c.axis, c.unit) for c in dataset.channels], board)
         return cls(
             unit_factor=np.array([m.unit_factor for m in maps]),
             axis_src=np.array([m.axis_src for m in maps]),
@@ -146,19 +143,6 @@ class PreprocessConfig:
             input_scale=scale,
             input_zero_point=zero_point,
         )
-
-
-def input_quantization(quantize_json: Mapping) -> tuple[float, int]:
-    """(scale, zero_point) of the model input from quantize.json."""
-    q = quantize_json
-    for key in ("input", "input_quantization"):
-        if isinstance(q.get(key), Mapping) and "scale" in q[key]:
-            return float(q[key]["scale"]), int(q[key]["zero_point"])
-    if "input_scale" in q:
-        return float(q["input_scale"]), int(q["input_zero_point"])
-    raise TinyharError(
-        "quantize.json lacks the input scale and zero point: run `tinyhar quantize --run RUN`"
-    )
 
 
 def to_training_units(raw: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tinyhar.errors import TinyharError
+from tinyhar.run.records import Channel
 
 RATE_HZ = 50
 N_SENSOR_COLUMNS = 23
@@ -102,17 +103,6 @@ _SUBJECT_VALUE = re.compile(r"^\s*(?:subject)?\s*(\d+)\s*$", re.IGNORECASE)
 _SCAN_LINES = 20_000
 _Hint = tuple[str, object] | None  # ("line", n) | ("row", i) | ("text", s): where a parse failed
 _HINT_DATA = "run `tinyhar data download` or `tinyhar data synth --out DIR`"
-
-
-@dataclass(frozen=True)
-class Channel:
-    """One model input channel: its name, 0-based column in the 23, unit, kind and axis."""
-
-    name: str
-    column: int
-    unit: str
-    kind: str
-    axis: str
 
 
 @dataclass(frozen=True)

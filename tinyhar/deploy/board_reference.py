@@ -40,6 +40,7 @@ from tinyhar.lite.tflite_inspect import debug_model, inspect_tflite
 from tinyhar.log import Log
 from tinyhar.resources import templates_dir
 from tinyhar.run.firmware import FirmwareTree
+from tinyhar.run.records import BuildReport, DatasetContract
 
 HOST_DIR = "host"  # firmware_templates/host: what the host build adds (logging and clock)
 # Arduino.h and Wire.h declarations portable to the host come from the emulator's layer.
@@ -190,7 +191,7 @@ def _aligned(buf: ctypes.Array, n: int) -> int:
 
 
 def for_build(
-    build: dict,
+    build: BuildReport,
     model: bytes,
     libraries: Path | None,
     log: Log | None = None,
@@ -200,17 +201,17 @@ def for_build(
     built."""
 
     try:
-        lib = load_library(build["tflm_library"]["name"])
+        lib = load_library(build.tflm_library["name"])
         if run is None:
             return None, "no run folder to find the firmware in"
         library_dir = FirmwareTree.of_build(run, build).library_dir
         if not (library_dir / "src").is_dir():
             return None, f"the firmware library {library_dir} is gone: run `tinyhar build`"
         tflm_src = tflm_source(lib, libraries)
-        ops = [op for op, who in build["kernels"].items() if who != "tinyhar"]
+        ops = [op for op, who in build.kernels.items() if who != "tinyhar"]
         built = build_reference(library_dir, tflm_src, ops, log)
-        title = f"{lib.name} {build['tflm_library'].get('version', '')}".strip()
-        arena = host_arena_bytes(int(build["arena_bytes"]))
+        title = f"{lib.name} {build.tflm_library.get('version', '')}".strip()
+        arena = host_arena_bytes(build.arena_bytes)
         return BoardReference(built, model, arena, title), ""
     except KeyError:
         return None, "build.json predates the board-library reference: run `tinyhar build`"
@@ -297,7 +298,7 @@ def interpreter_violations(per_op: list[dict], bounds: dict[str, int]) -> list[d
 
 def for_board(
     model: bytes,
-    dataset: dict,
+    dataset: DatasetContract,
     board: Board,
     arena_bytes: int,
     libraries: Path | None = None,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinyhar import __version__
 from tinyhar.board.boards import Board, default_board
 from tinyhar.board.tflm_library import KernelPlan
-from tinyhar.crc import crc32, crc32_hex
+from tinyhar.crc import crc32, format_crc32
 from tinyhar.data.classes import case_duplicates, shown
 from tinyhar.data.synth import synthesize
 from tinyhar.deploy import arduino, codegen
@@ -38,12 +37,12 @@ from tinyhar.deploy.footprint import (
     measured_arena,
 )
 from tinyhar.errors import TinyharError
-from tinyhar.files import atomic_write_json, read_json
 from tinyhar.lite.arena import DEFAULT_MARGIN, firmware_arena_bytes, margin_bytes
 from tinyhar.lite.tflite_inspect import ModelInfo, inspect_tflite
 from tinyhar.log import NORMAL, Log, inf, verbosity
 from tinyhar.run import folder as runs
 from tinyhar.run.firmware import FirmwareTree
+from tinyhar.run.records import BuildReport, DatasetContract, QuantizeReport
 
 SYNTH_DATA_DIR = Path("data/synth")  # where a first build without data makes synthetic data
 
@@ -122,7 +121,7 @@ def _train_default(log: Log) -> Path:
     return train(TrainConfig(data=data), log=log).run
 
 
-def _quantized(run: Path, log: Log) -> tuple[bytes, dict[str, Any] | None]:
+def _quantized(run: Path, log: Log) -> tuple[bytes, QuantizeReport | None]:
     path = run / runs.INT8_MODEL
     if not path.is_file():
         log(f"build: {run} has no {runs.INT8_MODEL}; running `tinyhar quantize --run {run}` first")
@@ -131,8 +130,7 @@ def _quantized(run: Path, log: Log) -> tuple[bytes, dict[str, Any] | None]:
 
         runs.require_run(run, needs=runs.KERAS_MODEL)
         quantize_run(run, log=log)
-    q = run / runs.QUANTIZE_JSON
-    return path.read_bytes(), (read_json(q) if q.is_file() else None)
+    return path.read_bytes(), QuantizeReport.load_if_present(run)
 
 
 def resolve_source(opts: BuildOptions, log: Log) -> Source:
@@ -159,55 +157,12 @@ def resolve_source(opts: BuildOptions, log: Log) -> Source:
     runs.check_record(run, runs.QUANTIZE_JSON)  # the int8 model is from this model.keras
     info = inspect_tflite(model)
     check_ops(list(info.ops))
-    spec = spec_from_dataset(read_json(run / runs.DATASET_JSON), info)
+    spec = spec_from_dataset(DatasetContract.load(run), info)
     arena, origin = measured_arena(model, quantize, log)
     return Source(model, run / runs.INT8_MODEL, run, spec, info, arena, origin, run)
 
 
 # --- the build -------------------------------------------------------------------------------
-
-
-@dataclass
-class BuildReport:
-    """What `tinyhar build` did; written to build.json as it is (`to_json`)."""
-
-    board: str
-    fqbn: str
-    model: str
-    model_bytes: int
-    arena_bytes: int
-    arena_measured: int
-    arena_margin: int
-    model_crc32: str
-    model_crc32_int: int
-    ops: list[str]
-    tflm_library: dict[str, str]
-    kernels: dict[str, str]  # op -> the library that runs it, or "tinyhar"
-    resolver_methods: list[str]
-    footprint: dict[str, Any]
-    flash_budget: int
-    ram_budget: int
-    sketch_flash_max: int
-    sketch_ram_max: int
-    sketch_dir: str
-    sketch_kept: bool
-    library_dir: str
-    sketch_name: str
-    synthetic: bool
-    origin: dict[str, str]
-    config: dict[str, Any]
-    made_from: dict[str, str]  # the model file (relative to build.json) and its digest
-    tinyhar_version: str = __version__
-    compiled: bool = False
-    flash_used: int | None = None
-    ram_used: int | None = None
-    flash_max: int | None = None
-    ram_max: int | None = None
-    build_dir: str | None = None
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
@@ -240,17 +195,17 @@ def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
         opts.profile,
     )
     # the firmware is about to change: an earlier build.json no longer describes it
-    (src.out_dir / runs.BUILD_JSON).unlink(missing_ok=True)
+    BuildReport.path(src.out_dir).unlink(missing_ok=True)
     rendered = _render(board, src, ctx, plan, opts.sketch_name, log)
     footprint = _footprint(board, rendered, plan, opts, len(src.model), ctx["arena_bytes"], log)
     report = _report(board, src, ctx, plan, rendered, footprint, opts.sketch_name)
     failure: TinyharError | None = None
     try:
-        _compile(board, rendered, opts, report, log)
+        report = _compile(board, rendered, opts, report, log)
     except TinyharError as e:
         failure = e
-    report.seconds = round(time.monotonic() - t0, 2)
-    atomic_write_json(src.out_dir / runs.BUILD_JSON, report.to_json())
+    report = report.replace(seconds=round(time.monotonic() - t0, 2))
+    report.save(src.out_dir)
     if failure is not None:
         raise failure
     return report
@@ -336,8 +291,7 @@ def _report(
         arena_bytes=ctx["arena_bytes"],
         arena_measured=src.arena_measured,
         arena_margin=ctx["arena_margin"],
-        model_crc32=crc32_hex(src.model),
-        model_crc32_int=crc32(src.model),
+        model_crc32=crc32(src.model),
         ops=list(src.info.ops),
         tflm_library={"name": board.tflm.name, "version": board.tflm.version},
         kernels={
@@ -365,29 +319,33 @@ def _report(
 
 def _compile(
     board: Board, rendered: codegen.Rendered, opts: BuildOptions, report: BuildReport, log: Log
-) -> None:
-    """Compile with arduino-cli where it is installed, recording the sizes it reports."""
+) -> BuildReport:
+    """Compile with arduino-cli where it is installed; the report with the sizes it reports."""
     cli = arduino.find_cli()
     if cli is None:
         msg = f"arduino-cli not found: sources generated but not compiled; {arduino.INSTALL_HINT}"
         log(f"build: {msg}")
         if opts.require_compile:
             raise TinyharError(f"--require-compile: {msg}")
-        return
+        return report
     if opts.install:
         arduino.ensure_installed(cli, board, log)
-    build_dir = rendered.sketch_dir / "build"
+    build_dir = rendered.tree.build_dir
     log(f"build: arduino-cli compile --fqbn {board.fqbn} {rendered.sketch_dir}")
     res = arduino.compile_sketch(
         cli, board, rendered.sketch_dir, build_dir, rendered.library_dir.parent
     )
-    report.compiled = True
-    report.flash_used, report.ram_used = res.flash_used, res.ram_used
-    report.flash_max, report.ram_max = res.flash_max, res.ram_max
-    report.build_dir = str(build_dir)
     log(
         f"build: compiled: flash {_use(res.flash_used, res.flash_max)}, "
         f"RAM {_use(res.ram_used, res.ram_max)}"
+    )
+    return report.replace(
+        compiled=True,
+        flash_used=res.flash_used,
+        ram_used=res.ram_used,
+        flash_max=res.flash_max,
+        ram_max=res.ram_max,
+        build_dir=str(build_dir),
     )
 
 
@@ -401,7 +359,8 @@ def format_summary(r: BuildReport) -> str:
     """What `tinyhar build` prints at the end."""
     lines = [
         f"board        {r.board} ({r.fqbn})",
-        f"model        {r.model_bytes} B, CRC-32 {r.model_crc32}, ops {', '.join(r.ops)}",
+        f"model        {r.model_bytes} B, CRC-32 {format_crc32(r.model_crc32)}, "
+        f"ops {', '.join(r.ops)}",
         f"arena        {r.arena_bytes} B ({r.arena_measured} measured + {r.arena_margin} margin)",
         f"board budget model flash {r.flash_budget} B, arena RAM {r.ram_budget} B",
         # the log said why the figures are estimates, unless -q kept it quiet: once, not twice

@@ -23,12 +23,13 @@ from tinyhar.data.windows import make_windows
 from tinyhar.deploy.board_reference import for_board
 from tinyhar.deploy.quantize import library_title, normalise, tflm_outputs, top1
 from tinyhar.errors import TinyharError
-from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
+from tinyhar.files import atomic_write_bytes, atomic_write_json
 from tinyhar.lite.keras_file import load_keras
 from tinyhar.log import inf, wrn
 from tinyhar.model import plots
 from tinyhar.model.metrics import classification_metrics
 from tinyhar.run import folder as runs
+from tinyhar.run.records import DatasetContract, QuantizeReport
 
 
 @dataclass
@@ -72,28 +73,28 @@ def evaluate_run(
     t0 = time.monotonic()
     run = runs.require_run(run, needs=runs.KERAS_MODEL)
     runs.check_run(run, runs.METRICS_JSON, runs.QUANTIZE_JSON)
-    spec = read_json(run / runs.DATASET_JSON)
+    spec = DatasetContract.load(run)
     data = load_dataset(data_path)
     log(f"evaluate: {run} on {data.source}")
     recs = _recordings(data, subjects)
-    columns, mapping, factors = match_channels(spec["channels"], data, data_path, sensors)
-    lut, not_in_model, not_in_data = match_labels(spec["labels"], data)
+    columns, mapping, factors = match_channels(spec.channels, data, data_path, sensors)
+    lut, not_in_model, not_in_data = match_labels(spec.labels, data)
     if not_in_model:
         warn(
             f"{data.name} class(es) {', '.join(not_in_model)} are not classes of the run: "
             "their windows are left out"
         )
-    w = make_windows(recs, columns, int(spec["window"]), int(spec["stride"]))
+    w = make_windows(recs, columns, spec.window, spec.stride)
     y = lut[w.y]
     keep = y >= 0
     if not keep.any():
         raise TinyharError(
-            f"{data_path}: no windows of the run's classes ({', '.join(spec['labels'])})"
+            f"{data_path}: no windows of the run's classes ({', '.join(spec.labels)})"
         )
     x, y = w.x[keep] * factors, y[keep]
     present = set(np.unique(y).tolist())
     not_in_data += [
-        n for i, n in enumerate(spec["labels"]) if i not in present and n not in not_in_data
+        n for i, n in enumerate(spec.labels) if i not in present and n not in not_in_data
     ]
     if not_in_data:
         warn(
@@ -108,13 +109,11 @@ def evaluate_run(
             "are optimistic (pass --subjects with the test subjects)"
         )
 
-    xn = normalise(
-        x, np.asarray(spec["normalization"]["mean"]), np.asarray(spec["normalization"]["std"])
-    )
+    xn = normalise(x, np.asarray(spec.mean), np.asarray(spec.std))
     log(f"evaluate: float model on {len(y)} windows")
     model = load_keras(run / runs.KERAS_MODEL)
     float_scores = classification_metrics(
-        y, top1(model.predict(xn, batch_size=256, verbose=0)), spec["labels"]
+        y, top1(model.predict(xn, batch_size=256, verbose=0)), spec.labels
     )
     int8_scores, board_scores = _int8_scores(
         run, xn, y, spec, board or default_board(), libraries, log
@@ -127,7 +126,7 @@ def evaluate_run(
         subjects=chosen,
         windows=int(len(y)),
         channels=mapping,
-        labels=list(spec["labels"]),
+        labels=list(spec.labels),
         not_in_model=not_in_model,
         not_in_data=not_in_data,
         seen_in_training=seen,
@@ -140,7 +139,7 @@ def evaluate_run(
     which = "int8 (TFLM)" if shown is int8_scores else "float"
     png = plots.confusion_png(
         shown["confusion"],
-        spec["labels"],
+        spec.labels,
         f"{run.name} on {data.name}{' (SYNTHETIC)' if data.synthetic else ''}, subjects "
         f"{_ids(chosen)}: {which} accuracy {shown['accuracy']:.3f}, "
         f"macro-F1 {shown['macro_f1']:.3f}",
@@ -163,7 +162,7 @@ def _recordings(data: Dataset, subjects: Sequence[int] | None) -> list:
 
 
 def match_channels(
-    run_channels: Sequence[dict], data: Dataset, where: Path, sensors: str | None = None
+    run_channels: Sequence[Channel], data: Dataset, where: Path, sensors: str | None = None
 ) -> tuple[list[int], dict[str, str], np.ndarray]:
     """(data column of each run channel, run name -> data name, factor of each channel into the
     run's unit): by name, else by kind and axis among the data's model channels (MHEALTH:
@@ -171,23 +170,23 @@ def match_channels(
     columns, mapping, factors = [], {}, []
     candidates = data.model_channels(sensors)
     for ch in run_channels:
-        same_name = [c for c in data.channels if c.name == ch["name"]]
-        hits = same_name or [c for c in candidates if (c.kind, c.axis) == (ch["kind"], ch["axis"])]
+        same_name = [c for c in data.channels if c.name == ch.name]
+        hits = same_name or [c for c in candidates if (c.kind, c.axis) == (ch.kind, ch.axis)]
         if len(hits) != 1:
             found = ", ".join(c.name for c in hits) or "none"
             raise TinyharError(
-                f"{where}: the run's channel {ch['name']} ({ch['kind']} {ch['axis']}) matches "
-                f"{found} of {data.name}; a run takes one {ch['kind']} {ch['axis']} channel"
+                f"{where}: the run's channel {ch.name} ({ch.kind} {ch.axis}) matches "
+                f"{found} of {data.name}; a run takes one {ch.kind} {ch.axis} channel"
             )
         c: Channel = hits[0]
-        factor = UNIT_FACTORS.get((c.unit, ch["unit"]))
+        factor = UNIT_FACTORS.get((c.unit, ch.unit))
         if factor is None:
             raise TinyharError(
                 f"{where}: no conversion from {c.unit} ({c.name}) to the run's "
-                f"{ch['unit']} ({ch['name']})"
+                f"{ch.unit} ({ch.name})"
             )
         columns.append(c.column)
-        mapping[ch["name"]] = c.name
+        mapping[ch.name] = c.name
         factors.append(factor)
     return columns, mapping, np.asarray(factors, np.float32)
 
@@ -215,35 +214,31 @@ def match_labels(
     return lut, not_in_model, not_in_data
 
 
-def _seen_in_training(spec: dict, data: Dataset, subjects: list[int]) -> list[int]:
-    if spec.get("dataset", "MHEALTH") != data.name or spec.get("source") != data.source:
+def _seen_in_training(spec: DatasetContract, data: Dataset, subjects: list[int]) -> list[int]:
+    if spec.dataset != data.name or spec.source != data.source:
         return []
-    split = spec.get("split", {})
-    used = set(split.get("train", [])) | set(split.get("val", []))
-    return sorted(set(subjects) & used)
+    return sorted(set(subjects) & spec.fitted_subjects)
 
 
 def _int8_scores(
     run: Path,
     x: np.ndarray,
     y: np.ndarray,
-    spec: dict,
+    spec: DatasetContract,
     board: Board,
     libraries: Path | None,
     log: Callable[[str], None],
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """int8 scores with the Python TFLM interpreter, and with the board's own TFLM library built
     for the host (or why not); ({"unavailable": why}, None) when the run is not quantized."""
-    if not (run / runs.INT8_MODEL).is_file() or not (run / runs.QUANTIZE_JSON).is_file():
+    q = QuantizeReport.load_if_present(run)
+    if not (run / runs.INT8_MODEL).is_file() or q is None:
         return {"unavailable": f"no {runs.INT8_MODEL}: run `tinyhar quantize --run {run}`"}, None
-    q = read_json(run / runs.QUANTIZE_JSON)
-    model, labels = (run / runs.INT8_MODEL).read_bytes(), spec["labels"]
+    model, labels = (run / runs.INT8_MODEL).read_bytes(), spec.labels
     log(f"evaluate: int8 model (TFLM interpreter) on {len(y)} windows")
-    xq, out = tflm_outputs(
-        model, int(q["arena_bytes"]), x, q["input"]["scale"], q["input"]["zero_point"]
-    )
+    xq, out = tflm_outputs(model, q.arena_bytes, x, q.input.scale, q.input.zero_point)
     log(f"evaluate: int8 model with {board.name}'s TFLM library built for the host")
-    ref, why = for_board(model, spec, board, int(q["arena_bytes"]), libraries, log)
+    ref, why = for_board(model, spec, board, q.arena_bytes, libraries, log)
     if ref is None:
         log(f"evaluate: note: no board-library scores ({why})")
         return classification_metrics(y, top1(out), labels), {

@@ -19,6 +19,7 @@ from tinyhar.data.classes import class_name_problem, shown
 from tinyhar.data.mhealth import RATE_HZ
 from tinyhar.errors import TinyharError
 from tinyhar.lite.tflite_inspect import ModelInfo, TensorInfo
+from tinyhar.run.records import DatasetContract
 
 TRAINING_UNITS = {"acc": "m/s^2", "gyro": "deg/s"}
 # int8 transport of a float model's window: normalised values within +-4 (x 1/32 steps).
@@ -57,33 +58,27 @@ class ModelSpec:
     origin: dict[str, str] = field(default_factory=dict)
 
 
-def spec_from_dataset(dataset: dict[str, Any], info: ModelInfo) -> ModelSpec:
+def spec_from_dataset(dataset: DatasetContract, info: ModelInfo) -> ModelSpec:
     """A run's model: everything from dataset.json and the int8 model's quantization."""
-    try:
-        norm = dataset["normalization"]
-        chans = [
-            ChannelSpec(c["name"], c["kind"], c["axis"], c["unit"], float(m), float(s))
-            for c, m, s in zip(dataset["channels"], norm["mean"], norm["std"], strict=True)
-        ]
-        window = int(dataset["window"])
-        spec = ModelSpec(
-            window=window,
-            stride=int(dataset.get("stride", window // 2)),
-            rate_hz=float(dataset.get("rate_hz", RATE_HZ)),
-            channels=chans,
-            labels=[str(x) for x in dataset["labels"]],
-            input_scale=0.0,
-            input_zero_point=0,
-            output_scale=0.0,
-            output_zero_point=0,
-            synthetic=bool(dataset.get("synthetic", False)),
-            origin={
-                k: "dataset.json"
-                for k in ("window", "stride", "rate_hz", "channels", "labels", "mean", "std")
-            },
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise TinyharError(f"dataset.json is incomplete ({e}): re-run `tinyhar train`") from None
+    spec = ModelSpec(
+        window=dataset.window,
+        stride=dataset.stride,
+        rate_hz=dataset.rate_hz,
+        channels=[
+            ChannelSpec(c.name, c.kind, c.axis, c.unit, m, s)
+            for c, m, s in zip(dataset.channels, dataset.mean, dataset.std, strict=True)
+        ],
+        labels=list(dataset.labels),
+        input_scale=0.0,
+        input_zero_point=0,
+        output_scale=0.0,
+        output_zero_point=0,
+        synthetic=dataset.synthetic,
+        origin={
+            k: DatasetContract.FILE
+            for k in ("window", "stride", "rate_hz", "channels", "labels", "mean", "std")
+        },
+    )
     _set_quantization(spec, info)
     check_spec(spec, info)
     return spec

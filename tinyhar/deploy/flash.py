@@ -7,12 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tinyhar.board.boards import Board, resolve_board
+from tinyhar.crc import format_crc32
 from tinyhar.deploy import arduino
 from tinyhar.errors import TinyharError
-from tinyhar.files import read_json
 from tinyhar.log import inf
 from tinyhar.run import folder as runs
 from tinyhar.run.firmware import FirmwareTree
+from tinyhar.run.records import BuildReport
 
 BINARY_SUFFIXES = (".bin", ".hex", ".uf2", ".elf")
 
@@ -72,11 +73,11 @@ def flash_firmware(
         )
     run = runs.require_run(run, needs=runs.BUILD_JSON, hint="tinyhar build")
     runs.check_run(run)  # the firmware is of this run's int8 model, of this training
-    record = read_json(run / runs.BUILD_JSON)
-    b = resolve_board(board, record["board"], f"the firmware of {run}")
+    record = BuildReport.load(run)
+    b = resolve_board(board, record.board, f"the firmware of {run}")
     fw = FirmwareTree.of_build(run, record)  # in the run, whatever the working directory
     binary = compiled_binary(fw.build_dir, fw.sketch_dir.name)
-    if not record.get("compiled") or binary is None:
+    if not record.compiled or binary is None:
         raise TinyharError(
             f"no compiled firmware for {b.name} in {fw.build_dir}: run "
             f"`tinyhar build --board {b.name} --run {run}` with arduino-cli installed first"
@@ -84,4 +85,4 @@ def flash_firmware(
     address = choose_port(b, port, cli)
     log(f"flash: uploading {binary} to {address} (arduino-cli upload --fqbn {b.fqbn})")
     arduino.upload(cli, b, address, fw.sketch_dir, fw.build_dir)
-    return f"flashed {b.name} on {address}: model CRC-32 {record.get('model_crc32', '?')}"
+    return f"flashed {b.name} on {address}: model CRC-32 {format_crc32(record.model_crc32)}"

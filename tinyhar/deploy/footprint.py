@@ -12,10 +12,9 @@ from tinyhar.deploy import codegen
 from tinyhar.deploy.m4f_image import build_emulated_firmware
 from tinyhar.deploy.native_build import CompileError
 from tinyhar.errors import TinyharError
-from tinyhar.files import read_json
 from tinyhar.lite.arena import firmware_arena_bytes, measure_arena
 from tinyhar.log import Log, inf
-from tinyhar.run import folder as runs
+from tinyhar.run.records import BuildReport, QuantizeReport
 
 
 def check_budget(board: Board, model_bytes: int, arena_bytes: int) -> None:
@@ -37,14 +36,10 @@ def check_budget(board: Board, model_bytes: int, arena_bytes: int) -> None:
         )
 
 
-def measured_arena(model: bytes, quantize: dict[str, Any] | None, log: Log) -> tuple[int, str]:
+def measured_arena(model: bytes, quantize: QuantizeReport | None, log: Log) -> tuple[int, str]:
     """The measured arena: quantize.json's when it belongs to these bytes, else measured now."""
-    if quantize and quantize.get("arena_bytes"):
-        crc = quantize.get("model_crc32_int", quantize.get("model_crc32"))
-        if isinstance(crc, str):
-            crc = int(crc, 16)
-        if crc == crc32(model):
-            return int(quantize["arena_bytes"]), "quantize.json"
+    if quantize is not None and quantize.arena_bytes and quantize.model_crc32 == crc32(model):
+        return quantize.arena_bytes, QuantizeReport.FILE
 
     log("measuring the model's TFLM arena (bisection)")
     return measure_arena(model), "measured now"
@@ -52,14 +47,11 @@ def measured_arena(model: bytes, quantize: dict[str, Any] | None, log: Log) -> t
 
 def firmware_arena(run: Path, model: bytes, board: str, log: Log = inf) -> int:
     """The arena of this model's firmware: build.json's for this board, else as a build sizes it."""
-    build = run / runs.BUILD_JSON
-    if build.is_file():
-        rec = read_json(build)
-        if rec.get("model_crc32_int") == crc32(model) and rec.get("board") == board:
-            if rec.get("arena_bytes"):
-                return int(rec["arena_bytes"])
-    quantize = run / runs.QUANTIZE_JSON
-    measured, _ = measured_arena(model, read_json(quantize) if quantize.is_file() else None, log)
+    build = BuildReport.load_if_present(run)
+    if build is not None and build.model_crc32 == crc32(model) and build.board == board:
+        if build.arena_bytes:
+            return build.arena_bytes
+    measured, _ = measured_arena(model, QuantizeReport.load_if_present(run), log)
     return firmware_arena_bytes(measured)
 
 

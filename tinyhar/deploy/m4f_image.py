@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tinyhar.board import tflm_library
 from tinyhar.deploy.native_build import CORTEX_M4F, OWN_WARNINGS, compile_sources, link
@@ -22,6 +21,7 @@ from tinyhar.errors import TinyharError
 from tinyhar.log import Log, inf
 from tinyhar.resources import templates_dir
 from tinyhar.run.firmware import FirmwareTree
+from tinyhar.run.records import BuildReport
 
 LAYER_SOURCES = ("startup_mps2.c", "arduino_mps2.cpp")
 LINKER_SCRIPT = "mps2_an386.ld"
@@ -361,7 +361,7 @@ def format_footprint(fp: dict[str, dict[str, int]]) -> list[str]:
 # --- running ------------------------------------------------------------------------------
 
 
-def firmware_dirs_of(record: dict[str, Any], folder: Path) -> list[Path]:
+def firmware_dirs_of(record: BuildReport, folder: Path) -> list[Path]:
     """The source folders of a build.json's firmware, in `folder` (the one holding that
     build.json): the model library's src/ (when the build made one) and the sketch folder."""
     fw = FirmwareTree.of_build(folder, record)
@@ -369,21 +369,15 @@ def firmware_dirs_of(record: dict[str, Any], folder: Path) -> list[Path]:
     return [src, fw.sketch_dir] if src.is_dir() else [fw.sketch_dir]
 
 
-def tflm_source_for(record: dict[str, Any], libraries: Path | None = None) -> Path:
+def tflm_source_for(record: BuildReport, libraries: Path | None = None) -> Path:
     """The installed TFLM library's src/ that a build.json's firmware compiles against."""
-
-    name = record.get("tflm_library")
+    name = record.tflm_library.get("name")
     if not name:
         raise TinyharError("build.json does not name its TFLM library: run `tinyhar build` again")
-    if isinstance(name, dict):
-        name = name["name"]
     lib = tflm_library.load_library(str(name))
     return tflm_library.tflm_source(lib, libraries)
 
 
-def library_ops(record: dict[str, Any]) -> list[str]:
+def library_ops(record: BuildReport) -> list[str]:
     """The ops whose kernels come from the TFLM library (not tinyhar's own kernels)."""
-    kernels = record.get("kernels")
-    if isinstance(kernels, dict):
-        return [op for op, who in kernels.items() if who != "tinyhar"]
-    return list(record["ops"])
+    return [op for op, who in record.kernels.items() if who != "tinyhar"]

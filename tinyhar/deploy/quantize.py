@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,10 @@ import numpy as np
 from tinyhar.board import preprocess
 from tinyhar.board.boards import Board, default_board
 from tinyhar.board.preprocess import PreprocessConfig
-from tinyhar.crc import crc32, crc32_hex
+from tinyhar.crc import crc32, format_crc32
 from tinyhar.deploy.board_reference import for_board
 from tinyhar.errors import TinyharError
-from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json, remove
+from tinyhar.files import atomic_write_bytes, remove
 from tinyhar.lite.arena import RESOLUTION, measure_arena
 from tinyhar.lite.convert import to_int8_tflite
 from tinyhar.lite.keras_file import load_keras
@@ -24,43 +24,7 @@ from tinyhar.lite.reference import TfliteReference, TflmReference
 from tinyhar.lite.tflite_inspect import ModelInfo, TensorInfo, inspect_tflite
 from tinyhar.log import inf
 from tinyhar.run import folder as runs
-
-
-@dataclass
-class QuantizeReport:
-    """What quantize.json holds (and the run folder, which it does not)."""
-
-    float_accuracy: float
-    int8_accuracy: float  # the Python TFLM interpreter
-    int8_accuracy_tflite: float
-    tflm_tflite_top1_agreement: float
-    tflm_tflite_max_abs_diff: int
-    float_int8_top1_agreement: float
-    board_int8: dict[str, Any]  # the board's TFLM library's accuracy, or why it is unavailable
-    test_windows: int
-    representative_windows: int
-    model_bytes: int
-    arena_bytes: int
-    arena_resolution: int
-    ops: list[str]
-    op_counts: dict[str, int]
-    macs: int
-    params: int
-    stateful: bool
-    model_crc32: str
-    model_crc32_int: int
-    input: dict[str, Any]  # scale, zero_point, shape, dtype
-    output: dict[str, Any]
-    labels: list[str] | None
-    synthetic: bool
-    seconds: float
-    run: str = ""  # not in quantize.json
-
-    def to_json(self) -> dict[str, Any]:
-        """quantize.json's content."""
-        out = asdict(self)
-        del out["run"]
-        return out
+from tinyhar.run.records import DatasetContract, QuantizeReport, TensorQuantization
 
 
 def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -86,19 +50,12 @@ def tflm_outputs(
     return xq, TflmReference(int8, arena).predict(xq)
 
 
-def load_run_inputs(run: Path) -> tuple[dict, dict[str, np.ndarray]]:
+def load_run_inputs(run: Path) -> tuple[DatasetContract, dict[str, np.ndarray]]:
     """dataset.json and windows.npz of a run, checked; TinyharError naming what is missing."""
-    for name in (runs.KERAS_MODEL, runs.DATASET_JSON, runs.WINDOWS_NPZ):
+    for name in (runs.KERAS_MODEL, runs.WINDOWS_NPZ):
         if not (run / name).exists():
             raise TinyharError(f"{run} has no {name}: train the run again with `tinyhar train`")
-    try:
-        ds = read_json(run / runs.DATASET_JSON)
-        mean = np.asarray(ds["normalization"]["mean"], np.float32)
-        std = np.asarray(ds["normalization"]["std"], np.float32)
-    except (ValueError, KeyError, TypeError) as e:
-        raise TinyharError(
-            f"{run / runs.DATASET_JSON} is unreadable or lacks normalization ({e}): retrain the run"
-        ) from None
+    ds = DatasetContract.load(run)
     try:
         with np.load(run / runs.WINDOWS_NPZ) as npz:
             arrays = {k: npz[k] for k in ("x_test", "y_test", "x_rep")}
@@ -107,19 +64,16 @@ def load_run_inputs(run: Path) -> tuple[dict, dict[str, np.ndarray]]:
             f"{run / runs.WINDOWS_NPZ} is unreadable or incomplete ({e}): retrain the run"
         ) from None
     c = arrays["x_test"].shape[-1] if arrays["x_test"].ndim == 3 else -1
-    if c != len(mean) or arrays["x_rep"].ndim != 3 or len(arrays["x_rep"]) == 0:
+    if c != len(ds.channels) or arrays["x_rep"].ndim != 3 or len(arrays["x_rep"]) == 0:
         raise TinyharError(
             f"{run / runs.WINDOWS_NPZ} windows {arrays['x_test'].shape} do not match the "
-            f"{len(mean)} channels of {runs.DATASET_JSON}: retrain the run"
+            f"{len(ds.channels)} channels of {DatasetContract.FILE}: retrain the run"
         )
     if len(arrays["x_test"]) == 0 or len(arrays["y_test"]) != len(arrays["x_test"]):
         raise TinyharError(
             f"{run / runs.WINDOWS_NPZ} has {len(arrays['x_test'])} test windows and "
             f"{len(arrays['y_test'])} labels: retrain the run with a test split"
         )
-    if np.any(std <= 0):
-        raise TinyharError(f"{run / runs.DATASET_JSON} has a std <= 0: retrain the run")
-    ds["_mean"], ds["_std"] = mean, std
     return ds, arrays
 
 
@@ -137,8 +91,8 @@ def quantize_run(
     runs.check_record(run, runs.METRICS_JSON)  # model, dataset.json and windows belong together
     made_from = runs.digests(run, [runs.KERAS_MODEL])
     ds, arr = load_run_inputs(run)
-    x_test = normalise(arr["x_test"], ds["_mean"], ds["_std"])
-    x_rep = normalise(arr["x_rep"], ds["_mean"], ds["_std"])
+    x_test = normalise(arr["x_test"], np.asarray(ds.mean), np.asarray(ds.std))
+    x_rep = normalise(arr["x_rep"], np.asarray(ds.mean), np.asarray(ds.std))
     y_test = np.asarray(arr["y_test"]).astype(np.int64)
 
     t0 = time.monotonic()
@@ -161,27 +115,25 @@ def quantize_run(
         test_windows=int(len(x_test)),
         representative_windows=int(len(x_rep)),
         **model_figures(int8, info, arena),
-        labels=ds.get("labels"),
-        synthetic=bool(ds.get("synthetic", False)),
+        labels=list(ds.labels),
+        synthetic=ds.synthetic,
         seconds=round(time.monotonic() - t0, 1),
+        run=str(run),
     )
-    write_quantized(run, int8, report.to_json(), made_from)
-    report.run = str(run)
-    return report
+    return write_quantized(run, int8, report, made_from)
 
 
-def write_quantized(run: Path, int8: bytes, record: dict[str, Any], made_from: dict) -> None:
+def write_quantized(
+    run: Path, int8: bytes, report: QuantizeReport, made_from: dict[str, str]
+) -> QuantizeReport:
     """model_int8.tflite, then quantize.json with the digests of the model.keras it was made from
     and of the int8 model; the old quantize.json goes first, so no crash leaves one that
-    describes another int8 model."""
-    remove(run / runs.QUANTIZE_JSON)
+    describes another int8 model. Returns the report as written."""
+    remove(QuantizeReport.path(run))
     atomic_write_bytes(run / runs.INT8_MODEL, int8)
-    record = {
-        **record,
-        runs.MADE_FROM: made_from,
-        runs.OUTPUTS: runs.digests(run, [runs.INT8_MODEL]),
-    }
-    atomic_write_json(run / runs.QUANTIZE_JSON, record)
+    report = replace(report, made_from=made_from, outputs=runs.digests(run, [runs.INT8_MODEL]))
+    report.save(run)
+    return report
 
 
 def convert_and_measure(
@@ -223,8 +175,7 @@ def model_figures(int8: bytes, info: ModelInfo, arena: int) -> dict[str, Any]:
         "macs": info.macs,
         "params": info.params,
         "stateful": info.stateful,
-        "model_crc32": crc32_hex(int8),
-        "model_crc32_int": crc32(int8),
+        "model_crc32": crc32(int8),
         "input": _quant(info.inputs[0]),
         "output": _quant(info.outputs[0]),
     }
@@ -232,7 +183,7 @@ def model_figures(int8: bytes, info: ModelInfo, arena: int) -> dict[str, Any]:
 
 def board_accuracy(
     model: bytes,
-    dataset: dict,
+    dataset: DatasetContract,
     board: Board,
     arena: int,
     libraries: Path | None,
@@ -290,8 +241,8 @@ def format_report(report: QuantizeReport) -> str:
         ("int8 model", f"{r.model_bytes} B ({r.model_bytes / 1024:.1f} KB)"),
         ("TFLM arena (measured)", f"{r.arena_bytes} B ({r.arena_bytes / 1024:.1f} KB)"),
         ("params (int8 constants) / MACs", f"{r.params} / {r.macs}"),
-        ("model CRC-32", r.model_crc32),
-        ("input scale / zero point", f"{r.input['scale']:.6g} / {r.input['zero_point']}"),
+        ("model CRC-32", format_crc32(r.model_crc32)),
+        ("input scale / zero point", f"{r.input.scale:.6g} / {r.input.zero_point}"),
         ("ops", ", ".join(r.ops)),
     ]
     width = max(len(k) for k, _ in rows)
@@ -309,5 +260,5 @@ def _accuracy(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.asarray(a) == np.asarray(b))) if len(a) else 0.0
 
 
-def _quant(t: TensorInfo) -> dict[str, Any]:
-    return {"scale": t.scale, "zero_point": t.zero_point, "shape": list(t.shape), "dtype": t.dtype}
+def _quant(t: TensorInfo) -> TensorQuantization:
+    return TensorQuantization(t.scale, t.zero_point, list(t.shape), t.dtype)

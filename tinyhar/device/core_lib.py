@@ -25,10 +25,11 @@ from tinyhar.board.preprocess import PreprocessConfig
 from tinyhar.board.protocol import DTYPE_CODES, DeviceKind, TensorSpec
 from tinyhar.crc import crc32
 from tinyhar.errors import TinyharError
-from tinyhar.files import atomic_path, read_json
+from tinyhar.files import atomic_path
 from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.resources import templates_dir
-from tinyhar.run.folder import DATASET_JSON, INT8_MODEL, QUANTIZE_JSON
+from tinyhar.run.folder import INT8_MODEL
+from tinyhar.run.records import DatasetContract, QuantizeReport, TensorQuantization
 
 VIRTUAL_FIRMWARE = "sim"  # the firmware version a virtual board (`tinyhar sim`) reports
 CORE_C = "tinyhar_core.c"
@@ -248,17 +249,16 @@ def core_config_from_run(
     run_dir = Path(run_dir)
     if model_bytes is None:
         model_bytes = (run_dir / INT8_MODEL).read_bytes()
-    dataset = read_json(run_dir / DATASET_JSON)
-    quant = read_json(run_dir / QUANTIZE_JSON) if (run_dir / QUANTIZE_JSON).is_file() else {}
+    dataset = DatasetContract.load(run_dir)
+    quantized = QuantizeReport.load_if_present(run_dir)
     info = inspect_tflite(model_bytes)
     tin, tout = info.inputs[0], info.outputs[0]
-    pre = PreprocessConfig.from_run(
-        dataset, {"input": {"scale": tin.scale, "zero_point": tin.zero_point}}, board
-    )
+    model_input = TensorQuantization(tin.scale, tin.zero_point, list(tin.shape), tin.dtype)
+    pre = PreprocessConfig.from_run(dataset, model_input, board)
     return CoreConfig(
-        window=int(dataset["window"]),
-        stride=int(dataset["stride"]),
-        rate_hz=float(dataset["rate_hz"]),
+        window=dataset.window,
+        stride=dataset.stride,
+        rate_hz=dataset.rate_hz,
         preprocess=pre,
         input=TensorSpec(
             DTYPE_CODES.get(tin.dtype, 9), tuple(tin.shape), tin.scale, tin.zero_point
@@ -267,10 +267,10 @@ def core_config_from_run(
             DTYPE_CODES.get(tout.dtype, 9), tuple(tout.shape), tout.scale, tout.zero_point
         ),
         model_crc32=crc32(model_bytes),
-        arena_bytes=int(quant.get("arena_bytes", 0)),
+        arena_bytes=quantized.arena_bytes if quantized is not None else 0,
         board_name=board.name,
         firmware_version=firmware_version,
-        labels=list(dataset.get("labels", [])) or None,
+        labels=list(dataset.labels),
     )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from tinyhar.board import tflm_library
 from tinyhar.board.boards import Board, resolve_board
+from tinyhar.crc import format_crc32
 from tinyhar.deploy.build import BuildOptions, build_firmware
 from tinyhar.deploy.m4f_image import (
     UNSUPPORTED_LIBRARIES,
@@ -38,12 +39,12 @@ from tinyhar.deploy.m4f_image import (
 from tinyhar.device.link import Link
 from tinyhar.device.profile import ProfileCollector
 from tinyhar.errors import TinyharError
-from tinyhar.files import read_json
 from tinyhar.lite.arena import host_arena_bytes
 from tinyhar.lite.reference import TflmReference
 from tinyhar.log import Log, inf
 from tinyhar.run import folder as runs
 from tinyhar.run.firmware import FirmwareTree
+from tinyhar.run.records import BuildReport
 
 QEMU = "qemu-system-arm"
 QEMU_APT = "qemu-system-arm"
@@ -212,7 +213,7 @@ def measure_instructions(
         raise TinyharError("counting instructions needs a run folder or a model file")
     image, rec = build_for_run(folder, opts.libraries, log=log)
     model = Path(opts.model).read_bytes() if opts.model else (folder / runs.INT8_MODEL).read_bytes()
-    board = rec["board"]
+    board = rec.board
     rng = np.random.default_rng(0)
     collector = ProfileCollector(model, "the emulated board") if profile else None
     with EmulatedBoard(image.elf) as emu, Link(emu.port, timeout=30) as link:
@@ -236,7 +237,7 @@ def measure_instructions(
     profiled = collector.result() if collector is not None else None
     if profiled is not None:
         out["profile"] = profiled.to_json()
-        python = TflmReference(model, host_arena_bytes(int(rec["arena_bytes"]))).predict(
+        python = TflmReference(model, host_arena_bytes(rec.arena_bytes)).predict(
             q.reshape(len(q), *info.input.shape[1:])
         )
         device = np.stack([r.output for r in results]).astype(np.int32)
@@ -249,19 +250,19 @@ def measure_instructions(
 
 def build_for_run(
     run: Path | None, libraries: Path | None = None, log: Log = inf
-) -> tuple[EmulatedImage, dict[str, Any]]:
+) -> tuple[EmulatedImage, BuildReport]:
     """The emulated firmware of the run's latest `tinyhar build`, in runs/<run>/emulator/<board>/;
     also returns the build.json record."""
     run = runs.require_run(run, runs.BUILD_JSON, "tinyhar build")
     runs.check_run(run)
-    rec = read_json(run / runs.BUILD_JSON)
+    rec = BuildReport.load(run)
     image = build_emulated_firmware(
         firmware_dirs_of(rec, run),
         tflm_source_for(rec, libraries),
         library_ops(rec),
         FirmwareTree.of_build(run, rec).emulator_dir,
         log,
-        name=rec.get("sketch_name") or "firmware",
+        name=rec.sketch_name or "firmware",
     )
     return image, rec
 
@@ -286,7 +287,7 @@ def run_emulated_sim(
         )
     run = runs.require_run(run, runs.BUILD_JSON, "tinyhar build")
     runs.check_run(run)
-    resolve_board(board, read_json(run / runs.BUILD_JSON)["board"], f"the firmware of {run}")
+    resolve_board(board, BuildReport.load(run).board, f"the firmware of {run}")
     require_qemu()
     with _sigterm_interrupts():
         try:
@@ -298,7 +299,7 @@ def run_emulated_sim(
 
 def _serve(
     image: EmulatedImage,
-    rec: dict[str, Any],
+    rec: BuildReport,
     link_path: Path | None,
     announce: Callable[[str], None],
     log: Log,
@@ -310,11 +311,11 @@ def _serve(
             if link_path is not None:
                 made_link = _make_link(Path(link_path), emu.port)
             log(
-                f"sim: emulated {rec['board']} on {emu.port}"
+                f"sim: emulated {rec.board} on {emu.port}"
                 + (f" (link {link_path})" if made_link else "")
                 + f": the generated firmware on QEMU {MACHINE} (Cortex-M4F, -icount "
                 f"shift={ICOUNT_SHIFT}: latency_us x 1000 = instructions), model CRC-32 "
-                f"{rec['model_crc32']}, flash {fp['flash']} B, RAM {fp['ram']} B, "
+                f"{format_crc32(rec.model_crc32)}, flash {fp['flash']} B, RAM {fp['ram']} B, "
                 f"built in {image.seconds:.1f} s"
             )
             port = link_path if made_link else emu.port

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyhar.board import protocol as P
+from tinyhar.crc import format_crc32
 from tinyhar.device.link import Link
 from tinyhar.errors import TinyharError
-from tinyhar.files import read_json
 from tinyhar.run import folder as runs
+from tinyhar.run.records import DatasetContract
 
 BAR = 10  # characters of the confidence bar
 
@@ -59,7 +60,7 @@ def _labels(link: Link, run: Path | None, n: int) -> list[str]:
         return labels
     try:
         run_dir = runs.require_run(run, runs.DATASET_JSON)
-        names = list(read_json(run_dir / runs.DATASET_JSON).get("labels", []))
+        names = list(DatasetContract.load(run_dir).labels)
     except TinyharError:
         names = []
     return names if len(names) >= n else [f"class {i}" for i in range(n)]
@@ -109,7 +110,7 @@ def _start_stream(
     link.reset_buffer()  # the first prediction comes after one fresh window of IMU samples
     link.stream_start()
     out(
-        f"monitoring {info.board} on {opts.port} (model CRC-32 0x{info.model_crc32:08x}): "
+        f"monitoring {info.board} on {opts.port} (model CRC-32 {format_crc32(info.model_crc32)}): "
         f"a prediction every {info.stride} samples at {info.rate_hz:g} Hz; Ctrl-C stops"
     )
     return info, labels

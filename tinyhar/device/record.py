@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +31,10 @@ from tinyhar.data.manifest import (
 from tinyhar.device.link import Link, LinkError
 from tinyhar.device.live_plot import LivePlot
 from tinyhar.errors import TinyharError
-from tinyhar.files import atomic_write_text, read_json
+from tinyhar.files import atomic_write_text
 from tinyhar.log import Log, inf, wrn
 from tinyhar.run import folder as runs
+from tinyhar.run.records import Channel, DatasetContract
 
 LABEL_COLUMN = "activity"
 TIME_COLUMN = "time_s"
@@ -71,13 +73,12 @@ class RecordReport:
         return self.samples / self.rate_hz
 
 
-def recording_columns(channels: list[dict], board: Board) -> list[tuple[int, ManifestChannel]]:
+def recording_columns(
+    channels: Sequence[Channel], board: Board
+) -> list[tuple[int, ManifestChannel]]:
     """(index into the device's raw sample, its column) for each IMU reading the samples hold,
     once each, in the board's own axes and units."""
-    slots = [
-        m.imu_slot
-        for m in channel_map([(c["kind"], c["axis"], c["unit"]) for c in channels], board)
-    ]
+    slots = [m.imu_slot for m in channel_map([(c.kind, c.axis, c.unit) for c in channels], board)]
     out, seen = [], set()
     for i, slot in enumerate(slots):
         if slot in seen:
@@ -149,8 +150,8 @@ def record_imu(opts: RecordOptions, log: Log = inf) -> RecordReport:
     if not opts.label or any(ch in opts.label for ch in ',"\n'):
         raise TinyharError(f"--label {opts.label!r}: give a name without commas or quotes")
     run_dir = runs.require_run(opts.run, runs.DATASET_JSON)
-    dataset = read_json(run_dir / runs.DATASET_JSON)
-    channels = dataset["channels"]
+    dataset = DatasetContract.load(run_dir)
+    channels = dataset.channels
     opts.out.mkdir(parents=True, exist_ok=True)
     with Link(opts.port, timeout=opts.timeout, retries=opts.retries, trace=opts.trace) as link:
         info = link.hello()
@@ -163,7 +164,7 @@ def record_imu(opts: RecordOptions, log: Log = inf) -> RecordReport:
         columns = recording_columns(channels, board)
         if info.device_kind == P.DeviceKind.VIRTUAL:  # it replays the run's data
             source = f"tinyhar record, virtual {board.name} replaying {run_dir}"
-            synthetic = bool(dataset.get("synthetic"))
+            synthetic = dataset.synthetic
         else:
             source, synthetic = f"tinyhar record, {board.title}", False
         manifest = recording_manifest(

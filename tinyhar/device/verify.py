@@ -11,7 +11,7 @@ import io
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from tinyhar.board.preprocess import (
     to_board_units,
 )
 from tinyhar.board.tflm_library import interpreter_bounds, load_library
-from tinyhar.crc import crc32
+from tinyhar.crc import crc32, format_crc32
 from tinyhar.deploy import board_reference
 from tinyhar.deploy.board_reference import interpreter_violations
 from tinyhar.device.link import DeviceError, DeviceStateLost, Link, LinkStats
@@ -37,15 +37,14 @@ from tinyhar.errors import TinyharError
 from tinyhar.files import (
     atomic_path,
     atomic_write_bytes,
-    atomic_write_json,
     put_json_line,
-    read_json,
 )
 from tinyhar.lite.arena import host_arena_bytes
 from tinyhar.lite.reference import TfliteReference, TflmReference
 from tinyhar.lite.tflite_inspect import inspect_tflite
 from tinyhar.log import Log, inf
 from tinyhar.run import folder as runs
+from tinyhar.run.records import BuildReport, DatasetContract, QuantizeReport, VerifyReport
 
 WINDOW_RESTARTS = 3  # times one raw window is sent again after the device lost its samples
 
@@ -75,8 +74,8 @@ class RunModel:
     run: Path
     model_bytes: bytes
     crc32: int
-    dataset: dict
-    quantize: dict
+    dataset: DatasetContract
+    quantize: QuantizeReport
     x: np.ndarray  # (n, window, C) float32 training units
     y: np.ndarray  # (n,) class indices
 
@@ -98,8 +97,8 @@ def load_run_model(run: Path | None, windows: int | None) -> RunModel:
         run,
         model,
         crc32(model),
-        read_json(run / runs.DATASET_JSON),
-        read_json(run / runs.QUANTIZE_JSON),
+        DatasetContract.load(run),
+        QuantizeReport.load(run),
         x[:n].astype(np.float32),
         y[:n].astype(np.int64),
     )
@@ -117,9 +116,10 @@ def check_device(info: P.DeviceInfo, rm: RunModel, port: str) -> None:
         )
     if info.model_crc32 != rm.crc32:
         raise TinyharError(
-            f"model mismatch: the device on {port} carries model CRC-32 0x{info.model_crc32:08x}, "
-            f"run {rm.run} has 0x{rm.crc32:08x}: flash this run's firmware (tinyhar build, "
-            "tinyhar flash) or pass the run the device was built from with --run"
+            f"model mismatch: the device on {port} carries model CRC-32 "
+            f"{format_crc32(info.model_crc32)}, run {rm.run} has {format_crc32(rm.crc32)}: flash "
+            "this run's firmware (tinyhar build, tinyhar flash) or pass the run the device was "
+            "built from with --run"
         )
     mi = inspect_tflite(rm.model_bytes)
     problems = []
@@ -137,10 +137,8 @@ def check_device(info: P.DeviceInfo, rm: RunModel, port: str) -> None:
                 f"{host.scale:g}/{host.zero_point}"
             )
     ds = rm.dataset
-    if info.window != int(ds["window"]) or info.channels != len(ds["channels"]):
-        problems.append(
-            f"window {info.window}x{info.channels} vs {ds['window']}x{len(ds['channels'])}"
-        )
+    if info.window != ds.window or info.channels != len(ds.channels):
+        problems.append(f"window {info.window}x{info.channels} vs {ds.window}x{len(ds.channels)}")
     if problems:
         raise TinyharError(
             f"the device on {port} does not match run {rm.run} ({'; '.join(problems)}): "
@@ -205,7 +203,7 @@ def host_references(
     (build.json)."""
 
     n = len(q)
-    arena = host_arena_bytes(max(int(rm.quantize.get("arena_bytes", 0)), info.arena_bytes))
+    arena = host_arena_bytes(max(rm.quantize.arena_bytes, info.arena_bytes))
     log(f"verify: host references on {n} windows")
     python, tflite = reference_outputs(rm.model_bytes, arena, q)
     if info.device_kind == P.DeviceKind.VIRTUAL:
@@ -217,16 +215,18 @@ def host_references(
             tflite,
             PROVES_VIRTUAL,
         )
-    build_path = rm.run / runs.BUILD_JSON
-    build = read_json(build_path) if build_path.is_file() else {}
-    if build and build.get("model_crc32_int") != rm.crc32:
-        ref, why = None, f"{build_path} is for another model: run `tinyhar build --run {rm.run}`"
-    elif build:
+    build = BuildReport.load_if_present(rm.run)
+    if build is not None and build.model_crc32 != rm.crc32:
+        ref, why = (
+            None,
+            f"{BuildReport.path(rm.run)} is for another model: run `tinyhar build --run {rm.run}`",
+        )
+    elif build is not None:
         log("verify: building the board's TFLM library for the host (cached after the first time)")
         ref, why = board_reference.for_build(build, rm.model_bytes, libraries, log, rm.run)
     else:
         ref, why = None, f"{rm.run} has no build.json: run `tinyhar build --run {rm.run}`"
-    if ref is None:
+    if ref is None or build is None:
         log(
             f"verify: note: no board-library reference ({why}); comparing with the Python TFLM "
             "interpreter, a newer TFLM whose kernels may differ from the board's by an LSB"
@@ -240,9 +240,9 @@ def host_references(
             PROVES_INTERPRETER,
             note=why,
         )
-    lib = build["tflm_library"]
+    lib = build.tflm_library
     outputs = ref.predict(q).reshape(n, -1)
-    bounds, gate_note = interpreter_bounds(build["kernels"], load_library(lib["name"]))
+    bounds, gate_note = interpreter_bounds(build.kernels, load_library(lib["name"]))
     refs = References(
         f"{lib['name']} {lib['version']} built for the host (the board's code)",
         True,
@@ -309,88 +309,10 @@ def _recheck(link: Link) -> None:
     ):
         raise TinyharError(
             f"the device on {link.port} changed during the run (model CRC-32 "
-            f"0x{before.model_crc32:08x} -> 0x{after.model_crc32:08x}, board {after.board}): "
+            f"{format_crc32(before.model_crc32)} -> {format_crc32(after.model_crc32)}, "
+            f"board {after.board}): "
             "run verify again"
         )
-
-
-# Sections a report holds only in some runs (device: after HELLO; emulated: on the emulated board;
-# preprocess_*: in raw mode; error, stopped_at: on failure); any other field is None only in a
-# failed run.
-_SOMETIMES = (
-    "device",
-    "emulated",
-    "preprocess_mismatch_windows",
-    "preprocess_mismatch_values",
-    "error",
-    "stopped_at",
-    "profile",
-    "python_tflm",
-)
-
-
-@dataclass
-class VerifyReport:
-    """What verify_<mode>.json holds. A run that stopped after comparing some windows
-    (`complete` False) has the figures for those windows, `stopped_at` and `error`; a run that
-    stopped before comparing any writes no report, only its line in verify_history.jsonl."""
-
-    passed: bool
-    complete: bool
-    mode: str  # "model" | "raw"
-    port: str
-    run: str
-    synthetic: bool
-    windows_requested: int
-    run_id: str = ""  # also in the png's metadata and the history line: they are the same run
-    started: str = ""  # local time, ISO 8601
-    device: dict[str, Any] | None = None  # what HELLO said (`_info_dict`)
-    # the figures (`compare`)
-    windows: int | None = None
-    top1_agreement: float | None = None
-    max_abs_diff_lsb: int | None = None
-    mean_abs_diff_lsb: float | None = None
-    windows_differing: int | None = None
-    device_accuracy: float | None = None
-    host_accuracy: float | None = None
-    tflite_accuracy: float | None = None
-    tflite_top1_agreement: float | None = None
-    tflite_device_top1_agreement: float | None = None
-    tflite_max_abs_diff_lsb: int | None = None
-    latency_us: dict[str, float] | None = None  # min, median, max
-    seconds: float | None = None
-    windows_per_second: float | None = None
-    reference: dict[str, Any] | None = None  # name, exact, proves, note
-    # second opinion (`second_opinion`); absent when the Python interpreter is the reference
-    python_tflm: dict[str, Any] | None = None
-    emulated: dict[str, Any] | None = None  # `emulated_timing`
-    profile: dict[str, Any] | None = None  # per-op counts (`--profile`; device/profile.py)
-    preprocess_mismatch_windows: int | None = None
-    preprocess_mismatch_values: int | None = None
-    bytes_sent: int | None = None
-    bytes_received: int | None = None
-    bytes_per_window: float | None = None
-    retries: int | None = None
-    device_resets_recovered: int | None = None
-    thresholds: dict[str, Any] | None = None  # min_agreement, max_lsb, why
-    error: str | None = None
-    stopped_at: str | None = None  # where a failed or interrupted run stopped
-
-    def set(self, **figures: Any) -> None:
-        """Set fields by name (a dict of figures); an unknown name is a bug."""
-        names = {f.name for f in fields(self)}
-        for k, v in figures.items():
-            if k not in names:
-                raise AttributeError(f"VerifyReport has no field {k!r}")
-            setattr(self, k, v)
-
-    def to_json(self) -> dict[str, Any]:
-        """verify_<mode>.json's content: the sections the run has."""
-        return {
-            k: v
-            for k, v in asdict(self).items()
-            if v is not None or (self.complete and k not in _SOMETIMES)
-        }
 
 
 @dataclass
@@ -443,7 +365,7 @@ def verify_device(opts: VerifyOptions, log: Log = inf) -> VerifyReport:
         mode="raw" if opts.raw else "model",
         port=opts.port,
         run=str(rm.run),
-        synthetic=bool(rm.dataset.get("synthetic", False)),
+        synthetic=rm.dataset.synthetic,
         windows_requested=len(rm.x),
         run_id=uuid.uuid4().hex[:12],
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -543,10 +465,10 @@ def _write_partial(
 def _passed_before(run: Path, mode: str) -> bool:
     """Whether the mode's report on disk is a complete passing run (which a stopped one keeps)."""
     try:
-        saved = read_json(run / runs.verify_json(mode))
-    except (OSError, ValueError):
+        saved = VerifyReport.load_mode(run, mode)
+    except TinyharError:
         return False
-    return saved.get("passed") is True and saved.get("complete", True) is True
+    return saved.passed is True and saved.complete is True
 
 
 def save_resume(rm: RunModel, mode: str, dev: DeviceRun, log: Log) -> None:
@@ -610,7 +532,7 @@ def append_history(rm: RunModel, report: VerifyReport, wrote: bool, log: Log) ->
         "windows_requested": report.windows_requested,
         "top1_agreement": report.top1_agreement,
         "max_abs_diff_lsb": report.max_abs_diff_lsb,
-        "model_crc32": f"0x{rm.crc32:08x}",
+        "model_crc32": f"{format_crc32(rm.crc32)}",
         "error": report.error,
         "stopped_at": report.stopped_at,
         "report": runs.verify_json(report.mode) if wrote else None,
@@ -630,7 +552,7 @@ def _open_device(
     report.device = _info_dict(info)
     log(
         f"verify: {info.board} on {opts.port}, firmware {info.firmware_version}, core "
-        f"{info.core_version}, model CRC-32 0x{info.model_crc32:08x} matches the run"
+        f"{info.core_version}, model CRC-32 {format_crc32(info.model_crc32)} matches the run"
     )
     if info.streaming:
         link.stream_stop()
@@ -646,12 +568,12 @@ def expected_windows(
     if opts.raw:
         cfg = PreprocessConfig.from_run(
             rm.dataset,
-            rm.quantize,
+            rm.quantize.input,
             resolve_board(opts.board, info.board, f"the device on {opts.port}"),
         )
         raws = [to_board_units(w, cfg) for w in rm.x]
         return np.stack([quantize_window(r, cfg) for r in raws]), raws
-    cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize, None)
+    cfg = PreprocessConfig.from_run(rm.dataset, rm.quantize.input, None)
     return np.stack([quantize(normalise(w, cfg), cfg) for w in rm.x]), None
 
 
@@ -805,9 +727,9 @@ def write_results(rm: RunModel, report: VerifyReport, dev: DeviceRun, host: np.n
         host,
         dev.latency_us,
         report,
-        labels=rm.dataset.get("labels"),
+        labels=list(rm.dataset.labels),
     )
-    atomic_write_json(rm.run / runs.verify_json(report.mode), report.to_json())
+    report.save(rm.run)
 
 
 def compare(
@@ -961,7 +883,7 @@ def _info_dict(info: P.DeviceInfo) -> dict[str, Any]:
         "firmware_version": info.firmware_version,
         "core_version": info.core_version,
         "protocol_version": info.protocol_version,
-        "model_crc32": f"0x{info.model_crc32:08x}",
+        "model_crc32": format_crc32(info.model_crc32),
         "arena_bytes": info.arena_bytes,
         "window": info.window,
         "stride": info.stride,

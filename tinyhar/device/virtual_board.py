@@ -17,14 +17,15 @@ import numpy as np
 
 from tinyhar.board.boards import Board
 from tinyhar.board.preprocess import to_board_units
+from tinyhar.crc import format_crc32
 from tinyhar.data.dataset import load_dataset
 from tinyhar.deploy.footprint import firmware_arena
 from tinyhar.device.core_lib import VIRTUAL_FIRMWARE, CoreConfig, CoreDevice, core_config_from_run
 from tinyhar.errors import TinyharError
-from tinyhar.files import read_json
 from tinyhar.lite.reference import TflmReference
 from tinyhar.log import Log, inf
 from tinyhar.run import folder as runs
+from tinyhar.run.records import DatasetContract
 
 WRITE_WAIT = 1.0  # seconds a write waits for a reader before the bytes are dropped
 
@@ -105,24 +106,24 @@ def replay_training_units(run: Path, replay: Path | None = None) -> np.ndarray:
     """The IMU's recording in training units (n, C): the run's test windows joined back into
     recordings, or the model's channels (rows of its classes) of a dataset folder or MHEALTH-format
     file of the dataset the run was trained on."""
-    dataset = read_json(run / runs.DATASET_JSON)
+    dataset = DatasetContract.load(run)
     if replay is None:
         with np.load(run / runs.WINDOWS_NPZ) as npz:
             x = npz["x_test"]
         if len(x) == 0:
             raise TinyharError(f"{run} has no test windows to replay: pass --replay FILE")
-        return stream_from_windows(x, int(dataset["stride"]))
+        return stream_from_windows(x, dataset.stride)
 
     data = load_dataset(replay)
     has = {c.column: c.name for c in data.channels}
-    for ch in dataset["channels"]:
-        if has.get(int(ch["column"])) != ch["name"]:
+    for ch in dataset.channels:
+        if has.get(ch.column) != ch.name:
             raise TinyharError(
-                f"--replay {replay} has no channel {ch['name']} where {run} reads it (column "
-                f"{ch['column']}): replay recordings of the dataset the run was trained on"
+                f"--replay {replay} has no channel {ch.name} where {run} reads it (column "
+                f"{ch.column}): replay recordings of the dataset the run was trained on"
             )
-    cols = [int(ch["column"]) for ch in dataset["channels"]]
-    keep_ids = set(int(i) for i in dataset.get("label_ids", [])) or None
+    cols = [ch.column for ch in dataset.channels]
+    keep_ids = set(dataset.label_ids) or None
     parts = []
     for rec in data.recordings:
         rows = rec.signals[:, cols]
@@ -130,10 +131,10 @@ def replay_training_units(run: Path, replay: Path | None = None) -> np.ndarray:
             rows = rows[np.isin(rec.labels, list(keep_ids))]
         parts.append(rows)
     stream = np.concatenate(parts) if parts else np.zeros((0, len(cols)), np.float32)
-    if len(stream) < int(dataset["window"]):
+    if len(stream) < dataset.window:
         raise TinyharError(
             f"{replay} holds {len(stream)} samples of the model's activities, fewer than one "
-            f"window ({dataset['window']}): pass a longer recording"
+            f"window ({dataset.window}): pass a longer recording"
         )
     return stream.astype(np.float32)
 
@@ -379,7 +380,7 @@ def run_sim(
         log(
             f"sim: virtual {cfg.board_name} on {vb.path}"
             + (f" (link {link})" if made_link else "")
-            + f": model CRC-32 0x{cfg.model_crc32:08x}, arena {image.arena_bytes} B, "
+            + f": model CRC-32 {format_crc32(cfg.model_crc32)}, arena {image.arena_bytes} B, "
             f"window {cfg.window}x{cfg.channels} at {cfg.rate_hz:g} Hz, IMU replay of "
             f"{len(image.replay)} samples, faults: {faults.describe()}"
         )

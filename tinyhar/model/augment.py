@@ -11,6 +11,7 @@ import numpy as np
 from tinyhar.board.boards import Board
 from tinyhar.data.units import TRAINING_UNITS
 from tinyhar.errors import TinyharError
+from tinyhar.run.records import Channel
 
 AXES = ("x", "y", "z")
 
@@ -78,13 +79,13 @@ class SensorGroup:
     gyro: tuple[int, int, int] | None
 
 
-def sensor_groups(channels: Sequence[dict]) -> list[SensorGroup]:
-    """Pair the channels (dataset.json's: kind, axis) into IMUs: the k-th complete acc x,y,z
-    triple with the k-th gyro triple, in channel order."""
+def sensor_groups(channels: Sequence[Channel]) -> list[SensorGroup]:
+    """Pair the channels (dataset.json's) into IMUs: the k-th complete acc x,y,z triple with the
+    k-th gyro triple, in channel order."""
     triples: dict[str, list[tuple[int, int, int]]] = {"acc": [], "gyro": []}
     open_: dict[str, dict[str, int]] = {"acc": {}, "gyro": {}}
     for i, c in enumerate(channels):
-        kind, axis = c.get("kind"), c.get("axis")
+        kind, axis = c.kind, c.axis
         if kind not in triples or axis not in AXES:
             continue
         cur = open_[kind]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 
 import numpy as np
 
 from tinyhar.data.mhealth import RATE_HZ
 from tinyhar.data.windows import Split
+from tinyhar.run.records import Channel, DatasetContract
 
 
 def split_info(split: Split) -> dict:
@@ -28,7 +28,7 @@ def dataset_spec(
     synthetic: bool,
     source: str,
     sensors: str,
-    channels: Sequence,
+    channels: Sequence[Channel],
     window: int,
     stride: int,
     train_stride: int,
@@ -38,30 +38,26 @@ def dataset_spec(
     mean: np.ndarray,
     std: np.ndarray,
     split: Split,
-) -> dict:
-    """The dataset.json content as docs/architecture.md (the run folder) describes it.
+) -> DatasetContract:
+    """The dataset.json of a run, as docs/architecture.md (the run folder) describes it.
 
     `labels` are the class names in class order; `label_ids` each class's label code in the
     dataset (MHEALTH: its label id 0-12; a dataset folder: the index in its manifest's classes)."""
-    return {
-        "dataset": str(name),
-        "synthetic": bool(synthetic),
-        "source": str(source),
-        "sensors": sensors,
-        "channels": [
-            {k: asdict(c)[k] for k in ("name", "column", "unit", "kind", "axis")} for c in channels
-        ],
-        "window": int(window),
-        "stride": int(stride),
-        "train_stride": int(train_stride),
-        "rate_hz": RATE_HZ,
-        "include_null": bool(include_null),
-        "labels": [str(x) for x in labels],
-        "label_ids": [int(i) for i in label_ids],
-        "normalization": {
-            "mean": [float(v) for v in np.asarray(mean, np.float32)],
-            "std": [float(v) for v in np.asarray(std, np.float32)],
-        },
-        "split": split_info(split),
-        "counts": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-    }
+    return DatasetContract(
+        dataset=str(name),
+        synthetic=bool(synthetic),
+        source=str(source),
+        sensors=sensors,
+        channels=tuple(channels),
+        window=int(window),
+        stride=int(stride),
+        train_stride=int(train_stride),
+        rate_hz=RATE_HZ,
+        include_null=bool(include_null),
+        labels=tuple(str(x) for x in labels),
+        label_ids=tuple(int(i) for i in label_ids),
+        mean=tuple(float(v) for v in np.asarray(mean, np.float32)),
+        std=tuple(float(v) for v in np.asarray(std, np.float32)),
+        split=split_info(split),
+        counts={"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+    )

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from tinyhar.errors import TinyharError
-from tinyhar.files import read_json
 from tinyhar.lite.keras_file import load_keras
 from tinyhar.run import folder as runs
+from tinyhar.run.records import DatasetContract
 
 
 def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -26,16 +26,16 @@ def teacher_probs(teachers: Sequence[Path], x_raw: np.ndarray, labels: Sequence[
     total = np.zeros((len(x_raw), len(labels)), np.float64)
     for run in teachers:
         run = Path(run)
-        if not (run / runs.KERAS_MODEL).is_file() or not (run / runs.DATASET_JSON).is_file():
+        if not (run / runs.KERAS_MODEL).is_file() or not DatasetContract.exists(run):
             raise TinyharError(f"teacher {run} has no trained model: train it with `tinyhar train`")
-        ds = read_json(run / runs.DATASET_JSON)
-        if list(ds["labels"]) != list(labels):
+        ds = DatasetContract.load(run)
+        if list(ds.labels) != list(labels):
             raise TinyharError(
-                f"teacher {run} learned classes {', '.join(ds['labels'])}, not "
+                f"teacher {run} learned classes {', '.join(ds.labels)}, not "
                 f"{', '.join(labels)}: train the teacher on the same classes"
             )
-        mean = np.asarray(ds["normalization"]["mean"], np.float32)
-        std = np.asarray(ds["normalization"]["std"], np.float32)
+        mean = np.asarray(ds.mean, np.float32)
+        std = np.asarray(ds.std, np.float32)
         model = load_keras(run / runs.KERAS_MODEL)
         total += model.predict((x_raw - mean) / std, batch_size=512, verbose=0)
     return total / len(teachers)

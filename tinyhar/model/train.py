@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from tinyhar.model.metrics import classification_metrics
 from tinyhar.model.selection import best_epoch, selection_callback
 from tinyhar.run import folder as runs
 from tinyhar.run.firmware import FIRMWARE_DIR
+from tinyhar.run.records import DatasetContract, TrainMetrics
 
 DEFAULT_BUDGET = Budget()  # bytes a budget option leaves unset: 64 KB model, 32 KB arena
 # The training files metrics.json holds the digests of: what quantize and build read.
@@ -70,51 +71,15 @@ class Prepared:
     split: Split
     mean: np.ndarray
     std: np.ndarray
-    dataset: dict
+    dataset: DatasetContract
     class_names: list[str]
-
-
-@dataclass
-class TrainMetrics:
-    """What metrics.json holds: test scores of the trained model and how it was trained."""
-
-    accuracy: float
-    macro_f1: float
-    per_class: dict[str, dict[str, float]]  # class -> precision, recall, f1, support
-    confusion: list[list[int]]
-    labels: list[str]
-    split: dict[str, Any]
-    counts: dict[str, int]
-    params: int  # as the int8 model counts them (batch norm as MUL + ADD constants)
-    params_note: str
-    arch: str
-    size: dict[str, Any]  # tiny's width search (empty for paper)
-    budget: dict[str, Any]
-    sensors: str
-    epochs_run: int
-    best_epoch: int
-    selection: dict[str, Any]  # the rule that chose best_epoch
-    lr_schedule: str
-    train_stride: int  # samples between training windows (validation and test: dataset stride)
-    augment: dict[str, Any]  # train-time augmentation (all 0/None: none)
-    synthetic: bool
-    data: str
-    train_seconds: float
-    seed: int
-    batch_size: int
-    warmup_epochs: int = 0
-    label_smoothing: float = 0.0
-    distillation: dict[str, Any] = field(default_factory=dict)  # teachers, weight, temperature
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
 class TrainResult:
     run: Path
     metrics: TrainMetrics
-    dataset: dict
+    dataset: DatasetContract
     files: list[Path] = field(default_factory=list)
 
 
@@ -317,7 +282,7 @@ def fit(
             "give a smoothing from 0 to below 1 and at least 0 warm-up epochs"
         )
     n_classes = len(prep.class_names)
-    shape = (cfg.window, len(prep.dataset["channels"]))
+    shape = (cfg.window, len(prep.dataset.channels))
     size, budget = size_model(cfg, shape, n_classes, log, count_instructions)
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
@@ -429,7 +394,7 @@ def _training_data(cfg: TrainConfig, prep: Prepared, y: np.ndarray) -> tuple:
     train = prep.split.train
     if not cfg.augment.active:
         return normalize(train.x, prep.mean, prep.std), y
-    groups = sensor_groups(prep.dataset["channels"])
+    groups = sensor_groups(prep.dataset.channels)
     rng = np.random.default_rng([cfg.seed, 9])  # a stream apart from Keras's own seeding
 
     class Augmented(keras.utils.Sequence):
@@ -476,13 +441,6 @@ def windows_npz(prep: Prepared, seed: int) -> bytes:
     return buf.getvalue()
 
 
-def data_label(dataset: dict) -> str:
-    """How reports name the data: SYNTHETIC, or the dataset's name."""
-    if dataset.get("synthetic", False):
-        return "SYNTHETIC data"
-    return f"{dataset.get('dataset', 'MHEALTH')} data"
-
-
 def train(
     cfg: TrainConfig,
     log: Callable[[str], None] = inf,
@@ -501,14 +459,14 @@ def train(
         raise TinyharError(f"--run {run} is a file: pass a folder")
     log(f"data: {data.source}{' (SYNTHETIC)' if data.synthetic else ''}")
     prep = prepare(cfg, data)
-    c = prep.dataset["counts"]
+    c = prep.dataset.counts
     sp = prep.split
-    every = prep.dataset["train_stride"]
-    dense = f"; every {every} samples" if every != prep.dataset["stride"] else ""
+    every = prep.dataset.train_stride
+    dense = f"; every {every} samples" if every != prep.dataset.stride else ""
     log(
         f"windows: train {c['train']} (subjects {_ids(sp.train_subjects)}{dense}), val {c['val']} "
         f"({_ids(sp.val_subjects)}), test {c['test']} ({_ids(sp.test_subjects)}); "
-        f"{len(prep.dataset['channels'])} channels, {len(prep.class_names)} classes"
+        f"{len(prep.dataset.channels)} channels, {len(prep.class_names)} classes"
     )
     log(f"classes: {', '.join(prep.class_names)}")
     if sp.kind == "random":
@@ -536,24 +494,24 @@ def train_metrics(
         per_class=scores["per_class"],
         confusion=scores["confusion"],
         labels=prep.class_names,
-        split=prep.dataset["split"],
-        counts=prep.dataset["counts"],
+        split=prep.dataset.split,
+        counts=prep.dataset.counts,
         params=int8_params(
-            cfg.arch, (cfg.window, len(prep.dataset["channels"])), len(prep.class_names), **size
+            cfg.arch, (cfg.window, len(prep.dataset.channels)), len(prep.class_names), **size
         ),
         params_note=PARAMS_NOTE,
         arch=cfg.arch,
         size=size,
         budget=budget,
-        sensors=prep.dataset["sensors"],
+        sensors=prep.dataset.sensors,
         epochs_run=len(history.get("loss", [])),
         best_epoch=best_epoch(history[cfg.select.metric], cfg.select),
         selection=cfg.select.to_json(),
         lr_schedule=cfg.lr_schedule,
-        train_stride=prep.dataset["train_stride"],
+        train_stride=prep.dataset.train_stride,
         augment=cfg.augment.to_json(),
-        synthetic=bool(prep.dataset.get("synthetic", False)),
-        data=data_label(prep.dataset),
+        synthetic=prep.dataset.synthetic,
+        data=prep.dataset.label,
         train_seconds=history["train_seconds"],
         seed=cfg.seed,
         batch_size=cfg.batch_size,
@@ -598,20 +556,16 @@ def write_run(
     with atomic_path(run / runs.KERAS_MODEL) as tmp:
         model.save(tmp)
     files = [run / runs.KERAS_MODEL]
-    for name, payload in (
-        (runs.DATASET_JSON, prep.dataset),
-        (runs.HISTORY_JSON, history),
-    ):
-        files.append(atomic_write_json(run / name, payload))
+    files.append(prep.dataset.save(run))
+    files.append(atomic_write_json(run / runs.HISTORY_JSON, history))
     for name, blob in (
         (runs.WINDOWS_NPZ, npz),
         (runs.CONFUSION_PNG, confusion),
         (runs.HISTORY_PNG, history_png),
     ):
         files.append(atomic_write_bytes(run / name, blob))
-    record = metrics.to_json()
-    record[runs.OUTPUTS] = runs.digests(run, TRAINED)
-    files.append(atomic_write_json(run / runs.METRICS_JSON, record))  # last: done
+    done = replace(metrics, outputs=runs.digests(run, TRAINED))
+    files.append(done.save(run))  # last: the run is finished
     return files
 
 

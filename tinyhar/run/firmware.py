@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tinyhar.errors import TinyharError
 from tinyhar.run.folder import BUILD_JSON, redo_hint
+from tinyhar.run.records import BuildReport
 
 FIRMWARE_DIR = "firmware"
 FIRMWARE_LIBRARY = "tinyhar_model"  # the Arduino library every build regenerates
@@ -35,11 +35,10 @@ class FirmwareTree:
                 )
 
     @classmethod
-    def of_build(cls, folder: Path, record: dict[str, Any]) -> FirmwareTree:
+    def of_build(cls, folder: Path, record: BuildReport) -> FirmwareTree:
         """The firmware a build.json describes, inside `folder` (the one holding it). build.json's
         own paths are as `tinyhar build` spelt them, relative to where it ran: not used."""
-        name = record.get("sketch_name") or Path(str(record.get("sketch_dir", ""))).name
-        return cls(Path(folder), str(record.get("board", "")), str(name))
+        return cls(Path(folder), record.board, record.sketch_name or Path(record.sketch_dir).name)
 
     @property
     def board_dir(self) -> Path:

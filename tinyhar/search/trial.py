@@ -112,11 +112,11 @@ def _train_and_measure(params: dict[str, Any], ctx: TrialContext, name: str) -> 
     write_run(run, cfg, prep, model, history, metrics, _quiet)
 
     ds, arr = load_run_inputs(run)  # the windows `tinyhar quantize` uses
-    x_rep = normalise(arr["x_rep"], ds["_mean"], ds["_std"])
+    x_rep = normalise(arr["x_rep"], np.asarray(ds.mean), np.asarray(ds.std))
     int8, info, arena = convert_and_measure(model, x_rep, _quiet)
     inp = info.inputs[0]
     x_val = normalize(prep.split.val.x, prep.mean, prep.std)
-    x_test = normalise(arr["x_test"], ds["_mean"], ds["_std"])
+    x_test = normalise(arr["x_test"], np.asarray(ds.mean), np.asarray(ds.std))
     _, val_out = tflm_outputs(int8, arena, x_val, inp.scale, inp.zero_point)
     _, test_out = tflm_outputs(int8, arena, x_test, inp.scale, inp.zero_point)
     atomic_write_bytes(run / runs.INT8_MODEL, int8)
@@ -144,7 +144,7 @@ def _over_instructions(size: dict[str, Any], prep: Prepared, ctx: TrialContext) 
     barely depends on the weights) and a size over the bound is reported, not trained."""
     if ctx.max_instructions is None or ctx.emulate_board is None:
         return None
-    shape = (ctx.train.window, len(prep.dataset["channels"]))
+    shape = (ctx.train.window, len(prep.dataset.channels))
     n = measure_tiny_instructions(shape, len(prep.class_names), size, ctx.emulate_board)
     if n <= ctx.max_instructions:
         return None

@@ -18,11 +18,12 @@ from tinyhar.board.boards import Board, default_board
 from tinyhar.deploy.quantize import quantize_run
 from tinyhar.device.emulator import emulation_missing
 from tinyhar.errors import TinyharError
-from tinyhar.files import atomic_write_bytes, atomic_write_json, read_json
+from tinyhar.files import atomic_write_bytes, atomic_write_json
 from tinyhar.log import inf
 from tinyhar.model.train import DOWNSTREAM, TrainConfig, resolve_data
 from tinyhar.parallel.ray_env import describe, plan, ray_session
 from tinyhar.run import folder as runs
+from tinyhar.run.records import DatasetContract
 from tinyhar.search import DEFAULT_TRIALS
 from tinyhar.search.pareto import LATENCY, SCORE, latency_key, pareto_front, pareto_png
 from tinyhar.search.trial import SPACE, TrialContext, run_trial
@@ -366,7 +367,7 @@ def _within(trial: dict[str, Any], bound: int | None) -> bool:
 
 
 def _synthetic(trial: dict[str, Any]) -> bool:
-    return bool(read_json(Path(trial["run"]) / runs.DATASET_JSON).get("synthetic", False))
+    return DatasetContract.load(Path(trial["run"])).synthetic
 
 
 def _adopt(best: Path, run: Path, board: Board, log: Callable[[str], None]) -> None:
