@@ -205,3 +205,63 @@ def test_the_firmware_tree_scan_sees_a_spelled_path():
     tree = ast.parse('p = run / "firmware" / board / "libraries" / "tinyhar_model"\n')
     assert _firmware_paths_spelled(tree) == [1, 1, 1]
     assert _firmware_paths_spelled(ast.parse('t = templates_dir() / "emulator"\n')) == []
+
+
+# the JSON records of a run: only tinyhar/run/records.py reads or writes them
+RUN_RECORDS = {"DATASET_JSON", "METRICS_JSON", "QUANTIZE_JSON", "BUILD_JSON", "verify_json"}
+RUN_RECORD_FILES = {"dataset.json", "metrics.json", "quantize.json", "build.json"}
+READS_OR_WRITES = {"read_json", "atomic_write_json", "load", "loads", "open", "read_text",
+                   "write_text", "dump", "dumps"}  # fmt: skip
+
+
+def _names_a_run_record(node: ast.AST) -> bool:
+    return any(
+        (isinstance(n, ast.Name) and n.id in RUN_RECORDS)
+        or (isinstance(n, ast.Attribute) and n.attr in RUN_RECORDS)
+        or (isinstance(n, ast.Constant) and n.value in RUN_RECORD_FILES)
+        for n in ast.walk(node)
+    )
+
+
+def _run_json_read_or_written(tree: ast.AST) -> list[int]:
+    """Lines that read or write a run record's JSON (`read_json(run / runs.BUILD_JSON)`,
+    `(run / "build.json").read_text()`) instead of going through its type."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        if name not in READS_OR_WRITES:
+            continue
+        target = [*node.args, *(k.value for k in node.keywords)]
+        if isinstance(func, ast.Attribute):
+            target.append(func.value)
+        if any(_names_a_run_record(t) for t in target):
+            found.append(node.lineno)
+    return found
+
+
+def test_only_the_run_package_reads_or_writes_a_run_s_json():
+    spelled = {
+        str(p.relative_to(PACKAGE)): lines
+        for p in PACKAGE.rglob("*.py")
+        if not str(p.relative_to(PACKAGE)).startswith("run/")
+        and (lines := _run_json_read_or_written(ast.parse(p.read_text(encoding="utf-8"))))
+    }
+    assert spelled == {}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "d = read_json(run / runs.DATASET_JSON)",
+        "d = json.loads((run / 'build.json').read_text())",
+        "atomic_write_json(run / QUANTIZE_JSON, record)",
+        "r = read_json(run / runs.verify_json(mode))",
+        "(run / METRICS_JSON).write_text(text)",
+    ],
+)
+def test_the_run_json_scan_sees_a_read_or_a_write(source):
+    assert set(_run_json_read_or_written(ast.parse(source))) == {1}
+    assert _run_json_read_or_written(ast.parse("BuildReport.load(run)")) == []

@@ -213,8 +213,6 @@ def for_build(
         title = f"{lib.name} {build.tflm_library.get('version', '')}".strip()
         arena = host_arena_bytes(build.arena_bytes)
         return BoardReference(built, model, arena, title), ""
-    except KeyError:
-        return None, "build.json predates the board-library reference: run `tinyhar build`"
     except TinyharError as e:
         return None, str(e)
 
