@@ -31,7 +31,7 @@ class DemoOptions:
     board: Board = field(default_factory=default_board)
     subjects: int = SUBJECTS
     epochs: int = DEFAULT_EPOCHS
-    seed: int = 0
+    seed: int = TrainConfig.seed  # training's default, also the data's
     windows: int | None = None
     libraries: Path | None = None  # Arduino libraries folder (the board's TFLM library)
 

@@ -9,6 +9,7 @@ import click
 from tinyhar import log
 from tinyhar.commands.options import (
     build_board_option,
+    default_of,
     echo,
     libraries_option,
     path_type,
@@ -16,7 +17,7 @@ from tinyhar.commands.options import (
 )
 from tinyhar.data.synth import SUBJECTS
 from tinyhar.errors import EXIT_FAILED
-from tinyhar.model.config import DEFAULT_EPOCHS
+from tinyhar.model.config import DEFAULT_EPOCHS, TrainConfig
 from tinyhar.run.folder import DEMO_DIR
 
 
@@ -46,7 +47,7 @@ from tinyhar.run.folder import DEMO_DIR
 @click.option(
     "--seed",
     type=int,
-    default=0,
+    default=default_of(TrainConfig, "seed"),
     show_default=True,
     help="Seed of the synthetic data and the training: same seed, same run.",
 )
