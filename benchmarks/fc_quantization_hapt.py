@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from recorded import stamp
 
 from tinyhar.data.importer import ImportOptions, import_dataset
 from tinyhar.deploy.quantize import load_run_inputs, normalise, tflm_outputs
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p("FC weight quantization: per channel vs per tensor, on REAL data (UCI HAPT, not MHEALTH,")
     p("not synthetic); subject-independent split; 6 classes (the six basic HAPT activities)")
     p("=" * 96)
+    p(f"benchmarks/fc_quantization_hapt.py, {stamp()}")
     p(f"data: {args.hapt} -> {data_dir} (tinyhar data import; {imported.files} recordings)")
     p(f"  rows: {kept} of the six classes; transitions and unlabelled rows dropped")
     p("  acc g -> m/s^2, gyro rad/s -> deg/s (training units)")

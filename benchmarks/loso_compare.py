@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from recorded import stamp
 
 
 def load(run: Path) -> dict:
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     a, b = load(args.run_a), load(args.run_b)
     c = compare(a, b)
     na, nb = args.name_a, args.name_b
+    print(f"benchmarks/loso_compare.py, {stamp()}")
     print(f"{'subject':>7}  {na:>10}  {nb:>10}  {nb + ' - ' + na:>10}")
     for s, x, y, d in c["rows"]:
         print(f"{s:>7}  {x:>10.4f}  {y:>10.4f}  {d * 100:>+9.2f}pp")

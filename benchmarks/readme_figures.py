@@ -10,10 +10,9 @@ tests/test_readme.py checks the README quotes that file's figures.
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
-import time
 from pathlib import Path
+
+from recorded import stamp
 
 from tinyhar.board.boards import default_board
 from tinyhar.device.instruction_budget import measure_tiny_instructions
@@ -49,13 +48,9 @@ def main() -> None:
     lines = [f"{name}: {readme_number(value)}" for name, value in figures().items()]
     print("\n".join(lines))
     if args.write:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
         head = [
             "# benchmarks/readme_figures.py: the default tiny, (100, 6) windows, 6 classes",
-            f"# {time.strftime('%Y-%m-%d')}, commit {commit or 'unknown'}, "
-            f"{platform.machine()} {platform.system()}, Python {platform.python_version()}",
+            f"# {stamp()}",
         ]
         RESULTS.write_text("\n".join([*head, *lines]) + "\n", encoding="utf-8")
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from recorded import stamp
 
 from tinyhar.board.boards import default_board, load_board
 from tinyhar.data.dataset import load_dataset
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     first = results[0]
     split = first["split"]
     print()
+    print(f"benchmarks/real_data.py, {stamp()}")
     print("REAL data: UCI HAPT (waist smartphone, 50 Hz; not synthetic), six basic activities")
     print(
         f"split (by subject, within HAPT's 21): train {_join(split['train'])}; "
@@ -264,7 +266,13 @@ def main(argv: list[str] | None = None) -> int:
             f"board ({r['arch']}{seed}): nano33ble, {r['board_library']} built for the host{same}"
         )
     print(f"total {time.monotonic() - t_start:.0f} s; runs in {args.out}")
-    report = {"tag": args.tag, "seed": args.seed, "seeds": args.seeds, "results": results}
+    report = {
+        "recorded": stamp(),
+        "tag": args.tag,
+        "seed": args.seed,
+        "seeds": args.seeds,
+        "results": results,
+    }
     name = f"real_data{'-' + args.tag if args.tag else ''}.json"
     (args.out / name).write_text(json.dumps(report, indent=2))
     return 0
