@@ -201,7 +201,7 @@ def for_build(
     built."""
 
     try:
-        lib = load_library(build.tflm_library["name"])
+        lib = load_library(build.library_name)
         if run is None:
             return None, "no run folder to find the firmware in"
         library_dir = FirmwareTree.of_build(run, build).library_dir
@@ -210,7 +210,7 @@ def for_build(
         tflm_src = tflm_source(lib, libraries)
         ops = [op for op, who in build.kernels.items() if who != "tinyhar"]
         built = build_reference(library_dir, tflm_src, ops, log)
-        title = f"{lib.name} {build.tflm_library.get('version', '')}".strip()
+        title = build.library_title
         arena = host_arena_bytes(build.arena_bytes)
         return BoardReference(built, model, arena, title), ""
     except TinyharError as e:

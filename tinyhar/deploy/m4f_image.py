@@ -371,10 +371,9 @@ def firmware_dirs_of(record: BuildReport, folder: Path) -> list[Path]:
 
 def tflm_source_for(record: BuildReport, libraries: Path | None = None) -> Path:
     """The installed TFLM library's src/ that a build.json's firmware compiles against."""
-    name = record.tflm_library.get("name")
-    if not name:
+    if not record.library_name:
         raise TinyharError("build.json does not name its TFLM library: run `tinyhar build` again")
-    lib = tflm_library.load_library(str(name))
+    lib = tflm_library.load_library(record.library_name)
     return tflm_library.tflm_source(lib, libraries)
 
 

@@ -240,11 +240,10 @@ def host_references(
             PROVES_INTERPRETER,
             note=why,
         )
-    lib = build.tflm_library
     outputs = ref.predict(q).reshape(n, -1)
-    bounds, gate_note = interpreter_bounds(build.kernels, load_library(lib["name"]))
+    bounds, gate_note = interpreter_bounds(build.kernels, load_library(build.library_name))
     refs = References(
-        f"{lib['name']} {lib['version']} built for the host (the board's code)",
+        f"{build.library_title} built for the host (the board's code)",
         True,
         outputs,
         python,

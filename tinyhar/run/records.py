@@ -375,6 +375,16 @@ class BuildReport(Record):
         out["model_crc32"] = format_crc32(self.model_crc32)
         return out
 
+    @property
+    def library_name(self) -> str:
+        """The Arduino TFLM library the firmware compiles against ('' in a broken record)."""
+        return str(self.tflm_library.get("name", ""))
+
+    @property
+    def library_title(self) -> str:
+        """'Chirale_TensorFLowLite 2.0.0': that library and its version."""
+        return f"{self.library_name} {self.tflm_library.get('version', '')}".strip()
+
     def replace(self, **changes: Any) -> BuildReport:
         return dataclasses.replace(self, **changes)
 
