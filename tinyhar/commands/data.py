@@ -116,17 +116,17 @@ def data_info(path: Path) -> None:
     "--name", default=None, help="Dataset name." + shown_default("the --out folder's name")
 )
 def data_import(
-    src,
-    out,
-    acc_unit,
-    gyro_unit,
-    rate_hz,
-    label_column,
-    drop,
-    subject_pattern,
-    subject_column,
-    columns,
-    name,
+    src: Path,
+    out: Path,
+    acc_unit: str | None,
+    gyro_unit: str | None,
+    rate_hz: float | None,
+    label_column: str | None,
+    drop: list[str] | None,
+    subject_pattern: str | None,
+    subject_column: str | None,
+    columns: list[str] | None,
+    name: str | None,
 ) -> None:
     """Make a dataset folder from CSV or CSV.gz recordings in SRC: infer their rate, units,
     labels and subjects, and write them with a dataset.toml into OUT."""

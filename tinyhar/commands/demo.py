@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from tinyhar import log
+from tinyhar.board.boards import Board
 from tinyhar.commands.options import (
     build_board_option,
     default_of,
@@ -58,7 +60,15 @@ from tinyhar.run.folder import DEMO_DIR
     help="Test windows to verify." + shown_default("all"),
 )
 @libraries_option
-def demo(out, board, subjects, epochs, seed, windows, libraries) -> None:
+def demo(
+    out: Path,
+    board: Board,
+    subjects: int,
+    epochs: int,
+    seed: int,
+    windows: int | None,
+    libraries: Path | None,
+) -> None:
     """The whole job offline on SYNTHETIC data: train, quantize, build, verify a virtual board."""
     from tinyhar.demo import DemoOptions, format_summary, run_demo  # lazy: fast --help
 

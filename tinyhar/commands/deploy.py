@@ -208,29 +208,29 @@ def boards() -> None:
     + shown_default(f"{SIDE}, else 0"),
 )
 def build(
-    board,
-    run,
-    model,
-    out,
-    sketch_name,
-    arena_margin,
-    no_install,
-    require_compile,
-    stream_at_boot,
-    profile,
-    tflm_library,
-    kernels,
-    libraries,
-    no_measure,
-    train_if_missing,
-    labels,
-    window,
-    channels,
-    mean,
-    std,
-    input_scale,
-    output_scale,
-    output_zero_point,
+    board: Board,
+    run: Path | None,
+    model: Path | None,
+    out: Path | None,
+    sketch_name: str,
+    arena_margin: str,
+    no_install: bool,
+    require_compile: bool,
+    stream_at_boot: bool,
+    profile: bool,
+    tflm_library: str | None,
+    kernels: str,
+    libraries: Path | None,
+    no_measure: bool,
+    train_if_missing: bool,
+    labels: str | None,
+    window: int | None,
+    channels: str | None,
+    mean: str | None,
+    std: str | None,
+    input_scale: float | None,
+    output_scale: float | None,
+    output_zero_point: int | None,
 ) -> None:
     """Generate the firmware for a board: the tinyhar_model Arduino library (model, config, core,
     runner, kernels) and a sketch that is yours; compiled where arduino-cli is.
@@ -276,7 +276,7 @@ def build(
     help=PORT + shown_default("found by USB VID:PID"),
 )
 @run_option()
-def flash(board, port, run) -> None:
+def flash(board: str | None, port: str | None, run: Path | None) -> None:
     """Upload the compiled firmware with arduino-cli."""
     from tinyhar.deploy.flash import flash_firmware  # lazy: fast --help
 

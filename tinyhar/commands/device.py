@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from tinyhar import log
+from tinyhar.board.boards import Board
 from tinyhar.commands.options import (
     board_option,
     build_board_option,
@@ -99,19 +101,19 @@ from tinyhar.errors import EXIT_FAILED, TinyharError
 )
 @libraries_option
 def sim(
-    board,
-    run,
-    replay,
-    model,
-    drop,
-    corrupt,
-    delay,
-    reset_after,
-    seed,
-    speed,
-    link,
-    emulate,
-    libraries,
+    board: Board,
+    run: Path | None,
+    replay: Path | None,
+    model: Path | None,
+    drop: float,
+    corrupt: float,
+    delay: float,
+    reset_after: int,
+    seed: int,
+    speed: float,
+    link: Path | None,
+    emulate: bool,
+    libraries: Path | None,
 ) -> None:
     """Start a virtual board on a pseudo-terminal and print its path (use it as --port)."""
 
@@ -197,19 +199,19 @@ def sim(
     "built with `build --profile`).",
 )
 def verify(
-    port,
-    run,
-    windows,
-    raw,
-    board,
-    min_agreement,
-    max_lsb,
-    libraries,
-    timeout,
-    retries,
-    trace,
-    resume,
-    profile,
+    port: str,
+    run: Path | None,
+    windows: int | None,
+    raw: bool,
+    board: str | None,
+    min_agreement: float,
+    max_lsb: int | None,
+    libraries: Path | None,
+    timeout: float,
+    retries: int,
+    trace: bool,
+    resume: bool,
+    profile: bool,
 ) -> None:
     """Check that the device computes what the host computes; write verify_<mode>.json/.png.
 
@@ -273,7 +275,15 @@ def verify(
     help="Seconds per request attempt.",
 )
 @trace_option
-def monitor(port, run, last, count, seconds, timeout, trace) -> None:
+def monitor(
+    port: str,
+    run: Path | None,
+    last: int,
+    count: int | None,
+    seconds: float | None,
+    timeout: float,
+    trace: bool,
+) -> None:
     """Show the board's live predictions from its IMU; Ctrl-C stops the stream and exits."""
 
     opts = MonitorOptions(
@@ -316,7 +326,19 @@ def monitor(port, run, last, count, seconds, timeout, trace) -> None:
 )
 @click.option("--no-plot", is_flag=True, help="No live plot, even where a display exists.")
 @trace_option
-def record(port, label, subject, out, seconds, session, run, board, timeout, no_plot, trace):
+def record(
+    port: str,
+    label: str,
+    subject: int,
+    out: Path,
+    seconds: float,
+    session: int | None,
+    run: Path | None,
+    board: str | None,
+    timeout: float,
+    no_plot: bool,
+    trace: bool,
+) -> None:
     """Record the board's IMU, as its firmware samples it, into a dataset folder for `train`."""
 
     opts = RecordOptions(

@@ -6,13 +6,15 @@ import inspect
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from tinyhar import log
 from tinyhar.board.arduino_dirs import LIBRARIES_ENV
 from tinyhar.board.boards import DEFAULT_BOARD, Board, load_board
+
+F = TypeVar("F", bound=Callable[..., Any])  # a command function an option decorates
 
 MAX_STRIDE = 0xFFFF  # the firmware counts the samples between predictions in 16 bits
 
@@ -39,7 +41,7 @@ SIDE = "the side file <model>.json"
 SPLIT = ("the first ~60 % of the subjects by id", "the next ~20 %", "the last ~20 %")
 
 
-def libraries_option(f):
+def libraries_option(f: F) -> F:
     """--libraries, worded alike on every command that needs the board's TFLM library."""
     return click.option(
         "--libraries",
@@ -73,7 +75,7 @@ def subject_options(val_role: str, test_role: str):
         for (part, role), default in zip(roles, SPLIT, strict=True)
     ]
 
-    def apply(fn):
+    def apply(fn: F) -> F:
         for option in reversed(options):
             fn = option(fn)
         return fn
@@ -86,7 +88,9 @@ class BoardParam(click.ParamType):
 
     name = "board"
 
-    def convert(self, value, param, ctx):
+    def convert(
+        self, value: str | Board, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Board:
         # an unknown board is tinyhar's one-line error (TinyharError), not a usage screen
         return value if isinstance(value, Board) else load_board(value)
 
