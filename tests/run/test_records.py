@@ -40,11 +40,13 @@ def test_a_dataset_json_no_firmware_could_use_is_one_line(tmp_path, change, mess
     (tmp_path / "dataset.json").write_text(json.dumps({**dataset_json(), **change}))
     with pytest.raises(TinyharError, match=message) as e:
         DatasetContract.load(tmp_path)
-    assert "\n" not in str(e.value) and "tinyhar train" in str(e.value)
+    assert "\n" not in str(e.value) and f"`tinyhar train --run {tmp_path} ...`" in str(e.value)
 
 
 def test_a_missing_or_unreadable_record_names_the_command_that_makes_it(tmp_path):
-    with pytest.raises(TinyharError, match=r"has no build.json: build again \(`tinyhar build`\)"):
+    with pytest.raises(
+        TinyharError, match=r"has no build.json: build again \(`tinyhar build --run"
+    ):
         BuildReport.load(tmp_path)
     (tmp_path / "quantize.json").write_text("{not json")
     with pytest.raises(TinyharError, match=r"quantize.json is unreadable .*tinyhar quantize"):
@@ -92,5 +94,5 @@ def test_verify_reports_are_kept_per_mode(tmp_path):
     assert report.save(tmp_path).name == "verify_raw.json"
     loaded = VerifyReport.load_mode(tmp_path, "raw")
     assert loaded.passed and loaded.windows == 4 and loaded.mode == "raw"
-    with pytest.raises(TinyharError, match="has no verify_model.json"):
+    with pytest.raises(TinyharError, match="has no verify_model.json: verify again"):
         VerifyReport.load_mode(tmp_path, "model")

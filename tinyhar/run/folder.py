@@ -117,9 +117,17 @@ MADE_FROM = "made_from"
 OUTPUTS = "outputs"
 # What makes each record again, for the one line that refuses a mismatch.
 REDO = {
+    DATASET_JSON: ("train the run again", "tinyhar train --run {run} ..."),
     METRICS_JSON: ("train the run again", "tinyhar train --run {run} ..."),
     QUANTIZE_JSON: ("quantize again", "tinyhar quantize --run {run}"),
     BUILD_JSON: ("build again", "tinyhar build --run {run}"),
+    **{
+        verify_json(mode): (
+            "verify again",
+            "tinyhar verify --port PORT --run {run}" + (" --raw" if mode == "raw" else ""),
+        )
+        for mode in VERIFY_MODES
+    },
 }
 
 

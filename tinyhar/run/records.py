@@ -17,6 +17,7 @@ from tinyhar.run.folder import (
     DATASET_JSON,
     METRICS_JSON,
     QUANTIZE_JSON,
+    redo_hint,
     verify_json,
 )
 
@@ -36,7 +37,6 @@ class Record:
     """A JSON file of a run folder: `load` validates it into the type, `save` writes it."""
 
     FILE: ClassVar[str]
-    REDO: ClassVar[str] = "make the run again"  # what rewrites the file, for the error line
 
     @classmethod
     def path(cls, folder: Path) -> Path:
@@ -49,7 +49,7 @@ class Record:
     @classmethod
     def load(cls, folder: Path) -> Self:
         """The record in `folder`; one TinyharError line when it is missing or unreadable."""
-        return cls.from_json(_read(cls.path(folder), cls.REDO), cls.path(folder))
+        return cls.from_json(_read(cls.path(folder)), cls.path(folder))
 
     @classmethod
     def load_if_present(cls, folder: Path) -> Self | None:
@@ -59,7 +59,7 @@ class Record:
     def from_json(cls, data: dict[str, Any], where: Path) -> Self:
         """The type of a parsed file; missing keys with a default take it, unknown ones are
         ignored (a newer tinyhar's additions)."""
-        return cls(**_known_fields(cls, data, where, cls.REDO))
+        return cls(**_known_fields(cls, data, where))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]
@@ -69,7 +69,13 @@ class Record:
         return atomic_write_json(type(self).path(folder), self.to_json())
 
 
-def _read(path: Path, redo: str) -> dict[str, Any]:
+def _redo(where: Path) -> str:
+    """What makes the record at `where` again, naming its run."""
+    return redo_hint(Path(where).parent, Path(where).name)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    redo = _redo(path)
     if not path.is_file():
         raise TinyharError(f"{path.parent} has no {path.name}: {redo}")
     try:
@@ -81,7 +87,7 @@ def _read(path: Path, redo: str) -> dict[str, Any]:
     return data
 
 
-def _known_fields(cls: type, data: dict[str, Any], where: Path, redo: str) -> dict[str, Any]:
+def _known_fields(cls: type, data: dict[str, Any], where: Path) -> dict[str, Any]:
     out = {}
     for f in fields(cls):
         if not f.init:
@@ -89,7 +95,7 @@ def _known_fields(cls: type, data: dict[str, Any], where: Path, redo: str) -> di
         if f.name in data:
             out[f.name] = data[f.name]
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise TinyharError(f"{where} lacks {f.name}: {redo}")
+            raise TinyharError(f"{where} lacks {f.name}: {_redo(where)}")
     return out
 
 
@@ -112,7 +118,6 @@ class DatasetContract(Record):
     """dataset.json: the channels, windowing, classes and normalisation a run's model takes."""
 
     FILE: ClassVar[str] = DATASET_JSON
-    REDO: ClassVar[str] = "train the run again (`tinyhar train`)"
 
     dataset: str
     synthetic: bool
@@ -160,7 +165,7 @@ class DatasetContract(Record):
                 counts={str(k): int(v) for k, v in data.get("counts", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise TinyharError(f"{where} is incomplete ({e!r}): {cls.REDO}") from None
+            raise TinyharError(f"{where} is incomplete ({e!r}): {_redo(where)}") from None
         contract.check(where)
         return contract
 
@@ -178,7 +183,7 @@ class DatasetContract(Record):
         if not self.labels:
             problems.append("no classes")
         if problems:
-            raise TinyharError(f"{where} has {'; '.join(problems)}: {self.REDO}")
+            raise TinyharError(f"{where} has {'; '.join(problems)}: {_redo(Path(where))}")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -218,7 +223,6 @@ class TrainMetrics(Record):
     """metrics.json: test scores of the trained model and how it was trained."""
 
     FILE: ClassVar[str] = METRICS_JSON
-    REDO: ClassVar[str] = "train the run again (`tinyhar train`)"
 
     accuracy: float
     macro_f1: float
@@ -268,7 +272,6 @@ class QuantizeReport(Record):
     """quantize.json (and the run folder, which it does not hold)."""
 
     FILE: ClassVar[str] = QUANTIZE_JSON
-    REDO: ClassVar[str] = "quantize again (`tinyhar quantize`)"
 
     float_accuracy: float
     int8_accuracy: float  # the Python TFLM interpreter
@@ -299,7 +302,7 @@ class QuantizeReport(Record):
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: Path) -> Self:
-        values = _known_fields(cls, data, where, cls.REDO)
+        values = _known_fields(cls, data, where)
         values["model_crc32"] = parse_crc32(values["model_crc32"], str(where))
         for key in ("input", "output"):
             try:
@@ -308,7 +311,7 @@ class QuantizeReport(Record):
                     float(t["scale"]), int(t["zero_point"]), list(t["shape"]), str(t["dtype"])
                 )
             except (KeyError, TypeError, ValueError) as e:
-                raise TinyharError(f"{where}: {key} lacks {e}: {cls.REDO}") from None
+                raise TinyharError(f"{where}: {key} lacks {e}: {_redo(where)}") from None
         values["run"] = str(Path(where).parent)
         return cls(**values)
 
@@ -328,7 +331,6 @@ class BuildReport(Record):
     `run.firmware.FirmwareTree.of_build` places the firmware relative to the file."""
 
     FILE: ClassVar[str] = BUILD_JSON
-    REDO: ClassVar[str] = "build again (`tinyhar build`)"
 
     board: str
     fqbn: str
@@ -366,7 +368,7 @@ class BuildReport(Record):
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: Path) -> Self:
-        values = _known_fields(cls, data, where, cls.REDO)
+        values = _known_fields(cls, data, where)
         values["model_crc32"] = parse_crc32(values["model_crc32"], str(where))
         return cls(**values)
 
@@ -454,8 +456,6 @@ class VerifyReport(Record):
     error: str | None = None
     stopped_at: str | None = None  # where a failed or interrupted run stopped
 
-    REDO: ClassVar[str] = "verify again (`tinyhar verify`)"
-
     @classmethod
     def path(cls, folder: Path, mode: str = "model") -> Path:
         return Path(folder) / verify_json(mode)
@@ -464,7 +464,7 @@ class VerifyReport(Record):
     def load_mode(cls, folder: Path, mode: str) -> VerifyReport:
         """The last report of `mode` verify in `folder` (verify_<mode>.json)."""
         path = cls.path(folder, mode)
-        return cls.from_json(_read(path, cls.REDO), path)
+        return cls.from_json(_read(path), path)
 
     def set(self, **figures: Any) -> None:
         """Set fields by name (a dict of figures); an unknown name is a bug."""
