@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +147,7 @@ def test_firmware_folders_are_found_from_another_directory(built: Built) -> None
         key: str(Path("elsewhere") / Path(getattr(rec, key)).relative_to(built.run.parent))
         for key in ("sketch_dir", "library_dir")
     }
-    assert firmware_dirs_of(rec.replace(**moved), built.run) == real
+    assert firmware_dirs_of(replace(rec, **moved), built.run) == real
 
 
 def test_arduino_tensorflowlite_is_refused_in_one_line(built: Built, tmp_path: Path) -> None:

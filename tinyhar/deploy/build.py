@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +204,7 @@ def build_firmware(opts: BuildOptions, log: Log = inf) -> BuildReport:
         report = _compile(board, rendered, opts, report, log)
     except TinyharError as e:
         failure = e
-    report = report.replace(seconds=round(time.monotonic() - t0, 2))
+    report = replace(report, seconds=round(time.monotonic() - t0, 2))
     report.save(src.out_dir)
     if failure is not None:
         raise failure
@@ -339,7 +339,8 @@ def _compile(
         f"build: compiled: flash {_use(res.flash_used, res.flash_max)}, "
         f"RAM {_use(res.ram_used, res.ram_max)}"
     )
-    return report.replace(
+    return replace(
+        report,
         compiled=True,
         flash_used=res.flash_used,
         ram_used=res.ram_used,

@@ -21,7 +21,7 @@ from tinyhar.lite.arena import RESOLUTION, measure_arena
 from tinyhar.lite.convert import to_int8_tflite
 from tinyhar.lite.keras_file import load_keras
 from tinyhar.lite.reference import TfliteReference, TflmReference
-from tinyhar.lite.tflite_inspect import ModelInfo, TensorInfo, inspect_tflite
+from tinyhar.lite.tflite_inspect import ModelInfo, inspect_tflite
 from tinyhar.log import inf
 from tinyhar.run import folder as runs
 from tinyhar.run.records import DatasetContract, QuantizeReport, TensorQuantization
@@ -176,8 +176,8 @@ def model_figures(int8: bytes, info: ModelInfo, arena: int) -> dict[str, Any]:
         "params": info.params,
         "stateful": info.stateful,
         "model_crc32": crc32(int8),
-        "input": _quant(info.inputs[0]),
-        "output": _quant(info.outputs[0]),
+        "input": TensorQuantization.of(info.inputs[0]),
+        "output": TensorQuantization.of(info.outputs[0]),
     }
 
 
@@ -258,7 +258,3 @@ def top1(y: np.ndarray) -> np.ndarray:
 
 def _accuracy(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.asarray(a) == np.asarray(b))) if len(a) else 0.0
-
-
-def _quant(t: TensorInfo) -> TensorQuantization:
-    return TensorQuantization(t.scale, t.zero_point, list(t.shape), t.dtype)

@@ -253,8 +253,7 @@ def core_config_from_run(
     quantized = QuantizeReport.load_if_present(run_dir)
     info = inspect_tflite(model_bytes)
     tin, tout = info.inputs[0], info.outputs[0]
-    model_input = TensorQuantization(tin.scale, tin.zero_point, list(tin.shape), tin.dtype)
-    pre = PreprocessConfig.from_run(dataset, model_input, board)
+    pre = PreprocessConfig.from_run(dataset, TensorQuantization.of(tin), board)
     return CoreConfig(
         window=dataset.window,
         stride=dataset.stride,

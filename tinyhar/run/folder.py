@@ -150,21 +150,29 @@ def digests(run: Path, names: list[str] | tuple[str, ...]) -> dict[str, str]:
     return {name: digest(Path(run) / name) for name in names}
 
 
-def check_record(run: Path, record: str, content: dict[str, Any] | None = None) -> None:
+def read_record(run: Path, record: str) -> dict[str, Any]:
+    """The parsed JSON of `record` (a file in `run`); one line that names what makes it again
+    when it is missing, unreadable or not a table."""
+    path, redo = Path(run) / record, redo_hint(Path(run), record)
+    if not path.is_file():
+        raise TinyharError(f"{path.parent} has no {path.name}: {redo}")
+    try:
+        content = read_json(path)
+    except (OSError, ValueError) as e:
+        raise TinyharError(f"{path} is unreadable ({e}): {redo}") from None
+    if not isinstance(content, dict):
+        raise TinyharError(f"{path} is not a record of tinyhar: {redo}")
+    return content
+
+
+def check_record(run: Path, record: str) -> None:
     """Refuse in one line when `record` (a file in `run`) names a file it was made from or wrote
     whose bytes are not those in the run now, or that is gone. A record from before tinyhar kept
     digests is taken as it is."""
     run = Path(run)
-    if content is None:
-        path = run / record
-        if not path.is_file():
-            return
-        try:
-            content = read_json(path)
-        except (OSError, ValueError) as e:
-            raise TinyharError(f"{path} is unreadable ({e}): {redo_hint(run, record)}") from None
-    if not isinstance(content, dict):
-        raise TinyharError(f"{run / record} is not a record of tinyhar: {redo_hint(run, record)}")
+    if not (run / record).is_file():
+        return
+    content = read_record(run, record)
     for key, verb in ((MADE_FROM, "is from another"), (OUTPUTS, "does not describe this")):
         files = content.get(key) or {}
         if not isinstance(files, dict):

@@ -11,12 +11,13 @@ from typing import Any, ClassVar, Self
 from tinyhar import __version__
 from tinyhar.crc import format_crc32
 from tinyhar.errors import TinyharError
-from tinyhar.files import atomic_write_json, read_json
+from tinyhar.files import atomic_write_json
 from tinyhar.run.folder import (
     BUILD_JSON,
     DATASET_JSON,
     METRICS_JSON,
     QUANTIZE_JSON,
+    read_record,
     redo_hint,
     verify_json,
 )
@@ -49,7 +50,8 @@ class Record:
     @classmethod
     def load(cls, folder: Path) -> Self:
         """The record in `folder`; one TinyharError line when it is missing or unreadable."""
-        return cls.from_json(_read(cls.path(folder)), cls.path(folder))
+        path = cls.path(folder)
+        return cls.from_json(read_record(path.parent, path.name), path)
 
     @classmethod
     def load_if_present(cls, folder: Path) -> Self | None:
@@ -72,19 +74,6 @@ class Record:
 def _redo(where: Path) -> str:
     """What makes the record at `where` again, naming its run."""
     return redo_hint(Path(where).parent, Path(where).name)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    redo = _redo(path)
-    if not path.is_file():
-        raise TinyharError(f"{path.parent} has no {path.name}: {redo}")
-    try:
-        data = read_json(path)
-    except (OSError, ValueError) as e:
-        raise TinyharError(f"{path} is unreadable ({e}): {redo}") from None
-    if not isinstance(data, dict):
-        raise TinyharError(f"{path} is not a record of tinyhar: {redo}")
-    return data
 
 
 def _known_fields(cls: type, data: dict[str, Any], where: Path) -> dict[str, Any]:
@@ -266,6 +255,11 @@ class TensorQuantization:
     shape: list[int]
     dtype: str
 
+    @classmethod
+    def of(cls, tensor: Any) -> TensorQuantization:
+        """From a tensor's description (`lite.tflite_inspect.TensorInfo`)."""
+        return cls(float(tensor.scale), int(tensor.zero_point), list(tensor.shape), tensor.dtype)
+
 
 @dataclass(frozen=True)
 class QuantizeReport(Record):
@@ -387,9 +381,6 @@ class BuildReport(Record):
         """'Chirale_TensorFLowLite 2.0.0': that library and its version."""
         return f"{self.library_name} {self.tflm_library.get('version', '')}".strip()
 
-    def replace(self, **changes: Any) -> BuildReport:
-        return dataclasses.replace(self, **changes)
-
 
 # --- verify_<mode>.json: the last verify run of each mode ---------------------------------
 
@@ -464,7 +455,7 @@ class VerifyReport(Record):
     def load_mode(cls, folder: Path, mode: str) -> VerifyReport:
         """The last report of `mode` verify in `folder` (verify_<mode>.json)."""
         path = cls.path(folder, mode)
-        return cls.from_json(_read(path), path)
+        return cls.from_json(read_record(path.parent, path.name), path)
 
     def set(self, **figures: Any) -> None:
         """Set fields by name (a dict of figures); an unknown name is a bug."""
